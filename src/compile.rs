@@ -1,0 +1,2 @@
+//! The compiler driver: parse, lower the schema, check. Pure: it takes
+//! source text that the caller has already read.

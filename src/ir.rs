@@ -1,0 +1,560 @@
+//! The checked, typed intermediate representation.
+//!
+//! The checker turns the AST into a [`Program`]: every name resolved
+//! (locals, consts inlined, entities, fields, functions), every expression
+//! typed, every node with its span. The interpreter evaluates it; the JIT
+//! compiles each rule's `match` condition from it; the decoder derives the
+//! event paths to decode from it; the store compiles query filters from it.
+//!
+//! Invariants (established by `check`, relied on downstream):
+//! - a `Program` exists only for input without errors;
+//! - `Match::cond` reads only `Event` paths, literals and pattern-bound locals
+//!   (it is pure: no queries, no `now()`);
+//! - `ExprKind::Row` appears only inside a `Query` filter;
+//! - `Place::local` is an entity-typed, non-optional local.
+
+use crate::schema::Schema;
+use crate::span::Span;
+use crate::types::{EntityId, EventTypeId, Ty};
+use crate::value::Value;
+use std::sync::Arc;
+
+pub use crate::syntax::ast::QueryKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub u32);
+
+/// A local of one rule: a pattern binding, `let`, `guard let` or `for` variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LocalId(pub u32);
+
+/// A static path into the event, interned program-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PathId(pub u32);
+
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub schema: Arc<Schema>,
+    pub rules: Vec<Rule>,
+    /// Every static event path any rule reads; `PathId` indexes it. A path
+    /// is a list of field names from the event root (empty: the whole event).
+    pub paths: Vec<Vec<String>>,
+}
+
+impl Program {
+    pub fn path(&self, id: PathId) -> &[String] {
+        &self.paths[id.0 as usize]
+    }
+
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id.0 as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: RuleId,
+    pub name: String,
+    /// The rule's name in the source.
+    pub name_span: Span,
+    pub span: Span,
+    pub matcher: Match,
+    pub steps: Vec<Step>,
+    pub actions: Vec<Stmt>,
+    pub locals: Vec<Local>,
+}
+
+impl Rule {
+    pub fn local(&self, id: LocalId) -> &Local {
+        &self.locals[id.0 as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub name: String,
+    pub ty: Ty,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchEvents {
+    /// `match any`: every event, declared type or not.
+    Any,
+    /// `match a | b`: deduplicated, in source order.
+    Types(Vec<EventTypeId>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Match {
+    pub events: MatchEvents,
+    /// The field patterns and the `where` condition, and-ed in source order:
+    /// a literal pattern is `path == literal`, a binding or `_` is
+    /// `path != null`. `Lit(Bool(true))` when the rule has neither.
+    pub cond: Expr,
+    /// Pattern bindings: each local takes the value at its path when the
+    /// rule matches (the condition guarantees it is present and non-null).
+    pub bindings: Vec<(LocalId, PathId)>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    Let { local: LocalId, value: Expr, span: Span },
+    /// The rule stops unless `value` is present (and non-null); the local
+    /// holds the unwrapped value.
+    GuardLet { local: LocalId, value: Expr, span: Span },
+    /// The rule stops unless `cond` is true.
+    Guard { cond: Expr, span: Span },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifySeverity {
+    Notice,
+    Warning,
+    Alert,
+}
+
+impl NotifySeverity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifySeverity::Notice => "notice",
+            NotifySeverity::Warning => "warning",
+            NotifySeverity::Alert => "alert",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NotifySeverity> {
+        match s {
+            "notice" => Some(NotifySeverity::Notice),
+            "warning" => Some(NotifySeverity::Warning),
+            "alert" => Some(NotifySeverity::Alert),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        match s {
+            "debug" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warning" => Some(LogLevel::Warning),
+            "error" => Some(LogLevel::Error),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Stmt {
+    Notify { to: Expr, body: Expr, severity: NotifySeverity, span: Span },
+    SendEmail {
+        /// `string` or `[string]` (possibly optional).
+        to: Expr,
+        subject: Expr,
+        body: Expr,
+        cc: Option<Expr>,
+        bcc: Option<Expr>,
+        span: Span,
+    },
+    Log { message: Expr, level: LogLevel, span: Span },
+    Set { place: Place, value: Expr, span: Span },
+    Append { place: Place, value: Expr, span: Span },
+    Remove { place: Place, span: Span },
+    For { var: LocalId, iter: Expr, body: Vec<Stmt>, span: Span },
+    If { cond: Expr, then: Vec<Stmt>, else_: Vec<Stmt>, span: Span },
+}
+
+/// Which field of an entity: the key or a non-key field by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldRef {
+    Key,
+    Field(usize),
+}
+
+/// The target of `set`/`append`/`remove`: a column of the entity bound to
+/// `local`, and a path inside it when the column is `any`.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub local: LocalId,
+    pub entity: EntityId,
+    /// Index into `EntityDef::fields` (never the key: see E0417).
+    pub field: usize,
+    /// Keys inside an `any` column; empty for the whole column.
+    pub path: Vec<String>,
+    /// The type of the place (`any` inside an `any` column).
+    pub ty: Ty,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub ty: Ty,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArithOp {
+    /// Numbers, string concatenation or list concatenation (by type).
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
+
+/// Built-in functions. `matches` and `ip_in` carry their literal argument,
+/// compiled at check time.
+#[derive(Debug, Clone)]
+pub enum Builtin {
+    Len,
+    Empty,
+    Lower,
+    Upper,
+    Trim,
+    StartsWith,
+    EndsWith,
+    Contains,
+    /// `matches(s, "re")`: only `s` is in `args`.
+    Matches(Arc<regex::Regex>),
+    /// `ip_in(ip, "cidr")`: only `ip` is in `args`.
+    IpIn(Cidr),
+    Now,
+    /// `string(x)`: text of any value (as interpolation formats it).
+    ToString,
+    /// `int(x)`: an int from an int, a whole float or a decimal string.
+    ToInt,
+}
+
+impl Builtin {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Builtin::Len => "len",
+            Builtin::Empty => "empty",
+            Builtin::Lower => "lower",
+            Builtin::Upper => "upper",
+            Builtin::Trim => "trim",
+            Builtin::StartsWith => "starts_with",
+            Builtin::EndsWith => "ends_with",
+            Builtin::Contains => "contains",
+            Builtin::Matches(_) => "matches",
+            Builtin::IpIn(_) => "ip_in",
+            Builtin::Now => "now",
+            Builtin::ToString => "string",
+            Builtin::ToInt => "int",
+        }
+    }
+}
+
+/// An IP network: `10.0.0.0/8`, `2001:db8::/32`. IPv4 addresses are held
+/// as IPv4-mapped IPv6 so one comparison serves both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    pub network: u128,
+    /// Prefix length in the IPv6 space (an IPv4 `/8` is `/104`).
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let ip: std::net::IpAddr = addr.parse().ok()?;
+        let (bits, max, offset) = match ip {
+            std::net::IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), 32u8, 96u8),
+            std::net::IpAddr::V6(v6) => (u128::from(v6), 128u8, 0u8),
+        };
+        let len: u8 = match len {
+            Some(l) => {
+                if l.is_empty() || !l.bytes().all(|b| b.is_ascii_digit()) || l.len() > 3 {
+                    return None;
+                }
+                l.parse().ok()?
+            }
+            None => max,
+        };
+        if len > max {
+            return None;
+        }
+        let prefix = len + offset;
+        let network = bits & Cidr::mask(prefix);
+        Some(Cidr { network, prefix })
+    }
+
+    fn mask(prefix: u8) -> u128 {
+        if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - prefix as u32)
+        }
+    }
+
+    /// Parse an address and test membership; false for anything not an IP.
+    pub fn contains_str(&self, ip: &str) -> bool {
+        let bits = match ip.trim().parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(v4)) => u128::from(v4.to_ipv6_mapped()),
+            Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => u128::from(v4.to_ipv6_mapped()),
+                None => u128::from(v6),
+            },
+            Err(_) => return false,
+        };
+        bits & Cidr::mask(self.prefix) == self.network
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum InterpPart {
+    Text(String),
+    Expr(Expr),
+}
+
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    /// A literal or an inlined const. String literals compared with `uuid`
+    /// or `timestamp` values are already converted (and validated).
+    Lit(Value),
+    /// A static path into the event.
+    Event(PathId),
+    Local(LocalId),
+    /// `base.name` where `base` is a record or `any` (dynamic when `any`).
+    Field { base: Box<Expr>, name: String },
+    /// `base.field` where `base` is an entity row.
+    Column { base: Box<Expr>, entity: EntityId, field: FieldRef },
+    /// A many-to-many field read: the related rows, in key order.
+    Related { base: Box<Expr>, entity: EntityId, field: usize, target: EntityId },
+    /// `base[index]`: a list by int (absent when out of range), or `any`.
+    Index { base: Box<Expr>, index: Box<Expr> },
+    List(Vec<Expr>),
+    Interp(Vec<InterpPart>),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    /// Comparisons are false when either side is absent or null.
+    Cmp { op: CmpOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    /// `x == null` (negated: false) or `x != null` (negated: true).
+    IsNull { operand: Box<Expr>, negated: bool },
+    Arith { op: ArithOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    /// `elem in container`: list membership or substring.
+    In { elem: Box<Expr>, container: Box<Expr> },
+    /// A built-in call; arguments in declared order.
+    Call { func: Builtin, args: Vec<Expr> },
+    /// `E[key]`: the row or absent.
+    Lookup { entity: EntityId, key: Box<Expr> },
+    /// `E[keys]`: the rows found, in the order of `keys`, missing skipped.
+    LookupMany { entity: EntityId, keys: Box<Expr> },
+    /// `exists/count/first/all E(filter)`.
+    Query { kind: QueryKind, entity: EntityId, filter: Option<Box<Expr>> },
+    /// Inside a query filter: a field of the row being filtered, with a
+    /// path inside it when the field is `any`.
+    Row { entity: EntityId, field: FieldRef, path: Vec<String> },
+}
+
+impl Expr {
+    pub fn lit(v: Value, ty: Ty, span: Span) -> Expr {
+        Expr { kind: ExprKind::Lit(v), ty, span }
+    }
+
+    /// Children, in evaluation order.
+    pub fn children(&self) -> Vec<&Expr> {
+        match &self.kind {
+            ExprKind::Lit(_) | ExprKind::Event(_) | ExprKind::Local(_) | ExprKind::Row { .. } => {
+                vec![]
+            }
+            ExprKind::Field { base, .. }
+            | ExprKind::Column { base, .. }
+            | ExprKind::Related { base, .. } => vec![base],
+            ExprKind::Index { base, index } => vec![base, index],
+            ExprKind::List(items) => items.iter().collect(),
+            ExprKind::Interp(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    InterpPart::Expr(e) => Some(e),
+                    InterpPart::Text(_) => None,
+                })
+                .collect(),
+            ExprKind::Not(e) | ExprKind::Neg(e) => vec![e],
+            ExprKind::IsNull { operand, .. } => vec![operand],
+            ExprKind::And(a, b)
+            | ExprKind::Or(a, b)
+            | ExprKind::Cmp { lhs: a, rhs: b, .. }
+            | ExprKind::Arith { lhs: a, rhs: b, .. }
+            | ExprKind::In { elem: a, container: b } => vec![a, b],
+            ExprKind::Call { args, .. } => args.iter().collect(),
+            ExprKind::Lookup { key, .. } => vec![key],
+            ExprKind::LookupMany { keys, .. } => vec![keys],
+            ExprKind::Query { filter, .. } => filter.iter().map(|f| &**f).collect(),
+        }
+    }
+
+    /// Visit this expression and all its descendants, parents first.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        f(self);
+        for c in self.children() {
+            c.walk(f);
+        }
+    }
+}
+
+impl Stmt {
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Notify { span, .. }
+            | Stmt::SendEmail { span, .. }
+            | Stmt::Log { span, .. }
+            | Stmt::Set { span, .. }
+            | Stmt::Append { span, .. }
+            | Stmt::Remove { span, .. }
+            | Stmt::For { span, .. }
+            | Stmt::If { span, .. } => *span,
+        }
+    }
+
+    /// Expressions directly in this statement (not in nested statements).
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            Stmt::Notify { to, body, .. } => vec![to, body],
+            Stmt::SendEmail { to, subject, body, cc, bcc, .. } => {
+                let mut v = vec![to, subject, body];
+                v.extend(cc.iter());
+                v.extend(bcc.iter());
+                v
+            }
+            Stmt::Log { message, .. } => vec![message],
+            Stmt::Set { value, .. } | Stmt::Append { value, .. } => vec![value],
+            Stmt::Remove { .. } => vec![],
+            Stmt::For { iter, .. } => vec![iter],
+            Stmt::If { cond, .. } => vec![cond],
+        }
+    }
+
+    /// Nested statement blocks.
+    pub fn blocks(&self) -> Vec<&[Stmt]> {
+        match self {
+            Stmt::For { body, .. } => vec![body],
+            Stmt::If { then, else_, .. } => vec![then, else_],
+            _ => vec![],
+        }
+    }
+}
+
+impl Step {
+    pub fn expr(&self) -> &Expr {
+        match self {
+            Step::Let { value, .. } | Step::GuardLet { value, .. } => value,
+            Step::Guard { cond, .. } => cond,
+        }
+    }
+}
+
+impl Rule {
+    /// Every expression of the rule outside its `match`, in order.
+    pub fn body_exprs(&self) -> Vec<&Expr> {
+        fn stmts<'a>(out: &mut Vec<&'a Expr>, ss: &'a [Stmt]) {
+            for s in ss {
+                out.extend(s.exprs());
+                for b in s.blocks() {
+                    stmts(out, b);
+                }
+            }
+        }
+        let mut out: Vec<&Expr> = self.steps.iter().map(Step::expr).collect();
+        stmts(&mut out, &self.actions);
+        out
+    }
+
+    /// Event paths read by the `match` clause (pattern bindings included).
+    pub fn match_paths(&self) -> Vec<PathId> {
+        let mut out = Vec::new();
+        self.matcher.cond.walk(&mut |e| {
+            if let ExprKind::Event(p) = e.kind {
+                out.push(p);
+            }
+        });
+        out.extend(self.matcher.bindings.iter().map(|(_, p)| *p));
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Event paths read by `let`, `guard` and `action` clauses.
+    pub fn body_paths(&self) -> Vec<PathId> {
+        let mut out = Vec::new();
+        for e in self.body_exprs() {
+            e.walk(&mut |e| {
+                if let ExprKind::Event(p) = e.kind {
+                    out.push(p);
+                }
+            });
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_membership() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains_str("10.1.2.3"));
+        assert!(!c.contains_str("11.1.2.3"));
+        assert!(!c.contains_str("not an ip"));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains_str("2001:db8::1"));
+        assert!(!v6.contains_str("10.1.2.3"));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("10.0.0/8").is_none());
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains_str("192.0.2.1"));
+        assert!(!all.contains_str("2001:db8::1"));
+    }
+}
