@@ -152,3 +152,33 @@ mod tests {
         assert_eq!(suggest("User", ["user"]).as_deref(), Some("user"));
     }
 }
+
+/// A run-time error in a rule (an `R` code), recorded in `herald_rule_error`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeError {
+    pub code: Code,
+    pub message: String,
+    /// The expression or statement that failed, when known.
+    pub span: Option<Span>,
+}
+
+impl RuntimeError {
+    pub fn new(code: Code, message: impl Into<String>) -> RuntimeError {
+        RuntimeError { code, message: message.into(), span: None }
+    }
+
+    pub fn at(mut self, span: Span) -> RuntimeError {
+        if self.span.is_none() {
+            self.span = Some(span);
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for RuntimeError {}
