@@ -244,6 +244,27 @@ pub fn format_timestamp(nanos: i128) -> String {
     }
 }
 
+/// RFC 3339 in UTC with fixed microseconds, as the store writes times:
+/// `2026-04-14T08:02:07.556423Z`. Fixed width, so text order is time order.
+pub fn format_timestamp_store(nanos: i128) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.microsecond()
+            )
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// The current time, for `now()` and the store's `created` columns.
 pub fn now_nanos() -> i128 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos()
@@ -271,6 +292,7 @@ mod tests {
         let u = parse_timestamp("2026-04-14T10:02:07+02:00").unwrap();
         assert_eq!(format_timestamp(u), "2026-04-14T08:02:07Z");
         assert!(parse_timestamp("yesterday").is_none());
+        assert_eq!(format_timestamp_store(t), "2026-04-14T08:02:07.556423Z");
     }
 
     #[test]

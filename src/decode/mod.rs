@@ -13,13 +13,17 @@
 /// | BOOL       | 0                   | 0 or 1               | 0             |
 /// | INT        | 0                   | i64 bits             | 0             |
 /// | FLOAT      | 0                   | f64 bits             | 0             |
-/// | STR        | interned id or 0    | pointer to UTF-8     | byte length   |
+/// | STR        | interned id or 0    | offset of UTF-8      | byte length   |
 /// | UUID       | 0                   | high 64 bits         | low 64 bits   |
 /// | TIMESTAMP  | 0                   | low 64 bits of i128 nanos | high 64 bits |
-/// | ARRAY      | 0                   | pointer to raw JSON  | byte length   |
-/// | OBJECT     | 0                   | pointer to raw JSON  | byte length   |
+/// | ARRAY      | 0                   | offset of raw JSON   | byte length   |
+/// | OBJECT     | 0                   | offset of raw JSON   | byte length   |
 ///
-/// Pointers are valid until the next call to the decoder that produced them.
+/// Offsets are into the input line, or, when bit 63 ([`SCRATCH`]) is set,
+/// into the decoder's scratch buffer (strings that had escapes). They stay
+/// valid until the next call to the decoder that produced them. Offsets, not
+/// pointers, keep this module free of `unsafe`; the JIT gets the two base
+/// pointers as arguments.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Slot {
@@ -41,6 +45,9 @@ pub mod tag {
     pub const ARRAY: u32 = 8;
     pub const OBJECT: u32 = 9;
 }
+
+/// Bit 63 of `Slot::a`: the bytes are in the decoder's scratch buffer.
+pub const SCRATCH: u64 = 1 << 63;
 
 impl Slot {
     pub const ABSENT: Slot = Slot { tag: tag::ABSENT, sym: 0, a: 0, b: 0 };

@@ -1,0 +1,84 @@
+-- Herald's own tables. Entity tables are generated from the schema
+-- (src/store). Column names and meanings are a contract (CONTRACT.md of the
+-- project); add columns, never rename or drop them.
+-- Times are RFC 3339 UTC text with fixed microseconds
+-- (`2026-04-14T08:02:07.556423Z`), so text order is time order.
+
+CREATE TABLE IF NOT EXISTS herald_notification (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT    NOT NULL,
+    event_uuid  TEXT    NOT NULL,
+    user_pk     ANY     NOT NULL,   -- key of the recipient entity (its key type)
+    severity    TEXT    NOT NULL CHECK (severity IN ('notice', 'warning', 'alert')),
+    body        TEXT    NOT NULL,
+    created     TEXT    NOT NULL,
+    seen        INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS herald_outbox (
+    id              INTEGER PRIMARY KEY,
+    rule            TEXT    NOT NULL,
+    event_uuid      TEXT    NOT NULL,
+    to_addrs        TEXT    NOT NULL,              -- JSON array of addresses
+    cc              TEXT    NOT NULL DEFAULT '[]', -- JSON array
+    bcc             TEXT    NOT NULL DEFAULT '[]', -- JSON array
+    subject         TEXT    NOT NULL,
+    body            TEXT    NOT NULL,
+    status          TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created         TEXT    NOT NULL,
+    sent_at         TEXT,
+    next_attempt_at TEXT                            -- earliest retry after a failure
+);
+CREATE INDEX IF NOT EXISTS herald_outbox_unsent ON herald_outbox (status) WHERE status <> 'sent';
+
+CREATE TABLE IF NOT EXISTS herald_firing (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT    NOT NULL,
+    event_uuid  TEXT    NOT NULL,
+    fired_at    TEXT    NOT NULL,
+    line        INTEGER             -- input line number
+);
+
+CREATE TABLE IF NOT EXISTS herald_dead_letter (
+    id       INTEGER PRIMARY KEY,
+    source   TEXT    NOT NULL,      -- the input's name (`-` for standard input)
+    line     INTEGER NOT NULL,
+    raw      TEXT    NOT NULL,      -- the line, lossily decoded when not UTF-8
+    error    TEXT    NOT NULL,
+    created  TEXT    NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS herald_rule_error (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT    NOT NULL,
+    event_uuid  TEXT    NOT NULL,
+    code        TEXT    NOT NULL,   -- an R code, e.g. R0001
+    message     TEXT    NOT NULL,
+    created     TEXT    NOT NULL,
+    line        INTEGER
+);
+
+-- Replay protection: one row per event that fired at least one rule,
+-- written in the same transaction as the event's effects.
+CREATE TABLE IF NOT EXISTS herald_processed (
+    event_key     TEXT    PRIMARY KEY,
+    line          INTEGER,
+    processed_at  TEXT    NOT NULL
+) WITHOUT ROWID;
+
+-- Resume point per input, written with every commit.
+CREATE TABLE IF NOT EXISTS herald_checkpoint (
+    source_key  TEXT    PRIMARY KEY,  -- fingerprint of the input (hash of its first line)
+    source      TEXT    NOT NULL,
+    line        INTEGER NOT NULL,     -- lines fully processed
+    offset      INTEGER NOT NULL,     -- bytes fully processed
+    last_hash   TEXT    NOT NULL,     -- hash of the last processed line
+    updated     TEXT    NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS herald_meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
