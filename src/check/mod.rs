@@ -1,1 +1,572 @@
-//! (in progress)
+//! The type checker: AST + schema -> typed IR ([`crate::ir::Program`]).
+//!
+//! It never stops at the first error: every clause and expression is
+//! checked, a failed expression gets [`Ty::Error`] (which fits everything),
+//! so each mistake is reported once and never again through its
+//! consequences. Pure: no IO, no SQLite.
+
+mod errors;
+mod expr;
+mod filter;
+mod stmt;
+
+pub use errors::CheckError;
+pub use filter::filter_supported;
+
+use crate::diag::{suggest, Diagnostic};
+use crate::ir::{self, Expr, ExprKind, LocalId, MatchEvents, PathId, Program, RuleId};
+use crate::schema::Schema;
+use crate::span::Span;
+use crate::syntax::ast;
+use crate::types::{EntityId, RecordId, Ty, TyDisplay};
+use crate::value::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The checker's output: a program (complete when `diagnostics` has no
+/// errors) and every diagnostic found.
+pub struct Checked {
+    pub program: Program,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Check every rule and const of `files` against `schema`.
+pub fn check(schema: Arc<Schema>, files: &[&ast::File]) -> Checked {
+    let mut c = Checker {
+        schema: &schema,
+        errors: Vec::new(),
+        consts: HashMap::new(),
+        paths: HashMap::new(),
+        path_list: Vec::new(),
+    };
+    let items: Vec<&ast::Item> = files.iter().flat_map(|f| f.items.iter()).collect();
+
+    for item in &items {
+        if let ast::Item::Const(k) = item {
+            c.const_decl(k);
+        }
+    }
+    let mut rules = Vec::new();
+    let mut names: HashMap<&str, Span> = HashMap::new();
+    for item in &items {
+        if let ast::Item::Rule(r) = item {
+            if let Some(first) = names.get(r.name.name.as_str()) {
+                c.errors.push(CheckError::DuplicateRule { span: r.name.span, name: r.name.name.clone(), first: *first });
+            } else {
+                names.insert(&r.name.name, r.name.span);
+            }
+            let id = RuleId(rules.len() as u32);
+            rules.push(c.rule(r, id));
+        }
+    }
+    let diagnostics = c.errors.iter().map(CheckError::to_diagnostic).collect();
+    let program = Program { schema: schema.clone(), rules, paths: c.path_list };
+    Checked { program, diagnostics }
+}
+
+struct ConstInfo {
+    value: Value,
+    ty: Ty,
+    span: Span,
+}
+
+pub(crate) struct Checker<'s> {
+    schema: &'s Schema,
+    errors: Vec<CheckError>,
+    consts: HashMap<String, ConstInfo>,
+    paths: HashMap<Vec<String>, PathId>,
+    path_list: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Match,
+    Body,
+}
+
+/// What a binding is, for the unused-binding warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalKind {
+    Pattern,
+    Let,
+    For,
+}
+
+/// Per-rule checking context.
+pub(crate) struct RuleCx {
+    phase: Phase,
+    /// The records `event` paths are typed against: one per event type of
+    /// the `match` (the common record for `match any`).
+    events: Vec<(String, RecordId)>,
+    /// True when the match named no known event type: `event` paths are
+    /// then unknowable, and reported nowhere (the match was reported).
+    events_unknown: bool,
+    locals: Vec<ir::Local>,
+    kinds: Vec<LocalKind>,
+    used: Vec<bool>,
+    scopes: Vec<Vec<(String, LocalId)>>,
+    /// Set while checking a query filter over this entity.
+    filter: Option<EntityId>,
+}
+
+impl RuleCx {
+    fn lookup(&self, name: &str) -> Option<LocalId> {
+        self.scopes.iter().rev().flat_map(|s| s.iter().rev()).find(|(n, _)| n == name).map(|(_, id)| *id)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.scopes.iter().flat_map(|s| s.iter().map(|(n, _)| n.clone())).collect()
+    }
+}
+
+/// A type expectation passed down to expressions whose type depends on use:
+/// `User[k]` with a `k` of type `any` is one row, or a list of rows where a
+/// list is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hint {
+    None,
+    List,
+}
+
+impl<'s> Checker<'s> {
+    fn show(&self, ty: &Ty) -> String {
+        TyDisplay { ty, schema: self.schema }.to_string()
+    }
+
+    fn intern_path(&mut self, path: Vec<String>) -> PathId {
+        if let Some(id) = self.paths.get(&path) {
+            return *id;
+        }
+        let id = PathId(self.path_list.len() as u32);
+        self.path_list.push(path.clone());
+        self.paths.insert(path, id);
+        id
+    }
+
+    fn const_decl(&mut self, k: &ast::ConstDecl) {
+        if let Some(first) = self.consts.get(&k.name.name) {
+            self.errors.push(CheckError::DuplicateConst { span: k.name.span, name: k.name.name.clone(), first: first.span });
+            return;
+        }
+        let (value, ty) = match const_literal(&k.value) {
+            Some(v) => v,
+            None => {
+                self.errors.push(CheckError::ConstNotLiteral { span: k.value.span, name: k.name.name.clone() });
+                (Value::Null, Ty::Error)
+            }
+        };
+        self.consts.insert(k.name.name.clone(), ConstInfo { value, ty, span: k.name.span });
+    }
+
+    fn new_local(&mut self, cx: &mut RuleCx, name: &ast::Ident, ty: Ty, kind: LocalKind) -> LocalId {
+        if let Some(prev) = cx.lookup(&name.name) {
+            let first = cx.locals[prev.0 as usize].span;
+            self.errors.push(CheckError::DuplicateBinding { span: name.span, name: name.name.clone(), first });
+        }
+        let id = LocalId(cx.locals.len() as u32);
+        cx.locals.push(ir::Local { name: name.name.clone(), ty, span: name.span });
+        cx.kinds.push(kind);
+        cx.used.push(false);
+        cx.scopes.last_mut().expect("a scope is open").push((name.name.clone(), id));
+        id
+    }
+
+    fn rule(&mut self, r: &ast::RuleDecl, id: RuleId) -> ir::Rule {
+        let mut cx = RuleCx {
+            phase: Phase::Match,
+            events: Vec::new(),
+            events_unknown: false,
+            locals: Vec::new(),
+            kinds: Vec::new(),
+            used: Vec::new(),
+            scopes: vec![Vec::new()],
+            filter: None,
+        };
+
+        // Clause order: match, then let/guard, then action.
+        let mut first_match: Option<&ast::MatchClause> = None;
+        let mut last_kind: Option<(&'static str, Span)> = None;
+        let mut first_action: Option<Span> = None;
+        for clause in &r.clauses {
+            let kind = clause_kind(clause);
+            match clause {
+                ast::Clause::Match(m) => {
+                    if let Some(first) = first_match {
+                        self.errors.push(CheckError::DuplicateMatch { span: m.keyword, first: first.keyword });
+                        continue;
+                    }
+                    first_match = Some(m);
+                    if let Some((after, after_span)) = last_kind {
+                        self.errors.push(CheckError::ClauseOrder {
+                            span: m.keyword,
+                            clause: "match",
+                            after,
+                            after_span,
+                        });
+                    }
+                }
+                ast::Clause::Action { span, .. } => {
+                    first_action.get_or_insert(*span);
+                }
+                _ => {
+                    if let Some(action) = first_action {
+                        self.errors.push(CheckError::ClauseOrder {
+                            span: keyword_span(clause),
+                            clause: kind,
+                            after: "action",
+                            after_span: keyword_at(action, 6),
+                        });
+                    }
+                }
+            }
+            if !matches!(clause, ast::Clause::Match(_)) && last_kind.is_none() {
+                last_kind = Some((kind, keyword_span(clause)));
+            }
+        }
+
+        let matcher = match first_match {
+            Some(m) => self.match_clause(m, &mut cx),
+            None => {
+                self.errors.push(CheckError::MissingMatch { span: r.name.span, rule: r.name.name.clone() });
+                cx.events_unknown = true;
+                ir::Match {
+                    events: MatchEvents::Types(vec![]),
+                    cond: Expr::lit(Value::Bool(true), Ty::Bool, r.name.span),
+                    bindings: vec![],
+                    span: r.name.span,
+                }
+            }
+        };
+
+        cx.phase = Phase::Body;
+        let mut steps = Vec::new();
+        let mut actions = Vec::new();
+        for clause in &r.clauses {
+            match clause {
+                ast::Clause::Match(_) => {}
+                ast::Clause::Let { name, value, span } => {
+                    let value = self.expr(value, &mut cx, Hint::None);
+                    let local = self.new_local(&mut cx, name, value.ty.clone(), LocalKind::Let);
+                    steps.push(ir::Step::Let { local, value, span: *span });
+                }
+                ast::Clause::GuardLet { name, value, span } => {
+                    let value = self.expr(value, &mut cx, Hint::None);
+                    let ty = match &value.ty {
+                        Ty::Optional(inner) => (**inner).clone(),
+                        Ty::Any | Ty::Error | Ty::Null => value.ty.clone(),
+                        other => {
+                            self.errors.push(CheckError::GuardLetNotOptional { span: value.span, found: self.show(other) });
+                            other.clone()
+                        }
+                    };
+                    let local = self.new_local(&mut cx, name, ty, LocalKind::Let);
+                    steps.push(ir::Step::GuardLet { local, value, span: *span });
+                }
+                ast::Clause::Guard { cond, span } => {
+                    let cond = self.condition(cond, &mut cx, "guard");
+                    steps.push(ir::Step::Guard { cond, span: *span });
+                }
+                ast::Clause::Action { body, .. } => {
+                    for s in body {
+                        if let Some(s) = self.stmt(s, &mut cx) {
+                            actions.push(s);
+                        }
+                    }
+                }
+            }
+        }
+
+        for (i, local) in cx.locals.iter().enumerate() {
+            if !cx.used[i] && cx.kinds[i] != LocalKind::For && !local.name.starts_with('_') {
+                self.errors.push(CheckError::UnusedBinding { span: local.span, name: local.name.clone() });
+            }
+        }
+
+        ir::Rule {
+            id,
+            name: r.name.name.clone(),
+            name_span: r.name.span,
+            span: r.span,
+            matcher,
+            steps,
+            actions,
+            locals: cx.locals,
+        }
+    }
+
+    fn match_clause(&mut self, m: &ast::MatchClause, cx: &mut RuleCx) -> ir::Match {
+        let events = match &m.target {
+            ast::MatchTarget::Any(_) => {
+                match self.schema.common {
+                    Some(r) => cx.events.push(("any event".into(), r)),
+                    None => cx.events_unknown = true,
+                }
+                MatchEvents::Any
+            }
+            ast::MatchTarget::Types(names) => {
+                let mut ids = Vec::new();
+                let mut seen: Vec<(&str, Span)> = Vec::new();
+                for n in names {
+                    if let Some((_, first)) = seen.iter().find(|(s, _)| *s == n.name) {
+                        self.errors.push(CheckError::DuplicateMatchType { span: n.span, name: n.name.clone(), first: *first });
+                        continue;
+                    }
+                    seen.push((&n.name, n.span));
+                    match self.schema.event_by_name(&n.name) {
+                        Some(id) => {
+                            ids.push(id);
+                            cx.events.push((n.name.clone(), self.schema.event(id).record));
+                        }
+                        None => {
+                            let suggestion = suggest(&n.name, self.schema.event_names());
+                            self.errors.push(CheckError::UnknownEventType { span: n.span, name: n.name.clone(), suggestion });
+                        }
+                    }
+                }
+                if cx.events.is_empty() {
+                    cx.events_unknown = true;
+                }
+                MatchEvents::Types(ids)
+            }
+        };
+
+        let mut conds = Vec::new();
+        let mut bindings = Vec::new();
+        if let Some(patterns) = &m.patterns {
+            if let ast::MatchTarget::Any(_) = m.target {
+                let span = patterns.first().map(|p| p.span.to(patterns.last().unwrap().span)).unwrap_or(m.keyword);
+                self.errors.push(CheckError::PatternOnAny { span });
+            } else {
+                self.patterns(patterns, &[], cx, &mut conds, &mut bindings);
+            }
+        }
+        if let Some(w) = &m.where_ {
+            conds.push(self.condition(w, cx, "where"));
+        }
+        let cond = conds
+            .into_iter()
+            .reduce(|a, b| {
+                let span = a.span.to(b.span);
+                Expr { kind: ExprKind::And(Box::new(a), Box::new(b)), ty: Ty::Bool, span }
+            })
+            .unwrap_or_else(|| Expr::lit(Value::Bool(true), Ty::Bool, m.keyword));
+        ir::Match { events, cond, bindings, span: m.span }
+    }
+
+    fn patterns(
+        &mut self,
+        patterns: &[ast::FieldPattern],
+        prefix: &[&ast::Ident],
+        cx: &mut RuleCx,
+        conds: &mut Vec<Expr>,
+        bindings: &mut Vec<(LocalId, PathId)>,
+    ) {
+        for p in patterns {
+            let mut path: Vec<&ast::Ident> = prefix.to_vec();
+            path.extend(p.path.iter());
+            let Some((pid, ty)) = self.event_path(&path, cx) else { continue };
+            let path_span = p.path.first().unwrap().span.to(p.path.last().unwrap().span);
+            let field = Expr { kind: ExprKind::Event(pid), ty: ty.clone(), span: path_span };
+            let present = |field: Expr, span: Span| Expr {
+                kind: ExprKind::IsNull { operand: Box::new(field), negated: true },
+                ty: Ty::Bool,
+                span,
+            };
+            match &p.pattern {
+                ast::Pattern::Wildcard(_) => conds.push(present(field, p.span)),
+                ast::Pattern::Bind(name) if !self.consts.contains_key(&name.name) => {
+                    let local = self.new_local(cx, name, ty.unwrap_optional().clone(), LocalKind::Pattern);
+                    bindings.push((local, pid));
+                    conds.push(present(field, p.span));
+                }
+                ast::Pattern::Bind(_) | ast::Pattern::Literal(_) => {
+                    let lit_ast = match &p.pattern {
+                        ast::Pattern::Literal(e) => e.clone(),
+                        ast::Pattern::Bind(name) => ast::Expr { kind: ast::ExprKind::Name(name.clone()), span: name.span },
+                        _ => unreachable!("outer match covers the other patterns"),
+                    };
+                    let lit = self.expr(&lit_ast, cx, Hint::None);
+                    let cond = self.equality(field, lit, p.span, false);
+                    conds.push(cond);
+                }
+                ast::Pattern::Nested(inner, _) => {
+                    match ty.unwrap_optional() {
+                        Ty::Record(_) | Ty::Any | Ty::Error => {}
+                        other => {
+                            let last = path.last().unwrap();
+                            self.errors.push(CheckError::NoFields {
+                                span: inner.first().map(|i| i.span).unwrap_or(p.span),
+                                field: inner.first().and_then(|i| i.path.first()).map(|i| i.name.clone()).unwrap_or_default(),
+                                ty: format!("{}` (`{}", self.show(other), last.name),
+                            });
+                            continue;
+                        }
+                    }
+                    self.patterns(inner, &path, cx, conds, bindings);
+                }
+            }
+        }
+    }
+
+    /// Type a static event path against every event type of the rule.
+    /// `None` after reporting when a segment is unknown.
+    fn event_path(&mut self, path: &[&ast::Ident], cx: &RuleCx) -> Option<(PathId, Ty)> {
+        let segs: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
+        let mut result: Option<(Ty, &str)> = None;
+        if cx.events_unknown {
+            let pid = self.intern_path(segs.iter().map(|s| s.to_string()).collect());
+            return Some((pid, Ty::Error));
+        }
+        for (ev_name, rec) in &cx.events {
+            match self.schema.path_type(*rec, &segs) {
+                Ok(ty) => match &result {
+                    None => result = Some((ty, ev_name)),
+                    Some((prev, prev_ev)) if !ty.has_error() && !prev.has_error() && *prev != ty => {
+                        let span = path.first().unwrap().span.to(path.last().unwrap().span);
+                        self.errors.push(CheckError::FieldTypeConflict {
+                            span,
+                            field: segs.join("."),
+                            a: (prev_ev.to_string(), self.show(prev)),
+                            b: (ev_name.clone(), self.show(&ty)),
+                        });
+                        return None;
+                    }
+                    Some(_) => {}
+                },
+                Err(i) => {
+                    let parent = if i == 0 {
+                        Ty::Record(*rec)
+                    } else {
+                        self.schema.path_type(*rec, &segs[..i]).unwrap_or(Ty::Error)
+                    };
+                    let candidates: Vec<String> = match parent.unwrap_optional() {
+                        Ty::Record(r) => self.schema.record(*r).fields.iter().map(|f| f.name.clone()).collect(),
+                        _ => vec![],
+                    };
+                    let owner = if i == 0 {
+                        if ev_name == "any event" { "`event *` (every event)".to_string() } else { format!("event `{ev_name}`") }
+                    } else {
+                        let on = if ev_name == "any event" { "every event".to_string() } else { format!("event `{ev_name}`") };
+                        match parent.unwrap_optional() {
+                            Ty::Record(_) => format!("`{}` in {on}", segs[..i].join(".")),
+                            other => {
+                                self.errors.push(CheckError::NoFields {
+                                    span: path[i].span,
+                                    field: segs[i].to_string(),
+                                    ty: self.show(other),
+                                });
+                                return None;
+                            }
+                        }
+                    };
+                    let suggestion = suggest(segs[i], candidates.iter().map(|s| s.as_str()));
+                    self.errors.push(CheckError::UnknownField {
+                        span: path[i].span,
+                        field: segs[i].to_string(),
+                        owner,
+                        suggestion,
+                    });
+                    return None;
+                }
+            }
+        }
+        let ty = result.map(|(t, _)| t).unwrap_or(Ty::Error);
+        let pid = self.intern_path(segs.iter().map(|s| s.to_string()).collect());
+        Some((pid, ty))
+    }
+
+    /// A `where`, `guard` or `if` condition: a `bool`, not optional.
+    fn condition(&mut self, e: &ast::Expr, cx: &mut RuleCx, clause: &'static str) -> Expr {
+        let cond = self.expr(e, cx, Hint::None);
+        self.require_bool(&cond, |found| CheckError::ConditionNotBool { span: cond.span, clause, found });
+        cond
+    }
+
+    /// Report unless `e` is a plain `bool` (an optional bool gets E0202).
+    fn require_bool(&mut self, e: &Expr, other: impl FnOnce(String) -> CheckError) {
+        match &e.ty {
+            Ty::Bool | Ty::Error | Ty::Never => {}
+            Ty::Optional(inner) if **inner == Ty::Bool => self.errors.push(CheckError::OptionalValue {
+                span: e.span,
+                found: "bool?".into(),
+                needed: "bool".into(),
+                help: "compare it explicitly (`x == true` is false when absent), or unwrap it with `guard let`".into(),
+            }),
+            Ty::Any => self.errors.push(CheckError::OptionalValue {
+                span: e.span,
+                found: "any".into(),
+                needed: "bool".into(),
+                help: "compare it explicitly: `x == true` is false when it is absent or not a bool".into(),
+            }),
+            t => {
+                let found = self.show(t);
+                self.errors.push(other(found));
+            }
+        }
+    }
+}
+
+fn clause_kind(c: &ast::Clause) -> &'static str {
+    match c {
+        ast::Clause::Match(_) => "match",
+        ast::Clause::Let { .. } => "let",
+        ast::Clause::GuardLet { .. } => "guard let",
+        ast::Clause::Guard { .. } => "guard",
+        ast::Clause::Action { .. } => "action",
+    }
+}
+
+/// The span of a clause's leading keyword(s).
+fn keyword_span(c: &ast::Clause) -> Span {
+    let span = c.span();
+    let len = match c {
+        ast::Clause::Match(m) => return m.keyword,
+        ast::Clause::Let { .. } => 3,
+        ast::Clause::GuardLet { name, .. } => {
+            // `guard let`: up to the name.
+            return Span { file: span.file, start: span.start, end: name.span.start.saturating_sub(1).max(span.start + 5) };
+        }
+        ast::Clause::Guard { .. } => 5,
+        ast::Clause::Action { .. } => 6,
+    };
+    keyword_at(span, len)
+}
+
+fn keyword_at(span: Span, len: u32) -> Span {
+    Span { file: span.file, start: span.start, end: (span.start + len).min(span.end) }
+}
+
+/// The value of a literal const: `null`, booleans, numbers (negative too),
+/// strings without interpolation and lists of these.
+fn const_literal(e: &ast::Expr) -> Option<(Value, Ty)> {
+    Some(match &e.kind {
+        ast::ExprKind::Null => (Value::Null, Ty::Null),
+        ast::ExprKind::Bool(b) => (Value::Bool(*b), Ty::Bool),
+        ast::ExprKind::Int(i) => (Value::Int(*i), Ty::Int),
+        ast::ExprKind::Float(f) => (Value::Float(*f), Ty::Float),
+        ast::ExprKind::Str(_) => (Value::str(&e.as_plain_str()?), Ty::String),
+        ast::ExprKind::Unary { op: ast::UnOp::Neg, operand, .. } => match &operand.kind {
+            ast::ExprKind::Int(i) => (Value::Int(i.checked_neg()?), Ty::Int),
+            ast::ExprKind::Float(f) => (Value::Float(-f), Ty::Float),
+            _ => return None,
+        },
+        ast::ExprKind::List(items) => {
+            let mut values = Vec::new();
+            let mut ty = Ty::Never;
+            for item in items {
+                let (v, t) = const_literal(item)?;
+                ty = match (&ty, &t) {
+                    (Ty::Never, _) => t,
+                    (a, b) if a == b => ty,
+                    (Ty::Int, Ty::Float) | (Ty::Float, Ty::Int) => Ty::Float,
+                    (Ty::Null, b) => b.clone().optional(),
+                    (a, Ty::Null) => a.clone().optional(),
+                    _ => return None,
+                };
+                values.push(v);
+            }
+            (Value::list(values), ty.list())
+        }
+        _ => return None,
+    })
+}

@@ -81,6 +81,7 @@ pub struct Schema {
     pub identity: Option<Vec<String>>,
     pub identity_span: Option<Span>,
     pub recipient: Option<EntityId>,
+    pub recipient_span: Option<Span>,
     pub records: Vec<RecordDef>,
     pub events: Vec<EventDef>,
     /// The record of `event *` plus the discriminator: the fields every event

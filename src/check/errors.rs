@@ -1,0 +1,278 @@
+//! The checker's problems as plain data, and the one place that turns them
+//! into prose ([`CheckError::to_diagnostic`]). Types are carried already
+//! rendered (`found: "string?"`) so the data needs no schema to print.
+
+use crate::diag::{Code, Diagnostic};
+use crate::span::Span;
+
+fn did_you_mean(s: &Option<String>) -> Option<String> {
+    s.as_ref().map(|s| format!("did you mean `{s}`?"))
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckError {
+    // names
+    UnknownEventType { span: Span, name: String, suggestion: Option<String> },
+    UnknownField { span: Span, field: String, owner: String, suggestion: Option<String> },
+    UnknownName { span: Span, name: String, suggestion: Option<String>, hint: Option<String> },
+    UnknownEntity { span: Span, name: String, suggestion: Option<String> },
+    UnknownFunction { span: Span, name: String, suggestion: Option<String> },
+    UnknownStatement { span: Span, name: String, suggestion: Option<String>, is_function: bool },
+    DuplicateRule { span: Span, name: String, first: Span },
+    DuplicateConst { span: Span, name: String, first: Span },
+    DuplicateBinding { span: Span, name: String, first: Span },
+    // types
+    TypeMismatch { span: Span, expected: String, found: String, context: String },
+    FieldTypeConflict { span: Span, field: String, a: (String, String), b: (String, String) },
+    OptionalValue { span: Span, found: String, needed: String, help: String },
+    Incomparable { span: Span, op: &'static str, lhs: String, rhs: String },
+    BadArithmetic { span: Span, op: &'static str, lhs: String, rhs: String },
+    NotBoolean { span: Span, op: &'static str, found: String },
+    BadIn { span: Span, elem: String, container: String },
+    NoFields { span: Span, field: String, ty: String },
+    BadIndex { span: Span, ty: String, index: String },
+    ConditionNotBool { span: Span, clause: &'static str, found: String },
+    MixedList { span: Span, first: String, found: String, first_span: Span },
+    NotOrderable { span: Span, op: &'static str, ty: String },
+    BadLookupKey { span: Span, entity: String, key_ty: String, found: String },
+    // clause rules and purity
+    QueryInMatch { span: Span },
+    NowInMatch { span: Span },
+    ActionInExpression { span: Span, name: String, in_match: bool },
+    ClauseOrder { span: Span, clause: &'static str, after: &'static str, after_span: Span },
+    MissingMatch { span: Span, rule: String },
+    DuplicateMatch { span: Span, first: Span },
+    PatternOnAny { span: Span },
+    ConstNotLiteral { span: Span, name: String },
+    UnsupportedFilter { span: Span, reason: &'static str },
+    EntityAsValue { span: Span, name: String },
+    // statements
+    EventReadOnly { span: Span },
+    NotAnEntityBinding { span: Span, name: String, found: String },
+    SetTypeMismatch { span: Span, place: String, expected: String, found: String },
+    AppendNotList { span: Span, place: String, found: String },
+    RemoveRequired { span: Span, place: String },
+    ForNotList { span: Span, found: String },
+    UnknownArgument { span: Span, func: String, name: String, suggestion: Option<String> },
+    MissingArgument { span: Span, func: String, name: String },
+    DuplicateArgument { span: Span, name: String, first: Span },
+    ArgumentType { span: Span, func: String, name: String, expected: String, found: String },
+    InvalidSeverity { span: Span, found: String, suggestion: Option<String> },
+    InvalidLevel { span: Span, found: String, suggestion: Option<String> },
+    NoRecipientEntity { span: Span },
+    BadRecipients { span: Span, entity: String, key_ty: String, found: String },
+    TooManyArguments { span: Span, func: String, max: usize },
+    PositionalAfterNamed { span: Span, named: Span },
+    SetKey { span: Span, entity: String, key: String },
+    SetManyToMany { span: Span, stmt: &'static str, field: String },
+    // literals
+    InvalidRegex { span: Span, error: String },
+    InvalidCidr { span: Span, found: String },
+    NotALiteral { span: Span, func: &'static str, what: &'static str },
+    InvalidUuid { span: Span, found: String },
+    InvalidTimestamp { span: Span, found: String },
+    // warnings
+    FilterShadows { span: Span, name: String, entity: String, outer: Span },
+    UnusedBinding { span: Span, name: String },
+    GuardLetNotOptional { span: Span, found: String },
+    NullCompareNeverAbsent { span: Span, ty: String, always: bool },
+    DuplicateMatchType { span: Span, name: String, first: Span },
+}
+
+impl CheckError {
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        use CheckError::*;
+        match self {
+            UnknownEventType { span, name, suggestion } => Diagnostic::new(Code::UnknownEventType, *span, format!("unknown event type `{name}`"))
+                .with_label("not declared in the schema")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "declare it with `event NAME { ... }` or match one of the schema's event types".into())),
+            UnknownField { span, field, owner, suggestion } => Diagnostic::new(Code::UnknownField, *span, format!("{owner} has no field `{field}`"))
+                .with_label("unknown field")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "declare the field in the schema, or reach it through an `any` field".into())),
+            UnknownName { span, name, suggestion, hint } => Diagnostic::new(Code::UnknownName, *span, format!("cannot find `{name}` in this scope"))
+                .with_label("not a binding, a const or `event`")
+                .with_help_opt(did_you_mean(suggestion).or_else(|| hint.clone())),
+            UnknownEntity { span, name, suggestion } => Diagnostic::new(Code::UnknownEntity, *span, format!("unknown entity `{name}`"))
+                .with_label("not an entity of the schema")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "queries read entities declared with `entity`".into())),
+            UnknownFunction { span, name, suggestion } => Diagnostic::new(Code::UnknownFunction, *span, format!("unknown function `{name}`"))
+                .with_label("not a built-in function")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "see `herald explain E0112` for the built-in functions".into())),
+            UnknownStatement { span, name, suggestion, is_function } => {
+                let d = Diagnostic::new(Code::UnknownStatement, *span, format!("`{name}` is not an action"));
+                if *is_function {
+                    d.with_label("a function, not an action").with_help("an action statement is `notify`, `send_email`, `log`, `set`, `append`, `remove`, `for` or `if`; a function's result would be discarded")
+                } else {
+                    d.with_label("unknown action").with_help(did_you_mean(suggestion).unwrap_or_else(|| "actions are `notify`, `send_email` and `log`".into()))
+                }
+            }
+            DuplicateRule { span, name, first } => Diagnostic::new(Code::DuplicateRule, *span, format!("rule `{name}` is defined twice"))
+                .with_label("defined again here").with_secondary(*first, "first defined here")
+                .with_help("rule names identify firings in the store: give each rule its own name"),
+            DuplicateConst { span, name, first } => Diagnostic::new(Code::DuplicateConst, *span, format!("const `{name}` is defined twice"))
+                .with_label("defined again here").with_secondary(*first, "first defined here")
+                .with_help("remove one definition or rename it"),
+            DuplicateBinding { span, name, first } => Diagnostic::new(Code::DuplicateBinding, *span, format!("`{name}` is already bound in this rule"))
+                .with_label("bound again here").with_secondary(*first, "first bound here")
+                .with_help("choose a different name"),
+            TypeMismatch { span, expected, found, context } => Diagnostic::new(Code::TypeMismatch, *span, format!("expected `{expected}`, found `{found}`{context}"))
+                .with_label(format!("this is `{found}`"))
+                .with_help(format!("give a value of type `{expected}` here")),
+            FieldTypeConflict { span, field, a, b } => Diagnostic::new(Code::TypeMismatch, *span, format!("field `{field}` is `{}` in event `{}` but `{}` in event `{}`", a.1, a.0, b.1, b.0))
+                .with_label("read here")
+                .with_help("match the event types in separate rules, or read the field where it has one type"),
+            OptionalValue { span, found, needed, help } => Diagnostic::new(Code::OptionalValue, *span, format!("`{found}` may be absent, but `{needed}` is required here"))
+                .with_label("may be absent")
+                .with_help(help.clone()),
+            Incomparable { span, op, lhs, rhs } => Diagnostic::new(Code::IncomparableTypes, *span, format!("cannot compare `{lhs}` with `{rhs}`"))
+                .with_label(format!("`{op}` between `{lhs}` and `{rhs}`"))
+                .with_help("compare values of the same type (`int` and `float` mix; `uuid` and `timestamp` compare with strings)"),
+            BadArithmetic { span, op, lhs, rhs } => {
+                let help = if *op == "+" && (lhs.contains("string") || rhs.contains("string")) {
+                    "to build text from other values, use interpolation: \"{x} and {y}\"".to_string()
+                } else {
+                    format!("`{op}` works on numbers{}", if *op == "+" { ", strings and lists of the same type" } else { "" })
+                };
+                Diagnostic::new(Code::BadArithmetic, *span, format!("cannot apply `{op}` to `{lhs}` and `{rhs}`")).with_label("unsupported operands").with_help(help)
+            }
+            NotBoolean { span, op, found } => Diagnostic::new(Code::NotBoolean, *span, format!("`{op}` needs a `bool`, found `{found}`"))
+                .with_label(format!("this is `{found}`"))
+                .with_help("turn it into a condition with a comparison, e.g. `x == \"value\"` or `not empty(x)`"),
+            BadIn { span, elem, container } => Diagnostic::new(Code::BadIn, *span, format!("cannot test `{elem}` in `{container}`"))
+                .with_label("not a list of this type or a string")
+                .with_help("`x in [a, b]` tests list membership; `\"sub\" in s` tests a substring"),
+            NoFields { span, field, ty } => Diagnostic::new(Code::NoFields, *span, format!("`{ty}` has no fields, so `.{field}` cannot be read"))
+                .with_label("field access on a value without fields")
+                .with_help("only records, entities and `any` values have fields"),
+            BadIndex { span, ty, index } => Diagnostic::new(Code::BadIndex, *span, format!("cannot index `{ty}` with `{index}`"))
+                .with_label("not indexable this way")
+                .with_help("index lists with an `int`, `any` values with an `int` or a `string`, and entities with their key: `User[pk]`"),
+            ConditionNotBool { span, clause, found } => Diagnostic::new(Code::ConditionNotBool, *span, format!("the condition of `{clause}` must be a `bool`, found `{found}`"))
+                .with_label(format!("this is `{found}`"))
+                .with_help("write a comparison or a predicate, e.g. `x == 1` or `not empty(x)`"),
+            MixedList { span, first, found, first_span } => Diagnostic::new(Code::MixedList, *span, format!("list elements must have one type: expected `{first}`, found `{found}`"))
+                .with_label(format!("this is `{found}`")).with_secondary(*first_span, format!("the list's type comes from this `{first}`"))
+                .with_help("make all elements the same type"),
+            NotOrderable { span, op, ty } => Diagnostic::new(Code::NotOrderable, *span, format!("`{op}` cannot order values of type `{ty}`"))
+                .with_label("no order")
+                .with_help("order numbers, strings or timestamps; compare other values with `==` or `!=`"),
+            BadLookupKey { span, entity, key_ty, found } => Diagnostic::new(Code::BadLookupKey, *span, format!("`{entity}` is keyed by `{key_ty}`, found `{found}`"))
+                .with_label("wrong key type")
+                .with_help(format!("look `{entity}` rows up by a `{key_ty}` or a list of them")),
+            QueryInMatch { span } => Diagnostic::new(Code::QueryInMatch, *span, "a `match` clause cannot query the store")
+                .with_label("store query")
+                .with_help("move this to a `guard` or `let` clause; `match` reads only the event so it can run compiled on every event"),
+            NowInMatch { span } => Diagnostic::new(Code::NowInMatch, *span, "a `match` clause cannot read the clock")
+                .with_label("`now()` here")
+                .with_help("move the time check to a `guard` clause, e.g. `guard event.created > ...`"),
+            ActionInExpression { span, name, in_match } => Diagnostic::new(Code::ActionInExpression, *span, format!("`{name}` is an action and has no value"))
+                .with_label("action used as an expression")
+                .with_help(if *in_match { format!("move `{name}` to an `action` clause; `match` only decides whether the rule applies") } else { format!("call `{name}` in an `action` clause: `action {name}(...)`") }),
+            ClauseOrder { span, clause, after, after_span } => Diagnostic::new(Code::ClauseOrder, *span, format!("`{clause}` cannot come after `{after}`"))
+                .with_label("out of order").with_secondary(*after_span, format!("`{after}` is here"))
+                .with_help("write `match` first, then `let` and `guard` clauses, then `action` clauses"),
+            MissingMatch { span, rule } => Diagnostic::new(Code::MissingMatch, *span, format!("rule `{rule}` has no `match` clause"))
+                .with_label("every rule needs one")
+                .with_help("add a first clause like `match login` or `match any`"),
+            DuplicateMatch { span, first } => Diagnostic::new(Code::DuplicateMatch, *span, "a rule has exactly one `match` clause")
+                .with_label("second `match`").with_secondary(*first, "first `match` here")
+                .with_help("list several event types in one clause (`match a | b`) and combine conditions with `and` in `where`"),
+            PatternOnAny { span } => Diagnostic::new(Code::PatternOnAny, *span, "`match any` cannot have field patterns")
+                .with_label("field patterns")
+                .with_help("name the event types (`match a | b { ... }`) or test fields in `where`"),
+            ConstNotLiteral { span, name } => Diagnostic::new(Code::ConstNotLiteral, *span, format!("const `{name}` must be a literal"))
+                .with_label("not a literal")
+                .with_help("give a string without interpolation, a number, a bool, `null` or a list of these"),
+            UnsupportedFilter { span, reason } => Diagnostic::new(Code::UnsupportedFilter, *span, format!("this filter cannot run in the store: {reason}"))
+                .with_label("unsupported in a query filter")
+                .with_help("filters compare entity fields with values (`==`, `<`, `in`, `== null`), combine with `and`/`or`/`not`, and may use `starts_with`, `ends_with`, `contains`, `empty` and `len`; compute anything else outside the query"),
+            EntityAsValue { span, name } => Diagnostic::new(Code::UnknownName, *span, format!("`{name}` is an entity, not a value"))
+                .with_label("entity name")
+                .with_help(format!("look a row up with `{name}[key]` or query with `first {name}(...)`")),
+            EventReadOnly { span } => Diagnostic::new(Code::EventReadOnly, *span, "events are read-only")
+                .with_label("cannot change the event")
+                .with_help("write to an entity instead: bind it with `guard let x = Entity[key]` and `set x.field = ...`"),
+            NotAnEntityBinding { span, name, found } => Diagnostic::new(Code::NotAnEntityBinding, *span, format!("`{name}` is `{found}`, not an entity row"))
+                .with_label("not an entity binding")
+                .with_help("`set`, `append` and `remove` change entity rows bound with `guard let`, `let` or `for`"),
+            SetTypeMismatch { span, place, expected, found } => Diagnostic::new(Code::SetTypeMismatch, *span, format!("cannot set `{place}` (`{expected}`) to a `{found}`"))
+                .with_label(format!("this is `{found}`"))
+                .with_help(format!("give a `{expected}`; convert with `int(...)` or `string(...)` if needed")),
+            AppendNotList { span, place, found } => Diagnostic::new(Code::AppendNotList, *span, format!("cannot append to `{place}`, which is `{found}`"))
+                .with_label("not a list")
+                .with_help("append to a list field or to a path inside an `any` field"),
+            RemoveRequired { span, place } => Diagnostic::new(Code::RemoveRequired, *span, format!("cannot remove `{place}`: the field is required"))
+                .with_label("required field")
+                .with_help("remove optional fields or keys inside an `any` field; `set` a required field instead"),
+            ForNotList { span, found } => Diagnostic::new(Code::ForNotList, *span, format!("`for` needs a list, found `{found}`"))
+                .with_label("not a list")
+                .with_help("iterate over a list, e.g. `for u in User[keys]` or `for g in all Group()`"),
+            UnknownArgument { span, func, name, suggestion } => Diagnostic::new(Code::UnknownArgument, *span, format!("`{func}` has no argument `{name}`"))
+                .with_label("unknown argument")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("see `herald explain E0407` for the arguments of `{func}`"))),
+            MissingArgument { span, func, name } => Diagnostic::new(Code::MissingArgument, *span, format!("`{func}` needs the argument `{name}`"))
+                .with_label(format!("`{name}` missing"))
+                .with_help(format!("add `{name}: ...`")),
+            DuplicateArgument { span, name, first } => Diagnostic::new(Code::DuplicateArgument, *span, format!("argument `{name}` is given twice"))
+                .with_label("given again here").with_secondary(*first, "first given here")
+                .with_help("remove one of them"),
+            ArgumentType { span, func, name, expected, found } => Diagnostic::new(Code::ArgumentType, *span, format!("argument `{name}` of `{func}` must be `{expected}`, found `{found}`"))
+                .with_label(format!("this is `{found}`"))
+                .with_help(format!("give a `{expected}`")),
+            InvalidSeverity { span, found, suggestion } => Diagnostic::new(Code::InvalidSeverity, *span, format!("`{found}` is not a severity"))
+                .with_label("invalid severity")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "use \"notice\", \"warning\" or \"alert\"".into())),
+            InvalidLevel { span, found, suggestion } => Diagnostic::new(Code::InvalidLevel, *span, format!("`{found}` is not a log level"))
+                .with_label("invalid level")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "use \"debug\", \"info\", \"warning\" or \"error\"".into())),
+            NoRecipientEntity { span } => Diagnostic::new(Code::NoRecipientEntity, *span, "`notify` needs a `recipient` entity, and the schema declares none")
+                .with_label("no recipient entity")
+                .with_help("declare one in the schema, e.g. `recipient User`"),
+            BadRecipients { span, entity, key_ty, found } => Diagnostic::new(Code::BadRecipients, *span, format!("`notify` sends to `{entity}` rows or keys, found `{found}`"))
+                .with_label(format!("this is `{found}`"))
+                .with_help(format!("give a `{entity}`, a `{key_ty}` key, or a list of either")),
+            TooManyArguments { span, func, max } => Diagnostic::new(Code::TooManyArguments, *span, format!("`{func}` takes at most {max} argument{}", if *max == 1 { "" } else { "s" }))
+                .with_label("extra argument")
+                .with_help("remove the extra arguments"),
+            PositionalAfterNamed { span, named } => Diagnostic::new(Code::PositionalAfterNamed, *span, "a positional argument cannot follow a named one")
+                .with_label("positional").with_secondary(*named, "named argument here")
+                .with_help("name this argument too, or move it before the named ones"),
+            SetKey { span, entity, key } => Diagnostic::new(Code::SetKey, *span, format!("`{key}` is the key of `{entity}` and cannot change"))
+                .with_label("key field")
+                .with_help("change other fields; a row's key identifies it"),
+            SetManyToMany { span, stmt, field } => Diagnostic::new(Code::SetManyToMany, *span, format!("`{stmt}` cannot change the many-to-many field `{field}`"))
+                .with_label("many-to-many field")
+                .with_help("many-to-many fields are read-only in policies; load memberships with `herald db load`"),
+            InvalidRegex { span, error } => Diagnostic::new(Code::InvalidRegex, *span, "invalid regular expression")
+                .with_label(error.clone())
+                .with_help("fix the pattern; the syntax is that of the Rust `regex` crate"),
+            InvalidCidr { span, found } => Diagnostic::new(Code::InvalidCidr, *span, format!("`{found}` is not a CIDR range"))
+                .with_label("invalid range")
+                .with_help("write an address and prefix length, e.g. \"10.0.0.0/8\" or \"2001:db8::/32\""),
+            NotALiteral { span, func, what } => Diagnostic::new(Code::NotALiteral, *span, format!("the {what} of `{func}` must be a string literal"))
+                .with_label("not a literal")
+                .with_help(format!("write the {what} in place, so it is checked when the policy compiles")),
+            InvalidUuid { span, found } => Diagnostic::new(Code::InvalidUuid, *span, format!("`{found}` is not a UUID"))
+                .with_label("invalid UUID")
+                .with_help("write 32 hex digits, with or without dashes: \"305332a4-50ac-475e-b97c-e2cd167238a6\""),
+            InvalidTimestamp { span, found } => Diagnostic::new(Code::InvalidTimestamp, *span, format!("`{found}` is not an RFC 3339 timestamp"))
+                .with_label("invalid timestamp")
+                .with_help("write a date, time and offset: \"2026-04-14T08:02:07Z\""),
+            FilterShadows { span, name, entity, outer } => Diagnostic::new(Code::FilterShadows, *span, format!("`{name}` here is the field of `{entity}`, not the outer `{name}`"))
+                .with_label(format!("field of `{entity}`")).with_secondary(*outer, "outer binding hidden by it")
+                .with_help(format!("rename the outer binding if you meant it; inside a filter, bare names are fields of `{entity}`")),
+            UnusedBinding { span, name } => Diagnostic::new(Code::UnusedBinding, *span, format!("`{name}` is never used"))
+                .with_label("unused binding")
+                .with_help(format!("remove it, or name it `_{name}` if it is only a check")),
+            GuardLetNotOptional { span, found } => Diagnostic::new(Code::GuardLetNotOptional, *span, format!("`guard let` on a `{found}`, which is never absent"))
+                .with_label("always present")
+                .with_help("use `let` instead; `guard let` is for values that may be absent"),
+            NullCompareNeverAbsent { span, ty, always } => Diagnostic::new(Code::NullCompareNeverAbsent, *span, format!("a `{ty}` is never absent, so this is always {always}"))
+                .with_label("never null")
+                .with_help("remove the comparison, or check the schema: the field may need to be optional"),
+            DuplicateMatchType { span, name, first } => Diagnostic::new(Code::DuplicateMatchType, *span, format!("event type `{name}` is listed twice"))
+                .with_label("listed again").with_secondary(*first, "first listed here")
+                .with_help("remove the repetition"),
+        }
+    }
+}

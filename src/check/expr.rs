@@ -1,0 +1,872 @@
+//! Checking expressions: names, paths, operators, calls, queries.
+
+use super::{CheckError, Checker, Hint, Phase, RuleCx};
+use crate::diag::suggest;
+use crate::ir::{ArithOp, Builtin, Cidr, CmpOp, Expr, ExprKind, FieldRef, InterpPart};
+use crate::span::Span;
+use crate::syntax::ast::{self, BinOp, QueryKind, UnOp};
+use crate::types::Ty;
+use crate::value::{parse_timestamp, parse_uuid, Value};
+use std::sync::Arc;
+
+pub(crate) const BUILTINS: [&str; 13] = [
+    "len", "empty", "lower", "upper", "trim", "starts_with", "ends_with", "contains", "matches", "ip_in", "now", "string", "int",
+];
+pub(crate) const ACTIONS: [&str; 3] = ["notify", "send_email", "log"];
+
+fn error(span: Span) -> Expr {
+    Expr { kind: ExprKind::Lit(Value::Null), ty: Ty::Error, span }
+}
+
+fn boxed(e: Expr) -> Box<Expr> {
+    Box::new(e)
+}
+
+/// `t` made optional when `opt`.
+fn opt_if(t: Ty, opt: bool) -> Ty {
+    if opt {
+        t.optional()
+    } else {
+        t
+    }
+}
+
+impl Checker<'_> {
+    pub(crate) fn expr(&mut self, e: &ast::Expr, cx: &mut RuleCx, hint: Hint) -> Expr {
+        let span = e.span;
+        match &e.kind {
+            ast::ExprKind::Error => error(span),
+            ast::ExprKind::Null => Expr::lit(Value::Null, Ty::Null, span),
+            ast::ExprKind::Bool(b) => Expr::lit(Value::Bool(*b), Ty::Bool, span),
+            ast::ExprKind::Int(i) => Expr::lit(Value::Int(*i), Ty::Int, span),
+            ast::ExprKind::Float(f) => Expr::lit(Value::Float(*f), Ty::Float, span),
+            ast::ExprKind::Str(parts) => self.string(parts, cx, span),
+            ast::ExprKind::List(items) => self.list(items, cx, span),
+            ast::ExprKind::Name(id) => self.name(id, cx),
+            ast::ExprKind::Field { base, field } => self.field(e, base, field, cx),
+            ast::ExprKind::Index { base, index } => self.index(base, index, cx, hint, span),
+            ast::ExprKind::Call { func, args } => self.call(func, args, cx, span),
+            ast::ExprKind::Unary { op, operand, .. } => self.unary(*op, operand, cx, span),
+            ast::ExprKind::Binary { op, op_span, lhs, rhs } => self.binary(*op, *op_span, lhs, rhs, cx, span),
+            ast::ExprKind::Query { kind, entity, filter } => self.query(*kind, entity, filter.as_deref(), cx, span),
+        }
+    }
+
+    fn string(&mut self, parts: &[ast::StrPart], cx: &mut RuleCx, span: Span) -> Expr {
+        let mut out = Vec::new();
+        let mut plain = true;
+        for p in parts {
+            match p {
+                ast::StrPart::Text(t, _) => out.push(InterpPart::Text(t.clone())),
+                ast::StrPart::Expr(e) => {
+                    plain = false;
+                    let e = self.expr(e, cx, Hint::None);
+                    out.push(InterpPart::Expr(e));
+                }
+            }
+        }
+        if plain {
+            let mut s = String::new();
+            for p in out {
+                if let InterpPart::Text(t) = p {
+                    s.push_str(&t);
+                }
+            }
+            Expr::lit(Value::str(&s), Ty::String, span)
+        } else {
+            Expr { kind: ExprKind::Interp(out), ty: Ty::String, span }
+        }
+    }
+
+    fn list(&mut self, items: &[ast::Expr], cx: &mut RuleCx, span: Span) -> Expr {
+        let items: Vec<Expr> = items.iter().map(|i| self.expr(i, cx, Hint::None)).collect();
+        let mut elem = Ty::Never;
+        let mut first: Option<(Ty, Span)> = None;
+        let mut nullable = false;
+        let mut reported = false;
+        for item in &items {
+            let t = item.ty.clone();
+            if t == Ty::Null {
+                nullable = true;
+                continue;
+            }
+            if t.is_optional() {
+                nullable = true;
+            }
+            let t = t.unwrap_optional().clone();
+            elem = match (&elem, &t) {
+                (Ty::Never, _) => {
+                    first = Some((t.clone(), item.span));
+                    t
+                }
+                (_, Ty::Error) | (Ty::Error, _) => Ty::Error,
+                (a, b) if a == b => elem,
+                (Ty::Int, Ty::Float) | (Ty::Float, Ty::Int) => Ty::Float,
+                (Ty::Any, _) | (_, Ty::Any) => Ty::Any,
+                (a, b) => {
+                    if !reported {
+                        reported = true;
+                        let (fty, fspan) = first.clone().unwrap_or((a.clone(), span));
+                        self.errors.push(CheckError::MixedList {
+                            span: item.span,
+                            first: self.show(&fty),
+                            found: self.show(b),
+                            first_span: fspan,
+                        });
+                    }
+                    Ty::Error
+                }
+            };
+        }
+        let elem = if nullable { elem.optional() } else { elem };
+        let ty = elem.list();
+        if items.iter().all(|i| matches!(i.kind, ExprKind::Lit(_))) {
+            let values = items
+                .into_iter()
+                .map(|i| match i.kind {
+                    ExprKind::Lit(v) => v,
+                    _ => unreachable!("all items are literals"),
+                })
+                .collect();
+            Expr::lit(Value::list(values), ty, span)
+        } else {
+            Expr { kind: ExprKind::List(items), ty, span }
+        }
+    }
+
+    fn name(&mut self, id: &ast::Ident, cx: &mut RuleCx) -> Expr {
+        let span = id.span;
+        if let Some(entity) = cx.filter {
+            let def = self.schema.entity(entity);
+            let field = if def.key.name == id.name {
+                Some((FieldRef::Key, def.key.ty.clone()))
+            } else {
+                def.field(&id.name).map(|(i, f)| (FieldRef::Field(i), f.ty.clone()))
+            };
+            if let Some((field, ty)) = field {
+                if let FieldRef::Field(i) = field {
+                    if def.many_to_many(i).is_some() {
+                        self.errors.push(CheckError::UnsupportedFilter {
+                            span,
+                            reason: "many-to-many fields cannot be filtered on",
+                        });
+                        return error(span);
+                    }
+                }
+                let outer = cx.lookup(&id.name).map(|l| cx.locals[l.0 as usize].span).or_else(|| self.consts.get(&id.name).map(|c| c.span));
+                if let Some(outer) = outer {
+                    self.errors.push(CheckError::FilterShadows { span, name: id.name.clone(), entity: def.name.clone(), outer });
+                }
+                return Expr { kind: ExprKind::Row { entity, field, path: vec![] }, ty, span };
+            }
+        }
+        if id.name == "event" {
+            if cx.events_unknown {
+                return error(span);
+            }
+            let pid = self.intern_path(vec![]);
+            let ty = match cx.events.as_slice() {
+                [(_, r)] => Ty::Record(*r),
+                _ => Ty::Any,
+            };
+            return Expr { kind: ExprKind::Event(pid), ty, span };
+        }
+        if let Some(local) = cx.lookup(&id.name) {
+            cx.used[local.0 as usize] = true;
+            let ty = cx.locals[local.0 as usize].ty.clone();
+            return Expr { kind: ExprKind::Local(local), ty, span };
+        }
+        if let Some(c) = self.consts.get(&id.name) {
+            return Expr::lit(c.value.clone(), c.ty.clone(), span);
+        }
+        if self.schema.entity_by_name(&id.name).is_some() {
+            self.errors.push(CheckError::EntityAsValue { span, name: id.name.clone() });
+            return error(span);
+        }
+        let hint = if BUILTINS.contains(&id.name.as_str()) {
+            Some(format!("`{}` is a function: call it with `{}(...)`", id.name, id.name))
+        } else if cx.phase == Phase::Match && cx.filter.is_none() {
+            Some("a `match` clause sees only `event`, consts and its own pattern bindings".to_string())
+        } else {
+            None
+        };
+        let mut names = cx.names();
+        names.extend(self.consts.keys().cloned());
+        names.push("event".into());
+        if let Some(entity) = cx.filter {
+            let def = self.schema.entity(entity);
+            names.push(def.key.name.clone());
+            names.extend(def.fields.iter().map(|f| f.name.clone()));
+        }
+        let suggestion = suggest(&id.name, names.iter().map(|s| s.as_str()));
+        self.errors.push(CheckError::UnknownName { span, name: id.name.clone(), suggestion, hint });
+        error(span)
+    }
+
+    /// `a.b.c` rooted at `event` (and not inside a filter where `event`
+    /// could be shadowed): the static path segments.
+    fn static_event_path<'a>(&self, e: &'a ast::Expr, cx: &RuleCx) -> Option<Vec<&'a ast::Ident>> {
+        match &e.kind {
+            ast::ExprKind::Name(id) if id.name == "event" => Some(vec![]),
+            ast::ExprKind::Field { base, field } => {
+                let mut p = self.static_event_path(base, cx)?;
+                p.push(field);
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    fn field(&mut self, whole: &ast::Expr, base: &ast::Expr, field: &ast::Ident, cx: &mut RuleCx) -> Expr {
+        let span = whole.span;
+        if let Some(path) = self.static_event_path(whole, cx) {
+            let filter_field = cx.filter.is_some_and(|e| {
+                let d = self.schema.entity(e);
+                d.key.name == "event" || d.field("event").is_some()
+            });
+            if !filter_field {
+                return match self.event_path(&path, cx) {
+                    Some((pid, ty)) => Expr { kind: ExprKind::Event(pid), ty, span },
+                    None => error(span),
+                };
+            }
+        }
+        let base = self.expr(base, cx, Hint::None);
+        // A path inside an `any` field of the filtered row stays a column path.
+        if let ExprKind::Row { entity, field: f, path } = &base.kind {
+            if base.ty.unwrap_optional() == &Ty::Any {
+                let mut path = path.clone();
+                path.push(field.name.clone());
+                return Expr { kind: ExprKind::Row { entity: *entity, field: *f, path }, ty: Ty::Any, span };
+            }
+        }
+        let opt = base.ty.is_optional();
+        match base.ty.unwrap_optional().clone() {
+            Ty::Error => error(span),
+            Ty::Any => Expr { kind: ExprKind::Field { base: boxed(base), name: field.name.clone() }, ty: Ty::Any, span },
+            Ty::Record(r) => match self.schema.record(r).field(&field.name) {
+                Some((_, f)) => {
+                    let ty = opt_if(f.ty.clone(), opt);
+                    Expr { kind: ExprKind::Field { base: boxed(base), name: field.name.clone() }, ty, span }
+                }
+                None => {
+                    let rec = self.schema.record(r);
+                    let owner = match &rec.name {
+                        Some(n) => format!("`{n}`"),
+                        None => "this record".to_string(),
+                    };
+                    let suggestion = suggest(&field.name, rec.fields.iter().map(|f| f.name.as_str()));
+                    self.errors.push(CheckError::UnknownField { span: field.span, field: field.name.clone(), owner, suggestion });
+                    error(span)
+                }
+            },
+            Ty::Entity(ent) => {
+                let def = self.schema.entity(ent);
+                if def.key.name == field.name {
+                    let ty = opt_if(def.key.ty.clone(), opt);
+                    return Expr { kind: ExprKind::Column { base: boxed(base), entity: ent, field: FieldRef::Key }, ty, span };
+                }
+                match def.field(&field.name) {
+                    Some((i, f)) => match def.many_to_many(i) {
+                        Some(target) => Expr {
+                            kind: ExprKind::Related { base: boxed(base), entity: ent, field: i, target },
+                            ty: opt_if(Ty::Entity(target).list(), opt),
+                            span,
+                        },
+                        None => {
+                            let ty = opt_if(f.ty.clone(), opt);
+                            Expr { kind: ExprKind::Column { base: boxed(base), entity: ent, field: FieldRef::Field(i) }, ty, span }
+                        }
+                    },
+                    None => {
+                        let names = std::iter::once(def.key.name.as_str()).chain(def.fields.iter().map(|f| f.name.as_str()));
+                        let suggestion = suggest(&field.name, names);
+                        self.errors.push(CheckError::UnknownField {
+                            span: field.span,
+                            field: field.name.clone(),
+                            owner: format!("entity `{}`", def.name),
+                            suggestion,
+                        });
+                        error(span)
+                    }
+                }
+            }
+            other => {
+                self.errors.push(CheckError::NoFields { span: field.span, field: field.name.clone(), ty: self.show(&other) });
+                error(span)
+            }
+        }
+    }
+
+    fn index(&mut self, base: &ast::Expr, index: &ast::Expr, cx: &mut RuleCx, hint: Hint, span: Span) -> Expr {
+        // `Entity[key]`: a name that is an entity and not shadowed.
+        if let ast::ExprKind::Name(id) = &base.kind {
+            let shadowed = id.name == "event"
+                || cx.lookup(&id.name).is_some()
+                || self.consts.contains_key(&id.name)
+                || cx.filter.is_some_and(|e| {
+                    let d = self.schema.entity(e);
+                    d.key.name == id.name || d.field(&id.name).is_some()
+                });
+            if !shadowed {
+                if let Some(entity) = self.schema.entity_by_name(&id.name) {
+                    if cx.phase == Phase::Match {
+                        self.errors.push(CheckError::QueryInMatch { span });
+                    }
+                    let key_ty = self.schema.entity(entity).key.ty.clone();
+                    let key = self.expr(index, cx, Hint::None);
+                    let key = self.coerce(key, &key_ty);
+                    let key = self.coerce(key, &key_ty.clone().list());
+                    let opt = key.ty.is_optional();
+                    let one = Ty::Entity(entity);
+                    let (many, ty) = match key.ty.unwrap_optional() {
+                        Ty::Error => (false, Ty::Error),
+                        Ty::Any => {
+                            if hint == Hint::List {
+                                (true, one.list())
+                            } else {
+                                (false, one.optional())
+                            }
+                        }
+                        t if t.fits(&key_ty) && *t != Ty::Null => (false, one.optional()),
+                        Ty::List(elem) if elem.unwrap_optional().fits(&key_ty) => (true, opt_if(one.list(), opt)),
+                        other => {
+                            self.errors.push(CheckError::BadLookupKey {
+                                span: key.span,
+                                entity: id.name.clone(),
+                                key_ty: self.show(&key_ty),
+                                found: self.show(other),
+                            });
+                            return error(span);
+                        }
+                    };
+                    let kind = if many {
+                        ExprKind::LookupMany { entity, keys: boxed(key) }
+                    } else {
+                        ExprKind::Lookup { entity, key: boxed(key) }
+                    };
+                    return Expr { kind, ty, span };
+                }
+            }
+        }
+        let base = self.expr(base, cx, Hint::None);
+        let idx = self.expr(index, cx, Hint::None);
+        let idx_t = idx.ty.unwrap_optional().clone();
+        let opt = base.ty.is_optional();
+        let ty = match (base.ty.unwrap_optional(), &idx_t) {
+            (Ty::Error, _) | (_, Ty::Error) => return error(span),
+            (Ty::List(elem), Ty::Int | Ty::Any) => elem.as_ref().clone().optional(),
+            (Ty::Any, Ty::Int | Ty::String | Ty::Any) => Ty::Any,
+            (b, i) => {
+                self.errors.push(CheckError::BadIndex { span, ty: self.show(b), index: self.show(i) });
+                return error(span);
+            }
+        };
+        let _ = opt;
+        Expr { kind: ExprKind::Index { base: boxed(base), index: boxed(idx) }, ty, span }
+    }
+
+    fn unary(&mut self, op: UnOp, operand: &ast::Expr, cx: &mut RuleCx, span: Span) -> Expr {
+        let e = self.expr(operand, cx, Hint::None);
+        match op {
+            UnOp::Not => {
+                self.require_bool(&e, |found| CheckError::NotBoolean { span: e.span, op: "not", found });
+                Expr { kind: ExprKind::Not(boxed(e)), ty: Ty::Bool, span }
+            }
+            UnOp::Neg => {
+                let ty = match e.ty.unwrap_optional() {
+                    Ty::Int | Ty::Float | Ty::Any | Ty::Error => e.ty.clone(),
+                    other => {
+                        let s = self.show(other);
+                        self.errors.push(CheckError::BadArithmetic { span, op: "-", lhs: s.clone(), rhs: s });
+                        return error(span);
+                    }
+                };
+                // Fold `-literal` so patterns and consts see a literal.
+                match e.kind {
+                    ExprKind::Lit(Value::Int(i)) if i.checked_neg().is_some() => Expr::lit(Value::Int(-i), Ty::Int, span),
+                    ExprKind::Lit(Value::Float(f)) => Expr::lit(Value::Float(-f), Ty::Float, span),
+                    _ => Expr { kind: ExprKind::Neg(boxed(e)), ty, span },
+                }
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, op_span: Span, lhs: &ast::Expr, rhs: &ast::Expr, cx: &mut RuleCx, span: Span) -> Expr {
+        match op {
+            BinOp::And | BinOp::Or => {
+                let l = self.expr(lhs, cx, Hint::None);
+                let r = self.expr(rhs, cx, Hint::None);
+                let name = if op == BinOp::And { "and" } else { "or" };
+                self.require_bool(&l, |found| CheckError::NotBoolean { span: l.span, op: name, found });
+                self.require_bool(&r, |found| CheckError::NotBoolean { span: r.span, op: name, found });
+                let kind = if op == BinOp::And { ExprKind::And(boxed(l), boxed(r)) } else { ExprKind::Or(boxed(l), boxed(r)) };
+                Expr { kind, ty: Ty::Bool, span }
+            }
+            BinOp::Eq | BinOp::Ne => {
+                let l = self.expr(lhs, cx, Hint::None);
+                let r = self.expr(rhs, cx, Hint::None);
+                let mut e = self.equality(l, r, span, op == BinOp::Ne);
+                if let ExprKind::Cmp { .. } = e.kind {
+                    e.span = span;
+                }
+                let _ = op_span;
+                e
+            }
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                let l = self.expr(lhs, cx, Hint::None);
+                let r = self.expr(rhs, cx, Hint::None);
+                let (l, r) = self.coerce_pair(l, r);
+                let cmp = match op {
+                    BinOp::Lt => CmpOp::Lt,
+                    BinOp::Le => CmpOp::Le,
+                    BinOp::Gt => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                let (a, b) = (l.ty.unwrap_optional().clone(), r.ty.unwrap_optional().clone());
+                let orderable = |t: &Ty| matches!(t, Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Any | Ty::Error | Ty::Never);
+                if !a.has_error() && !b.has_error() {
+                    if !orderable(&a) || !orderable(&b) {
+                        let bad = if orderable(&a) { &b } else { &a };
+                        if bad == &Ty::Null {
+                            self.errors.push(CheckError::Incomparable { span, op: cmp.symbol(), lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
+                        } else {
+                            self.errors.push(CheckError::NotOrderable { span: op_span, op: cmp.symbol(), ty: self.show(bad) });
+                        }
+                    } else if !comparable(&a, &b) {
+                        self.errors.push(CheckError::Incomparable { span, op: cmp.symbol(), lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
+                    }
+                }
+                Expr { kind: ExprKind::Cmp { op: cmp, lhs: boxed(l), rhs: boxed(r) }, ty: Ty::Bool, span }
+            }
+            BinOp::In => {
+                let l = self.expr(lhs, cx, Hint::None);
+                let r = self.expr(rhs, cx, Hint::List);
+                let r = match l.ty.unwrap_optional() {
+                    t @ (Ty::Uuid | Ty::Timestamp) => {
+                        let t = t.clone();
+                        self.coerce(r, &t.list())
+                    }
+                    _ => r,
+                };
+                let ok = match r.ty.unwrap_optional() {
+                    Ty::Error | Ty::Any => true,
+                    Ty::String => matches!(l.ty.unwrap_optional(), Ty::String | Ty::Any | Ty::Error),
+                    Ty::List(elem) => comparable(l.ty.unwrap_optional(), elem.unwrap_optional()),
+                    _ => false,
+                };
+                if !ok && !l.ty.has_error() {
+                    self.errors.push(CheckError::BadIn { span, elem: self.show(&l.ty), container: self.show(&r.ty) });
+                }
+                Expr { kind: ExprKind::In { elem: boxed(l), container: boxed(r) }, ty: Ty::Bool, span }
+            }
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => {
+                let l = self.expr(lhs, cx, Hint::None);
+                let r = self.expr(rhs, cx, Hint::None);
+                let aop = match op {
+                    BinOp::Add => ArithOp::Add,
+                    BinOp::Sub => ArithOp::Sub,
+                    BinOp::Mul => ArithOp::Mul,
+                    BinOp::Div => ArithOp::Div,
+                    _ => ArithOp::Mod,
+                };
+                let opt = l.ty.admits_absent() && l.ty != Ty::Any || r.ty.admits_absent() && r.ty != Ty::Any;
+                let (a, b) = (l.ty.unwrap_optional().clone(), r.ty.unwrap_optional().clone());
+                let ty = match (&a, &b) {
+                    (Ty::Error, _) | (_, Ty::Error) => Ty::Error,
+                    (Ty::String, Ty::String) if aop == ArithOp::Add => Ty::String,
+                    (Ty::List(x), Ty::List(y)) if aop == ArithOp::Add && (x.fits(y) || y.fits(x)) => {
+                        if **x == Ty::Never { b.clone() } else { a.clone() }
+                    }
+                    (Ty::Int, Ty::Int) => Ty::Int,
+                    (Ty::Int | Ty::Float, Ty::Int | Ty::Float) => Ty::Float,
+                    (Ty::Any, Ty::Int | Ty::Float | Ty::Any) | (Ty::Int | Ty::Float, Ty::Any) => Ty::Any,
+                    (Ty::Any, Ty::String) | (Ty::String, Ty::Any) if aop == ArithOp::Add => Ty::Any,
+                    _ => {
+                        self.errors.push(CheckError::BadArithmetic { span: op_span, op: op.symbol(), lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
+                        return error(span);
+                    }
+                };
+                let ty = opt_if(ty, opt);
+                Expr { kind: ExprKind::Arith { op: aop, lhs: boxed(l), rhs: boxed(r) }, ty, span }
+            }
+        }
+    }
+
+    /// `l == r` (or `!=` when `negated`): `IsNull` against a `null`
+    /// literal, `Cmp` otherwise, with string literals converted to the
+    /// other side's `uuid`/`timestamp`.
+    pub(crate) fn equality(&mut self, l: Expr, r: Expr, span: Span, negated: bool) -> Expr {
+        let l_null = matches!(l.kind, ExprKind::Lit(Value::Null));
+        let r_null = matches!(r.kind, ExprKind::Lit(Value::Null));
+        if l_null || r_null {
+            let operand = if r_null { l } else { r };
+            if !operand.ty.admits_absent() && !operand.ty.has_error() {
+                self.errors.push(CheckError::NullCompareNeverAbsent { span, ty: self.show(&operand.ty), always: negated });
+            }
+            return Expr { kind: ExprKind::IsNull { operand: boxed(operand), negated }, ty: Ty::Bool, span };
+        }
+        let (l, r) = self.coerce_pair(l, r);
+        let (a, b) = (l.ty.unwrap_optional(), r.ty.unwrap_optional());
+        if !comparable(a, b) && !a.has_error() && !b.has_error() {
+            let op = if negated { "!=" } else { "==" };
+            self.errors.push(CheckError::Incomparable { span, op, lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
+        }
+        let op = if negated { CmpOp::Ne } else { CmpOp::Eq };
+        Expr { kind: ExprKind::Cmp { op, lhs: boxed(l), rhs: boxed(r) }, ty: Ty::Bool, span }
+    }
+
+    /// Convert a string literal on one side to the other side's `uuid` or
+    /// `timestamp`.
+    pub(crate) fn coerce_pair(&mut self, l: Expr, r: Expr) -> (Expr, Expr) {
+        let lt = l.ty.unwrap_optional().clone();
+        let rt = r.ty.unwrap_optional().clone();
+        if matches!(lt, Ty::Uuid | Ty::Timestamp) {
+            (l, self.coerce(r, &lt))
+        } else if matches!(rt, Ty::Uuid | Ty::Timestamp) {
+            (self.coerce(l, &rt), r)
+        } else {
+            (l, r)
+        }
+    }
+
+    /// Convert string literals (or lists of them) to `uuid`/`timestamp`
+    /// literals where `target` asks for one, validating them (E0504, E0505).
+    pub(crate) fn coerce(&mut self, e: Expr, target: &Ty) -> Expr {
+        let target = target.unwrap_optional();
+        match (&e.kind, target) {
+            (ExprKind::Lit(Value::Str(s)), Ty::Uuid | Ty::Timestamp) => match self.convert_str(s, target, e.span) {
+                Some(v) => Expr::lit(v, target.clone(), e.span),
+                None => error(e.span),
+            },
+            (ExprKind::Lit(Value::List(items)), Ty::List(elem))
+                if matches!(elem.unwrap_optional(), Ty::Uuid | Ty::Timestamp)
+                    && matches!(e.ty.unwrap_optional(), Ty::List(t) if t.unwrap_optional() == &Ty::String) =>
+            {
+                let elem_t = elem.unwrap_optional().clone();
+                let mut out = Vec::new();
+                let mut ok = true;
+                for v in items.iter() {
+                    match v {
+                        Value::Str(s) => match self.convert_str(s, &elem_t, e.span) {
+                            Some(v) => out.push(v),
+                            None => ok = false,
+                        },
+                        other => out.push(other.clone()),
+                    }
+                }
+                if !ok {
+                    return error(e.span);
+                }
+                Expr::lit(Value::list(out), elem_t.list(), e.span)
+            }
+            _ => e,
+        }
+    }
+
+    fn convert_str(&mut self, s: &str, target: &Ty, span: Span) -> Option<Value> {
+        match target {
+            Ty::Uuid => match parse_uuid(s) {
+                Some(u) => Some(Value::Uuid(u)),
+                None => {
+                    self.errors.push(CheckError::InvalidUuid { span, found: s.to_string() });
+                    None
+                }
+            },
+            _ => match parse_timestamp(s) {
+                Some(t) => Some(Value::Timestamp(t)),
+                None => {
+                    self.errors.push(CheckError::InvalidTimestamp { span, found: s.to_string() });
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Can values of these (unwrapped) types be compared with `==`?
+pub(crate) fn comparable(a: &Ty, b: &Ty) -> bool {
+    use Ty::*;
+    match (a, b) {
+        (Error | Never | Any | Null, _) | (_, Error | Never | Any | Null) => true,
+        (Int | Float, Int | Float) => true,
+        (Uuid, String) | (String, Uuid) | (Timestamp, String) | (String, Timestamp) => true,
+        (List(x), List(y)) => comparable(x.unwrap_optional(), y.unwrap_optional()),
+        (x, y) => x == y,
+    }
+}
+
+/// A parameter of a built-in function or action.
+pub(crate) struct Param {
+    pub name: &'static str,
+    pub required: bool,
+}
+
+pub(crate) const fn req(name: &'static str) -> Param {
+    Param { name, required: true }
+}
+
+pub(crate) const fn opt(name: &'static str) -> Param {
+    Param { name, required: false }
+}
+
+fn stringish(t: &Ty) -> bool {
+    matches!(t.unwrap_optional(), Ty::String | Ty::Any | Ty::Error | Ty::Never)
+}
+
+impl Checker<'_> {
+    /// Match call arguments to parameters, named or positional in declared
+    /// order; reports unknown, duplicate, missing and extra arguments.
+    pub(crate) fn resolve_args<'a>(
+        &mut self,
+        func: &str,
+        call_span: Span,
+        params: &[Param],
+        args: &'a [ast::Arg],
+    ) -> Vec<Option<&'a ast::Arg>> {
+        let mut slots: Vec<Option<&'a ast::Arg>> = vec![None; params.len()];
+        let mut named_at: Option<Span> = None;
+        let mut position = 0;
+        let mut reported_extra = false;
+        for arg in args {
+            match &arg.name {
+                Some(n) => {
+                    named_at.get_or_insert(n.span);
+                    match params.iter().position(|p| p.name == n.name) {
+                        Some(i) => match slots[i] {
+                            Some(first) => self.errors.push(CheckError::DuplicateArgument {
+                                span: n.span,
+                                name: n.name.clone(),
+                                first: first.name.as_ref().map(|f| f.span).unwrap_or(first.span),
+                            }),
+                            None => slots[i] = Some(arg),
+                        },
+                        None => {
+                            let suggestion = suggest(&n.name, params.iter().map(|p| p.name));
+                            self.errors.push(CheckError::UnknownArgument {
+                                span: n.span,
+                                func: func.to_string(),
+                                name: n.name.clone(),
+                                suggestion,
+                            });
+                        }
+                    }
+                }
+                None => {
+                    if let Some(named) = named_at {
+                        self.errors.push(CheckError::PositionalAfterNamed { span: arg.span, named });
+                        continue;
+                    }
+                    if position >= params.len() {
+                        if !reported_extra {
+                            reported_extra = true;
+                            self.errors.push(CheckError::TooManyArguments { span: arg.span, func: func.to_string(), max: params.len() });
+                        }
+                        continue;
+                    }
+                    slots[position] = Some(arg);
+                    position += 1;
+                }
+            }
+        }
+        for (i, p) in params.iter().enumerate() {
+            if p.required && slots[i].is_none() {
+                self.errors.push(CheckError::MissingArgument { span: call_span, func: func.to_string(), name: p.name.to_string() });
+            }
+        }
+        slots
+    }
+
+    fn call(&mut self, func: &ast::Ident, args: &[ast::Arg], cx: &mut RuleCx, span: Span) -> Expr {
+        let name = func.name.as_str();
+        if ACTIONS.contains(&name) {
+            self.errors.push(CheckError::ActionInExpression { span, name: name.to_string(), in_match: cx.phase == Phase::Match });
+            return error(span);
+        }
+        let params: &[Param] = match name {
+            "len" | "empty" | "lower" | "upper" | "trim" | "string" | "int" => &[req("value")],
+            "starts_with" => &[req("value"), req("prefix")],
+            "ends_with" => &[req("value"), req("suffix")],
+            "contains" => &[req("value"), req("part")],
+            "matches" => &[req("value"), req("pattern")],
+            "ip_in" => &[req("ip"), req("range")],
+            "now" => &[],
+            _ => {
+                let suggestion = suggest(name, BUILTINS);
+                self.errors.push(CheckError::UnknownFunction { span: func.span, name: name.to_string(), suggestion });
+                for a in args {
+                    self.expr(&a.value, cx, Hint::None);
+                }
+                return error(span);
+            }
+        };
+        let slots = self.resolve_args(name, span, params, args);
+        if slots.iter().zip(params).any(|(s, p)| s.is_none() && p.required) {
+            return error(span);
+        }
+        let vals: Vec<Expr> = slots.iter().map(|s| self.expr(&s.expect("required").value, cx, Hint::None)).collect();
+        let bad = |this: &mut Self, i: usize, expected: &str| -> bool {
+            let v: &Expr = &vals[i];
+            if v.ty.has_error() {
+                return true;
+            }
+            let found = this.show(&v.ty);
+            this.errors.push(CheckError::ArgumentType {
+                span: v.span,
+                func: name.to_string(),
+                name: params[i].name.to_string(),
+                expected: expected.to_string(),
+                found,
+            });
+            true
+        };
+        let absent_in = vals.first().is_some_and(|v| v.ty.admits_absent());
+        let (builtin, ty) = match name {
+            "len" => {
+                if !matches!(vals[0].ty.unwrap_optional(), Ty::String | Ty::List(_) | Ty::Any | Ty::Error) {
+                    bad(self, 0, "string or list");
+                    return error(span);
+                }
+                (Builtin::Len, opt_if(Ty::Int, absent_in))
+            }
+            "empty" => (Builtin::Empty, Ty::Bool),
+            "lower" | "upper" | "trim" => {
+                if !stringish(&vals[0].ty) {
+                    bad(self, 0, "string");
+                    return error(span);
+                }
+                let b = match name {
+                    "lower" => Builtin::Lower,
+                    "upper" => Builtin::Upper,
+                    _ => Builtin::Trim,
+                };
+                (b, opt_if(Ty::String, absent_in))
+            }
+            "starts_with" | "ends_with" => {
+                let mut ok = true;
+                for i in 0..2 {
+                    if !stringish(&vals[i].ty) {
+                        bad(self, i, "string");
+                        ok = false;
+                    }
+                }
+                if !ok {
+                    return error(span);
+                }
+                (if name == "starts_with" { Builtin::StartsWith } else { Builtin::EndsWith }, Ty::Bool)
+            }
+            "contains" => {
+                match vals[0].ty.unwrap_optional().clone() {
+                    Ty::String => {
+                        if !stringish(&vals[1].ty) {
+                            bad(self, 1, "string");
+                            return error(span);
+                        }
+                    }
+                    Ty::List(elem) => {
+                        if !comparable(elem.unwrap_optional(), vals[1].ty.unwrap_optional()) {
+                            let expected = self.show(&elem);
+                            bad(self, 1, &expected);
+                            return error(span);
+                        }
+                    }
+                    Ty::Any | Ty::Error => {}
+                    _ => {
+                        bad(self, 0, "string or list");
+                        return error(span);
+                    }
+                }
+                (Builtin::Contains, Ty::Bool)
+            }
+            "matches" | "ip_in" => {
+                if !stringish(&vals[0].ty) {
+                    bad(self, 0, "string");
+                    return error(span);
+                }
+                let lit = match &vals[1].kind {
+                    ExprKind::Lit(Value::Str(s)) => s.clone(),
+                    _ => {
+                        if !vals[1].ty.has_error() {
+                            let what = if name == "matches" { "pattern" } else { "range" };
+                            self.errors.push(CheckError::NotALiteral {
+                                span: vals[1].span,
+                                func: if name == "matches" { "matches" } else { "ip_in" },
+                                what,
+                            });
+                        }
+                        return error(span);
+                    }
+                };
+                if name == "matches" {
+                    match regex::Regex::new(&lit) {
+                        Ok(re) => (Builtin::Matches(Arc::new(re)), Ty::Bool),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            let last = msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("the pattern does not compile");
+                            self.errors.push(CheckError::InvalidRegex { span: vals[1].span, error: last.trim_start_matches("error: ").to_string() });
+                            return error(span);
+                        }
+                    }
+                } else {
+                    match Cidr::parse(&lit) {
+                        Some(c) => (Builtin::IpIn(c), Ty::Bool),
+                        None => {
+                            self.errors.push(CheckError::InvalidCidr { span: vals[1].span, found: lit.to_string() });
+                            return error(span);
+                        }
+                    }
+                }
+            }
+            "now" => {
+                if cx.phase == Phase::Match {
+                    self.errors.push(CheckError::NowInMatch { span });
+                }
+                (Builtin::Now, Ty::Timestamp)
+            }
+            "string" => (Builtin::ToString, opt_if(Ty::String, absent_in)),
+            "int" => {
+                if !matches!(vals[0].ty.unwrap_optional(), Ty::Int | Ty::Float | Ty::String | Ty::Any | Ty::Error) {
+                    bad(self, 0, "int, float or string");
+                    return error(span);
+                }
+                (Builtin::ToInt, opt_if(Ty::Int, absent_in))
+            }
+            _ => unreachable!("names were matched above"),
+        };
+        let mut vals = vals;
+        if matches!(builtin, Builtin::Matches(_) | Builtin::IpIn(_)) {
+            vals.truncate(1);
+        }
+        Expr { kind: ExprKind::Call { func: builtin, args: vals }, ty, span }
+    }
+
+    fn query(&mut self, kind: QueryKind, entity: &ast::Ident, filter: Option<&ast::Expr>, cx: &mut RuleCx, span: Span) -> Expr {
+        let Some(id) = self.schema.entity_by_name(&entity.name) else {
+            let suggestion = suggest(&entity.name, self.schema.entity_names());
+            self.errors.push(CheckError::UnknownEntity { span: entity.span, name: entity.name.clone(), suggestion });
+            return error(span);
+        };
+        if cx.phase == Phase::Match {
+            self.errors.push(CheckError::QueryInMatch { span });
+        }
+        let filter = filter.map(|f| {
+            let saved = cx.filter.replace(id);
+            let f = self.expr(f, cx, Hint::None);
+            cx.filter = saved;
+            self.require_bool(&f, |found| CheckError::ConditionNotBool { span: f.span, clause: "filter", found });
+            if !f.ty.has_error() {
+                if let Err((span, reason)) = super::filter_supported(&f) {
+                    self.errors.push(CheckError::UnsupportedFilter { span, reason });
+                }
+            }
+            Box::new(f)
+        });
+        let ty = match kind {
+            QueryKind::Exists => Ty::Bool,
+            QueryKind::Count => Ty::Int,
+            QueryKind::First => Ty::Entity(id).optional(),
+            QueryKind::All => Ty::Entity(id).list(),
+        };
+        Expr { kind: ExprKind::Query { kind, entity: id, filter }, ty, span }
+    }
+}
