@@ -1,1 +1,482 @@
-//! (in progress)
+//! The reference interpreter: it defines the language's run-time semantics.
+//!
+//! It evaluates `match` conditions (the oracle the JIT must agree with) and
+//! runs `let`/`guard`/`action` clauses against the store through the [`Db`]
+//! trait, which the SQLite store implements. Value semantics live in [`ops`].
+
+pub mod ops;
+
+use crate::diag::{Code, RuntimeError};
+use crate::ir::{Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, LogLevel, PathId, Program, QueryKind, Rule, Step, Stmt};
+use crate::types::EntityId;
+use crate::value::{now_nanos, Row, Value};
+use std::sync::Arc;
+
+/// Read access to one decoded event.
+pub trait EventView {
+    /// The value at a static event path: absent when missing.
+    fn path(&self, p: PathId) -> Value;
+}
+
+/// The store as the interpreter sees it. Implemented by `store::Store`
+/// over SQLite; every method runs inside the caller's transaction.
+pub trait Db {
+    fn lookup(&self, entity: EntityId, key: &Value) -> Result<Option<Arc<Row>>, RuntimeError>;
+    fn lookup_many(&self, entity: EntityId, keys: &[Value]) -> Result<Vec<Arc<Row>>, RuntimeError>;
+    fn related(&self, entity: EntityId, key: &Value, field: usize) -> Result<Vec<Arc<Row>>, RuntimeError>;
+    fn query(
+        &self,
+        kind: QueryKind,
+        entity: EntityId,
+        filter: Option<&Expr>,
+        eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
+    ) -> Result<Value, RuntimeError>;
+    /// Returns the column's new value.
+    fn set_field(&self, entity: EntityId, key: &Value, field: usize, path: &[String], value: &Value) -> Result<Value, RuntimeError>;
+    fn append(&self, entity: EntityId, key: &Value, field: usize, path: &[String], value: &Value) -> Result<Value, RuntimeError>;
+    fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError>;
+    fn notify(&self, rule: &str, event_key: &str, user_pk: &Value, severity: &str, body: &str) -> Result<(), RuntimeError>;
+    #[allow(clippy::too_many_arguments)]
+    fn send_email(
+        &self,
+        rule: &str,
+        event_key: &str,
+        to: &[String],
+        cc: &[String],
+        bcc: &[String],
+        subject: &str,
+        body: &str,
+    ) -> Result<(), RuntimeError>;
+}
+
+/// The store of a `match` clause: there is none. The checker guarantees a
+/// `match` never queries, so reaching this is a bug reported as an error.
+pub struct NoDb;
+
+fn no_db() -> RuntimeError {
+    RuntimeError::new(Code::StoreFailure, "internal error: the store was read while evaluating a `match` clause")
+}
+
+impl Db for NoDb {
+    fn lookup(&self, _: EntityId, _: &Value) -> Result<Option<Arc<Row>>, RuntimeError> {
+        Err(no_db())
+    }
+    fn lookup_many(&self, _: EntityId, _: &[Value]) -> Result<Vec<Arc<Row>>, RuntimeError> {
+        Err(no_db())
+    }
+    fn related(&self, _: EntityId, _: &Value, _: usize) -> Result<Vec<Arc<Row>>, RuntimeError> {
+        Err(no_db())
+    }
+    fn query(&self, _: QueryKind, _: EntityId, _: Option<&Expr>, _: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>) -> Result<Value, RuntimeError> {
+        Err(no_db())
+    }
+    fn set_field(&self, _: EntityId, _: &Value, _: usize, _: &[String], _: &Value) -> Result<Value, RuntimeError> {
+        Err(no_db())
+    }
+    fn append(&self, _: EntityId, _: &Value, _: usize, _: &[String], _: &Value) -> Result<Value, RuntimeError> {
+        Err(no_db())
+    }
+    fn remove(&self, _: EntityId, _: &Value, _: usize, _: &[String]) -> Result<Value, RuntimeError> {
+        Err(no_db())
+    }
+    fn notify(&self, _: &str, _: &str, _: &Value, _: &str, _: &str) -> Result<(), RuntimeError> {
+        Err(no_db())
+    }
+    fn send_email(&self, _: &str, _: &str, _: &[String], _: &[String], _: &[String], _: &str, _: &str) -> Result<(), RuntimeError> {
+        Err(no_db())
+    }
+}
+
+/// One rule's locals.
+pub type Env = Vec<Value>;
+
+/// Evaluates expressions of one program against one event.
+pub struct Interp<'a> {
+    pub program: &'a Program,
+    pub event: &'a dyn EventView,
+    pub db: &'a dyn Db,
+    /// The value of `now()`: one instant per event, so every rule sees the same.
+    pub now: i128,
+}
+
+/// Does `rule`'s `match` clause accept the event? Pattern bindings are
+/// written into `env` (which must have `rule.locals.len()` entries).
+pub fn eval_match(program: &Program, rule: &Rule, event: &dyn EventView, env: &mut Env) -> Result<bool, RuntimeError> {
+    bind_patterns(rule, event, env);
+    let interp = Interp { program, event, db: &NoDb, now: 0 };
+    match interp.eval(&rule.matcher.cond, env)? {
+        Value::Bool(b) => Ok(b),
+        other => Err(ops::type_error("a bool", &other).at(rule.matcher.cond.span)),
+    }
+}
+
+/// Give pattern-bound locals the values at their paths.
+pub fn bind_patterns(rule: &Rule, event: &dyn EventView, env: &mut Env) {
+    env.clear();
+    env.resize(rule.locals.len(), Value::Absent);
+    for (local, path) in &rule.matcher.bindings {
+        env[local.0 as usize] = event.path(*path);
+    }
+}
+
+/// How a rule's clauses ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every guard passed and every action ran: the rule fired.
+    Fired,
+    /// A `guard` or `guard let` stopped the rule.
+    Stopped,
+}
+
+/// Where `log` statements go.
+pub trait LogSink {
+    fn log(&mut self, rule: &str, event_key: &str, level: LogLevel, message: &str);
+}
+
+/// Counts of effects a rule run produced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EffectCounts {
+    pub notifications: u64,
+    pub emails: u64,
+    pub writes: u64,
+    pub logs: u64,
+}
+
+/// Run the `let`/`guard`/`action` clauses of a rule whose `match` accepted
+/// the event (pattern bindings already in `env`).
+pub fn run_rule(
+    interp: &Interp<'_>,
+    rule: &Rule,
+    env: &mut Env,
+    event_key: &str,
+    logs: &mut dyn LogSink,
+    counts: &mut EffectCounts,
+) -> Result<Outcome, RuntimeError> {
+    for step in &rule.steps {
+        match step {
+            Step::Let { local, value, .. } => {
+                let v = interp.eval(value, env)?;
+                env[local.0 as usize] = v;
+            }
+            Step::GuardLet { local, value, .. } => {
+                let v = interp.eval(value, env)?;
+                if v.is_nullish() {
+                    return Ok(Outcome::Stopped);
+                }
+                env[local.0 as usize] = v;
+            }
+            Step::Guard { cond, .. } => match interp.eval(cond, env)? {
+                Value::Bool(true) => {}
+                Value::Bool(false) => return Ok(Outcome::Stopped),
+                other => return Err(ops::type_error("a bool", &other).at(cond.span)),
+            },
+        }
+    }
+    let mut exec = Exec { interp, rule, event_key, logs, counts };
+    exec.block(&rule.actions, env)?;
+    Ok(Outcome::Fired)
+}
+
+impl Interp<'_> {
+    pub fn eval(&self, e: &Expr, env: &Env) -> Result<Value, RuntimeError> {
+        self.eval_inner(e, env).map_err(|err| err.at(e.span))
+    }
+
+    fn eval_inner(&self, e: &Expr, env: &Env) -> Result<Value, RuntimeError> {
+        Ok(match &e.kind {
+            ExprKind::Lit(v) => v.clone(),
+            ExprKind::Event(p) => self.event.path(*p),
+            ExprKind::Local(l) => env[l.0 as usize].clone(),
+            // `get` is absent on anything but an object: a path through a
+            // missing, null or non-object value yields absent.
+            ExprKind::Field { base, name } => self.eval(base, env)?.get(name),
+            ExprKind::Column { base, field, .. } => match self.eval(base, env)? {
+                Value::Entity(row) => match field {
+                    FieldRef::Key => row.key.clone(),
+                    FieldRef::Field(i) => row.fields[*i].clone(),
+                },
+                _ => Value::Absent,
+            },
+            ExprKind::Related { base, entity, field, .. } => match self.eval(base, env)? {
+                Value::Entity(row) => {
+                    let rows = self.db.related(*entity, &row.key, *field)?;
+                    Value::list(rows.into_iter().map(Value::Entity).collect())
+                }
+                _ => Value::Absent,
+            },
+            ExprKind::Index { base, index } => {
+                let b = self.eval(base, env)?;
+                let i = self.eval(index, env)?;
+                match (&b, &i) {
+                    (Value::List(items), Value::Int(i)) => {
+                        usize::try_from(*i).ok().and_then(|i| items.get(i)).cloned().unwrap_or(Value::Absent)
+                    }
+                    (Value::Object(_), Value::Str(k)) => b.get(k),
+                    _ => Value::Absent,
+                }
+            }
+            ExprKind::List(items) => {
+                Value::list(items.iter().map(|i| self.eval(i, env)).collect::<Result<Vec<_>, _>>()?)
+            }
+            ExprKind::Interp(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        InterpPart::Text(t) => s.push_str(t),
+                        InterpPart::Expr(x) => self.eval(x, env)?.write_text(&mut s, Some(&self.program.schema)),
+                    }
+                }
+                Value::str(&s)
+            }
+            ExprKind::Not(x) => Value::Bool(!self.bool(x, env)?),
+            ExprKind::Neg(x) => ops::negate(&self.eval(x, env)?)?,
+            ExprKind::And(a, b) => Value::Bool(self.bool(a, env)? && self.bool(b, env)?),
+            ExprKind::Or(a, b) => Value::Bool(self.bool(a, env)? || self.bool(b, env)?),
+            ExprKind::Cmp { op, lhs, rhs } => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                Value::Bool(ops::compare(*op, &l, &r))
+            }
+            ExprKind::IsNull { operand, negated } => {
+                let v = self.eval(operand, env)?;
+                Value::Bool(v.is_nullish() != *negated)
+            }
+            ExprKind::Arith { op, lhs, rhs } => {
+                let l = self.eval(lhs, env)?;
+                let r = self.eval(rhs, env)?;
+                ops::arith(*op, &l, &r)?
+            }
+            ExprKind::In { elem, container } => {
+                let x = self.eval(elem, env)?;
+                let c = self.eval(container, env)?;
+                Value::Bool(ops::contains(&c, &x))
+            }
+            ExprKind::Call { func, args } => self.call(func, args, env)?,
+            ExprKind::Lookup { entity, key } => {
+                let k = self.eval(key, env)?;
+                match self.db.lookup(*entity, &k)? {
+                    Some(row) => Value::Entity(row),
+                    None => Value::Absent,
+                }
+            }
+            ExprKind::LookupMany { entity, keys } => match self.eval(keys, env)? {
+                Value::Absent | Value::Null => Value::Absent,
+                Value::List(ks) => {
+                    let rows = self.db.lookup_many(*entity, &ks)?;
+                    Value::list(rows.into_iter().map(Value::Entity).collect())
+                }
+                other => return Err(ops::type_error("a list of keys", &other)),
+            },
+            ExprKind::Query { kind, entity, filter } => {
+                let mut eval = |x: &Expr| self.eval(x, env);
+                self.db.query(*kind, *entity, filter.as_deref(), &mut eval)?
+            }
+            ExprKind::Row { .. } => {
+                return Err(RuntimeError::new(Code::StoreFailure, "internal error: a query filter field was evaluated outside its query"))
+            }
+        })
+    }
+
+    fn bool(&self, e: &Expr, env: &Env) -> Result<bool, RuntimeError> {
+        match self.eval(e, env)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(ops::type_error("a bool", &other).at(e.span)),
+        }
+    }
+
+    fn call(&self, func: &Builtin, args: &[Expr], env: &Env) -> Result<Value, RuntimeError> {
+        let vals = args.iter().map(|a| self.eval(a, env)).collect::<Result<Vec<_>, _>>()?;
+        let pred = |f: &dyn Fn(&str, &str) -> bool| -> Result<Value, RuntimeError> {
+            match (ops::str_arg(&vals[0])?, ops::str_arg(&vals[1])?) {
+                (Some(a), Some(b)) => Ok(Value::Bool(f(a, b))),
+                _ => Ok(Value::Bool(false)),
+            }
+        };
+        let map_str = |f: &dyn Fn(&str) -> String| -> Result<Value, RuntimeError> {
+            Ok(match ops::str_arg(&vals[0])? {
+                Some(s) => Value::str(&f(s)),
+                None => Value::Absent,
+            })
+        };
+        Ok(match func {
+            Builtin::Len => ops::len(&vals[0])?,
+            Builtin::Empty => Value::Bool(ops::empty(&vals[0])),
+            Builtin::Lower => map_str(&|s| s.to_lowercase())?,
+            Builtin::Upper => map_str(&|s| s.to_uppercase())?,
+            Builtin::Trim => map_str(&|s| s.trim().to_string())?,
+            Builtin::StartsWith => pred(&|a, b| a.starts_with(b))?,
+            Builtin::EndsWith => pred(&|a, b| a.ends_with(b))?,
+            Builtin::Contains => match &vals[0] {
+                Value::List(_) => Value::Bool(ops::contains(&vals[0], &vals[1])),
+                _ => pred(&|a, b| a.contains(b))?,
+            },
+            Builtin::Matches(re) => match ops::str_arg(&vals[0])? {
+                Some(s) => Value::Bool(re.is_match(s)),
+                None => Value::Bool(false),
+            },
+            Builtin::IpIn(cidr) => match ops::str_arg(&vals[0])? {
+                Some(s) => Value::Bool(cidr.contains_str(s)),
+                None => Value::Bool(false),
+            },
+            Builtin::Now => Value::Timestamp(if self.now == 0 { now_nanos() } else { self.now }),
+            Builtin::ToString => match &vals[0] {
+                Value::Absent | Value::Null => Value::Absent,
+                v => Value::str(&v.to_text(Some(&self.program.schema))),
+            },
+            Builtin::ToInt => ops::to_int(&vals[0])?,
+        })
+    }
+}
+
+struct Exec<'a, 'b> {
+    interp: &'a Interp<'b>,
+    rule: &'a Rule,
+    event_key: &'a str,
+    logs: &'a mut dyn LogSink,
+    counts: &'a mut EffectCounts,
+}
+
+impl Exec<'_, '_> {
+    fn block(&mut self, stmts: &[Stmt], env: &mut Env) -> Result<(), RuntimeError> {
+        for s in stmts {
+            self.stmt(s, env).map_err(|e| e.at(s.span()))?;
+        }
+        Ok(())
+    }
+
+    fn text(&self, e: &Expr, env: &Env) -> Result<String, RuntimeError> {
+        Ok(self.interp.eval(e, env)?.to_text(Some(&self.interp.program.schema)))
+    }
+
+    fn stmt(&mut self, s: &Stmt, env: &mut Env) -> Result<(), RuntimeError> {
+        let db = self.interp.db;
+        let schema = &self.interp.program.schema;
+        match s {
+            Stmt::Notify { to, body, severity, .. } => {
+                let to_v = self.interp.eval(to, env)?;
+                let body = self.text(body, env)?;
+                let recipient = schema.recipient.ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the schema has no recipient entity"))?;
+                let mut keys: Vec<Value> = Vec::new();
+                let mut add = |v: &Value| -> Result<(), RuntimeError> {
+                    let key = match v {
+                        Value::Absent | Value::Null => return Ok(()),
+                        Value::Entity(row) if row.entity == recipient => row.key.clone(),
+                        Value::Int(_) | Value::Str(_) | Value::Uuid(_) | Value::Float(_) => v.clone(),
+                        other => return Err(ops::type_error("a recipient or its key", other).at(to.span)),
+                    };
+                    if !keys.iter().any(|k| ops::deep_eq(k, &key)) {
+                        keys.push(key);
+                    }
+                    Ok(())
+                };
+                match &to_v {
+                    Value::List(items) => items.iter().try_for_each(&mut add)?,
+                    v => add(v)?,
+                }
+                for k in &keys {
+                    db.notify(&self.rule.name, self.event_key, k, severity.as_str(), &body)?;
+                    self.counts.notifications += 1;
+                }
+            }
+            Stmt::SendEmail { to, subject, body, cc, bcc, .. } => {
+                let to_list = self.addresses(to, env)?;
+                if to_list.is_empty() {
+                    return Err(RuntimeError::new(Code::InvalidAddress, "`send_email` has no recipient address").at(to.span));
+                }
+                let cc_list = match cc {
+                    Some(e) => self.addresses(e, env)?,
+                    None => vec![],
+                };
+                let bcc_list = match bcc {
+                    Some(e) => self.addresses(e, env)?,
+                    None => vec![],
+                };
+                let subject_text = self.text(subject, env)?;
+                crate::mail::check_header("subject", &subject_text)
+                    .map_err(|m| RuntimeError::new(Code::HeaderInjection, m).at(subject.span))?;
+                let body_text = self.text(body, env)?;
+                db.send_email(&self.rule.name, self.event_key, &to_list, &cc_list, &bcc_list, &subject_text, &body_text)?;
+                self.counts.emails += 1;
+            }
+            Stmt::Log { message, level, .. } => {
+                let m = self.text(message, env)?;
+                self.logs.log(&self.rule.name, self.event_key, *level, &m);
+                self.counts.logs += 1;
+            }
+            Stmt::Set { place, value, .. } => {
+                let v = self.interp.eval(value, env)?;
+                let key = self.row_key(place.local, env)?;
+                let new = db.set_field(place.entity, &key, place.field, &place.path, &v)?;
+                self.refresh(place.local, place.field, new, env);
+                self.counts.writes += 1;
+            }
+            Stmt::Append { place, value, .. } => {
+                let v = self.interp.eval(value, env)?;
+                let key = self.row_key(place.local, env)?;
+                let new = db.append(place.entity, &key, place.field, &place.path, &v)?;
+                self.refresh(place.local, place.field, new, env);
+                self.counts.writes += 1;
+            }
+            Stmt::Remove { place, .. } => {
+                let key = self.row_key(place.local, env)?;
+                let new = db.remove(place.entity, &key, place.field, &place.path)?;
+                self.refresh(place.local, place.field, new, env);
+                self.counts.writes += 1;
+            }
+            Stmt::For { var, iter, body, .. } => match self.interp.eval(iter, env)? {
+                Value::Absent | Value::Null => {}
+                Value::List(items) => {
+                    for item in items.iter() {
+                        env[var.0 as usize] = item.clone();
+                        self.block(body, env)?;
+                    }
+                }
+                other => return Err(ops::type_error("a list", &other).at(iter.span)),
+            },
+            Stmt::If { cond, then, else_, .. } => {
+                if self.interp.bool(cond, env)? {
+                    self.block(then, env)?;
+                } else {
+                    self.block(else_, env)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Email addresses from a string or a list of strings, validated.
+    fn addresses(&self, e: &Expr, env: &Env) -> Result<Vec<String>, RuntimeError> {
+        let v = self.interp.eval(e, env)?;
+        let mut out = Vec::new();
+        let mut one = |v: &Value| -> Result<(), RuntimeError> {
+            match v {
+                Value::Absent | Value::Null => Ok(()),
+                Value::Str(s) => {
+                    crate::mail::validate_address(s).map_err(|m| RuntimeError::new(Code::InvalidAddress, m).at(e.span))?;
+                    out.push(s.to_string());
+                    Ok(())
+                }
+                other => Err(ops::type_error("an email address", other).at(e.span)),
+            }
+        };
+        match &v {
+            Value::List(items) => items.iter().try_for_each(&mut one)?,
+            v => one(v)?,
+        }
+        Ok(out)
+    }
+
+    fn row_key(&self, local: LocalId, env: &Env) -> Result<Value, RuntimeError> {
+        match &env[local.0 as usize] {
+            Value::Entity(row) => Ok(row.key.clone()),
+            other => Err(ops::type_error("an entity row", other)),
+        }
+    }
+
+    /// Keep the binding's row snapshot in step with the store.
+    fn refresh(&self, local: LocalId, field: usize, new: Value, env: &mut Env) {
+        if let Value::Entity(row) = &mut env[local.0 as usize] {
+            Arc::make_mut(row).fields[field] = new;
+        }
+    }
+}
