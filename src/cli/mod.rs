@@ -1,7 +1,195 @@
-//! The command line (in progress).
+//! The `herald` command line. The only module that prints diagnostics.
+
+pub mod render;
+
+use crate::compile::{self, SchemaChoice};
+use crate::diag::Code;
+use crate::span::{FileId, SourceMap};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+mod pages {
+    include!(concat!(env!("OUT_DIR"), "/error_pages.rs"));
+}
+
+/// The documentation page of a code, as shipped in docs/errors.
+pub fn explain_page(code: Code) -> Option<&'static str> {
+    pages::PAGES.iter().find(|(c, _)| *c == code.as_str()).map(|(_, p)| *p)
+}
+
+/// Exit codes (CONTRACT.md).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_COMPILE: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "herald", version, about = "Typed, compiled policies for event-driven automation")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    Jit,
+    Interp,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Type-check policy files against the schema.
+    Check {
+        /// A schema file, or `authentik` (the built-in default).
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Also list which rules the JIT compiles and which run interpreted.
+        #[arg(long)]
+        verbose: bool,
+        /// Policy files, or directories of `.herald` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the documentation page of a diagnostic code.
+    Explain { code: String },
+}
 
 /// Entry point of the `herald` binary; returns the process exit code.
 pub fn main() -> i32 {
-    eprintln!("herald: not yet implemented");
-    2
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    match cli.command {
+        Command::Check { schema, format, verbose, files } => check(schema.as_deref(), format, verbose, &files),
+        Command::Explain { code } => explain(&code),
+    }
+}
+
+fn explain(code: &str) -> i32 {
+    let Some(c) = Code::parse(code) else {
+        let known: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        let hint = crate::diag::suggest(&code.to_ascii_uppercase(), known.iter().copied())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        eprintln!("herald: `{code}` is not a diagnostic code{hint}");
+        return EXIT_USAGE;
+    };
+    match explain_page(c) {
+        Some(page) => {
+            print!("{page}");
+            EXIT_OK
+        }
+        None => {
+            eprintln!("herald: no documentation page for {c}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// A usage or IO problem: printed, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+/// Read the policy files (directories expand to their `.herald` files, in
+/// name order) and the schema choice into a source map.
+pub fn load_sources(schema: Option<&str>, files: &[PathBuf]) -> Result<(SourceMap, SchemaChoice, Vec<FileId>), UsageError> {
+    let mut sources = SourceMap::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let choice = match schema {
+        None => SchemaChoice::Auto,
+        Some("authentik") => SchemaChoice::Builtin,
+        Some(path) => {
+            let p = Path::new(path);
+            let text = read(p)?;
+            seen.push(canonical(p));
+            SchemaChoice::File(sources.add(path, text))
+        }
+    };
+    let mut ids = Vec::new();
+    for f in files {
+        let paths = if f.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(f)
+                .map_err(|e| UsageError(format!("cannot read directory `{}`: {e}", f.display())))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("herald") && p.is_file())
+                .collect();
+            v.sort();
+            if v.is_empty() {
+                return Err(UsageError(format!("directory `{}` holds no `.herald` files", f.display())));
+            }
+            v
+        } else {
+            vec![f.clone()]
+        };
+        for p in paths {
+            let c = canonical(&p);
+            if seen.contains(&c) {
+                continue;
+            }
+            seen.push(c);
+            let text = read(&p)?;
+            ids.push(sources.add(p.display().to_string(), text));
+        }
+    }
+    Ok((sources, choice, ids))
+}
+
+fn read(p: &Path) -> Result<String, UsageError> {
+    let bytes = std::fs::read(p).map_err(|e| UsageError(format!("cannot read `{}`: {e}", p.display())))?;
+    String::from_utf8(bytes).map_err(|e| {
+        UsageError(format!("`{}` is not UTF-8 text (invalid byte at offset {})", p.display(), e.utf8_error().valid_up_to()))
+    })
+}
+
+fn check(schema: Option<&str>, format: Format, verbose: bool, files: &[PathBuf]) -> i32 {
+    let (mut sources, choice, ids) = match load_sources(schema, files) {
+        Ok(x) => x,
+        Err(UsageError(m)) => {
+            eprintln!("herald: {m}");
+            return EXIT_USAGE;
+        }
+    };
+    let compiled = compile::compile(&mut sources, choice, &ids);
+    let (errors, warnings) = (compiled.errors(), compiled.warnings());
+    match format {
+        Format::Json => {
+            let out = render::json(&compiled.diagnostics, &sources);
+            println!("{out}");
+        }
+        Format::Human => {
+            let style = render::Style::detect(std::io::stderr().is_terminal());
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(render::human(&compiled.diagnostics, &sources, style).as_bytes());
+            let _ = err.write_all(render::summary(errors, warnings).as_bytes());
+            if errors == 0 {
+                if let Some(p) = &compiled.program {
+                    let _ = writeln!(err, "ok: {} rule{} checked", p.rules.len(), if p.rules.len() == 1 { "" } else { "s" });
+                    if verbose {
+                        for r in &p.rules {
+                            let _ = writeln!(err, "  rule {}", r.name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if errors > 0 {
+        EXIT_COMPILE
+    } else {
+        EXIT_OK
+    }
 }

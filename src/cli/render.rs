@@ -1,0 +1,204 @@
+//! Rendering diagnostics for people (miette) and for programs (JSON).
+//! The only place diagnostics become text.
+
+use crate::diag::{Diagnostic, Severity};
+use crate::span::{SourceMap, Span};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use std::fmt;
+
+/// How to draw human output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Colours and Unicode (a terminal without NO_COLOR).
+    Color,
+    /// Unicode drawing, no colour (pipes, files, NO_COLOR, snapshots).
+    Plain,
+}
+
+impl Style {
+    /// Colour only on a terminal, and never with NO_COLOR set.
+    pub fn detect(stream_is_terminal: bool) -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if stream_is_terminal && !no_color {
+            Style::Color
+        } else {
+            Style::Plain
+        }
+    }
+}
+
+/// A diagnostic bound to its source, in the shape miette renders.
+struct Report {
+    code: String,
+    severity: Severity,
+    message: String,
+    help: Option<String>,
+    source: NamedSource<String>,
+    labels: Vec<LabeledSpan>,
+    /// Labels that point into other files, rendered as related reports.
+    related: Vec<Report>,
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        if self.code.is_empty() {
+            None
+        } else {
+            Some(Box::new(&self.code))
+        }
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
+        }
+    }
+}
+
+fn labeled(span: Span, text: &str, primary: bool) -> LabeledSpan {
+    let label = if text.is_empty() { None } else { Some(text.to_string()) };
+    if primary {
+        LabeledSpan::new_primary_with_span(label, (span.start as usize, span.len()))
+    } else {
+        LabeledSpan::new_with_span(label, (span.start as usize, span.len()))
+    }
+}
+
+fn report(d: &Diagnostic, sources: &SourceMap) -> Report {
+    let file = sources.get(d.span.file);
+    let mut labels = vec![labeled(d.span, &d.label, true)];
+    let mut related = Vec::new();
+    for l in &d.labels {
+        if l.span.file == d.span.file {
+            labels.push(labeled(l.span, &l.message, false));
+        } else {
+            let other = sources.get(l.span.file);
+            related.push(Report {
+                code: String::new(),
+                severity: Severity::Warning,
+                message: l.message.clone(),
+                help: None,
+                source: NamedSource::new(other.name.clone(), other.text.clone()),
+                labels: vec![labeled(l.span, "", true)],
+                related: vec![],
+            });
+        }
+    }
+    Report {
+        code: d.code.as_str().to_string(),
+        severity: d.severity,
+        message: d.message.clone(),
+        help: d.help.clone(),
+        source: NamedSource::new(file.name.clone(), file.text.clone()),
+        labels,
+        related,
+    }
+}
+
+/// Render diagnostics as miette reports, then a one-line summary.
+pub fn human(diags: &[Diagnostic], sources: &SourceMap, style: Style) -> String {
+    let theme = match style {
+        Style::Color => GraphicalTheme::unicode(),
+        Style::Plain => GraphicalTheme::unicode_nocolor(),
+    };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let mut out = String::new();
+    for d in diags {
+        let r = report(d, sources);
+        if handler.render_report(&mut out, &r).is_err() {
+            out.push_str(&format!("{}[{}]: {}\n", d.severity.as_str(), d.code, d.message));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `error: 2 errors, 1 warning` style summary (empty when there is nothing).
+pub fn summary(errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+    match (errors, warnings) {
+        (0, 0) => String::new(),
+        (0, w) => format!("check passed with {}\n", plural(w, "warning")),
+        (e, 0) => format!("check failed: {}\n", plural(e, "error")),
+        (e, w) => format!("check failed: {}, {}\n", plural(e, "error"), plural(w, "warning")),
+    }
+}
+
+/// The JSON form of CONTRACT.md: `{"diagnostics":[...], "errors": N, "warnings": N}`.
+pub fn json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
+    use serde_json::json;
+    let pos = |span: Span| {
+        let f = sources.get(span.file);
+        let (line, column) = f.line_col(span.start as usize);
+        (f.name.clone(), line, column)
+    };
+    let items: Vec<serde_json::Value> = diags
+        .iter()
+        .map(|d| {
+            let (file, line, column) = pos(d.span);
+            let mut labels = vec![];
+            if !d.label.is_empty() {
+                labels.push(json!({
+                    "message": d.label, "file": file, "line": line, "column": column,
+                    "offset": d.span.start, "length": d.span.len(),
+                }));
+            }
+            for l in &d.labels {
+                let (lfile, lline, lcol) = pos(l.span);
+                labels.push(json!({
+                    "message": l.message, "file": lfile, "line": lline, "column": lcol,
+                    "offset": l.span.start, "length": l.span.len(),
+                }));
+            }
+            json!({
+                "code": d.code.as_str(),
+                "severity": d.severity.as_str(),
+                "message": d.message,
+                "file": file,
+                "line": line,
+                "column": column,
+                "offset": d.span.start,
+                "length": d.span.len(),
+                "labels": labels,
+                "help": d.help,
+            })
+        })
+        .collect();
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    json!({ "diagnostics": items, "errors": errors, "warnings": diags.len() - errors })
+}
