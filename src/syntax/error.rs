@@ -1,0 +1,561 @@
+//! Syntax errors as plain data, and the one function that turns each into a
+//! [`Diagnostic`]. Also the translation of a pest failure (a position and
+//! the rules expected there) into a [`SyntaxError`].
+
+use super::parser::{rule_info, Class, Rule};
+use super::scan::{self, LexError, Opener, Scan, Tok};
+use crate::diag::{self, Code, Diagnostic};
+use crate::span::{FileId, Span};
+
+/// A description of the token found where something else was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    End,
+    Ident(String),
+    Keyword(String),
+    Number(String),
+    Str,
+    Token(String),
+}
+
+impl Found {
+    fn describe(&self) -> String {
+        match self {
+            Found::End => "end of input".to_string(),
+            Found::Ident(w) => format!("identifier `{w}`"),
+            Found::Keyword(w) => format!("keyword `{w}`"),
+            Found::Number(n) => format!("number `{n}`"),
+            Found::Str => "string".to_string(),
+            Found::Token(t) => format!("`{}`", t.escape_debug()),
+        }
+    }
+
+    fn word(&self) -> Option<&str> {
+        match self {
+            Found::Ident(w) | Found::Keyword(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+/// What a keyword was used to name (for E0007).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameRole {
+    Rule,
+    Const,
+    Binding,
+    LoopVar,
+    Type,
+    Entity,
+    EventType,
+    Other,
+}
+
+/// A hint attached to an "expected ..., found ..." error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hint {
+    /// A close keyword: "did you mean `action`?"
+    DidYouMean(String),
+    /// `x.f(...)`: there are no methods.
+    Method(String),
+    /// `=` where a comparison could follow.
+    Equals,
+    /// `&&`, `||`, `!`
+    AndOp,
+    OrOp,
+    NotOp,
+    /// `'...'`
+    SingleQuote,
+    /// `;`
+    Semicolon,
+}
+
+/// Why an escape sequence is invalid (E0005).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EscapeProblem {
+    /// `\q`
+    Unknown,
+    /// `\u{...}` that is not 1 to 6 hex digits, or has no `}`.
+    BadUnicode,
+    /// `\u{D800}`: hex digits that name no Unicode scalar value.
+    NotAChar,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SyntaxError {
+    /// E0001: the general case.
+    Expected { at: Span, expected: Vec<&'static str>, found: Found, hint: Option<Hint> },
+    /// E0001: `a < b < c`.
+    ChainedComparison { op: Span, text: String },
+    /// E0001: brackets nested deeper than the scanner allows.
+    TooDeep { at: Span },
+    /// E0001: pest's own recursion limits.
+    LimitReached { at: Span },
+    /// E0002
+    UnterminatedString { quote: Span },
+    /// E0003: `at` is the point where the closing bracket is missing.
+    Unclosed { at: Span, open: Span, open_ch: char, opener: Opener },
+    /// E0004
+    Stray { at: Span, ch: char, open: Option<(Span, char)> },
+    /// E0005
+    InvalidEscape { span: Span, escape: String, problem: EscapeProblem },
+    /// E0006
+    NumberOutOfRange { span: Span, text: String, float: bool },
+    /// E0007
+    KeywordAsName { span: Span, keyword: String, role: NameRole },
+    /// E0008
+    EmptyInterpolation { span: Span },
+    /// E0009: `at` is the point after the operator.
+    MissingExpr { op: String, op_span: Span, at: Span, found: Found },
+    /// E0010
+    ExpectedItem { at: Span, found: Found, suggestion: Option<String> },
+}
+
+impl SyntaxError {
+    /// The primary span.
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            SyntaxError::Expected { at, .. }
+            | SyntaxError::TooDeep { at }
+            | SyntaxError::LimitReached { at }
+            | SyntaxError::Unclosed { at, .. }
+            | SyntaxError::Stray { at, .. }
+            | SyntaxError::MissingExpr { at, .. }
+            | SyntaxError::ExpectedItem { at, .. } => *at,
+            SyntaxError::ChainedComparison { op, .. } => *op,
+            SyntaxError::UnterminatedString { quote } => *quote,
+            SyntaxError::InvalidEscape { span, .. }
+            | SyntaxError::NumberOutOfRange { span, .. }
+            | SyntaxError::KeywordAsName { span, .. }
+            | SyntaxError::EmptyInterpolation { span } => *span,
+        }
+    }
+
+    /// The one place syntax errors become prose.
+    pub(crate) fn to_diagnostic(&self) -> Diagnostic {
+        match self {
+            SyntaxError::Expected { at, expected, found, hint } => {
+                let list = join_or(expected);
+                let help = hint.as_ref().map(|h| match h {
+                    Hint::DidYouMean(s) => format!("did you mean `{s}`?"),
+                    Hint::Method(f) => format!(
+                        "there are no methods: call `{f}` as a function, with the value as its first argument"
+                    ),
+                    Hint::Equals => "use `==` to compare two values".to_string(),
+                    Hint::AndOp => "write `and` instead of `&&`".to_string(),
+                    Hint::OrOp => "write `or` instead of `||`".to_string(),
+                    Hint::NotOp => "write `not` instead of `!`".to_string(),
+                    Hint::SingleQuote => "strings use double quotes: `\"...\"`".to_string(),
+                    Hint::Semicolon => {
+                        "remove the `;`: clauses and statements need no separator".to_string()
+                    }
+                });
+                Diagnostic::new(
+                    Code::UnexpectedToken,
+                    *at,
+                    format!("expected {list}, found {}", found.describe()),
+                )
+                .with_label(format!("expected {list}"))
+                .with_help_opt(help)
+            }
+            SyntaxError::ChainedComparison { op, text } => Diagnostic::new(
+                Code::UnexpectedToken,
+                *op,
+                "comparison operators cannot be chained",
+            )
+            .with_label(format!("a second comparison: `{text}`"))
+            .with_help("combine the comparisons with `and`, as in `a < b and b < c`"),
+            SyntaxError::TooDeep { at } => Diagnostic::new(
+                Code::UnexpectedToken,
+                *at,
+                "brackets are nested too deeply",
+            )
+            .with_label(format!("more than {} levels deep", scan::MAX_DEPTH))
+            .with_help("split the expression into smaller ones with `let`"),
+            SyntaxError::LimitReached { at } => Diagnostic::new(
+                Code::UnexpectedToken,
+                *at,
+                "this item is nested too deeply to parse",
+            )
+            .with_label("too deeply nested")
+            .with_help("split the expression into smaller ones with `let`"),
+            SyntaxError::UnterminatedString { quote } => Diagnostic::new(
+                Code::UnterminatedString,
+                *quote,
+                "this string is never closed",
+            )
+            .with_label("the string starts here")
+            .with_help("add `\"` at the end of the string; a string cannot span lines, write `\\n` for a line break"),
+            SyntaxError::Unclosed { at, open, open_ch, opener } => {
+                let close = closer(*open_ch);
+                let (what, opened, help) = match opener {
+                    Opener::Item { keyword, name } => {
+                        let what = match name {
+                            Some(n) => format!("{keyword} `{n}`"),
+                            None => format!("the {keyword}"),
+                        };
+                        let help = format!("add `{close}` at the end of the {keyword}");
+                        (what.clone(), format!("{what} opened here"), help)
+                    }
+                    Opener::Block(kw) => (
+                        format!("the `{kw}` block"),
+                        format!("`{kw}` block opened here"),
+                        format!("add `{close}` at the end of the `{kw}` block"),
+                    ),
+                    Opener::Patterns => (
+                        "the field patterns".to_string(),
+                        "field patterns opened here".to_string(),
+                        format!("add `{close}` after the last field pattern"),
+                    ),
+                    Opener::Interpolation => (
+                        "the interpolation".to_string(),
+                        "interpolation opened here".to_string(),
+                        "add `}` to end the interpolation, or write `\\{` for a literal brace"
+                            .to_string(),
+                    ),
+                    Opener::Plain => (
+                        format!("this `{open_ch}`"),
+                        format!("`{open_ch}` opened here"),
+                        format!("add `{close}` to close it"),
+                    ),
+                };
+                Diagnostic::new(Code::UnclosedDelimiter, *at, format!("missing `{close}` to close {what}"))
+                    .with_label(format!("expected `{close}`"))
+                    .with_secondary(*open, opened)
+                    .with_help(help)
+            }
+            SyntaxError::Stray { at, ch, open } => {
+                let d = Diagnostic::new(Code::UnmatchedDelimiter, *at, format!("unexpected closing `{ch}`"));
+                match open {
+                    Some((span, o)) => d
+                        .with_label(format!("this `{ch}` does not close the `{o}`"))
+                        .with_secondary(*span, format!("`{o}` opened here"))
+                        .with_help(format!("write `{}` here, or remove the `{ch}`", closer(*o))),
+                    None => d
+                        .with_label(format!("no `{}` is open here", opener_of(*ch)))
+                        .with_help(format!("remove this `{ch}`, or add the `{}` it should close", opener_of(*ch))),
+                }
+            }
+            SyntaxError::InvalidEscape { span, escape, problem } => {
+                let (msg, label) = match problem {
+                    EscapeProblem::Unknown => (format!("unknown escape `{escape}` in a string"), "unknown escape"),
+                    EscapeProblem::BadUnicode => (
+                        format!("invalid unicode escape `{escape}`"),
+                        "expected 1 to 6 hex digits in `\\u{...}`",
+                    ),
+                    EscapeProblem::NotAChar => (
+                        format!("invalid unicode escape `{escape}`"),
+                        "not a Unicode character",
+                    ),
+                };
+                let help = match problem {
+                    EscapeProblem::Unknown => "the escapes are `\\\"`, `\\\\`, `\\n`, `\\t`, `\\r`, `\\{`, `\\}` and `\\u{...}`; write `\\\\` for a backslash",
+                    _ => "write a character's code point in hex, as in `\\u{1F600}`",
+                };
+                Diagnostic::new(Code::InvalidEscape, *span, msg).with_label(label).with_help(help)
+            }
+            SyntaxError::NumberOutOfRange { span, text, float } => {
+                if *float {
+                    Diagnostic::new(Code::InvalidNumber, *span, format!("number `{text}` is out of range"))
+                        .with_label("too large for a 64-bit float")
+                        .with_help("use a smaller number")
+                } else {
+                    Diagnostic::new(Code::InvalidNumber, *span, format!("integer `{text}` is out of range"))
+                        .with_label("does not fit in a 64-bit signed integer")
+                        .with_help("integers go from -9223372036854775808 to 9223372036854775807; write a float such as `1e20` for larger numbers")
+                }
+            }
+            SyntaxError::KeywordAsName { span, keyword, role } => {
+                let what = match role {
+                    NameRole::Rule => "name a rule",
+                    NameRole::Const => "name a const",
+                    NameRole::Binding => "name a binding",
+                    NameRole::LoopVar => "name a loop variable",
+                    NameRole::Type => "name a type",
+                    NameRole::Entity => "name an entity",
+                    NameRole::EventType => "name an event type",
+                    NameRole::Other => "be used as a name",
+                };
+                Diagnostic::new(Code::KeywordAsName, *span, format!("`{keyword}` is a keyword and cannot {what}"))
+                    .with_label("a keyword")
+                    .with_help(format!("choose another name, such as `{keyword}_`"))
+            }
+            SyntaxError::EmptyInterpolation { span } => Diagnostic::new(
+                Code::EmptyInterpolation,
+                *span,
+                "empty `{}` in a string",
+            )
+            .with_label("no expression between the braces")
+            .with_help("write `\\{\\}` for literal braces, or put an expression between them"),
+            SyntaxError::MissingExpr { op, op_span, at, found } => Diagnostic::new(
+                Code::ExpectedExpression,
+                *at,
+                format!("expected an expression after `{op}`"),
+            )
+            .with_label(format!("expected an expression, found {}", found.describe()))
+            .with_secondary(*op_span, format!("`{op}` needs a value after it"))
+            .with_help(format!("complete the expression, or remove the `{op}`")),
+            SyntaxError::ExpectedItem { at, found, suggestion } => Diagnostic::new(
+                Code::ExpectedItem,
+                *at,
+                format!("expected `rule`, `const` or a schema item, found {}", found.describe()),
+            )
+            .with_label("not the start of an item")
+            .with_help(match suggestion {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "every item starts with `rule`, `const`, `type`, `event`, `entity`, `discriminator`, `identity` or `recipient`".to_string(),
+            }),
+        }
+    }
+}
+
+fn closer(open: char) -> char {
+    match open {
+        '(' => ')',
+        '[' => ']',
+        _ => '}',
+    }
+}
+
+fn opener_of(close: char) -> char {
+    match close {
+        ')' => '(',
+        ']' => '[',
+        _ => '{',
+    }
+}
+
+/// "a", "a or b", "a, b or c"
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => "something else".to_string(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Describe the token at (or just after) byte `pos` of the file.
+fn found_at(scan: &Scan, text: &str, pos: usize, limit: usize) -> (Found, Option<(usize, usize)>) {
+    let Some(t) = scan.token_at(pos).filter(|t| t.start < limit) else {
+        return (Found::End, None);
+    };
+    if t.start < pos {
+        // Inside a token (an atomic rule failed half-way): describe the
+        // character there.
+        let ch = text[pos..].chars().next();
+        return match ch {
+            Some(c) => (Found::Token(c.to_string()), Some((pos, pos + c.len_utf8()))),
+            None => (Found::End, None),
+        };
+    }
+    let s = &text[t.start..t.end];
+    let found = match t.kind {
+        Tok::Word if scan::is_keyword(s) => Found::Keyword(s.to_string()),
+        Tok::Word => Found::Ident(s.to_string()),
+        Tok::Number => Found::Number(s.to_string()),
+        Tok::Quote => Found::Str,
+        _ => Found::Token(s.to_string()),
+    };
+    (found, Some((t.start, t.end)))
+}
+
+fn is_operator(s: &str) -> bool {
+    matches!(
+        s,
+        "==" | "!=" | "<" | "<=" | ">" | ">=" | "+" | "-" | "*" | "/" | "%" | "=" | "and" | "or" | "not" | "in"
+    )
+}
+
+/// Keywords that begin or continue clauses, statements and expressions:
+/// finding one where a name is expected usually means something is missing,
+/// not that the keyword was meant as a name.
+fn is_structural(kw: &str) -> bool {
+    matches!(
+        kw,
+        "match"
+            | "where"
+            | "guard"
+            | "let"
+            | "action"
+            | "in"
+            | "and"
+            | "or"
+            | "not"
+            | "to"
+            | "else"
+            | "if"
+            | "for"
+            | "true"
+            | "false"
+            | "null"
+            | "exists"
+            | "count"
+            | "first"
+            | "all"
+            | "any"
+            | "event"
+            | "set"
+            | "append"
+            | "remove"
+    )
+}
+
+/// Turn a pest failure at absolute byte `pos`, expecting `positives`, into a
+/// syntax error. `limit` is the end of the chunk being parsed.
+pub(crate) fn translate(
+    file: FileId,
+    text: &str,
+    scan: &Scan,
+    pos: usize,
+    limit: usize,
+    positives: &[Rule],
+) -> SyntaxError {
+    let (found, found_range) = found_at(scan, text, pos, limit);
+    let prev = scan.token_before(pos);
+    let at = match (found_range, prev) {
+        (Some((s, e)), _) => Span::new(file, s, e),
+        (None, Some(p)) => Span::point(file, p.end),
+        (None, None) => Span::point(file, pos.min(text.len())),
+    };
+    let has = |r: Rule| positives.contains(&r);
+    let classes: Vec<Class> = positives.iter().map(|&r| rule_info(r).1).collect();
+
+    // Stray text after a complete item, or before the first one.
+    if classes.contains(&Class::Item) {
+        let suggestion = found.word().and_then(|w| diag::suggest(w, scan::ITEM_KEYWORDS.iter().copied()));
+        return SyntaxError::ExpectedItem { at, found, suggestion };
+    }
+
+    let found_text = found_range.map(|(s, e)| &text[s..e]);
+    // `a < b < c`: an expression just ended and a comparison follows.
+    if let Some(op @ ("==" | "!=" | "<" | "<=" | ">" | ">=" | "in")) = found_text {
+        if has(Rule::sum_op) && !has(Rule::cmp_op) {
+            return SyntaxError::ChainedComparison { op: at, text: op.to_string() };
+        }
+    }
+
+    let expects_expr = classes.contains(&Class::Expr);
+    let prev_text = prev.map(|p| &text[p.start..p.end]);
+    if let (Some(p), Some(op)) = (prev, prev_text) {
+        let prev_is_op = is_operator(op) && (p.kind == Tok::Punct || p.kind == Tok::Word);
+        if prev_is_op && expects_expr {
+            return SyntaxError::MissingExpr {
+                op: op.to_string(),
+                op_span: Span::new(file, p.start, p.end),
+                at: Span::point(file, p.end),
+                found,
+            };
+        }
+    }
+
+    if let Found::Keyword(kw) = &found {
+        let declares = match prev_text {
+            Some("rule") => Some(NameRole::Rule),
+            Some("const") => Some(NameRole::Const),
+            Some("let") => Some(NameRole::Binding),
+            Some("for") => Some(NameRole::LoopVar),
+            Some("type") => Some(NameRole::Type),
+            Some("entity" | "recipient") => Some(NameRole::Entity),
+            _ => None,
+        };
+        let wants_name = has(Rule::ident) || has(Rule::event_name) || has(Rule::bind);
+        let role = match declares {
+            Some(role) if wants_name => Some(role),
+            _ if wants_name && !is_structural(kw) => Some(match prev_text {
+                Some("match" | "|" | "event") => NameRole::EventType,
+                _ => NameRole::Other,
+            }),
+            _ if expects_expr && !is_structural(kw) => Some(NameRole::Other),
+            _ => None,
+        };
+        if let Some(role) = role {
+            return SyntaxError::KeywordAsName { span: at, keyword: kw.clone(), role };
+        }
+    }
+
+    let high: Vec<Rule> = positives
+        .iter()
+        .copied()
+        .filter(|&r| !matches!(rule_info(r).1, Class::Low | Class::Hidden))
+        .collect();
+    let shown: Vec<Rule> = if high.is_empty() {
+        positives.iter().copied().filter(|&r| rule_info(r).1 != Class::Hidden).collect()
+    } else {
+        high
+    };
+    let mut expected: Vec<&'static str> = Vec::new();
+    for r in shown {
+        let name = rule_info(r).0;
+        if !expected.contains(&name) {
+            expected.push(name);
+        }
+    }
+
+    let hint = hint_for(&found, found_text, prev_text, scan, prev, text, positives);
+    SyntaxError::Expected { at, expected, found, hint }
+}
+
+/// A hint for an unexpected token, from the token, the one before it and
+/// what was expected.
+fn hint_for(
+    found: &Found,
+    found_text: Option<&str>,
+    prev_text: Option<&str>,
+    scan: &Scan,
+    prev: Option<scan::Token>,
+    text: &str,
+    positives: &[Rule],
+) -> Option<Hint> {
+    if let Some(w) = found.word() {
+        let mut candidates: Vec<&str> = Vec::new();
+        for &r in positives {
+            match rule_info(r).0 {
+                "a clause" => candidates.extend(["match", "let", "guard", "action"]),
+                "a statement" => candidates.extend(["set", "append", "remove", "for", "if"]),
+                n if n.starts_with('`') && n[1..].starts_with(|c: char| c.is_ascii_alphabetic()) => {
+                    candidates.push(n.trim_matches('`'))
+                }
+                _ => {}
+            }
+        }
+        return diag::suggest(w, candidates).map(Hint::DidYouMean);
+    }
+    let comparison_may_follow = positives.contains(&Rule::cmp_op);
+    match found_text? {
+        "(" => {
+            // `x.f(` : the token before is a field name after a `.`.
+            let p = prev?;
+            let before = scan.token_before(p.start)?;
+            (p.kind == Tok::Word && &text[before.start..before.end] == ".")
+                .then(|| Hint::Method(prev_text.unwrap_or_default().to_string()))
+        }
+        "=" if comparison_may_follow => Some(Hint::Equals),
+        "&" => Some(Hint::AndOp),
+        "|" if comparison_may_follow => Some(Hint::OrOp),
+        "!" => Some(Hint::NotOp),
+        "'" => Some(Hint::SingleQuote),
+        ";" => Some(Hint::Semicolon),
+        _ => None,
+    }
+}
+
+/// A lexical error from the scanner as a syntax error.
+pub(crate) fn from_lex(file: FileId, e: &LexError) -> SyntaxError {
+    match e {
+        LexError::UnterminatedString { quote } => {
+            SyntaxError::UnterminatedString { quote: Span::new(file, *quote, quote + 1) }
+        }
+        LexError::Unclosed { open, open_ch, opener, at } => SyntaxError::Unclosed {
+            at: Span::point(file, *at),
+            open: Span::new(file, *open, open + 1),
+            open_ch: *open_ch,
+            opener: opener.clone(),
+        },
+        LexError::Stray { at, ch, open } => SyntaxError::Stray {
+            at: Span::new(file, *at, at + 1),
+            ch: *ch,
+            open: open.map(|(p, c)| (Span::new(file, p, p + 1), c)),
+        },
+        LexError::TooDeep { at } => SyntaxError::TooDeep { at: Span::new(file, *at, at + 1) },
+    }
+}
