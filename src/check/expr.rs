@@ -349,6 +349,18 @@ impl Checker<'_> {
                 }
             }
         }
+        // `Usr[pk]`: an unknown name indexed like a lookup is most likely a
+        // misspelt entity.
+        if let ast::ExprKind::Name(id) = &base.kind {
+            let known = id.name == "event" || cx.lookup(&id.name).is_some() || self.consts.contains_key(&id.name);
+            if !known && cx.filter.is_none() {
+                if let Some(s) = suggest(&id.name, self.schema.entity_names()) {
+                    self.errors.push(CheckError::UnknownEntity { span: id.span, name: id.name.clone(), suggestion: Some(s) });
+                    self.expr(index, cx, Hint::None);
+                    return error(span);
+                }
+            }
+        }
         let base = self.expr(base, cx, Hint::None);
         let idx = self.expr(index, cx, Hint::None);
         let idx_t = idx.ty.unwrap_optional().clone();
