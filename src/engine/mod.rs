@@ -1,1 +1,602 @@
-//! (in progress)
+//! `herald run`: read NDJSON events, match, run guards and actions, apply
+//! effects to the store, deliver email.
+//!
+//! ```text
+//! reader thread ─chunks─▶ worker threads (decode + match, in parallel)
+//!        ─results (in any order)─▶ writer (this thread: reorder, guards,
+//!        actions, SQLite transactions, checkpoint) ─commit─▶ mail thread
+//! ```
+//!
+//! Invariants:
+//! - effects are applied in input order by one writer;
+//! - all effects of an event, its firing rows and its replay record commit
+//!   in one transaction, with the input checkpoint;
+//! - stdout firing lines and `log` output are written after the commit that
+//!   made them true, never before;
+//! - a non-matching event allocates nothing and touches no store.
+
+mod db;
+pub mod matcher;
+
+pub use matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
+
+use crate::decode::{fnv1a_128, DecodePlan, Decoder, PlanSpec};
+use crate::diag::RuntimeError;
+use crate::interp::{self, EffectCounts, Env, Interp, LogSink, Outcome};
+use crate::ir::{LogLevel, Program, RuleId};
+use crate::store::Store;
+use crate::value::now_nanos;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bytes per chunk handed to a worker.
+const CHUNK: usize = 1 << 20;
+
+/// Options of one run.
+pub struct RunOptions {
+    /// The input's name for dead letters and the summary (`-` for stdin).
+    pub source: String,
+    /// Events per transaction (at most).
+    pub batch: usize,
+    /// Decode+match threads.
+    pub workers: usize,
+    /// Ignore a stored checkpoint and read the input from its first line.
+    pub from_start: bool,
+    /// Called after every commit (e.g. to wake email delivery).
+    pub on_commit: Option<Box<dyn FnMut() + Send>>,
+    /// Called with the number of input bytes consumed so far.
+    pub on_progress: Option<Box<dyn FnMut(u64) + Send>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions { source: "-".into(), batch: 1000, workers: default_workers(), from_start: false, on_commit: None, on_progress: None }
+    }
+}
+
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8)
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunStats {
+    /// Non-blank input lines read in this run.
+    pub events: u64,
+    /// Lines skipped because a checkpoint showed them processed.
+    pub resumed_lines: u64,
+    /// Events that fired at least one rule.
+    pub fired_events: u64,
+    pub firings: u64,
+    pub effects: EffectCounts,
+    pub dead_letters: u64,
+    pub rule_errors: u64,
+    /// Matching events skipped because their id was already processed.
+    pub duplicates: u64,
+    pub bytes: u64,
+}
+
+/// A failure that stops the run (exit code 2).
+#[derive(Debug)]
+pub enum RunError {
+    Io(std::io::Error),
+    Store(RuntimeError),
+    /// The input does not continue the run its checkpoint recorded.
+    Checkpoint(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Io(e) => write!(f, "cannot read the events: {e}"),
+            RunError::Store(e) => write!(f, "the store failed: {}", e.message),
+            RunError::Checkpoint(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<RuntimeError> for RunError {
+    fn from(e: RuntimeError) -> RunError {
+        RunError::Store(e)
+    }
+}
+
+/// A piece of the input ending at a line boundary.
+struct Chunk {
+    seq: u64,
+    data: Vec<u8>,
+    /// Line number of the first line in `data` (1-based).
+    first_line: u64,
+    /// Byte offset of `data` in the input.
+    offset: u64,
+}
+
+enum ItemKind {
+    Dead(String),
+    Matched(Vec<(RuleId, Option<RuntimeError>)>),
+}
+
+struct Item {
+    line: u64,
+    start: usize,
+    end: usize,
+    kind: ItemKind,
+}
+
+struct ChunkResult {
+    chunk: Chunk,
+    items: Vec<Item>,
+    events: u64,
+    /// Number of lines (blank included) in the chunk.
+    lines: u64,
+}
+
+/// Split `data` into lines: `(line_number, start, end)` without the line
+/// terminator (`\n` or `\r\n`).
+fn lines(data: &[u8], first_line: u64) -> impl Iterator<Item = (u64, usize, usize)> + '_ {
+    let mut start = 0;
+    let mut n = first_line;
+    std::iter::from_fn(move || {
+        if start >= data.len() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', &data[start..]).map(|i| start + i).unwrap_or(data.len());
+        let mut e = end;
+        if e > start && data[e - 1] == b'\r' {
+            e -= 1;
+        }
+        let item = (n, start, e);
+        start = end + 1;
+        n += 1;
+        Some(item)
+    })
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// Decode and match one chunk (a worker's job).
+fn process(chunk: Chunk, decoder: &mut Decoder, matcher: &dyn Matcher, scratch: &mut MatchScratch) -> ChunkResult {
+    let mut items = Vec::new();
+    let mut events = 0;
+    let mut count = 0;
+    for (line_no, start, end) in lines(&chunk.data, chunk.first_line) {
+        count += 1;
+        let line = &chunk.data[start..end];
+        if is_blank(line) {
+            continue;
+        }
+        events += 1;
+        match decoder.decode_match(line) {
+            Err(e) => items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string()) }),
+            Ok(ev) => {
+                matcher.matches(&ev, scratch);
+                if !scratch.matched.is_empty() {
+                    items.push(Item { line: line_no, start, end, kind: ItemKind::Matched(std::mem::take(&mut scratch.matched)) });
+                }
+            }
+        }
+    }
+    ChunkResult { chunk, items, events, lines: count }
+}
+
+/// Reads the input in chunks that end at line boundaries.
+struct ChunkReader<R: Read> {
+    input: R,
+    buf: Vec<u8>,
+    seq: u64,
+    line: u64,
+    offset: u64,
+    eof: bool,
+}
+
+impl<R: Read> ChunkReader<R> {
+    fn new(input: R) -> Self {
+        ChunkReader { input, buf: Vec::new(), seq: 0, line: 1, offset: 0, eof: false }
+    }
+
+    /// Read until the buffer holds at least one full line (or EOF).
+    fn fill(&mut self, want: usize) -> std::io::Result<()> {
+        while !self.eof && (self.buf.len() < want || memchr::memchr(b'\n', &self.buf).is_none()) {
+            let old = self.buf.len();
+            self.buf.resize(old + CHUNK.max(want.saturating_sub(old)), 0);
+            let n = loop {
+                match self.input.read(&mut self.buf[old..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        self.buf.truncate(old);
+                        return Err(e);
+                    }
+                }
+            };
+            self.buf.truncate(old + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first line of the input (for its fingerprint), without consuming it.
+    fn first_line(&mut self) -> std::io::Result<&[u8]> {
+        self.fill(1)?;
+        let end = memchr::memchr(b'\n', &self.buf).unwrap_or(self.buf.len());
+        let mut line = &self.buf[..end];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        Ok(line)
+    }
+
+    /// Consume `n` lines; returns the last one consumed (for verification).
+    fn skip_lines(&mut self, n: u64) -> std::io::Result<Option<Vec<u8>>> {
+        let mut last = None;
+        for _ in 0..n {
+            self.fill(1)?;
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let end = memchr::memchr(b'\n', &self.buf).map(|i| i + 1).unwrap_or(self.buf.len());
+            let mut line = &self.buf[..end];
+            while let Some(b'\n' | b'\r') = line.last() {
+                line = &line[..line.len() - 1];
+            }
+            last = Some(line.to_vec());
+            self.buf.drain(..end);
+            self.offset += end as u64;
+            self.line += 1;
+        }
+        Ok(last)
+    }
+
+    fn next_chunk(&mut self) -> std::io::Result<Option<Chunk>> {
+        self.fill(CHUNK)?;
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.eof {
+            self.buf.len()
+        } else {
+            memchr::memrchr(b'\n', &self.buf).map(|i| i + 1).unwrap_or(self.buf.len())
+        };
+        let rest = self.buf.split_off(cut);
+        let data = std::mem::replace(&mut self.buf, rest);
+        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last() != Some(&b'\n'));
+        let chunk = Chunk { seq: self.seq, data, first_line: self.line, offset: self.offset };
+        self.seq += 1;
+        self.line += lines;
+        self.offset += chunk.data.len() as u64;
+        Ok(Some(chunk))
+    }
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    format!("{:032x}", fnv1a_128(bytes))
+}
+
+/// Output produced by an event, released after its transaction commits.
+#[derive(Default)]
+struct Pending {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+struct BufferedLogs<'a> {
+    out: &'a mut Vec<u8>,
+    line: u64,
+}
+
+impl LogSink for BufferedLogs<'_> {
+    fn log(&mut self, rule: &str, event_key: &str, level: LogLevel, message: &str) {
+        let j = serde_json::json!({"level": level.as_str(), "rule": rule, "event_uuid": event_key, "line": self.line, "message": message});
+        let _ = writeln!(self.out, "{j}");
+    }
+}
+
+/// The single writer: applies matched events to the store in input order.
+struct Writer<'a, W: Write, E: Write> {
+    program: &'a Program,
+    store: &'a Store,
+    decoder: Decoder,
+    env: Env,
+    opts: &'a mut RunOptions,
+    stdout: &'a mut W,
+    stderr: &'a mut E,
+    stats: RunStats,
+    source_key: String,
+    in_txn: bool,
+    txn_events: usize,
+    txn_started: Instant,
+    pending: Pending,
+    /// (line, offset after the line, hash of the line) of the last line
+    /// whose processing is reflected in the store.
+    position: (u64, u64, String),
+}
+
+impl<W: Write, E: Write> Writer<'_, W, E> {
+    fn ensure_txn(&mut self) -> Result<(), RunError> {
+        if !self.in_txn {
+            self.store.begin()?;
+            self.in_txn = true;
+            self.txn_started = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), RunError> {
+        self.ensure_txn()?;
+        let (line, offset, hash) = &self.position;
+        self.store.set_checkpoint(&self.source_key, &self.opts.source, *line, *offset, hash)?;
+        self.store.commit()?;
+        self.in_txn = false;
+        self.txn_events = 0;
+        let _ = self.stdout.write_all(&self.pending.stdout);
+        let _ = self.stdout.flush();
+        let _ = self.stderr.write_all(&self.pending.stderr);
+        self.pending = Pending::default();
+        if let Some(f) = self.opts.on_commit.as_mut() {
+            f();
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, line_no: u64, raw: &[u8], error: &str) -> Result<(), RunError> {
+        self.ensure_txn()?;
+        self.store.insert_dead_letter(&self.opts.source, line_no, &String::from_utf8_lossy(raw), error)?;
+        self.stats.dead_letters += 1;
+        let _ = writeln!(self.pending.stderr, "herald: line {line_no}: dead letter: {error}");
+        self.txn_events += 1;
+        Ok(())
+    }
+
+    fn apply(&mut self, line_no: u64, line: &[u8], matched: &[(RuleId, Option<RuntimeError>)]) -> Result<(), RunError> {
+        let ev = match self.decoder.decode_full(line) {
+            Ok(ev) => ev,
+            Err(e) => return self.dead_letter(line_no, line, &e.to_string()),
+        };
+        let key = match ev.identity() {
+            Ok(k) => k,
+            Err(e) => {
+                let msg = e.to_string();
+                return self.dead_letter(line_no, line, &msg);
+            }
+        };
+        self.ensure_txn()?;
+        if self.store.is_processed(&key)? {
+            self.stats.duplicates += 1;
+            return Ok(());
+        }
+        self.store.savepoint("herald_event")?;
+        let interp = Interp { program: self.program, event: &ev, db: self.store, now: now_nanos() };
+        let mut touched = false;
+        let mut fired = false;
+        for (id, match_error) in matched {
+            let rule = self.program.rule(*id);
+            if let Some(e) = match_error {
+                self.rule_error(&rule.name, &key, line_no, e)?;
+                touched = true;
+                continue;
+            }
+            interp::bind_patterns(rule, &ev, &mut self.env);
+            self.store.savepoint("herald_rule")?;
+            let mut logs = Vec::new();
+            let mut counts = EffectCounts::default();
+            let outcome = {
+                let mut sink = BufferedLogs { out: &mut logs, line: line_no };
+                interp::run_rule(&interp, rule, &mut self.env, &key, &mut sink, &mut counts)
+            };
+            match outcome {
+                Ok(Outcome::Fired) => {
+                    self.store.release("herald_rule")?;
+                    self.store.insert_firing(&rule.name, &key, line_no)?;
+                    let j = serde_json::json!({"event_uuid": key, "rule": rule.name, "line": line_no});
+                    let _ = writeln!(self.pending.stdout, "{j}");
+                    self.pending.stderr.extend_from_slice(&logs);
+                    self.stats.firings += 1;
+                    let e = &mut self.stats.effects;
+                    e.notifications += counts.notifications;
+                    e.emails += counts.emails;
+                    e.writes += counts.writes;
+                    e.logs += counts.logs;
+                    touched = true;
+                    fired = true;
+                }
+                Ok(Outcome::Stopped) => self.store.release("herald_rule")?,
+                Err(err) => {
+                    self.store.rollback_to("herald_rule")?;
+                    self.rule_error(&rule.name, &key, line_no, &err)?;
+                    touched = true;
+                }
+            }
+        }
+        if touched {
+            self.store.mark_processed(&key, line_no)?;
+            self.txn_events += 1;
+        }
+        if fired {
+            self.stats.fired_events += 1;
+        }
+        self.store.release("herald_event")?;
+        Ok(())
+    }
+
+    fn rule_error(&mut self, rule: &str, key: &str, line_no: u64, e: &RuntimeError) -> Result<(), RunError> {
+        self.store.insert_rule_error(rule, key, e.code.as_str(), &e.message, line_no)?;
+        self.stats.rule_errors += 1;
+        let _ = writeln!(self.pending.stderr, "herald: line {line_no}: rule `{rule}` failed: {}: {}", e.code, e.message);
+        Ok(())
+    }
+
+    fn chunk(&mut self, r: ChunkResult) -> Result<(), RunError> {
+        let data = &r.chunk.data;
+        for item in &r.items {
+            let line = &data[item.start..item.end];
+            match &item.kind {
+                ItemKind::Dead(reason) => self.dead_letter(item.line, line, reason)?,
+                ItemKind::Matched(m) => self.apply(item.line, line, m)?,
+            }
+            let after = r.chunk.offset + (data[item.end..].iter().position(|&b| b == b'\n').map(|i| item.end + i + 1).unwrap_or(data.len())) as u64;
+            self.position = (item.line, after, hash_hex(line));
+            if self.txn_events >= self.opts.batch {
+                self.commit()?;
+            }
+        }
+        self.stats.events += r.events;
+        self.stats.bytes += data.len() as u64;
+        // The chunk's end is processed too: everything after the last item
+        // matched nothing.
+        if r.lines > 0 {
+            let last_line = r.chunk.first_line + r.lines - 1;
+            let last = lines(data, r.chunk.first_line).last().map(|(_, s, e)| &data[s..e]).unwrap_or(&[]);
+            self.position = (last_line, r.chunk.offset + data.len() as u64, hash_hex(last));
+        }
+        if self.in_txn && self.txn_started.elapsed() > Duration::from_millis(500) {
+            self.commit()?;
+        }
+        if let Some(f) = self.opts.on_progress.as_mut() {
+            f(r.chunk.offset + data.len() as u64);
+        }
+        Ok(())
+    }
+}
+
+/// Run `program` over `input`, applying effects to `store`. Firing lines go
+/// to `stdout`, dead-letter/rule-error/log lines to `stderr`.
+pub fn run<R: Read + Send, W: Write, E: Write>(
+    program: Arc<Program>,
+    matcher: Arc<dyn Matcher>,
+    store: &Store,
+    input: R,
+    mut opts: RunOptions,
+    stdout: &mut W,
+    stderr: &mut E,
+) -> Result<RunStats, RunError> {
+    let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
+    let mut reader = ChunkReader::new(input);
+    let source_key = hash_hex(reader.first_line().map_err(RunError::Io)?);
+
+    let mut stats = RunStats::default();
+    let mut position = (0, 0, String::new());
+    if !opts.from_start {
+        if let Some(cp) = store.checkpoint(&source_key)? {
+            let last = reader.skip_lines(cp.line).map_err(RunError::Io)?;
+            match last {
+                Some(l) if hash_hex(&l) == cp.last_hash => {}
+                _ => {
+                    return Err(RunError::Checkpoint(format!(
+                        "the input does not continue the run recorded in the store (checkpoint at line {}); \
+                         pass --from-start to read it from its first line (events already processed are skipped)",
+                        cp.line
+                    )))
+                }
+            }
+            stats.resumed_lines = cp.line;
+            position = (cp.line, cp.offset, cp.last_hash.clone());
+        }
+    }
+
+    let workers = opts.workers.max(1);
+    let (job_tx, job_rx): (SyncSender<Chunk>, Receiver<Chunk>) = mpsc::sync_channel(workers * 2);
+    let (res_tx, res_rx) = mpsc::sync_channel::<ChunkResult>(workers * 2);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let read_error: Arc<Mutex<Option<std::io::Error>>> = Arc::new(Mutex::new(None));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let writer_program = program.clone();
+    std::thread::scope(|scope| -> Result<RunStats, RunError> {
+        {
+            let read_error = read_error.clone();
+            let stop = stop.clone();
+            scope.spawn(move || {
+                let mut reader = reader;
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match reader.next_chunk() {
+                        Ok(Some(c)) => {
+                            if job_tx.send(c).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            *read_error.lock().unwrap() = Some(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        for _ in 0..workers {
+            let job_rx = job_rx.clone();
+            let res_tx = res_tx.clone();
+            let plan = plan.clone();
+            let matcher = matcher.clone();
+            scope.spawn(move || {
+                let mut decoder = Decoder::new(plan);
+                let mut scratch = MatchScratch::default();
+                loop {
+                    let job = job_rx.lock().unwrap().recv();
+                    let Ok(chunk) = job else { break };
+                    let r = process(chunk, &mut decoder, &*matcher, &mut scratch);
+                    if res_tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+
+        let mut w = Writer {
+            program: &writer_program,
+            store,
+            decoder: Decoder::new(plan.clone()),
+            env: Vec::new(),
+            opts: &mut opts,
+            stdout,
+            stderr,
+            stats,
+            source_key,
+            in_txn: false,
+            txn_events: 0,
+            txn_started: Instant::now(),
+            pending: Pending::default(),
+            position,
+        };
+        let mut next = 0u64;
+        let mut parked: BTreeMap<u64, ChunkResult> = BTreeMap::new();
+        let result = (|| -> Result<(), RunError> {
+            for r in res_rx.iter() {
+                parked.insert(r.chunk.seq, r);
+                while let Some(r) = parked.remove(&next) {
+                    w.chunk(r)?;
+                    next += 1;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            stop.store(true, Ordering::Relaxed);
+            if w.in_txn {
+                let _ = w.store.rollback();
+            }
+            // Drain so the other threads can finish.
+            drop(res_rx);
+            return Err(e);
+        }
+        if let Some(e) = read_error.lock().unwrap().take() {
+            // Commit what was read before the failure, then report it.
+            w.commit()?;
+            return Err(RunError::Io(e));
+        }
+        w.commit()?;
+        Ok(w.stats)
+    })
+}
