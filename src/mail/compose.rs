@@ -168,7 +168,8 @@ mod tests {
     #[test]
     fn reasons() {
         let f = from();
-        let cases: &[(fn(&mut OutboxRow), &str)] = &[
+        type Case = (fn(&mut OutboxRow), &'static str);
+        let cases: &[Case] = &[
             (
                 |r| r.to_addrs = "not json".into(),
                 "`to_addrs` is not a JSON array",

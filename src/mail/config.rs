@@ -1,8 +1,8 @@
 //! `--smtp URL`: where and how to deliver.
 //!
 //! ```text
-//! smtp://[user:pass@]host[:port][?tls=required|opportunistic|none][&timeout=SECS]
-//! smtps://[user:pass@]host[:port][?timeout=SECS]
+//! smtp://[user:pass@]host[:port][?tls=required|opportunistic|none][&timeout=SECS][&ca=PATH]
+//! smtps://[user:pass@]host[:port][?timeout=SECS][&ca=PATH]
 //! ```
 //!
 //! - `smtp://` defaults to port 25, `smtps://` (TLS from the first byte) to 465.
@@ -14,9 +14,13 @@
 //! - User and password are percent-decoded (`user%40example.com`).
 //! - `timeout` (seconds, 1..=600, default 10) bounds the TCP connect and every
 //!   read and write.
+//! - `ca` names a PEM file of extra root certificates to trust (an internal
+//!   relay with a private CA), in addition to the built-in web roots; it needs
+//!   TLS (`tls=required`, `tls=opportunistic` or `smtps://`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The connect, read and write timeout when the URL does not name one.
@@ -56,6 +60,8 @@ pub struct SmtpConfig {
     /// User name and password, percent-decoded.
     pub credentials: Option<(String, String)>,
     pub timeout: Duration,
+    /// Extra trusted root certificates (PEM), from `ca=PATH`.
+    pub ca_file: Option<PathBuf>,
     warning: Option<String>,
 }
 
@@ -105,6 +111,7 @@ impl SmtpConfig {
 
         let mut tls_param: Option<TlsMode> = None;
         let mut timeout_param: Option<Duration> = None;
+        let mut ca_param: Option<PathBuf> = None;
         for (key, value) in parsed.query_pairs() {
             match key.as_ref() {
                 "tls" => {
@@ -146,10 +153,19 @@ impl SmtpConfig {
                         })?;
                     timeout_param = Some(Duration::from_secs(secs));
                 }
+                "ca" => {
+                    if ca_param.is_some() {
+                        return Err("invalid SMTP URL: `ca` given twice".to_string());
+                    }
+                    if value.is_empty() {
+                        return Err("invalid SMTP URL: `ca` needs a file path".to_string());
+                    }
+                    ca_param = Some(PathBuf::from(value.as_ref()));
+                }
                 other => {
                     return Err(format!(
-                        "invalid SMTP URL: unknown parameter `{other}` (expected `tls` or \
-                         `timeout`)"
+                        "invalid SMTP URL: unknown parameter `{other}` (expected `tls`, \
+                         `timeout` or `ca`)"
                     ))
                 }
             }
@@ -175,6 +191,12 @@ impl SmtpConfig {
                 TlsMode::Required
             })
         };
+
+        if ca_param.is_some() && tls == TlsMode::None {
+            return Err("invalid SMTP URL: `ca` needs TLS (`tls=required`, \
+                        `tls=opportunistic` or `smtps://`)"
+                .to_string());
+        }
 
         let warning = if loopback {
             None
@@ -203,6 +225,7 @@ impl SmtpConfig {
             tls,
             credentials,
             timeout: timeout_param.unwrap_or(DEFAULT_TIMEOUT),
+            ca_file: ca_param,
             warning,
         })
     }
@@ -241,8 +264,17 @@ impl fmt::Display for SmtpConfig {
             write!(f, "{}:***@", percent_encode_userinfo(user))?;
         }
         write!(f, "{}", self.endpoint())?;
+        let mut sep = '?';
         if self.tls != TlsMode::Implicit {
-            write!(f, "?tls={}", self.tls.as_str())?;
+            write!(f, "{sep}tls={}", self.tls.as_str())?;
+            sep = '&';
+        }
+        if self.timeout != DEFAULT_TIMEOUT {
+            write!(f, "{sep}timeout={}", self.timeout.as_secs())?;
+            sep = '&';
+        }
+        if let Some(ca) = &self.ca_file {
+            write!(f, "{sep}ca={}", ca.display())?;
         }
         Ok(())
     }
@@ -257,6 +289,7 @@ impl fmt::Debug for SmtpConfig {
             .field("user", &self.credentials.as_ref().map(|(u, _)| u))
             .field("password", &self.credentials.as_ref().map(|_| "***"))
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
             .field("warning", &self.warning)
             .finish()
     }
@@ -348,8 +381,16 @@ mod tests {
 
     #[test]
     fn table() {
-        // (url, host, port, tls, credentials, warns)
-        let cases: &[(&str, &str, u16, TlsMode, Option<(&str, &str)>, bool)] = &[
+        /// (url, host, port, tls, credentials, warns)
+        type Case = (
+            &'static str,
+            &'static str,
+            u16,
+            TlsMode,
+            Option<(&'static str, &'static str)>,
+            bool,
+        );
+        let cases: &[Case] = &[
             (
                 "smtp://127.0.0.1:2525",
                 "127.0.0.1",
@@ -544,6 +585,28 @@ mod tests {
         assert!(err("smtp://localhost?timeout=0").contains("timeout"));
         assert!(err("smtp://localhost?timeout=x").contains("timeout"));
         assert!(err("smtp://localhost?timeout=1&timeout=2").contains("twice"));
+    }
+
+    #[test]
+    fn ca_param() {
+        let c = ok("smtp://relay.internal:587?ca=/etc/herald/ca%20root.pem");
+        assert_eq!(
+            c.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/herald/ca root.pem"))
+        );
+        assert_eq!(c.tls, TlsMode::Required);
+        assert_eq!(
+            c.to_string(),
+            "smtp://relay.internal:587?tls=required&ca=/etc/herald/ca root.pem"
+        );
+        assert!(ok("smtps://h?ca=x.pem&timeout=5").ca_file.is_some());
+        assert!(ok("smtp://127.0.0.1?tls=required&ca=x.pem")
+            .ca_file
+            .is_some());
+        assert!(err("smtp://127.0.0.1?ca=x.pem").contains("`ca` needs TLS"));
+        assert!(err("smtp://h?tls=none&ca=x.pem").contains("`ca` needs TLS"));
+        assert!(err("smtp://h?ca=").contains("file path"));
+        assert!(err("smtp://h?ca=a&ca=b").contains("twice"));
     }
 
     #[test]

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{SmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use rusqlite::Connection;
 
@@ -208,14 +208,33 @@ impl fmt::Debug for Mailer {
 
 impl Mailer {
     /// A mailer sending as `from` (see [`parse_mailbox`]). Fails only when
-    /// TLS cannot be set up for the host.
+    /// TLS cannot be set up (for instance an unreadable `ca` file).
     pub fn new(config: SmtpConfig, from: Mailbox) -> Result<Mailer, MailError> {
         let tls = match config.tls {
             TlsMode::None => None,
-            TlsMode::Opportunistic | TlsMode::Required | TlsMode::Implicit => Some(
-                TlsParameters::new(config.host.clone())
-                    .map_err(|e| MailError::Config(format!("TLS for `{}`: {e}", config.host)))?,
-            ),
+            TlsMode::Opportunistic | TlsMode::Required | TlsMode::Implicit => {
+                let mut builder = TlsParameters::builder(config.host.clone());
+                if let Some(path) = &config.ca_file {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        MailError::Config(format!("cannot read `ca` file {}: {e}", path.display()))
+                    })?;
+                    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                        return Err(MailError::Config(format!(
+                            "`ca` file {} holds no PEM certificate",
+                            path.display()
+                        )));
+                    }
+                    let cert = Certificate::from_pem(&pem).map_err(|e| {
+                        MailError::Config(format!("`ca` file {}: {e}", path.display()))
+                    })?;
+                    builder = builder.add_root_certificate(cert);
+                }
+                Some(
+                    builder.build().map_err(|e| {
+                        MailError::Config(format!("TLS for `{}`: {e}", config.host))
+                    })?,
+                )
+            }
         };
         Ok(Mailer {
             config,
