@@ -621,6 +621,28 @@ fn outage_keeps_rows_then_flush_delivers_each_once() {
 }
 
 #[test]
+fn outage_with_a_long_queue_marks_every_row_once() {
+    let port = free_port();
+    let db = db();
+    let mut ids: Vec<i64> = (0..50)
+        .map(|i| one(&db.conn, &format!("user{i}@example.com"), &format!("n{i}")))
+        .collect();
+    let bad = insert_raw(&db.conn, "oops", "[]", "[]", "s", "b");
+    ids.push(one(&db.conn, "last@example.com", "last"));
+    let r = mailer(port).deliver(&db.conn, Mode::Due).unwrap();
+    assert_eq!((r.sent, r.failed, r.remaining), (0, 52, 52), "{r:?}");
+    let err = r.connection_error.unwrap();
+    for id in ids {
+        let s = state(&db.conn, id);
+        assert_eq!((s.status.as_str(), s.attempts), ("failed", 1), "row {id}");
+        assert_eq!(s.last_error.as_deref(), Some(err.as_str()));
+    }
+    // A row that cannot be built keeps its own reason.
+    let e = state(&db.conn, bad).last_error.unwrap();
+    assert!(e.contains("`to_addrs` is not a JSON array"), "{e}");
+}
+
+#[test]
 fn backoff_is_honoured_by_due_and_ignored_by_all() {
     let server = TestServer::start(Policy::default());
     let db = db();

@@ -36,12 +36,24 @@
 //! only after a row broke the connection (lettre closes it on any error
 //! reply). When connecting fails (refused, timeout, TLS, authentication), no
 //! further connection is tried in this pass: every remaining row of the pass
-//! is marked `failed` with that connection error (attempts + 1, backed off).
+//! is marked `failed` with that connection error (attempts + 1, backed off;
+//! one transaction for the lot, so a long queue costs one commit).
 //! So `herald outbox list` shows why each row is stuck, and every row's backoff
 //! grows with the outage instead of hammering a dead server. The [`Mailer`]
 //! also remembers the outage: for the same backoff, `Due` passes (one after each
 //! commit of `herald run`) do not connect at all and leave new rows `pending`
 //! ([`DeliveryReport::held_back`]); `All` always tries.
+//!
+//! # For the interpreter and the CLI
+//! - Before writing a row: [`validate_address`] on every recipient (an error
+//!   is `R0003` `InvalidAddress`) and [`check_header`]`("Subject", ..)` (an
+//!   error is `R0004` `HeaderInjection`). The address policy is in
+//!   [`validate_address`]'s module: bare `local@domain` only.
+//! - `--smtp URL` → [`SmtpConfig::parse`]; print [`SmtpConfig::warning`] when
+//!   there is one. `--mail-from` → [`parse_mailbox`]. Then [`Mailer::new`].
+//! - `herald run`: `deliver(conn, Mode::Due)` after each commit;
+//!   `herald outbox flush`: `deliver(conn, Mode::All)`; `herald outbox list`:
+//!   [`list`] / [`list_json`]; summaries: [`counts`].
 
 mod compose;
 mod config;
@@ -353,14 +365,7 @@ impl Mailer {
         session: &mut Option<SmtpConnection>,
         report: &mut DeliveryReport,
     ) -> Result<(), MailError> {
-        let fail = |report: &mut DeliveryReport, row: &outbox::OutboxRow, error: &str| {
-            let next = now_nanos() + backoff(row.attempts.saturating_add(1)).as_nanos() as i128;
-            let n = outbox::mark_failed(conn, row.id, error, &format_timestamp_store(next))?;
-            report.failed += n;
-            Ok::<(), MailError>(())
-        };
-
-        for &id in ids {
+        for (i, &id) in ids.iter().enumerate() {
             // Read again now: the row may have been sent since the selection.
             let Some(row) = outbox::fetch_unsent(conn, id)? else {
                 continue;
@@ -368,18 +373,10 @@ impl Mailer {
             let composed = match compose::compose(&row, &self.from) {
                 Ok(c) => c,
                 Err(reason) => {
-                    fail(
-                        report,
-                        &row,
-                        &short(&format!("cannot build the message: {reason}")),
-                    )?;
+                    record_failure(conn, report, &row, &build_error(&reason))?;
                     continue;
                 }
             };
-            if let Some(err) = report.connection_error.clone() {
-                fail(report, &row, &err)?;
-                continue;
-            }
             if session.as_ref().is_none_or(SmtpConnection::has_broken) {
                 *session = None;
                 match self.connect() {
@@ -389,9 +386,10 @@ impl Mailer {
                     }
                     Err(err) => {
                         self.connection_failed();
-                        fail(report, &row, &err)?;
+                        record_failure(conn, report, &row, &err)?;
+                        self.fail_rest(conn, &ids[i + 1..], &err, report)?;
                         report.connection_error = Some(err);
-                        continue;
+                        return Ok(());
                     }
                 }
             }
@@ -412,12 +410,61 @@ impl Mailer {
                     } else {
                         "delivery failed"
                     };
-                    fail(report, &row, &short(&format!("{what}: {e}")))?;
+                    record_failure(conn, report, &row, &short(&format!("{what}: {e}")))?;
                 }
             }
         }
         Ok(())
     }
+
+    /// After a failed connect: marks the rest of the pass `failed` with the
+    /// connection error (or the row's own build error), in one transaction,
+    /// so a long queue costs one commit. If the transaction fails the rows
+    /// stay as they were.
+    fn fail_rest(
+        &self,
+        conn: &Connection,
+        ids: &[i64],
+        err: &str,
+        report: &mut DeliveryReport,
+    ) -> Result<(), MailError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let tx = conn.unchecked_transaction()?;
+        let mut failed = 0;
+        for &id in ids {
+            let Some(row) = outbox::fetch_unsent(&tx, id)? else {
+                continue;
+            };
+            let reason = match compose::compose(&row, &self.from) {
+                Ok(_) => err.to_string(),
+                Err(reason) => build_error(&reason),
+            };
+            let mut counted = DeliveryReport::default();
+            record_failure(&tx, &mut counted, &row, &reason)?;
+            failed += counted.failed;
+        }
+        tx.commit()?;
+        report.failed += failed;
+        Ok(())
+    }
+}
+
+fn build_error(reason: &str) -> String {
+    short(&format!("cannot build the message: {reason}"))
+}
+
+/// Marks a row `failed` after one more attempt, backed off by [`backoff`].
+fn record_failure(
+    conn: &Connection,
+    report: &mut DeliveryReport,
+    row: &outbox::OutboxRow,
+    error: &str,
+) -> Result<(), MailError> {
+    let next = now_nanos() + backoff(row.attempts.saturating_add(1)).as_nanos() as i128;
+    report.failed += outbox::mark_failed(conn, row.id, error, &format_timestamp_store(next))?;
+    Ok(())
 }
 
 #[cfg(test)]
