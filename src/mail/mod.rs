@@ -261,7 +261,7 @@ impl Mailer {
         &self.config
     }
 
-    pub fn from(&self) -> &Mailbox {
+    pub fn sender(&self) -> &Mailbox {
         &self.from
     }
 
