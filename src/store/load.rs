@@ -13,7 +13,7 @@ use crate::diag::suggest;
 use crate::value::{format_timestamp_store, format_uuid, parse_timestamp, parse_uuid};
 use rusqlite::types::Value as Sql;
 use serde_json::Value as J;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// One problem in a fixtures file.
@@ -180,6 +180,7 @@ impl Store {
         let mut errors = Vec::new();
         let mut stats = LoadStats::default();
         let mut links = Vec::new();
+        let mut failed = HashSet::new();
         for (name, rows) in &top {
             let Some(id) = self.schema.entity_by_name(name) else {
                 let hint = suggest(name, self.schema.entity_names())
@@ -195,11 +196,15 @@ impl Store {
                 continue;
             };
             let info = &self.ents[id.0 as usize];
-            let n = self.load_rows(info, rows, &mut errors, &mut links, &mut stats.links);
+            let n = self.load_rows(info, rows, &mut errors, &mut links, &mut stats.links, &mut failed);
             stats.rows.push((name.clone(), n));
         }
-        // Many-to-many targets must exist (in the database or the file).
+        // Many-to-many targets must exist (in the database or the file);
+        // a target whose own row failed was already reported.
         for l in &links {
+            if failed.contains(&(l.target_entity, sql_text(&l.target))) {
+                continue;
+            }
             let t = &self.ents[l.target_entity];
             let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ?1)", t.table, t.key_col);
             let found = self.conn.query_row(&sql, [&l.target], |r| r.get::<_, bool>(0));
@@ -238,6 +243,7 @@ impl Store {
         errors: &mut Vec<LoadError>,
         links: &mut Vec<Link>,
         nlinks: &mut usize,
+        failed: &mut HashSet<(usize, String)>,
     ) -> usize {
         let name = &info.name;
         let mut cols = vec![info.key_col.clone()];
@@ -366,6 +372,9 @@ impl Store {
                 values.push(value);
             }
             if errors.len() > before {
+                if let Some(k) = &key {
+                    failed.insert((info.id.0 as usize, sql_text(k)));
+                }
                 continue;
             }
             let key = key.expect("a row without errors has a key");
