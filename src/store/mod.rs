@@ -655,6 +655,59 @@ impl Store {
         filter: Option<&ir::Expr>,
         eval: &mut dyn FnMut(&ir::Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError> {
+        let (sql, params) = self.query_sql(kind, entity, filter, eval)?;
+        let info = self.ent(entity)?;
+        let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
+        let mut rows = st.query(rusqlite::params_from_iter(params)).map_err(sql_err)?;
+        match kind {
+            QueryKind::Exists | QueryKind::Count => {
+                let r = rows.next().map_err(sql_err)?.ok_or_else(|| sql_err(rusqlite::Error::QueryReturnedNoRows))?;
+                let n: i64 = r.get(0).map_err(sql_err)?;
+                Ok(if kind == QueryKind::Exists { Value::Bool(n != 0) } else { Value::Int(n) })
+            }
+            QueryKind::First => match rows.next().map_err(sql_err)? {
+                Some(r) => Ok(Value::Entity(info.read_row(r, 0).map_err(sql_err)?)),
+                None => Ok(Value::Absent),
+            },
+            QueryKind::All => {
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(sql_err)? {
+                    out.push(Value::Entity(info.read_row(r, 0).map_err(sql_err)?));
+                }
+                Ok(Value::list(out))
+            }
+        }
+    }
+
+    /// SQLite's plan for a query (`EXPLAIN QUERY PLAN`, one step a line),
+    /// to check that queries use indexes.
+    #[doc(hidden)]
+    pub fn query_plan(
+        &self,
+        kind: QueryKind,
+        entity: EntityId,
+        filter: Option<&ir::Expr>,
+        eval: &mut dyn FnMut(&ir::Expr) -> Result<Value, RuntimeError>,
+    ) -> Result<String, RuntimeError> {
+        let (sql, params) = self.query_sql(kind, entity, filter, eval)?;
+        let mut st = self.conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(sql_err)?;
+        let mut rows = st.query(rusqlite::params_from_iter(params)).map_err(sql_err)?;
+        let mut out = String::new();
+        while let Some(r) = rows.next().map_err(sql_err)? {
+            out.push_str(&r.get::<_, String>(3).map_err(sql_err)?);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// The SQL text and parameters of a query.
+    fn query_sql(
+        &self,
+        kind: QueryKind,
+        entity: EntityId,
+        filter: Option<&ir::Expr>,
+        eval: &mut dyn FnMut(&ir::Expr) -> Result<Value, RuntimeError>,
+    ) -> Result<(String, Vec<Sql>), RuntimeError> {
         let info = self.ent(entity)?;
         let (cond, params) = match filter {
             None => (None, Vec::new()),
@@ -686,26 +739,7 @@ impl Store {
             QueryKind::First => format!("SELECT {} FROM {table} AS t{w} ORDER BY t.{key} LIMIT 1", info.select),
             QueryKind::All => format!("SELECT {} FROM {table} AS t{w} ORDER BY t.{key}", info.select),
         };
-        let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
-        let mut rows = st.query(rusqlite::params_from_iter(params)).map_err(sql_err)?;
-        match kind {
-            QueryKind::Exists | QueryKind::Count => {
-                let r = rows.next().map_err(sql_err)?.ok_or_else(|| sql_err(rusqlite::Error::QueryReturnedNoRows))?;
-                let n: i64 = r.get(0).map_err(sql_err)?;
-                Ok(if kind == QueryKind::Exists { Value::Bool(n != 0) } else { Value::Int(n) })
-            }
-            QueryKind::First => match rows.next().map_err(sql_err)? {
-                Some(r) => Ok(Value::Entity(info.read_row(r, 0).map_err(sql_err)?)),
-                None => Ok(Value::Absent),
-            },
-            QueryKind::All => {
-                let mut out = Vec::new();
-                while let Some(r) = rows.next().map_err(sql_err)? {
-                    out.push(Value::Entity(info.read_row(r, 0).map_err(sql_err)?));
-                }
-                Ok(Value::list(out))
-            }
-        }
+        Ok((sql, params))
     }
 
     // ---- transactions -------------------------------------------------
