@@ -1,0 +1,381 @@
+//! Herald's own tables: notifications, the email outbox, firings, dead
+//! letters, rule errors, replay protection and checkpoints; and `dump`.
+
+use super::{quote, sql_err, Store};
+use crate::diag::RuntimeError;
+use crate::value::{format_timestamp_store, format_uuid, now_nanos, Value};
+use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::OptionalExtension;
+use std::fmt::Write as _;
+
+/// Where reading an input stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Lines fully processed.
+    pub line: u64,
+    /// Bytes fully processed.
+    pub offset: u64,
+    /// Hash of the last processed line.
+    pub last_hash: String,
+}
+
+/// A row of `herald_outbox`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub rule: String,
+    pub event_key: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created: String,
+    pub sent_at: Option<String>,
+    pub next_attempt_at: Option<String>,
+}
+
+fn now() -> String {
+    format_timestamp_store(now_nanos())
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_list(s: &str) -> Vec<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// Columns holding times, shown as `<time>` by `dump`.
+const TIME_COLUMNS: &[&str] = &["created", "fired_at", "sent_at", "updated", "processed_at", "next_attempt_at"];
+
+/// Herald's tables in dump order, with their ORDER BY.
+const HERALD_DUMP: &[(&str, &str)] = &[
+    ("herald_notification", "id"),
+    ("herald_outbox", "id"),
+    ("herald_firing", "id"),
+    ("herald_dead_letter", "id"),
+    ("herald_rule_error", "id"),
+    ("herald_processed", "event_key"),
+    ("herald_checkpoint", "source_key"),
+    ("herald_meta", "key"),
+];
+
+const OUTBOX_COLS: &str = "id, rule, event_uuid, to_addrs, cc, bcc, subject, body, status, attempts, last_error, \
+                           created, sent_at, next_attempt_at";
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    Ok(OutboxEntry {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        event_key: r.get(2)?,
+        to: parse_list(&r.get::<_, String>(3)?),
+        cc: parse_list(&r.get::<_, String>(4)?),
+        bcc: parse_list(&r.get::<_, String>(5)?),
+        subject: r.get(6)?,
+        body: r.get(7)?,
+        status: r.get(8)?,
+        attempts: r.get(9)?,
+        last_error: r.get(10)?,
+        created: r.get(11)?,
+        sent_at: r.get(12)?,
+        next_attempt_at: r.get(13)?,
+    })
+}
+
+fn owned(v: ValueRef<'_>) -> Sql {
+    match v {
+        ValueRef::Null => Sql::Null,
+        ValueRef::Integer(i) => Sql::Integer(i),
+        ValueRef::Real(f) => Sql::Real(f),
+        ValueRef::Text(t) => Sql::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Sql::Blob(b.to_vec()),
+    }
+}
+
+/// A value as a JSON scalar for the dump.
+fn dump_value(v: ValueRef<'_>) -> serde_json::Value {
+    match v {
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Integer(i) => i.into(),
+        ValueRef::Real(f) => serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or_default(),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned().into(),
+    }
+}
+
+impl Store {
+    fn exec(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<usize, RuntimeError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(sql_err)?;
+        st.execute(params).map_err(sql_err)
+    }
+
+    /// A `notify` delivery. `user_pk` is stored in its own type (an int
+    /// key as an integer, a uuid as dashed text).
+    pub fn insert_notification(
+        &self,
+        rule: &str,
+        event_key: &str,
+        user_pk: &Value,
+        severity: &str,
+        body: &str,
+    ) -> Result<i64, RuntimeError> {
+        let pk = match user_pk {
+            Value::Entity(row) => row.key.clone(),
+            v => v.clone(),
+        };
+        let pk = match &pk {
+            Value::Int(i) => Sql::Integer(*i),
+            Value::Float(f) => Sql::Real(*f),
+            Value::Uuid(u) => Sql::Text(format_uuid(*u)),
+            Value::Timestamp(t) => Sql::Text(format_timestamp_store(*t)),
+            v => Sql::Text(v.to_text(None)),
+        };
+        self.exec(
+            "INSERT INTO herald_notification (rule, event_uuid, user_pk, severity, body, created) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[&rule, &event_key, &pk, &severity, &body, &now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Queue an email; returns the outbox row id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_outbox(
+        &self,
+        rule: &str,
+        event_key: &str,
+        to: &[String],
+        cc: &[String],
+        bcc: &[String],
+        subject: &str,
+        body: &str,
+    ) -> Result<i64, RuntimeError> {
+        self.exec(
+            "INSERT INTO herald_outbox (rule, event_uuid, to_addrs, cc, bcc, subject, body, created) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &[&rule, &event_key, &json_list(to), &json_list(cc), &json_list(bcc), &subject, &body, &now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Record a rule firing (`line`: the input line number).
+    pub fn insert_firing(&self, rule: &str, event_key: &str, line: u64) -> Result<(), RuntimeError> {
+        self.exec(
+            "INSERT INTO herald_firing (rule, event_uuid, fired_at, line) VALUES (?1, ?2, ?3, ?4)",
+            &[&rule, &event_key, &now(), &(line as i64)],
+        )?;
+        Ok(())
+    }
+
+    /// Record a malformed input line; a second record for the same
+    /// (source, line) is ignored.
+    pub fn insert_dead_letter(&self, source: &str, line: u64, raw: &str, error: &str) -> Result<(), RuntimeError> {
+        self.exec(
+            "INSERT INTO herald_dead_letter (source, line, raw, error, created) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (source, line) DO NOTHING",
+            &[&source, &(line as i64), &raw, &error, &now()],
+        )?;
+        Ok(())
+    }
+
+    /// Record a run-time error of a rule (`code`: an R code).
+    pub fn insert_rule_error(
+        &self,
+        rule: &str,
+        event_key: &str,
+        code: &str,
+        message: &str,
+        line: u64,
+    ) -> Result<(), RuntimeError> {
+        self.exec(
+            "INSERT INTO herald_rule_error (rule, event_uuid, code, message, created, line) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[&rule, &event_key, &code, &message, &now(), &(line as i64)],
+        )?;
+        Ok(())
+    }
+
+    /// Was the event with this key already processed (replay protection)?
+    pub fn is_processed(&self, event_key: &str) -> Result<bool, RuntimeError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM herald_processed WHERE event_key = ?1)")
+            .map_err(sql_err)?;
+        st.query_row([event_key], |r| r.get(0)).map_err(sql_err)
+    }
+
+    /// Record the event as processed (a second call changes nothing).
+    pub fn mark_processed(&self, event_key: &str, line: u64) -> Result<(), RuntimeError> {
+        self.exec(
+            "INSERT INTO herald_processed (event_key, line, processed_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (event_key) DO NOTHING",
+            &[&event_key, &(line as i64), &now()],
+        )?;
+        Ok(())
+    }
+
+    /// The resume point of an input, by its fingerprint.
+    pub fn checkpoint(&self, source_key: &str) -> Result<Option<Checkpoint>, RuntimeError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT line, \"offset\", last_hash FROM herald_checkpoint WHERE source_key = ?1")
+            .map_err(sql_err)?;
+        st.query_row([source_key], |r| {
+            Ok(Checkpoint {
+                line: r.get::<_, i64>(0)? as u64,
+                offset: r.get::<_, i64>(1)? as u64,
+                last_hash: r.get(2)?,
+            })
+        })
+        .optional()
+        .map_err(sql_err)
+    }
+
+    pub fn set_checkpoint(
+        &self,
+        source_key: &str,
+        source: &str,
+        line: u64,
+        offset: u64,
+        last_hash: &str,
+    ) -> Result<(), RuntimeError> {
+        self.exec(
+            "INSERT INTO herald_checkpoint (source_key, source, line, \"offset\", last_hash, updated) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source_key) DO UPDATE SET source = excluded.source, \
+             line = excluded.line, \"offset\" = excluded.\"offset\", last_hash = excluded.last_hash, \
+             updated = excluded.updated",
+            &[&source_key, &source, &(line as i64), &(offset as i64), &last_hash, &now()],
+        )?;
+        Ok(())
+    }
+
+    // ---- outbox delivery ----------------------------------------------
+
+    /// Outbox rows, oldest first; only those with `status` when given.
+    pub fn outbox(&self, status: Option<&str>) -> Result<Vec<OutboxEntry>, RuntimeError> {
+        let sql = format!("SELECT {OUTBOX_COLS} FROM herald_outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY id");
+        let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
+        let rows = st.query_map([status], outbox_row).map_err(sql_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+    }
+
+    /// Pending emails due for an attempt at `now` (nanoseconds), oldest
+    /// first, at most `limit`.
+    pub fn outbox_due(&self, now: i128, limit: usize) -> Result<Vec<OutboxEntry>, RuntimeError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLS} FROM herald_outbox WHERE status = 'pending' \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id LIMIT ?2"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
+        let rows = st
+            .query_map(rusqlite::params![format_timestamp_store(now), limit as i64], outbox_row)
+            .map_err(sql_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+    }
+
+    /// The email was accepted by the server.
+    pub fn outbox_mark_sent(&self, id: i64) -> Result<(), RuntimeError> {
+        self.exec(
+            "UPDATE herald_outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL, \
+             next_attempt_at = NULL WHERE id = ?1",
+            &[&id, &now()],
+        )?;
+        Ok(())
+    }
+
+    /// A delivery attempt failed: count it, keep the error, and either
+    /// retry at `retry_at` (nanoseconds) or, when `None`, give up
+    /// (`failed`).
+    pub fn outbox_mark_failed(&self, id: i64, error: &str, retry_at: Option<i128>) -> Result<(), RuntimeError> {
+        let status = if retry_at.is_some() { "pending" } else { "failed" };
+        let next = retry_at.map(format_timestamp_store);
+        self.exec(
+            "UPDATE herald_outbox SET status = ?2, attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4 \
+             WHERE id = ?1",
+            &[&id, &status, &error, &next],
+        )?;
+        Ok(())
+    }
+
+    // ---- dump -----------------------------------------------------------
+
+    /// A deterministic text dump of every entity table (rows by key, with
+    /// many-to-many fields as sorted key lists) and Herald's tables (rows
+    /// by id, without the id; times shown as `<time>`). Used to compare
+    /// stores in end-to-end and crash tests. On a database failure the
+    /// text says so (see [`Store::try_dump`]).
+    pub fn dump(&self) -> String {
+        self.try_dump().unwrap_or_else(|e| format!("<dump failed: {e}>\n"))
+    }
+
+    pub fn try_dump(&self) -> Result<String, RuntimeError> {
+        let mut out = String::new();
+        for info in &self.ents {
+            let sql = format!("SELECT {} FROM {} AS t ORDER BY t.{}", info.select, info.table, info.key_col);
+            let mut st = self.conn.prepare(&sql).map_err(sql_err)?;
+            let mut rows = st.query([]).map_err(sql_err)?;
+            let mut lines = Vec::new();
+            while let Some(r) = rows.next().map_err(sql_err)? {
+                let mut obj = serde_json::Map::new();
+                let key = r.get_ref(0).map_err(sql_err)?;
+                obj.insert(info.key_name.clone(), dump_value(key));
+                for (n, &i) in info.columns.iter().enumerate() {
+                    obj.insert(info.fields[i].name.clone(), dump_value(r.get_ref(n + 1).map_err(sql_err)?));
+                }
+                let key = owned(key);
+                for f in &info.fields {
+                    if let Some(j) = &f.join {
+                        let sql = format!("SELECT \"target\" FROM {} WHERE \"source\" = ?1 ORDER BY \"target\"", j.table);
+                        let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
+                        let targets = st
+                            .query_map([&key], |r| Ok(dump_value(r.get_ref(0)?)))
+                            .map_err(sql_err)?
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(sql_err)?;
+                        obj.insert(f.name.clone(), serde_json::Value::Array(targets));
+                    }
+                }
+                lines.push(serde_json::Value::Object(obj).to_string());
+            }
+            let _ = writeln!(out, "== {} ({} rows)", info.name, lines.len());
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        for (table, order) in HERALD_DUMP {
+            let sql = format!("SELECT * FROM {} ORDER BY {}", quote(table), quote(order));
+            let mut st = self.conn.prepare(&sql).map_err(sql_err)?;
+            let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
+            let mut rows = st.query([]).map_err(sql_err)?;
+            let mut lines = Vec::new();
+            while let Some(r) = rows.next().map_err(sql_err)? {
+                let mut obj = serde_json::Map::new();
+                for (i, name) in names.iter().enumerate() {
+                    if name == "id" {
+                        continue;
+                    }
+                    let v = r.get_ref(i).map_err(sql_err)?;
+                    let v = if TIME_COLUMNS.contains(&name.as_str()) && !matches!(v, ValueRef::Null) {
+                        serde_json::Value::String("<time>".into())
+                    } else {
+                        dump_value(v)
+                    };
+                    obj.insert(name.clone(), v);
+                }
+                lines.push(serde_json::Value::Object(obj).to_string());
+            }
+            let _ = writeln!(out, "== {table} ({} rows)", lines.len());
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,427 @@
+//! `herald db load`: fixtures as `{"Entity": [{row}, ...], ...}`.
+//!
+//! All or nothing, in one transaction; every problem is reported, each
+//! naming the entity, the row index (and key when known) and the field.
+//! Rows upsert by key and replace the row: omitted optional fields become
+//! NULL, and a many-to-many array replaces that row's join rows (omitted:
+//! none). Many-to-many targets must exist once the whole file is loaded.
+
+use super::convert::{describe_json, quote_short};
+use super::filter::{ColKind, Scalar};
+use super::{EntityInfo, Store};
+use crate::diag::suggest;
+use crate::value::{format_timestamp_store, format_uuid, parse_timestamp, parse_uuid};
+use rusqlite::types::Value as Sql;
+use serde_json::Value as J;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+/// One problem in a fixtures file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadError {
+    /// The entity name as written in the file.
+    pub entity: Option<String>,
+    /// The row's index in the entity's array.
+    pub row: Option<usize>,
+    /// The row's key as written, when known.
+    pub key: Option<String>,
+    /// The field, with an element index when inside an array: `users[1]`.
+    pub field: Option<String>,
+    pub message: String,
+    /// For malformed JSON: 1-based line and column.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl LoadError {
+    fn new(message: impl Into<String>) -> LoadError {
+        LoadError { entity: None, row: None, key: None, field: None, message: message.into(), line: None, column: None }
+    }
+
+    fn at(entity: &str, row: Option<usize>, key: Option<&str>, field: Option<String>, message: impl Into<String>) -> LoadError {
+        LoadError {
+            entity: Some(entity.to_string()),
+            row,
+            key: key.map(str::to_string),
+            field,
+            ..LoadError::new(message)
+        }
+    }
+
+    /// `Group[2].users[1]`.
+    pub fn location(&self) -> String {
+        let mut s = String::new();
+        if let Some(e) = &self.entity {
+            s.push_str(e);
+            if let Some(r) = self.row {
+                s.push_str(&format!("[{r}]"));
+            }
+            if let Some(f) = &self.field {
+                s.push('.');
+                s.push_str(f);
+            }
+        }
+        s
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let loc = self.location();
+        if loc.is_empty() {
+            f.write_str(&self.message)?;
+        } else {
+            write!(f, "{loc}: {}", self.message)?;
+        }
+        if let (Some(k), Some(_)) = (&self.key, &self.field) {
+            write!(f, " (row key {k})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// What a load wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Rows per entity, in the file's order.
+    pub rows: Vec<(String, usize)>,
+    /// Many-to-many links written.
+    pub links: usize,
+}
+
+impl LoadStats {
+    pub fn total(&self) -> usize {
+        self.rows.iter().map(|(_, n)| n).sum()
+    }
+}
+
+impl fmt::Display for LoadStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .rows
+            .iter()
+            .map(|(e, n)| format!("{n} {e} row{}", if *n == 1 { "" } else { "s" }))
+            .collect();
+        if parts.is_empty() {
+            f.write_str("nothing loaded")
+        } else {
+            write!(f, "loaded {}", parts.join(", "))?;
+            if self.links > 0 {
+                write!(f, " and {} link{}", self.links, if self.links == 1 { "" } else { "s" })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A JSON fixture value as the SQL of a scalar column. `label` names the
+/// expected type in messages (`int`, `int (User key)`).
+fn scalar(j: &J, s: Scalar, label: &str) -> Result<Sql, String> {
+    let wrong = || format!("expected {label}, found {}", describe_json(j));
+    match (s, j) {
+        (Scalar::Int, J::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+            .map(Sql::Integer)
+            .ok_or_else(wrong),
+        (Scalar::Float, J::Number(n)) => n.as_f64().map(Sql::Real).ok_or_else(wrong),
+        (Scalar::Bool, J::Bool(b)) => Ok(Sql::Integer(i64::from(*b))),
+        (Scalar::Str, J::String(t)) => Ok(Sql::Text(t.clone())),
+        (Scalar::Uuid, J::String(t)) => match parse_uuid(t) {
+            Some(u) => Ok(Sql::Text(format_uuid(u))),
+            None => Err(format!("invalid uuid {} ({label}: 32 hex digits, dashed or not)", quote_short(t))),
+        },
+        (Scalar::Timestamp, J::String(t)) => match parse_timestamp(t) {
+            Some(ts) => Ok(Sql::Text(format_timestamp_store(ts))),
+            None => Err(format!("invalid timestamp {} ({label}: RFC 3339, e.g. 2026-04-14T08:02:07Z)", quote_short(t))),
+        },
+        _ => Err(wrong()),
+    }
+}
+
+fn sql_to_json_elem(v: Sql, s: Scalar) -> J {
+    match v {
+        Sql::Integer(i) if s == Scalar::Bool => J::Bool(i != 0),
+        Sql::Integer(i) => J::from(i),
+        Sql::Real(f) => serde_json::Number::from_f64(f).map(J::Number).unwrap_or(J::Null),
+        Sql::Text(t) => J::String(t),
+        _ => J::Null,
+    }
+}
+
+/// A pending check that a many-to-many target exists.
+struct Link {
+    entity: String,
+    row: usize,
+    key: String,
+    field: String,
+    target_entity: usize,
+    target: Sql,
+}
+
+impl Store {
+    /// Load fixtures (`herald db load`). All or nothing: on any problem
+    /// nothing is written and every problem is returned.
+    pub fn load_fixtures(&mut self, json: &str) -> Result<LoadStats, Vec<LoadError>> {
+        let doc: J = serde_json::from_str(json).map_err(|e| {
+            vec![LoadError { line: Some(e.line()), column: Some(e.column()), ..LoadError::new(format!("malformed JSON: {e}")) }]
+        })?;
+        let J::Object(top) = doc else {
+            return Err(vec![LoadError::new(format!(
+                "expected an object of entity arrays such as {{\"User\": [...]}}, found {}",
+                describe_json(&doc)
+            ))]);
+        };
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            return Err(vec![LoadError::new(format!("cannot start a transaction: {e}"))]);
+        }
+        let mut errors = Vec::new();
+        let mut stats = LoadStats::default();
+        let mut links = Vec::new();
+        let mut failed = HashSet::new();
+        for (name, rows) in &top {
+            let Some(id) = self.schema.entity_by_name(name) else {
+                let hint = suggest(name, self.schema.entity_names())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_else(|| {
+                        format!("; the entities are {}", self.schema.entity_names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+                    });
+                errors.push(LoadError::at(name, None, None, None, format!("unknown entity{hint}")));
+                continue;
+            };
+            let J::Array(rows) = rows else {
+                errors.push(LoadError::at(name, None, None, None, format!("expected an array of rows, found {}", describe_json(rows))));
+                continue;
+            };
+            let info = &self.ents[id.0 as usize];
+            let n = self.load_rows(info, rows, &mut errors, &mut links, &mut stats.links, &mut failed);
+            stats.rows.push((name.clone(), n));
+        }
+        // Many-to-many targets must exist (in the database or the file);
+        // a target whose own row failed was already reported.
+        for l in &links {
+            if failed.contains(&(l.target_entity, sql_text(&l.target))) {
+                continue;
+            }
+            let t = &self.ents[l.target_entity];
+            let sql = format!("SELECT EXISTS (SELECT 1 FROM {} WHERE {} = ?1)", t.table, t.key_col);
+            let found = self.conn.query_row(&sql, [&l.target], |r| r.get::<_, bool>(0));
+            match found {
+                Ok(true) => {}
+                Ok(false) => errors.push(LoadError::at(
+                    &l.entity,
+                    Some(l.row),
+                    Some(&l.key),
+                    Some(l.field.clone()),
+                    format!("no `{}` with {} {}", t.name, t.key_name, sql_text(&l.target)),
+                )),
+                Err(e) => errors.push(LoadError::new(format!("database error: {e}"))),
+            }
+        }
+        if errors.is_empty() {
+            match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(stats),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(vec![LoadError::new(format!("cannot commit: {e}"))])
+                }
+            }
+        } else {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            Err(errors)
+        }
+    }
+
+    /// Validate and upsert the rows of one entity; returns how many were
+    /// valid.
+    fn load_rows(
+        &self,
+        info: &EntityInfo,
+        rows: &[J],
+        errors: &mut Vec<LoadError>,
+        links: &mut Vec<Link>,
+        nlinks: &mut usize,
+        failed: &mut HashSet<(usize, String)>,
+    ) -> usize {
+        let name = &info.name;
+        let mut cols = vec![info.key_col.clone()];
+        cols.extend(info.columns.iter().map(|&i| info.fields[i].col.clone()));
+        let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let update: Vec<String> = cols[1..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+        let upsert = format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO {}",
+            info.table,
+            cols.join(", "),
+            placeholders.join(", "),
+            info.key_col,
+            if update.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", update.join(", ")) }
+        );
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut ok_rows = 0;
+        let known: Vec<&str> =
+            std::iter::once(info.key_name.as_str()).chain(info.fields.iter().map(|f| f.name.as_str())).collect();
+        for (idx, row) in rows.iter().enumerate() {
+            let J::Object(obj) = row else {
+                errors.push(LoadError::at(name, Some(idx), None, None, format!("expected an object, found {}", describe_json(row))));
+                continue;
+            };
+            let before = errors.len();
+            let key_text = obj.get(&info.key_name).map(|k| match k {
+                J::String(s) => quote_short(s),
+                k => k.to_string(),
+            });
+            let key_ref = key_text.as_deref();
+            for field in obj.keys() {
+                if !known.contains(&field.as_str()) {
+                    let hint = suggest(field, known.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    errors.push(LoadError::at(name, Some(idx), key_ref, Some(field.clone()), format!("unknown field of `{name}`{hint}")));
+                }
+            }
+            let key = match obj.get(&info.key_name) {
+                None | Some(J::Null) => {
+                    errors.push(LoadError::at(name, Some(idx), None, Some(info.key_name.clone()), "missing key"));
+                    None
+                }
+                Some(k) => match scalar(k, info.key, &format!("{} (the key)", info.key.name())) {
+                    Ok(v) => Some(v),
+                    Err(m) => {
+                        errors.push(LoadError::at(name, Some(idx), None, Some(info.key_name.clone()), m));
+                        None
+                    }
+                },
+            };
+            if let Some(k) = &key {
+                let canon = sql_text(k);
+                if let Some(first) = seen.insert(canon.clone(), idx) {
+                    errors.push(LoadError::at(
+                        name,
+                        Some(idx),
+                        key_ref,
+                        None,
+                        format!("duplicate key {} {canon} (also row {first})", info.key_name),
+                    ));
+                }
+            }
+            let mut values = vec![key.clone().unwrap_or(Sql::Null)];
+            let mut joins: Vec<(usize, Vec<(usize, Sql)>)> = Vec::new();
+            for (fi, f) in info.fields.iter().enumerate() {
+                let v = obj.get(&f.name);
+                let err = |m: String, at: String| LoadError::at(name, Some(idx), key_ref, Some(at), m);
+                if let Some(j) = &f.join {
+                    let t = &self.ents[j.target.0 as usize];
+                    let label = format!("{} ({} key)", j.target_key.name(), t.name);
+                    let mut targets = Vec::new();
+                    match v {
+                        None | Some(J::Null) => {}
+                        Some(J::Array(items)) => {
+                            for (i, item) in items.iter().enumerate() {
+                                match scalar(item, j.target_key, &label) {
+                                    Ok(s) => targets.push((i, s)),
+                                    Err(m) => errors.push(err(m, format!("{}[{i}]", f.name))),
+                                }
+                            }
+                        }
+                        Some(other) => errors.push(err(
+                            format!("expected an array of `{}` keys, found {}", t.name, describe_json(other)),
+                            f.name.clone(),
+                        )),
+                    }
+                    joins.push((fi, targets));
+                    continue;
+                }
+                let value = match v {
+                    None | Some(J::Null) => {
+                        if f.required {
+                            let m = if v.is_none() { "missing required field".to_string() } else { "a required field cannot be null".to_string() };
+                            errors.push(err(m, f.name.clone()));
+                        }
+                        Sql::Null
+                    }
+                    Some(j) => match f.kind {
+                        ColKind::Scalar(s) => scalar(j, s, s.name()).unwrap_or_else(|m| {
+                            errors.push(err(m, f.name.clone()));
+                            Sql::Null
+                        }),
+                        ColKind::Any => Sql::Text(j.to_string()),
+                        ColKind::List(el) => match j {
+                            J::Array(items) => {
+                                let mut arr = Vec::with_capacity(items.len());
+                                for (i, item) in items.iter().enumerate() {
+                                    match el {
+                                        Some(s) => match scalar(item, s, s.name()) {
+                                            Ok(v) => arr.push(sql_to_json_elem(v, s)),
+                                            Err(m) => errors.push(err(m, format!("{}[{i}]", f.name))),
+                                        },
+                                        None => arr.push(item.clone()),
+                                    }
+                                }
+                                Sql::Text(J::Array(arr).to_string())
+                            }
+                            other => {
+                                errors.push(err(format!("expected a list, found {}", describe_json(other)), f.name.clone()));
+                                Sql::Null
+                            }
+                        },
+                        ColKind::ManyToMany(_) => Sql::Null,
+                    },
+                };
+                values.push(value);
+            }
+            if errors.len() > before {
+                if let Some(k) = &key {
+                    failed.insert((info.id.0 as usize, sql_text(k)));
+                }
+                continue;
+            }
+            let key = key.expect("a row without errors has a key");
+            let written = self.conn.prepare_cached(&upsert).and_then(|mut st| st.execute(rusqlite::params_from_iter(&values)));
+            if let Err(e) = written {
+                errors.push(LoadError::at(name, Some(idx), key_ref, None, format!("database error: {e}")));
+                continue;
+            }
+            for (fi, targets) in joins {
+                let f = &info.fields[fi];
+                let j = f.join.as_ref().expect("join field");
+                let del = format!("DELETE FROM {} WHERE \"source\" = ?1", j.table);
+                let ins = format!("INSERT INTO {} (\"source\", \"target\") VALUES (?1, ?2) ON CONFLICT DO NOTHING", j.table);
+                if let Err(e) = self.conn.prepare_cached(&del).and_then(|mut st| st.execute([&key])) {
+                    errors.push(LoadError::at(name, Some(idx), key_ref, Some(f.name.clone()), format!("database error: {e}")));
+                    continue;
+                }
+                for (i, t) in targets {
+                    match self.conn.prepare_cached(&ins).and_then(|mut st| st.execute([&key, &t])) {
+                        Ok(n) => *nlinks += n,
+                        Err(e) => {
+                            errors.push(LoadError::at(name, Some(idx), key_ref, Some(format!("{}[{i}]", f.name)), format!("database error: {e}")));
+                        }
+                    }
+                    links.push(Link {
+                        entity: name.clone(),
+                        row: idx,
+                        key: key_text.clone().unwrap_or_default(),
+                        field: format!("{}[{i}]", f.name),
+                        target_entity: j.target.0 as usize,
+                        target: t,
+                    });
+                }
+            }
+            ok_rows += 1;
+        }
+        ok_rows
+    }
+}
+
+/// An SQL key as text for messages: `12`, `"abc"`.
+fn sql_text(v: &Sql) -> String {
+    match v {
+        Sql::Integer(i) => i.to_string(),
+        Sql::Real(f) => f.to_string(),
+        Sql::Text(t) => quote_short(t),
+        Sql::Null => "null".into(),
+        Sql::Blob(_) => "<blob>".into(),
+    }
+}
