@@ -303,7 +303,8 @@ impl LogSink for BufferedLogs<'_> {
 struct Writer<'a, W: Write, E: Write> {
     program: &'a Program,
     store: &'a Store,
-    decoder: Decoder,
+    /// Taken out while an event borrows it (see `apply`).
+    decoder: Option<Decoder>,
     env: Env,
     opts: &'a mut RunOptions,
     stdout: &'a mut W,
@@ -356,7 +357,20 @@ impl<W: Write, E: Write> Writer<'_, W, E> {
     }
 
     fn apply(&mut self, line_no: u64, line: &[u8], matched: &[(RuleId, Option<RuntimeError>)]) -> Result<(), RunError> {
-        let ev = match self.decoder.decode_full(line) {
+        let mut decoder = self.decoder.take().expect("the writer's decoder is in place");
+        let r = self.apply_with(&mut decoder, line_no, line, matched);
+        self.decoder = Some(decoder);
+        r
+    }
+
+    fn apply_with(
+        &mut self,
+        decoder: &mut Decoder,
+        line_no: u64,
+        line: &[u8],
+        matched: &[(RuleId, Option<RuntimeError>)],
+    ) -> Result<(), RunError> {
+        let ev = match decoder.decode_full(line) {
             Ok(ev) => ev,
             Err(e) => return self.dead_letter(line_no, line, &e.to_string()),
         };
@@ -557,7 +571,7 @@ pub fn run<R: Read + Send, W: Write, E: Write>(
         let mut w = Writer {
             program: &writer_program,
             store,
-            decoder: Decoder::new(plan.clone()),
+            decoder: Some(Decoder::new(plan.clone())),
             env: Vec::new(),
             opts: &mut opts,
             stdout,
