@@ -1,5 +1,6 @@
 //! The `herald` command line. The only module that prints diagnostics.
 
+mod commands;
 pub mod render;
 
 use crate::compile::{self, SchemaChoice};
@@ -58,8 +59,112 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Evaluate policies over NDJSON events and apply their effects.
+    Run(RunArgs),
+    /// Manage the SQLite store.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Inspect or deliver queued email.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// Run the bundled authentik example end to end and show what happened.
+    Demo {
+        /// The SQLite file to create (replaced if it exists).
+        #[arg(long, default_value = "herald-demo.db")]
+        db: PathBuf,
+        #[arg(long, value_enum, default_value = "jit")]
+        engine: Engine,
+        /// Deliver the demo's email to this SMTP server.
+        #[arg(long)]
+        smtp: Option<String>,
+        #[arg(long, default_value = "herald@localhost")]
+        mail_from: String,
+    },
     /// Print the documentation page of a diagnostic code.
     Explain { code: String },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// A schema file, or `authentik` (the built-in default).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// The SQLite store (created and initialised when missing).
+    #[arg(long, default_value = "herald.db")]
+    pub db: PathBuf,
+    /// NDJSON events: a file, or `-` for standard input.
+    #[arg(long, default_value = "-")]
+    pub events: String,
+    #[arg(long, value_enum, default_value = "jit")]
+    pub engine: Engine,
+    /// Deliver email through this server: `smtp://host:port`, `smtps://host`.
+    #[arg(long)]
+    pub smtp: Option<String>,
+    /// The sender of emails.
+    #[arg(long, default_value = "herald@localhost")]
+    pub mail_from: String,
+    /// Events per transaction, at most.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Load these fixtures into the store before running.
+    #[arg(long)]
+    pub fixtures: Option<PathBuf>,
+    /// Ignore the stored checkpoint and read the input from its first line
+    /// (events already processed are still skipped).
+    #[arg(long)]
+    pub from_start: bool,
+    /// Decode+match threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No summary on standard error.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Policy files, or directories of `.herald` files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Create the store's tables from the schema.
+    Init {
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Load fixtures (`{"User": [{...}], ...}`), upserting rows by key.
+    Load {
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long)]
+        db: PathBuf,
+        fixtures: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// List queued, failed and sent email.
+    List {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Try to deliver every unsent email now.
+    Flush {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        smtp: String,
+        #[arg(long, default_value = "herald@localhost")]
+        mail_from: String,
+    },
 }
 
 /// Entry point of the `herald` binary; returns the process exit code.
@@ -73,6 +178,10 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::Check { schema, format, verbose, files } => check(schema.as_deref(), format, verbose, &files),
+        Command::Run(args) => commands::run(&args),
+        Command::Db { command } => commands::db(command),
+        Command::Outbox { command } => commands::outbox(command),
+        Command::Demo { db, engine, smtp, mail_from } => commands::demo(&db, engine, smtp.as_deref(), &mail_from),
         Command::Explain { code } => explain(&code),
     }
 }

@@ -300,7 +300,7 @@ impl LogSink for BufferedLogs<'_> {
 }
 
 /// The single writer: applies matched events to the store in input order.
-struct Writer<'a, W: Write, E: Write> {
+struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     program: &'a Program,
     store: &'a Store,
     /// Taken out while an event borrows it (see `apply`).
@@ -320,7 +320,7 @@ struct Writer<'a, W: Write, E: Write> {
     position: (u64, u64, String),
 }
 
-impl<W: Write, E: Write> Writer<'_, W, E> {
+impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     fn ensure_txn(&mut self) -> Result<(), RunError> {
         if !self.in_txn {
             self.store.begin()?;
@@ -482,7 +482,7 @@ impl<W: Write, E: Write> Writer<'_, W, E> {
 
 /// Run `program` over `input`, applying effects to `store`. Firing lines go
 /// to `stdout`, dead-letter/rule-error/log lines to `stderr`.
-pub fn run<R: Read + Send, W: Write, E: Write>(
+pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     program: Arc<Program>,
     matcher: Arc<dyn Matcher>,
     store: &Store,

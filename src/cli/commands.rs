@@ -1,0 +1,518 @@
+//! `run`, `db`, `outbox` and `demo`.
+
+use super::{load_sources, render, DbCommand, Engine, Format, OutboxCommand, RunArgs, UsageError, EXIT_COMPILE, EXIT_OK, EXIT_USAGE};
+use crate::compile::{self, SchemaChoice};
+use crate::engine::{self, InterpMatcher, Matcher, RunOptions, RunStats};
+use crate::ir::Program;
+use crate::mail::{self, Mailer, Mode};
+use crate::schema::Schema;
+use crate::span::{FileId, SourceMap};
+use crate::store::Store;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("herald: {msg}");
+    EXIT_USAGE
+}
+
+/// Compile, printing diagnostics to stderr; `Err(exit code)` on errors.
+fn compile_or_report(sources: &mut SourceMap, choice: SchemaChoice, ids: &[FileId]) -> Result<Arc<Program>, i32> {
+    let compiled = compile::compile(sources, choice, ids);
+    if !compiled.diagnostics.is_empty() {
+        let style = render::Style::detect(std::io::stderr().is_terminal());
+        eprint!("{}", render::human(&compiled.diagnostics, sources, style));
+        eprint!("{}", render::summary(compiled.errors(), compiled.warnings()));
+    }
+    compiled.program.map(Arc::new).ok_or(EXIT_COMPILE)
+}
+
+fn schema_only(schema: Option<&str>) -> Result<Arc<Schema>, i32> {
+    let (mut sources, choice, _) = load_sources(schema, &[]).map_err(|UsageError(m)| fail(m))?;
+    let choice = if choice == SchemaChoice::Auto { SchemaChoice::Builtin } else { choice };
+    let (schema, diags) = compile::compile_schema(&mut sources, choice);
+    if !diags.is_empty() {
+        let style = render::Style::detect(std::io::stderr().is_terminal());
+        eprint!("{}", render::human(&diags, &sources, style));
+    }
+    if crate::diag::error_count(&diags) > 0 {
+        return Err(EXIT_COMPILE);
+    }
+    Ok(schema)
+}
+
+fn open_store(path: &Path, schema: Arc<Schema>) -> Result<Store, i32> {
+    Store::open(path, schema).map_err(fail)
+}
+
+fn load_fixture_file(store: &mut Store, path: &Path) -> Result<(), i32> {
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
+    load_fixture_text(store, &text, &path.display().to_string())
+}
+
+fn load_fixture_text(store: &mut Store, text: &str, name: &str) -> Result<(), i32> {
+    match store.load_fixtures(text) {
+        Ok(stats) => {
+            let parts: Vec<String> = stats.rows.iter().map(|(e, n)| format!("{n} {e}")).collect();
+            eprintln!("herald: loaded {} rows from {name} ({})", stats.total(), parts.join(", "));
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("herald: {name}: {e}");
+            }
+            eprintln!("herald: nothing was loaded ({} problem{})", errors.len(), if errors.len() == 1 { "" } else { "s" });
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matcher>, i32> {
+    match engine {
+        Engine::Interp => Ok(Arc::new(InterpMatcher::new(program.clone()))),
+        Engine::Jit => Ok(Arc::new(InterpMatcher::new(program.clone()))),
+    }
+}
+
+fn mailer(smtp: &str, from: &str) -> Result<Mailer, i32> {
+    let config = mail::SmtpConfig::parse(smtp).map_err(|e| fail(format!("--smtp: {e}")))?;
+    if let Some(w) = config.warning() {
+        eprintln!("herald: warning: {w}");
+    }
+    let from = mail::parse_mailbox(from).map_err(|e| fail(format!("--mail-from: {e}")))?;
+    Mailer::new(config, from).map_err(fail)
+}
+
+/// Delivery totals of a run's mail thread.
+#[derive(Default, Debug)]
+struct MailTotals {
+    sent: usize,
+    failed: usize,
+    remaining: usize,
+    last_error: Option<String>,
+}
+
+/// Email delivery in its own thread with its own connection, woken after
+/// every commit; the final pass runs when the sender is dropped.
+fn spawn_mail(db: PathBuf, mailer: Mailer) -> (mpsc::Sender<()>, std::thread::JoinHandle<MailTotals>) {
+    let (tx, rx) = mpsc::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        let mut totals = MailTotals::default();
+        let conn = match rusqlite::Connection::open(&db) {
+            Ok(c) => c,
+            Err(e) => {
+                totals.last_error = Some(e.to_string());
+                return totals;
+            }
+        };
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+        let pass = |totals: &mut MailTotals| match mailer.deliver(&conn, Mode::Due) {
+            Ok(r) => {
+                totals.sent += r.sent;
+                totals.failed += r.failed;
+                totals.remaining = r.remaining;
+                if r.connection_error.is_some() {
+                    totals.last_error = r.connection_error;
+                }
+            }
+            Err(e) => totals.last_error = Some(e.to_string()),
+        };
+        while rx.recv().is_ok() {
+            while rx.try_recv().is_ok() {}
+            pass(&mut totals);
+        }
+        pass(&mut totals);
+        totals
+    });
+    (tx, handle)
+}
+
+struct RunSetup<'a> {
+    program: Arc<Program>,
+    matcher: Arc<dyn Matcher>,
+    store: &'a Store,
+    db_path: PathBuf,
+    source: String,
+    input: Box<dyn std::io::Read + Send>,
+    input_len: Option<u64>,
+    batch: usize,
+    threads: Option<usize>,
+    from_start: bool,
+    quiet: bool,
+    mailer: Option<Mailer>,
+}
+
+fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
+    let started = Instant::now();
+    let progress = match setup.input_len {
+        Some(len) if !setup.quiet && std::io::stderr().is_terminal() && len > 0 => {
+            let bar = indicatif::ProgressBar::new(len);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(bar)
+        }
+        _ => None,
+    };
+    let mail = setup.mailer.map(|m| spawn_mail(setup.db_path.clone(), m));
+    let mut opts = RunOptions { source: setup.source.clone(), batch: setup.batch, from_start: setup.from_start, ..RunOptions::default() };
+    if let Some(t) = setup.threads {
+        opts.workers = t.max(1);
+    }
+    if let Some((tx, _)) = &mail {
+        let tx = tx.clone();
+        opts.on_commit = Some(Box::new(move || {
+            let _ = tx.send(());
+        }));
+    }
+    if let Some(bar) = &progress {
+        let bar = bar.clone();
+        opts.on_progress = Some(Box::new(move |n| bar.set_position(n)));
+    }
+    let mut stderr = std::io::stderr();
+    let interpreted = setup.matcher.interpreted().len();
+    let engine_name = setup.matcher.name();
+    let result = engine::run(setup.program.clone(), setup.matcher, setup.store, setup.input, opts, stdout, &mut stderr);
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let totals = mail.map(|(tx, handle)| {
+        drop(tx);
+        handle.join().unwrap_or_default()
+    });
+    let stats = match result {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if !setup.quiet {
+        let queued = mail::counts(setup.store.connection()).map(|c| c.unsent()).unwrap_or(0);
+        eprint!("{}", summary(&stats, started.elapsed(), engine_name, interpreted, setup.program.rules.len(), totals.as_ref(), queued));
+    }
+    EXIT_OK
+}
+
+fn summary(s: &RunStats, elapsed: std::time::Duration, engine: &str, interpreted: usize, rules: usize, mail: Option<&MailTotals>, queued: u64) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { s.events as f64 / secs } else { 0.0 };
+    let mut out = format!("herald: {} events in {:.3} s ({:.0} events/s), engine {engine}", s.events, secs, rate);
+    if engine == "jit" && interpreted > 0 {
+        out.push_str(&format!(" ({interpreted} of {rules} rules interpreted)"));
+    }
+    out.push('\n');
+    if s.resumed_lines > 0 {
+        out.push_str(&format!("  resumed after line {} (already processed)\n", s.resumed_lines));
+    }
+    let e = &s.effects;
+    out.push_str(&format!(
+        "  fired {} rule{} on {} event{}: {} notification{}, {} email{}, {} store write{}, {} log line{}\n",
+        s.firings,
+        plural(s.firings),
+        s.fired_events,
+        plural(s.fired_events),
+        e.notifications,
+        plural(e.notifications),
+        e.emails,
+        plural(e.emails),
+        e.writes,
+        plural(e.writes),
+        e.logs,
+        plural(e.logs)
+    ));
+    out.push_str(&format!(
+        "  dead letters: {}, rule errors: {}, duplicate events skipped: {}\n",
+        s.dead_letters, s.rule_errors, s.duplicates
+    ));
+    match mail {
+        Some(m) => {
+            out.push_str(&format!("  email: {} sent, {} failed, {} waiting in the outbox", m.sent, m.failed, m.remaining));
+            if let Some(err) = &m.last_error {
+                out.push_str(&format!(" (last error: {err})"));
+            }
+            out.push('\n');
+        }
+        None if queued > 0 => out.push_str(&format!(
+            "  email: {queued} queued in the outbox (no --smtp; deliver with `herald outbox flush`)\n"
+        )),
+        None => {}
+    }
+    out
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+pub fn run(args: &RunArgs) -> i32 {
+    let (mut sources, choice, ids) = match load_sources(args.schema.as_deref(), &args.files) {
+        Ok(x) => x,
+        Err(UsageError(m)) => return fail(m),
+    };
+    let program = match compile_or_report(&mut sources, choice, &ids) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut store = match open_store(&args.db, program.schema.clone()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Some(f) = &args.fixtures {
+        if let Err(code) = load_fixture_file(&mut store, f) {
+            return code;
+        }
+    }
+    if let Err(e) = store.ensure_indexes(&program) {
+        return fail(e);
+    }
+    let matcher = match make_matcher(args.engine, &program) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let mailer = match &args.smtp {
+        Some(url) => match mailer(url, &args.mail_from) {
+            Ok(m) => Some(m),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let (input, input_len): (Box<dyn std::io::Read + Send>, Option<u64>) = if args.events == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        match std::fs::File::open(&args.events) {
+            Ok(f) => {
+                let len = f.metadata().ok().map(|m| m.len());
+                (Box::new(f), len)
+            }
+            Err(e) => return fail(format!("cannot read `{}`: {e}", args.events)),
+        }
+    };
+    let setup = RunSetup {
+        program,
+        matcher,
+        store: &store,
+        db_path: args.db.clone(),
+        source: args.events.clone(),
+        input,
+        input_len,
+        batch: args.batch as usize,
+        threads: args.threads,
+        from_start: args.from_start,
+        quiet: args.quiet,
+        mailer,
+    };
+    let mut stdout = std::io::stdout().lock();
+    execute(setup, &mut stdout)
+}
+
+pub fn db(command: DbCommand) -> i32 {
+    match command {
+        DbCommand::Init { schema, db } => {
+            let schema = match schema_only(schema.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match open_store(&db, schema.clone()) {
+                Ok(_) => {
+                    eprintln!("herald: {} is ready ({} entity tables and Herald's tables)", db.display(), schema.entities.len());
+                    EXIT_OK
+                }
+                Err(code) => code,
+            }
+        }
+        DbCommand::Load { schema, db, fixtures } => {
+            let schema = match schema_only(schema.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let mut store = match open_store(&db, schema) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match load_fixture_file(&mut store, &fixtures) {
+                Ok(()) => EXIT_OK,
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+fn open_plain(db: &Path) -> Result<rusqlite::Connection, i32> {
+    if !db.exists() {
+        return Err(fail(format!("no database at `{}`", db.display())));
+    }
+    let conn = rusqlite::Connection::open(db).map_err(|e| fail(format!("cannot open `{}`: {e}", db.display())))?;
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+    Ok(conn)
+}
+
+pub fn outbox(command: OutboxCommand) -> i32 {
+    match command {
+        OutboxCommand::List { db, format } => {
+            let conn = match open_plain(&db) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mut out = std::io::stdout().lock();
+            let r = match format {
+                Format::Human => mail::list(&conn, &mut out),
+                Format::Json => mail::list_json(&conn, &mut out),
+            };
+            match r {
+                Ok(()) => EXIT_OK,
+                Err(e) => fail(e),
+            }
+        }
+        OutboxCommand::Flush { db, smtp, mail_from } => {
+            let conn = match open_plain(&db) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mailer = match mailer(&smtp, &mail_from) {
+                Ok(m) => m,
+                Err(code) => return code,
+            };
+            match mailer.deliver(&conn, Mode::All) {
+                Ok(r) => {
+                    eprintln!("herald: {} sent, {} failed, {} still unsent", r.sent, r.failed, r.remaining);
+                    if let Some(e) = &r.connection_error {
+                        eprintln!("herald: the server could not be reached: {e}");
+                    }
+                    if r.remaining == 0 {
+                        EXIT_OK
+                    } else {
+                        EXIT_USAGE
+                    }
+                }
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
+/// The bundled authentik example, embedded so `herald demo` needs nothing.
+mod bundled {
+    pub const POLICIES: [(&str, &str); 5] = [
+        ("examples/authentik/application_without_bindings.herald", include_str!("../../examples/authentik/application_without_bindings.herald")),
+        ("examples/authentik/archive_ssh_keys.herald", include_str!("../../examples/authentik/archive_ssh_keys.herald")),
+        ("examples/authentik/group_addition_history.herald", include_str!("../../examples/authentik/group_addition_history.herald")),
+        ("examples/authentik/unknown_device_login.herald", include_str!("../../examples/authentik/unknown_device_login.herald")),
+        ("examples/authentik/welcome_email.herald", include_str!("../../examples/authentik/welcome_email.herald")),
+    ];
+    pub const FIXTURES: &str = include_str!("../../examples/authentik/fixtures.json");
+    pub const EVENTS: &str = include_str!("../../examples/authentik/events.ndjson");
+}
+
+pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i32 {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+    let mut sources = SourceMap::new();
+    let ids: Vec<FileId> = bundled::POLICIES.iter().map(|(n, t)| sources.add(*n, *t)).collect();
+    let program = match compile_or_report(&mut sources, SchemaChoice::Builtin, &ids) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    eprintln!("herald demo: {} policies from examples/authentik/ checked against the built-in authentik schema", program.rules.len());
+    let mut store = match open_store(db, program.schema.clone()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    eprintln!("herald demo: created the SQLite store {}", db.display());
+    if let Err(code) = load_fixture_text(&mut store, bundled::FIXTURES, "examples/authentik/fixtures.json") {
+        return code;
+    }
+    if let Err(e) = store.ensure_indexes(&program) {
+        return fail(e);
+    }
+    let matcher = match make_matcher(engine, &program) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let mailer = match smtp {
+        Some(url) => match mailer(url, mail_from) {
+            Ok(m) => Some(m),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    eprintln!("herald demo: running examples/authentik/events.ndjson; one line per rule firing follows\n");
+    let setup = RunSetup {
+        program,
+        matcher,
+        store: &store,
+        db_path: db.to_path_buf(),
+        source: "examples/authentik/events.ndjson".into(),
+        input: Box::new(std::io::Cursor::new(bundled::EVENTS.as_bytes())),
+        input_len: None,
+        batch: 1000,
+        threads: None,
+        from_start: true,
+        quiet: false,
+        mailer,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let code = execute(setup, &mut stdout);
+    drop(stdout);
+    if code != EXIT_OK {
+        return code;
+    }
+    print!("{}", report(&store));
+    EXIT_OK
+}
+
+/// What the demo changed, read back from the store.
+fn report(store: &Store) -> String {
+    let conn = store.connection();
+    let mut out = String::from("\nWhat happened (read back from the store):\n");
+    let rows = |sql: &str| -> Vec<Vec<String>> {
+        let Ok(mut st) = conn.prepare(sql) else { return vec![] };
+        let n = st.column_count();
+        st.query_map([], |r| {
+            Ok((0..n)
+                .map(|i| match r.get_ref(i) {
+                    Ok(rusqlite::types::ValueRef::Null) => "-".to_string(),
+                    Ok(rusqlite::types::ValueRef::Integer(x)) => x.to_string(),
+                    Ok(rusqlite::types::ValueRef::Real(x)) => x.to_string(),
+                    Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                    _ => "?".to_string(),
+                })
+                .collect())
+        })
+        .map(|it| it.flatten().collect())
+        .unwrap_or_default()
+    };
+    out.push_str("  notifications (herald_notification):\n");
+    for r in rows("SELECT n.severity, u.username, n.body, n.rule FROM herald_notification n LEFT JOIN \"User\" u ON u.pk = n.user_pk ORDER BY n.id") {
+        out.push_str(&format!("    [{}] to {}: {}  ({})\n", r[0], r[1], r[2], r[3]));
+    }
+    out.push_str("  email (herald_outbox):\n");
+    for r in rows("SELECT status, to_addrs, subject, rule FROM herald_outbox ORDER BY id") {
+        out.push_str(&format!("    {} to {}: {:?}  ({})\n", r[0], r[1], r[2], r[3]));
+    }
+    out.push_str("  user attributes:\n");
+    for r in rows("SELECT username, attributes FROM \"User\" WHERE attributes LIKE '%inactiveSSHPublicKey%' ORDER BY pk") {
+        out.push_str(&format!("    {}: {}\n", r[0], r[1]));
+    }
+    out.push_str("  group attributes:\n");
+    for r in rows("SELECT name, attributes FROM \"Group\" WHERE attributes LIKE '%UserAddedHistory%' ORDER BY name") {
+        out.push_str(&format!("    {}: {}\n", r[0], r[1]));
+    }
+    let errors = rows("SELECT rule, code, message FROM herald_rule_error ORDER BY id");
+    if !errors.is_empty() {
+        out.push_str("  rule errors (herald_rule_error):\n");
+        for r in errors {
+            out.push_str(&format!("    {} {}: {}\n", r[1], r[0], r[2]));
+        }
+    }
+    out.push_str("Inspect it yourself: sqlite3 herald-demo.db 'SELECT * FROM herald_firing'\n");
+    out
+}
