@@ -81,7 +81,13 @@ pub fn compile(sources: &mut SourceMap, choice: SchemaChoice, policies: &[FileId
     let checked = check::check(schema.clone(), &policy_refs);
     diags.extend(checked.diagnostics);
     diag::sort(&mut diags);
-    let program = if diag::error_count(&diags) == 0 { Some(checked.program) } else { None };
+    let program = if diag::error_count(&diags) == 0 {
+        let mut p = checked.program;
+        p.sources = Arc::new(sources.clone());
+        Some(p)
+    } else {
+        None
+    };
     Compiled { program, schema, diagnostics: diags }
 }
 

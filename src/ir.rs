@@ -39,6 +39,8 @@ pub struct Program {
     /// Every static event path any rule reads; `PathId` indexes it. A path
     /// is a list of field names from the event root (empty: the whole event).
     pub paths: Vec<Vec<String>>,
+    /// The policy sources, to name the place of a run-time error.
+    pub sources: Arc<crate::span::SourceMap>,
 }
 
 impl Program {
@@ -48,6 +50,16 @@ impl Program {
 
     pub fn rule(&self, id: RuleId) -> &Rule {
         &self.rules[id.0 as usize]
+    }
+
+    /// `file:line:column` of a span, when the sources are known.
+    pub fn locate(&self, span: Span) -> Option<String> {
+        if (span.file.0 as usize) >= self.sources.files().count() {
+            return None;
+        }
+        let f = self.sources.get(span.file);
+        let (line, col) = f.line_col(span.start as usize);
+        Some(format!("{}:{line}:{col}", f.name))
     }
 }
 

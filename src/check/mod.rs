@@ -60,7 +60,7 @@ pub fn check(schema: Arc<Schema>, files: &[&ast::File]) -> Checked {
         }
     }
     let diagnostics = c.errors.iter().map(CheckError::to_diagnostic).collect();
-    let program = Program { schema: schema.clone(), rules, paths: c.path_list };
+    let program = Program { schema: schema.clone(), rules, paths: c.path_list, sources: Arc::default() };
     Checked { program, diagnostics }
 }
 

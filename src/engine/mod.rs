@@ -441,6 +441,12 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     }
 
     fn rule_error(&mut self, rule: &str, key: &str, line_no: u64, e: &RuntimeError) -> Result<(), RunError> {
+        let at = e.span.and_then(|s| self.program.locate(s));
+        let message = match at {
+            Some(at) => format!("{} (at {at})", e.message),
+            None => e.message.clone(),
+        };
+        let e = &RuntimeError { message, ..e.clone() };
         self.store.insert_rule_error(rule, key, e.code.as_str(), &e.message, line_no)?;
         self.stats.rule_errors += 1;
         let _ = writeln!(self.pending.stderr, "herald: line {line_no}: rule `{rule}` failed: {}: {}", e.code, e.message);
