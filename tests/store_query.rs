@@ -464,6 +464,7 @@ fn program(schema: Arc<herald::schema::Schema>, entity: EntityId, filter: Expr) 
             locals: vec![],
         }],
         paths: vec![],
+        sources: Default::default(),
     }
 }
 

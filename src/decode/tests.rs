@@ -1168,6 +1168,7 @@ fn for_program_derives_the_spec() {
             split("user.username"),
             split("context.auth_method"),
         ],
+        sources: Default::default(),
     };
     let spec = PlanSpec::for_program(&program);
     assert_eq!(spec.match_paths.len(), n + 1);
