@@ -20,7 +20,8 @@ fn main() {
         }
     }
     pages.sort();
-    let mut out = String::from("/// `(code, page)` for every page in docs/errors.\npub static PAGES: &[(&str, &str)] = &[\n");
+    let mut out =
+        String::from("/// `(code, page)` for every page in docs/errors.\npub static PAGES: &[(&str, &str)] = &[\n");
     for (code, path) in pages {
         writeln!(out, "    ({code:?}, include_str!({path:?})),").unwrap();
     }

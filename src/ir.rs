@@ -112,12 +112,23 @@ pub struct Match {
 
 #[derive(Debug, Clone)]
 pub enum Step {
-    Let { local: LocalId, value: Expr, span: Span },
+    Let {
+        local: LocalId,
+        value: Expr,
+        span: Span,
+    },
     /// The rule stops unless `value` is present (and non-null); the local
     /// holds the unwrapped value.
-    GuardLet { local: LocalId, value: Expr, span: Span },
+    GuardLet {
+        local: LocalId,
+        value: Expr,
+        span: Span,
+    },
     /// The rule stops unless `cond` is true.
-    Guard { cond: Expr, span: Span },
+    Guard {
+        cond: Expr,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,7 +188,12 @@ impl LogLevel {
 
 #[derive(Debug, Clone)]
 pub enum Stmt {
-    Notify { to: Expr, body: Expr, severity: NotifySeverity, span: Span },
+    Notify {
+        to: Expr,
+        body: Expr,
+        severity: NotifySeverity,
+        span: Span,
+    },
     SendEmail {
         /// `string` or `[string]` (possibly optional).
         to: Expr,
@@ -187,12 +203,37 @@ pub enum Stmt {
         bcc: Option<Expr>,
         span: Span,
     },
-    Log { message: Expr, level: LogLevel, span: Span },
-    Set { place: Place, value: Expr, span: Span },
-    Append { place: Place, value: Expr, span: Span },
-    Remove { place: Place, span: Span },
-    For { var: LocalId, iter: Expr, body: Vec<Stmt>, span: Span },
-    If { cond: Expr, then: Vec<Stmt>, else_: Vec<Stmt>, span: Span },
+    Log {
+        message: Expr,
+        level: LogLevel,
+        span: Span,
+    },
+    Set {
+        place: Place,
+        value: Expr,
+        span: Span,
+    },
+    Append {
+        place: Place,
+        value: Expr,
+        span: Span,
+    },
+    Remove {
+        place: Place,
+        span: Span,
+    },
+    For {
+        var: LocalId,
+        iter: Expr,
+        body: Vec<Stmt>,
+        span: Span,
+    },
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        else_: Vec<Stmt>,
+        span: Span,
+    },
 }
 
 /// Which field of an entity: the key or a non-key field by index.
@@ -374,13 +415,28 @@ pub enum ExprKind {
     Event(PathId),
     Local(LocalId),
     /// `base.name` where `base` is a record or `any` (dynamic when `any`).
-    Field { base: Box<Expr>, name: String },
+    Field {
+        base: Box<Expr>,
+        name: String,
+    },
     /// `base.field` where `base` is an entity row.
-    Column { base: Box<Expr>, entity: EntityId, field: FieldRef },
+    Column {
+        base: Box<Expr>,
+        entity: EntityId,
+        field: FieldRef,
+    },
     /// A many-to-many field read: the related rows, in key order.
-    Related { base: Box<Expr>, entity: EntityId, field: usize, target: EntityId },
+    Related {
+        base: Box<Expr>,
+        entity: EntityId,
+        field: usize,
+        target: EntityId,
+    },
     /// `base[index]`: a list by int (absent when out of range), or `any`.
-    Index { base: Box<Expr>, index: Box<Expr> },
+    Index {
+        base: Box<Expr>,
+        index: Box<Expr>,
+    },
     List(Vec<Expr>),
     Interp(Vec<InterpPart>),
     Not(Box<Expr>),
@@ -388,23 +444,54 @@ pub enum ExprKind {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     /// Comparisons are false when either side is absent or null.
-    Cmp { op: CmpOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Cmp {
+        op: CmpOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `x == null` (negated: false) or `x != null` (negated: true).
-    IsNull { operand: Box<Expr>, negated: bool },
-    Arith { op: ArithOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    IsNull {
+        operand: Box<Expr>,
+        negated: bool,
+    },
+    Arith {
+        op: ArithOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `elem in container`: list membership or substring.
-    In { elem: Box<Expr>, container: Box<Expr> },
+    In {
+        elem: Box<Expr>,
+        container: Box<Expr>,
+    },
     /// A built-in call; arguments in declared order.
-    Call { func: Builtin, args: Vec<Expr> },
+    Call {
+        func: Builtin,
+        args: Vec<Expr>,
+    },
     /// `E[key]`: the row or absent.
-    Lookup { entity: EntityId, key: Box<Expr> },
+    Lookup {
+        entity: EntityId,
+        key: Box<Expr>,
+    },
     /// `E[keys]`: the rows found, in the order of `keys`, missing skipped.
-    LookupMany { entity: EntityId, keys: Box<Expr> },
+    LookupMany {
+        entity: EntityId,
+        keys: Box<Expr>,
+    },
     /// `exists/count/first/all E(filter)`.
-    Query { kind: QueryKind, entity: EntityId, filter: Option<Box<Expr>> },
+    Query {
+        kind: QueryKind,
+        entity: EntityId,
+        filter: Option<Box<Expr>>,
+    },
     /// Inside a query filter: a field of the row being filtered, with a
     /// path inside it when the field is `any`.
-    Row { entity: EntityId, field: FieldRef, path: Vec<String> },
+    Row {
+        entity: EntityId,
+        field: FieldRef,
+        path: Vec<String>,
+    },
 }
 
 impl Expr {
@@ -418,9 +505,7 @@ impl Expr {
             ExprKind::Lit(_) | ExprKind::Event(_) | ExprKind::Local(_) | ExprKind::Row { .. } => {
                 vec![]
             }
-            ExprKind::Field { base, .. }
-            | ExprKind::Column { base, .. }
-            | ExprKind::Related { base, .. } => vec![base],
+            ExprKind::Field { base, .. } | ExprKind::Column { base, .. } | ExprKind::Related { base, .. } => vec![base],
             ExprKind::Index { base, index } => vec![base, index],
             ExprKind::List(items) => items.iter().collect(),
             ExprKind::Interp(parts) => parts

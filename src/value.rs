@@ -77,11 +77,9 @@ impl Value {
     /// Field of an object, absent when missing or when `self` is not an object.
     pub fn get(&self, name: &str) -> Value {
         match self {
-            Value::Object(fields) => fields
-                .iter()
-                .find(|(k, _)| &**k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or(Value::Absent),
+            Value::Object(fields) => {
+                fields.iter().find(|(k, _)| &**k == name).map(|(_, v)| v.clone()).unwrap_or(Value::Absent)
+            }
             _ => Value::Absent,
         }
     }
@@ -98,9 +96,9 @@ impl Value {
             },
             serde_json::Value::String(s) => Value::str(s),
             serde_json::Value::Array(a) => Value::list(a.iter().map(Value::from_json).collect()),
-            serde_json::Value::Object(o) => Value::Object(Arc::new(
-                o.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::from_json(v))).collect(),
-            )),
+            serde_json::Value::Object(o) => {
+                Value::Object(Arc::new(o.iter().map(|(k, v)| (Arc::from(k.as_str()), Value::from_json(v))).collect()))
+            }
         }
     }
 
@@ -168,9 +166,7 @@ impl Value {
             Value::Str(s) => out.push_str(s),
             Value::Uuid(u) => out.push_str(&format_uuid(*u)),
             Value::Timestamp(t) => out.push_str(&format_timestamp(*t)),
-            Value::List(_) | Value::Object(_) | Value::Entity(_) => {
-                out.push_str(&self.to_json(schema).to_string())
-            }
+            Value::List(_) | Value::Object(_) | Value::Entity(_) => out.push_str(&self.to_json(schema).to_string()),
         }
     }
 }
@@ -299,9 +295,6 @@ mod tests {
     fn text_formats() {
         assert_eq!(Value::Float(3.0).to_text(None), "3.0");
         assert_eq!(Value::Absent.to_text(None), "");
-        assert_eq!(
-            Value::list(vec![Value::Int(1), Value::str("a")]).to_text(None),
-            r#"[1,"a"]"#
-        );
+        assert_eq!(Value::list(vec![Value::Int(1), Value::str("a")]).to_text(None), r#"[1,"a"]"#);
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use herald::mail::{
-    check_header, counts, list, list_json, parse_mailbox, validate_address, DeliveryReport,
-    MailError, Mailer, Mode, OutboxCounts, SmtpConfig,
+    check_header, counts, list, list_json, parse_mailbox, validate_address, DeliveryReport, MailError, Mailer, Mode,
+    OutboxCounts, SmtpConfig,
 };
 use herald::value::{format_timestamp_store, now_nanos};
 use mailin_embedded::{Handler, Response, Server, SslConfig};
@@ -47,20 +47,14 @@ impl Received {
 
     /// The one header of that name (panics when absent or repeated).
     fn header(&self, name: &str) -> String {
-        let all: Vec<String> = self
-            .headers()
-            .into_iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-            .collect();
+        let all: Vec<String> =
+            self.headers().into_iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect();
         assert_eq!(all.len(), 1, "header {name} in {}", self.data);
         all[0].clone()
     }
 
     fn has_header(&self, name: &str) -> bool {
-        self.headers()
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.headers().iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// The body as the client wrote it: lettre ends every message with a
@@ -142,11 +136,7 @@ struct TestServer {
 
 impl TestServer {
     fn start(policy: Policy) -> TestServer {
-        Self::start_with(
-            TcpListener::bind("127.0.0.1:0").unwrap(),
-            policy,
-            SslConfig::None,
-        )
+        Self::start_with(TcpListener::bind("127.0.0.1:0").unwrap(), policy, SslConfig::None)
     }
 
     fn start_on(port: u16, policy: Policy) -> TestServer {
@@ -169,20 +159,12 @@ impl TestServer {
             data: Vec::new(),
         };
         let mut server = Server::new(handler);
-        server
-            .with_name("mx.test")
-            .with_ssl(ssl)
-            .unwrap()
-            .with_tcp_listener(listener);
+        server.with_name("mx.test").with_ssl(ssl).unwrap().with_tcp_listener(listener);
         // Runs until the test process exits.
         std::thread::spawn(move || {
             let _ = server.serve();
         });
-        TestServer {
-            port,
-            received,
-            sessions,
-        }
+        TestServer { port, received, sessions }
     }
 
     fn received(&self) -> Vec<Received> {
@@ -196,11 +178,7 @@ impl TestServer {
 
 /// A port nobody listens on (bound once by us, then released).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------- store
@@ -229,45 +207,21 @@ const EVENT: &str = "305332a4-50ac-475e-b97c-e2cd167238a6";
 
 fn insert(conn: &Connection, m: &Mail) -> i64 {
     let json = |l: &[&str]| serde_json::to_string(l).unwrap();
-    insert_raw(
-        conn,
-        &json(m.to),
-        &json(m.cc),
-        &json(m.bcc),
-        m.subject,
-        m.body,
-    )
+    insert_raw(conn, &json(m.to), &json(m.cc), &json(m.bcc), m.subject, m.body)
 }
 
 fn insert_raw(conn: &Connection, to: &str, cc: &str, bcc: &str, subject: &str, body: &str) -> i64 {
     conn.execute(
         "INSERT INTO herald_outbox (rule, event_uuid, to_addrs, cc, bcc, subject, body, created) \
          VALUES ('welcome', ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            EVENT,
-            to,
-            cc,
-            bcc,
-            subject,
-            body,
-            format_timestamp_store(now_nanos())
-        ],
+        params![EVENT, to, cc, bcc, subject, body, format_timestamp_store(now_nanos())],
     )
     .unwrap();
     conn.last_insert_rowid()
 }
 
 fn one(conn: &Connection, to: &str, subject: &str) -> i64 {
-    insert(
-        conn,
-        &Mail {
-            to: &[to],
-            cc: &[],
-            bcc: &[],
-            subject,
-            body: "hello\n",
-        },
-    )
+    insert(conn, &Mail { to: &[to], cc: &[], bcc: &[], subject, body: "hello\n" })
 }
 
 #[derive(Debug)]
@@ -299,11 +253,7 @@ fn state(conn: &Connection, id: i64) -> RowState {
 
 fn mailer_for(url: &str) -> Mailer {
     let config = SmtpConfig::parse(url).unwrap();
-    Mailer::new(
-        config,
-        parse_mailbox("Herald Alerts <herald@alerts.example.com>").unwrap(),
-    )
-    .unwrap()
+    Mailer::new(config, parse_mailbox("Herald Alerts <herald@alerts.example.com>").unwrap()).unwrap()
 }
 
 fn mailer(port: u16) -> Mailer {
@@ -325,10 +275,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
         b'/' => 63,
         _ => panic!("not base64: {c}"),
     };
-    let clean: Vec<u8> = s
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-        .collect();
+    let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
     let mut out = Vec::new();
     for chunk in clean.chunks(4) {
         let mut n = 0u32;
@@ -378,11 +325,7 @@ fn decode_words(v: &str) -> String {
         let tail = parts.next().unwrap();
         let end = tail.find("?=").unwrap();
         let text = &tail[..end];
-        let bytes = if enc == "b" {
-            base64_decode(text)
-        } else {
-            quoted_printable_decode(&text.replace('_', " "))
-        };
+        let bytes = if enc == "b" { base64_decode(text) } else { quoted_printable_decode(&text.replace('_', " ")) };
         out.push_str(&String::from_utf8(bytes).unwrap());
         rest = &tail[end + 2..];
     }
@@ -420,74 +363,36 @@ fn delivers_each_row_once_with_headers_and_hidden_bcc() {
             body: "Hello Alice,\n\nyour account is ready.\n.hidden dot line\n",
         },
     );
-    let b = insert(
-        &db.conn,
-        &Mail {
-            to: &["dave@example.org"],
-            cc: &[],
-            bcc: &[],
-            subject: "Second",
-            body: "two",
-        },
-    );
+    let b = insert(&db.conn, &Mail { to: &["dave@example.org"], cc: &[], bcc: &[], subject: "Second", body: "two" });
     let m = mailer(server.port);
 
     let r = m.deliver(&db.conn, Mode::Due).unwrap();
-    assert_eq!(
-        r,
-        DeliveryReport {
-            sent: 2,
-            failed: 0,
-            held_back: 0,
-            remaining: 0,
-            connection_error: None
-        }
-    );
+    assert_eq!(r, DeliveryReport { sent: 2, failed: 0, held_back: 0, remaining: 0, connection_error: None });
 
     let got = server.received();
     assert_eq!(got.len(), 2, "{got:#?}");
     let first = &got[0];
     assert_eq!(first.from, "herald@alerts.example.com");
-    assert_eq!(
-        first.rcpt,
-        [
-            "alice@example.com",
-            "bob@example.com",
-            "carol@example.com",
-            "audit@example.com"
-        ]
-    );
-    assert_eq!(
-        first.header("From"),
-        "\"Herald Alerts\" <herald@alerts.example.com>"
-    );
+    assert_eq!(first.rcpt, ["alice@example.com", "bob@example.com", "carol@example.com", "audit@example.com"]);
+    assert_eq!(first.header("From"), "\"Herald Alerts\" <herald@alerts.example.com>");
     assert_eq!(first.header("To"), "alice@example.com, bob@example.com");
     assert_eq!(first.header("Cc"), "carol@example.com");
     assert_eq!(first.header("Subject"), "Welcome, Alice");
-    assert_eq!(
-        first.header("Message-ID"),
-        format!("<herald.{a}.305332a4@alerts.example.com>")
-    );
+    assert_eq!(first.header("Message-ID"), format!("<herald.{a}.305332a4@alerts.example.com>"));
     assert_eq!(first.header("Content-Type"), "text/plain; charset=utf-8");
     assert_eq!(first.header("Auto-Submitted"), "auto-generated");
     assert!(first.has_header("Date"));
     // Bcc: in the envelope, never in the message.
     assert!(!first.has_header("Bcc"), "{}", first.data);
     assert!(!first.data.contains("audit@example.com"), "{}", first.data);
-    assert_eq!(
-        decoded_body(first),
-        "Hello Alice,\r\n\r\nyour account is ready.\r\n.hidden dot line\r\n"
-    );
+    assert_eq!(decoded_body(first), "Hello Alice,\r\n\r\nyour account is ready.\r\n.hidden dot line\r\n");
 
     let second = &got[1];
     assert_eq!(second.rcpt, ["dave@example.org"]);
     assert_eq!(second.header("To"), "dave@example.org");
     assert!(!second.has_header("Cc"));
     assert_eq!(second.header("Subject"), "Second");
-    assert_eq!(
-        second.header("Message-ID"),
-        format!("<herald.{b}.305332a4@alerts.example.com>")
-    );
+    assert_eq!(second.header("Message-ID"), format!("<herald.{b}.305332a4@alerts.example.com>"));
     assert_eq!(decoded_body(second).trim_end(), "two");
 
     for id in [a, b] {
@@ -497,11 +402,7 @@ fn delivers_each_row_once_with_headers_and_hidden_bcc() {
         assert_eq!(s.last_error, None);
         assert_eq!(s.next_attempt_at, None);
         let sent_at = s.sent_at.expect("sent_at");
-        assert_eq!(
-            sent_at.len(),
-            "2026-04-14T08:02:07.556423Z".len(),
-            "{sent_at}"
-        );
+        assert_eq!(sent_at.len(), "2026-04-14T08:02:07.556423Z".len(), "{sent_at}");
     }
     // One connection for the whole pass.
     assert_eq!(server.sessions(), 1);
@@ -513,14 +414,7 @@ fn delivers_each_row_once_with_headers_and_hidden_bcc() {
     }
     assert_eq!(server.received().len(), 2);
     assert_eq!(server.sessions(), 1, "no connection when nothing is due");
-    assert_eq!(
-        counts(&db.conn).unwrap(),
-        OutboxCounts {
-            pending: 0,
-            failed: 0,
-            sent: 2
-        }
-    );
+    assert_eq!(counts(&db.conn).unwrap(), OutboxCounts { pending: 0, failed: 0, sent: 2 });
 }
 
 #[test]
@@ -529,24 +423,12 @@ fn utf8_subject_and_body_survive() {
     let db = db();
     let subject = "Grüße aus Köln — ✓ erledigt";
     let body = "Hallo Jürgen,\nschön, dass du da bist. Ünïcödé ✓\n";
-    insert(
-        &db.conn,
-        &Mail {
-            to: &["jurgen@example.de"],
-            cc: &[],
-            bcc: &[],
-            subject,
-            body,
-        },
-    );
+    insert(&db.conn, &Mail { to: &["jurgen@example.de"], cc: &[], bcc: &[], subject, body });
     let r = mailer(server.port).deliver(&db.conn, Mode::Due).unwrap();
     assert_eq!(r.sent, 1);
     let got = server.received();
     let raw_subject = got[0].header("Subject");
-    assert!(
-        raw_subject.is_ascii() && raw_subject.starts_with("=?"),
-        "{raw_subject}"
-    );
+    assert!(raw_subject.is_ascii() && raw_subject.starts_with("=?"), "{raw_subject}");
     assert_eq!(decode_words(&raw_subject), subject);
     assert_eq!(decoded_body(&got[0]), body.replace('\n', "\r\n"));
 }
@@ -560,16 +442,9 @@ fn outage_keeps_rows_then_flush_delivers_each_once() {
     let m = mailer(port);
 
     let r = m.deliver(&db.conn, Mode::Due).unwrap();
-    assert_eq!(
-        (r.sent, r.failed, r.held_back, r.remaining),
-        (0, 2, 0, 2),
-        "{r:?}"
-    );
+    assert_eq!((r.sent, r.failed, r.held_back, r.remaining), (0, 2, 0, 2), "{r:?}");
     let err = r.connection_error.expect("connection error");
-    assert!(
-        err.contains(&format!("cannot connect to 127.0.0.1:{port}")),
-        "{err}"
-    );
+    assert!(err.contains(&format!("cannot connect to 127.0.0.1:{port}")), "{err}");
     let before = now_plus(20);
     for id in [a, b] {
         let s = state(&db.conn, id);
@@ -586,27 +461,14 @@ fn outage_keeps_rows_then_flush_delivers_each_once() {
     // stays pending, untouched.
     let c = one(&db.conn, "carol@example.com", "third");
     let r = m.deliver(&db.conn, Mode::Due).unwrap();
-    assert_eq!(
-        (r.sent, r.failed, r.held_back, r.remaining),
-        (0, 0, 1, 3),
-        "{r:?}"
-    );
+    assert_eq!((r.sent, r.failed, r.held_back, r.remaining), (0, 0, 1, 3), "{r:?}");
     let s = state(&db.conn, c);
     assert_eq!((s.status.as_str(), s.attempts), ("pending", 0));
 
     // The server comes back on the same port; `outbox flush` sends all.
     let server = TestServer::start_on(port, Policy::default());
     let r = m.deliver(&db.conn, Mode::All).unwrap();
-    assert_eq!(
-        r,
-        DeliveryReport {
-            sent: 3,
-            failed: 0,
-            held_back: 0,
-            remaining: 0,
-            connection_error: None
-        }
-    );
+    assert_eq!(r, DeliveryReport { sent: 3, failed: 0, held_back: 0, remaining: 0, connection_error: None });
     let got = server.received();
     let mut subjects: Vec<String> = got.iter().map(|g| g.header("Subject")).collect();
     subjects.sort();
@@ -624,9 +486,7 @@ fn outage_keeps_rows_then_flush_delivers_each_once() {
 fn outage_with_a_long_queue_marks_every_row_once() {
     let port = free_port();
     let db = db();
-    let mut ids: Vec<i64> = (0..50)
-        .map(|i| one(&db.conn, &format!("user{i}@example.com"), &format!("n{i}")))
-        .collect();
+    let mut ids: Vec<i64> = (0..50).map(|i| one(&db.conn, &format!("user{i}@example.com"), &format!("n{i}"))).collect();
     let bad = insert_raw(&db.conn, "oops", "[]", "[]", "s", "b");
     ids.push(one(&db.conn, "last@example.com", "last"));
     let r = mailer(port).deliver(&db.conn, Mode::Due).unwrap();
@@ -674,45 +534,25 @@ fn backoff_is_honoured_by_due_and_ignored_by_all() {
     let r = m.deliver(&db.conn, Mode::All).unwrap();
     assert_eq!((r.sent, r.failed, r.remaining), (1, 0, 0), "{r:?}");
     let s = state(&db.conn, later);
-    assert_eq!(
-        (s.status.as_str(), s.attempts, s.last_error),
-        ("sent", 4, None)
-    );
+    assert_eq!((s.status.as_str(), s.attempts, s.last_error), ("sent", 4, None));
     let rcpt: Vec<String> = server.received().iter().map(|g| g.rcpt.join(",")).collect();
-    assert_eq!(
-        rcpt,
-        [
-            "ready@example.com",
-            "unset@example.com",
-            "later@example.com"
-        ]
-    );
+    assert_eq!(rcpt, ["ready@example.com", "unset@example.com", "later@example.com"]);
 }
 
 #[test]
 fn rcpt_rejection_records_the_servers_reply_and_the_pass_goes_on() {
-    let server = TestServer::start(Policy {
-        reject_rcpt: vec!["ghost@example.com".into()],
-        ..Policy::default()
-    });
+    let server = TestServer::start(Policy { reject_rcpt: vec!["ghost@example.com".into()], ..Policy::default() });
     let db = db();
     let ghost = one(&db.conn, "ghost@example.com", "to nobody");
     let alice = one(&db.conn, "alice@example.com", "to alice");
     let r = mailer(server.port).deliver(&db.conn, Mode::Due).unwrap();
-    assert_eq!(
-        (r.sent, r.failed, r.remaining, r.connection_error.clone()),
-        (1, 1, 1, None),
-        "{r:?}"
-    );
+    assert_eq!((r.sent, r.failed, r.remaining, r.connection_error.clone()), (1, 1, 1, None), "{r:?}");
 
     let s = state(&db.conn, ghost);
     assert_eq!((s.status.as_str(), s.attempts), ("failed", 1));
     let e = s.last_error.unwrap();
     assert!(e.starts_with("rejected by the server"), "{e}");
-    assert!(
-        e.contains("550") && e.contains("<ghost@example.com>: no such user here"),
-        "{e}"
-    );
+    assert!(e.contains("550") && e.contains("<ghost@example.com>: no such user here"), "{e}");
     assert!(s.next_attempt_at.unwrap() > now_plus(20));
 
     assert_eq!(state(&db.conn, alice).status, "sent");
@@ -725,10 +565,7 @@ fn rcpt_rejection_records_the_servers_reply_and_the_pass_goes_on() {
 
 #[test]
 fn data_rejection_records_the_servers_reply() {
-    let server = TestServer::start(Policy {
-        reject_data: true,
-        ..Policy::default()
-    });
+    let server = TestServer::start(Policy { reject_data: true, ..Policy::default() });
     let db = db();
     let id = one(&db.conn, "alice@example.com", "refused");
     // After an error reply to the data, mailin stays in its data state and
@@ -739,10 +576,7 @@ fn data_rejection_records_the_servers_reply() {
     let s = state(&db.conn, id);
     assert_eq!(s.status, "failed");
     let e = s.last_error.unwrap();
-    assert!(
-        e.contains("554") && e.contains("message refused by policy"),
-        "{e}"
-    );
+    assert!(e.contains("554") && e.contains("message refused by policy"), "{e}");
     assert!(server.received().is_empty());
 }
 
@@ -751,40 +585,15 @@ fn unbuildable_rows_fail_with_a_reason_and_do_not_stop_the_pass() {
     let server = TestServer::start(Policy::default());
     let db = db();
     let bad_json = insert_raw(&db.conn, "alice@example.com", "[]", "[]", "s", "b");
-    let display = insert_raw(
-        &db.conn,
-        r#"["Eve <eve@evil.example>"]"#,
-        "[]",
-        "[]",
-        "s",
-        "b",
-    );
+    let display = insert_raw(&db.conn, r#"["Eve <eve@evil.example>"]"#, "[]", "[]", "s", "b");
     let injected = insert(
         &db.conn,
-        &Mail {
-            to: &["alice@example.com"],
-            cc: &[],
-            bcc: &[],
-            subject: "hi\r\nBcc: eve@evil.example",
-            body: "b",
-        },
+        &Mail { to: &["alice@example.com"], cc: &[], bcc: &[], subject: "hi\r\nBcc: eve@evil.example", body: "b" },
     );
     let nobody = insert_raw(&db.conn, "[]", "[]", "[]", "s", "b");
-    let bad_cc = insert_raw(
-        &db.conn,
-        r#"["alice@example.com"]"#,
-        r#"["bob@example.com\n"]"#,
-        "[]",
-        "s",
-        "b",
-    );
+    let bad_cc = insert_raw(&db.conn, r#"["alice@example.com"]"#, r#"["bob@example.com\n"]"#, "[]", "s", "b");
     let blob = one(&db.conn, "alice@example.com", "blob");
-    db.conn
-        .execute(
-            "UPDATE herald_outbox SET to_addrs = X'FF00FE' WHERE id = ?1",
-            [blob],
-        )
-        .unwrap();
+    db.conn.execute("UPDATE herald_outbox SET to_addrs = X'FF00FE' WHERE id = ?1", [blob]).unwrap();
     let good = one(&db.conn, "alice@example.com", "good");
 
     let m = mailer(server.port);
@@ -796,10 +605,7 @@ fn unbuildable_rows_fail_with_a_reason_and_do_not_stop_the_pass() {
         (display, "no display name"),
         (injected, "line break in email header `Subject`"),
         (nobody, "no recipients"),
-        (
-            bad_cc,
-            "`cc`: invalid email address `bob@example.com\\n`: contains a line break",
-        ),
+        (bad_cc, "`cc`: invalid email address `bob@example.com\\n`: contains a line break"),
         (blob, "`to_addrs` is not a JSON array"),
     ];
     for (id, want) in expect {
@@ -807,10 +613,7 @@ fn unbuildable_rows_fail_with_a_reason_and_do_not_stop_the_pass() {
         assert_eq!((s.status.as_str(), s.attempts), ("failed", 1), "row {id}");
         let e = s.last_error.unwrap();
         assert!(e.starts_with("cannot build the message: "), "{e}");
-        assert!(
-            e.contains(want),
-            "row {id}: {e:?} does not contain {want:?}"
-        );
+        assert!(e.contains(want), "row {id}: {e:?} does not contain {want:?}");
     }
     assert_eq!(state(&db.conn, good).status, "sent");
     let got = server.received();
@@ -838,10 +641,7 @@ fn tls_required_never_falls_back_to_clear_text() {
     assert!(server.received().is_empty());
 
     // `opportunistic` sends in clear text when STARTTLS is not offered.
-    let m = mailer_for(&format!(
-        "smtp://127.0.0.1:{}?tls=opportunistic",
-        server.port
-    ));
+    let m = mailer_for(&format!("smtp://127.0.0.1:{}?tls=opportunistic", server.port));
     let r = m.deliver(&db.conn, Mode::All).unwrap();
     assert_eq!((r.sent, r.failed), (1, 0));
     assert_eq!(server.received().len(), 1);
@@ -871,16 +671,9 @@ fn a_server_that_never_answers_times_out() {
     let m = mailer_for(&format!("smtp://127.0.0.1:{port}?timeout=1"));
     let started = Instant::now();
     let r = m.deliver(&db.conn, Mode::Due).unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!((r.sent, r.failed), (0, 1));
-    assert!(state(&db.conn, id)
-        .last_error
-        .unwrap()
-        .contains("cannot connect"));
+    assert!(state(&db.conn, id).last_error.unwrap().contains("cannot connect"));
     drop(listener);
 }
 
@@ -890,9 +683,7 @@ fn delivery_refuses_to_run_inside_a_transaction() {
     let db = db();
     let id = one(&db.conn, "alice@example.com", "s");
     db.conn.execute_batch("BEGIN").unwrap();
-    let e = mailer(server.port)
-        .deliver(&db.conn, Mode::Due)
-        .unwrap_err();
+    let e = mailer(server.port).deliver(&db.conn, Mode::Due).unwrap_err();
     assert!(matches!(e, MailError::InTransaction), "{e}");
     db.conn.execute_batch("ROLLBACK").unwrap();
     assert_eq!(state(&db.conn, id).status, "pending");
@@ -901,10 +692,7 @@ fn delivery_refuses_to_run_inside_a_transaction() {
 
 #[test]
 fn list_counts_and_json() {
-    let server = TestServer::start(Policy {
-        reject_rcpt: vec!["ghost@example.com".into()],
-        ..Policy::default()
-    });
+    let server = TestServer::start(Policy { reject_rcpt: vec!["ghost@example.com".into()], ..Policy::default() });
     let db = db();
     let mut out = Vec::new();
     list(&db.conn, &mut out).unwrap();
@@ -924,14 +712,7 @@ fn list_counts_and_json() {
     mailer(server.port).deliver(&db.conn, Mode::Due).unwrap();
     let pending = one(&db.conn, "dave@example.com", "queued\r\nline");
 
-    assert_eq!(
-        counts(&db.conn).unwrap(),
-        OutboxCounts {
-            pending: 1,
-            failed: 1,
-            sent: 1
-        }
-    );
+    assert_eq!(counts(&db.conn).unwrap(), OutboxCounts { pending: 1, failed: 1, sent: 1 });
     assert_eq!(counts(&db.conn).unwrap().unsent(), 2);
 
     let mut out = Vec::new();
@@ -940,11 +721,7 @@ fn list_counts_and_json() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["ID", "STATUS", "TRIES", "TO", "SUBJECT", "LAST", "ERROR"],
-        "{text}"
-    );
+    assert_eq!(header, ["ID", "STATUS", "TRIES", "TO", "SUBJECT", "LAST", "ERROR"], "{text}");
     // Columns line up: each starts where its header does.
     let col = |name: &str| lines[0].find(name).unwrap();
     for l in &lines[1..] {
@@ -954,27 +731,15 @@ fn list_counts_and_json() {
     }
     assert!(lines[1].starts_with(&format!(" {sent}  sent ")), "{text}");
     assert!(lines[1].contains("alice@example.com, +2"), "{text}");
-    assert!(
-        lines[1].contains("A rather long subject line that goes on…"),
-        "{text}"
-    );
+    assert!(lines[1].contains("A rather long subject line that goes on…"), "{text}");
     assert!(!text.contains("audit@"), "{text}");
-    assert!(
-        lines[2].contains("failed") && lines[2].contains("rejected by the server"),
-        "{text}"
-    );
-    assert!(
-        lines[3].contains("pending") && lines[3].contains("queued\\r\\nline"),
-        "{text}"
-    );
+    assert!(lines[2].contains("failed") && lines[2].contains("rejected by the server"), "{text}");
+    assert!(lines[3].contains("pending") && lines[3].contains("queued\\r\\nline"), "{text}");
 
     let mut out = Vec::new();
     list_json(&db.conn, &mut out).unwrap();
-    let rows: Vec<serde_json::Value> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["id"], sent);
     assert_eq!(rows[0]["status"], "sent");
@@ -982,10 +747,7 @@ fn list_counts_and_json() {
     assert_eq!(rows[0]["attempts"], 1);
     assert!(rows[0]["sent_at"].is_string());
     assert_eq!(rows[1]["id"], failed);
-    assert!(rows[1]["last_error"]
-        .as_str()
-        .unwrap()
-        .contains("no such user"));
+    assert!(rows[1]["last_error"].as_str().unwrap().contains("no such user"));
     assert!(rows[1]["next_attempt_at"].is_string());
     assert_eq!(rows[2]["id"], pending);
     assert_eq!(rows[2]["subject"], "queued\r\nline");
@@ -1089,26 +851,15 @@ fn starttls_verifies_the_certificate() {
     let r = m.deliver(&db.conn, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed), (0, 1));
     let e = state(&db.conn, id).last_error.unwrap();
-    assert!(
-        e.contains("cannot connect") && e.to_lowercase().contains("certificate"),
-        "{e}"
-    );
+    assert!(e.contains("cannot connect") && e.to_lowercase().contains("certificate"), "{e}");
     assert!(server.received().is_empty());
 
     // Trusting the test CA: delivered over TLS.
     let ca = tmp.path().join("ca.pem");
     std::fs::write(&ca, TEST_CA).unwrap();
-    let m = mailer_for(&format!(
-        "smtp://127.0.0.1:{}?tls=required&ca={}",
-        server.port,
-        ca.display()
-    ));
+    let m = mailer_for(&format!("smtp://127.0.0.1:{}?tls=required&ca={}", server.port, ca.display()));
     let r = m.deliver(&db.conn, Mode::All).unwrap();
-    assert_eq!(
-        (r.sent, r.failed, r.connection_error.clone()),
-        (1, 0, None),
-        "{r:?}"
-    );
+    assert_eq!((r.sent, r.failed, r.connection_error.clone()), (1, 0, None), "{r:?}");
     assert_eq!(server.received().len(), 1);
     assert_eq!(server.received()[0].header("Subject"), "over tls");
 }

@@ -21,7 +21,8 @@ fn col(name: &str, ty: &str, notnull: bool, pk: bool) -> (String, String, bool, 
 }
 
 fn tables(store: &Store) -> Vec<String> {
-    let mut st = store.connection().prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").unwrap();
+    let mut st =
+        store.connection().prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").unwrap();
     st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
 
@@ -138,7 +139,11 @@ fn upgrade_adds_tables_and_optional_columns() {
         s.connection().execute("INSERT INTO \"User\" (pk, username) VALUES (1, 'a')", []).unwrap();
     }
     let new = schema_of(vec![
-        entity("User", ("pk", Ty::Int), &[("username", Ty::String), ("nick", Ty::String.optional()), ("attributes", Ty::Any)]),
+        entity(
+            "User",
+            ("pk", Ty::Int),
+            &[("username", Ty::String), ("nick", Ty::String.optional()), ("attributes", Ty::Any)],
+        ),
         entity("Team", ("id", Ty::String), &[("members", Ty::Entity(herald::types::EntityId(0)).list())]),
     ]);
     let s = Store::open(&path, Arc::new(new)).unwrap();
@@ -193,7 +198,8 @@ fn upgrade_relaxes_a_field_that_became_optional() {
         let s = Store::open(&path, Arc::new(old)).unwrap();
         s.connection().execute("INSERT INTO \"User\" VALUES (1, 'a', 'a@x')", []).unwrap();
     }
-    let new = schema_of(vec![entity("User", ("pk", Ty::Int), &[("username", Ty::String), ("email", Ty::String.optional())])]);
+    let new =
+        schema_of(vec![entity("User", ("pk", Ty::Int), &[("username", Ty::String), ("email", Ty::String.optional())])]);
     let s = Store::open(&path, Arc::new(new)).unwrap();
     assert_eq!(columns(&s, "User")[2], col("email", "TEXT", false, false));
     let email: String = s.connection().query_row("SELECT email FROM \"User\" WHERE pk = 1", [], |r| r.get(0)).unwrap();
@@ -224,7 +230,11 @@ fn not_a_database_is_an_open_error() {
 
 #[test]
 fn quoted_identifiers_survive_odd_names() {
-    let s = schema_of(vec![entity("Odd\"Name", ("select", Ty::String), &[("order", Ty::Int.optional()), ("a b", Ty::Any)])]);
+    let s = schema_of(vec![entity(
+        "Odd\"Name",
+        ("select", Ty::String),
+        &[("order", Ty::Int.optional()), ("a b", Ty::Any)],
+    )]);
     let mut store = Store::open_in_memory(Arc::new(s)).unwrap();
     store.load_fixtures(r#"{"Odd\"Name": [{"select": "k", "order": 2, "a b": {"x": 1}}]}"#).unwrap();
     let row = store.lookup(herald::types::EntityId(0), &herald::value::Value::str("k")).unwrap().unwrap();

@@ -25,7 +25,10 @@ fn loads_authentik_fixtures() {
     );
     assert_eq!(stats.links, 3);
     assert_eq!(stats.total(), 9);
-    assert_eq!(stats.to_string(), "loaded 4 User rows, 2 Group rows, 2 Application rows, 1 PolicyBinding row and 3 links");
+    assert_eq!(
+        stats.to_string(),
+        "loaded 4 User rows, 2 Group rows, 2 Application rows, 1 PolicyBinding row and 3 links"
+    );
 
     let alice = s.lookup(USER, &Value::Int(12)).unwrap().unwrap();
     assert_eq!(alice.key, Value::Int(12));
@@ -39,10 +42,7 @@ fn loads_authentik_fixtures() {
     assert_eq!(bob.fields[4], Value::Null);
 
     // uuid keys are stored canonical: the hex key reads back dashed.
-    let pk: String = s
-        .connection()
-        .query_row("SELECT pk FROM \"Group\" WHERE name = 'ops'", [], |r| r.get(0))
-        .unwrap();
+    let pk: String = s.connection().query_row("SELECT pk FROM \"Group\" WHERE name = 'ops'", [], |r| r.get(0)).unwrap();
     assert_eq!(pk, "0b7e2f6a-9c3d-4e5f-8a1b-2c3d4e5f6a7b");
     let target: String = s.connection().query_row("SELECT target FROM \"PolicyBinding\"", [], |r| r.get(0)).unwrap();
     assert_eq!(target, GRAFANA);

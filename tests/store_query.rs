@@ -177,7 +177,10 @@ fn any_paths_compare_by_kind() {
     assert_eq!(t.users(&admin()), vec![12]);
     assert_eq!(t.users(&not(admin())), vec![1, 31, 40]);
     // A path into a typed column compared with a row column.
-    assert_eq!(t.users(&eq(row_path(&sc, USER, "attributes", &["note"]), row(&sc, USER, "username"))), Vec::<i64>::new());
+    assert_eq!(
+        t.users(&eq(row_path(&sc, USER, "attributes", &["note"]), row(&sc, USER, "username"))),
+        Vec::<i64>::new()
+    );
     // The whole `any` column.
     assert_eq!(t.users(&is_null(row(&sc, USER, "attributes"), false)), vec![31]);
 }
@@ -209,7 +212,10 @@ fn membership_in_lists_strings_and_many_to_many() {
     assert_eq!(t.users(&not(in_(s("x"), tags()))), vec![1, 12, 31]);
     assert_eq!(t.users(&in_(s("grafana"), note())), vec![40]);
     assert_eq!(t.users(&call(Builtin::Contains, vec![note(), s("dash")])), vec![40]);
-    assert_eq!(t.users(&in_(s("ssh-ed25519 AAAA alice"), row_path(&sc, USER, "attributes", &["sshPublicKey"]))), vec![12]);
+    assert_eq!(
+        t.users(&in_(s("ssh-ed25519 AAAA alice"), row_path(&sc, USER, "attributes", &["sshPublicKey"]))),
+        vec![12]
+    );
     // An `any` field in an outer list.
     let level = || row_path(&sc, USER, "attributes", &["level"]);
     let f = in_(level(), local(0, Ty::Any.list()));
@@ -242,7 +248,10 @@ fn string_functions_empty_and_len() {
     let ty = || row(&sc, USER, "type");
     assert_eq!(t.users(&call(Builtin::StartsWith, vec![ty(), s("int")])), vec![1, 12]);
     assert_eq!(t.users(&not(call(Builtin::StartsWith, vec![ty(), s("int")]))), vec![31, 40]);
-    assert_eq!(t.users_with(&call(Builtin::StartsWith, vec![email(), local(0, Ty::Any)]), vec![Value::Absent]), Vec::<i64>::new());
+    assert_eq!(
+        t.users_with(&call(Builtin::StartsWith, vec![email(), local(0, Ty::Any)]), vec![Value::Absent]),
+        Vec::<i64>::new()
+    );
     // starts_with on an `any` path: only strings match.
     let level = row_path(&sc, USER, "attributes", &["level"]);
     assert_eq!(t.users(&call(Builtin::StartsWith, vec![level, s("h")])), vec![40]);
@@ -253,7 +262,10 @@ fn string_functions_empty_and_len() {
     assert_eq!(t.users(&call(Builtin::Empty, vec![row(&sc, USER, "attributes")])), vec![1, 31]);
     let tags = || row_path(&sc, USER, "attributes", &["tags"]);
     assert_eq!(t.users(&call(Builtin::Empty, vec![tags()])), vec![1, 12, 31]);
-    assert_eq!(t.users(&call(Builtin::Empty, vec![row_path(&sc, USER, "attributes", &["sshPublicKey"])])), vec![1, 31, 40]);
+    assert_eq!(
+        t.users(&call(Builtin::Empty, vec![row_path(&sc, USER, "attributes", &["sshPublicKey"])])),
+        vec![1, 31, 40]
+    );
     // len.
     assert_eq!(t.users(&eq(call(Builtin::Len, vec![tags()]), i(2))), vec![40]);
     assert_eq!(t.users(&cmp(CmpOp::Gt, call(Builtin::Len, vec![row(&sc, USER, "username")]), i(4))), vec![1, 12, 40]);
@@ -264,7 +276,10 @@ fn string_functions_empty_and_len() {
     let count = |f: &Expr| t.run(QueryKind::Count, GROUP, Some(f), vec![]);
     assert_eq!(count(&eq(call(Builtin::Len, vec![users()]), i(2))), Value::Int(1));
     assert_eq!(count(&call(Builtin::Empty, vec![users()])), Value::Int(0));
-    assert_eq!(count(&call(Builtin::Empty, vec![row_path(&sc, GROUP, "attributes", &["UserAddedHistory"])])), Value::Int(2));
+    assert_eq!(
+        count(&call(Builtin::Empty, vec![row_path(&sc, GROUP, "attributes", &["UserAddedHistory"])])),
+        Value::Int(2)
+    );
 }
 
 /// A schema with every column kind.
@@ -340,7 +355,14 @@ fn every_column_kind_in_filters() {
     assert_eq!(ids(eq(c("seen"), s("2026-06-01T10:00:00Z"))), vec!["b"]);
     assert_eq!(ids(cmp(CmpOp::Gt, c("seen"), s("2026-03-01T00:00:00+00:00"))), vec!["b"]);
     assert_eq!(ids(cmp(CmpOp::Lt, c("seen"), s("not a time"))), none);
-    assert_eq!(thing_ids(&t, &in_(c("seen"), local(0, Ty::Timestamp.list())), vec![Value::list(vec![Value::Timestamp(noon_utc)])]), vec!["b"]);
+    assert_eq!(
+        thing_ids(
+            &t,
+            &in_(c("seen"), local(0, Ty::Timestamp.list())),
+            vec![Value::list(vec![Value::Timestamp(noon_utc)])]
+        ),
+        vec!["b"]
+    );
     // Uuids: either form, or a Uuid value.
     assert_eq!(ids(eq(c("ref"), s("305332A4-50AC-475E-B97C-E2CD167238A6"))), vec!["a"]);
     assert_eq!(ids(eq(c("ref"), lit(Value::Uuid(parse_uuid("305332a450ac475eb97ce2cd167238a6").unwrap())))), vec!["a"]);
@@ -372,7 +394,10 @@ fn outer_values_are_evaluated_once_in_order() {
     let sc = t.schema();
     let f = and(
         eq(row(&sc, USER, "username"), local(0, Ty::String)),
-        or(cmp(CmpOp::Ne, row(&sc, USER, "email"), local(1, Ty::String)), not(eq(local(2, Ty::Int), local(3, Ty::Int)))),
+        or(
+            cmp(CmpOp::Ne, row(&sc, USER, "email"), local(1, Ty::String)),
+            not(eq(local(2, Ty::Int), local(3, Ty::Int))),
+        ),
     );
     let mut seen = Vec::new();
     let mut eval = |e: &Expr| {
@@ -428,7 +453,11 @@ fn unsupported_filters_are_rejected_not_run() {
     }
     // A nested query is an outer value, even though it reads rows.
     let inner = expr(
-        ExprKind::Query { kind: QueryKind::Exists, entity: GROUP, filter: Some(Box::new(eq(row(&sc, GROUP, "name"), s("ops")))) },
+        ExprKind::Query {
+            kind: QueryKind::Exists,
+            entity: GROUP,
+            filter: Some(Box::new(eq(row(&sc, GROUP, "name"), s("ops")))),
+        },
         Ty::Bool,
     );
     assert!(filter_supported(&and(row(&sc, USER, "is_active"), inner)).is_ok());
@@ -474,11 +503,13 @@ fn ensure_indexes_serves_equality_filters() {
     let sc = t.schema();
     let by_target = eq(row(&sc, POLICY_BINDING, "target"), local(0, Ty::Uuid));
     let g = Value::Uuid(parse_uuid(GRAFANA).unwrap());
-    let before = t.s.query_plan(QueryKind::Exists, POLICY_BINDING, Some(&by_target), &mut eval_locals(vec![g.clone()])).unwrap();
+    let before =
+        t.s.query_plan(QueryKind::Exists, POLICY_BINDING, Some(&by_target), &mut eval_locals(vec![g.clone()])).unwrap();
     assert!(before.contains("SCAN"), "{before}");
     t.s.ensure_indexes(&program(sc.clone(), POLICY_BINDING, by_target.clone())).unwrap();
     t.s.ensure_indexes(&program(sc.clone(), POLICY_BINDING, by_target.clone())).unwrap();
-    let after = t.s.query_plan(QueryKind::Exists, POLICY_BINDING, Some(&by_target), &mut eval_locals(vec![g.clone()])).unwrap();
+    let after =
+        t.s.query_plan(QueryKind::Exists, POLICY_BINDING, Some(&by_target), &mut eval_locals(vec![g.clone()])).unwrap();
     assert!(after.contains("USING") && after.contains("herald_ix.PolicyBinding.target"), "{after}");
     assert_eq!(t.run(QueryKind::Exists, POLICY_BINDING, Some(&by_target), vec![g]), Value::Bool(true));
 

@@ -79,9 +79,7 @@ fn lookup_many_keeps_the_order_of_keys() {
     let e = s.lookup_many(USER, &[Value::Int(1), Value::str("x")]).unwrap_err();
     assert_eq!(e.code, Code::DynamicType);
     // uuid keys in either form.
-    let groups = s
-        .lookup_many(GROUP, &[Value::str(OPS_HEX), Value::str(&ADMINS.replace('-', ""))])
-        .unwrap();
+    let groups = s.lookup_many(GROUP, &[Value::str(OPS_HEX), Value::str(&ADMINS.replace('-', ""))]).unwrap();
     let names: Vec<Value> = groups.iter().map(|r| r.fields[0].clone()).collect();
     assert_eq!(names, vec![Value::str("ops"), Value::str("authentik Admins")]);
 }
@@ -90,10 +88,7 @@ fn lookup_many_keeps_the_order_of_keys() {
 fn related_reads_many_to_many_in_key_order() {
     let (_d, s) = store();
     s.connection()
-        .execute(
-            "INSERT INTO \"Group_users\" (source, target) VALUES (?1, 40), (?1, 7777)",
-            [ADMINS],
-        )
+        .execute("INSERT INTO \"Group_users\" (source, target) VALUES (?1, 40), (?1, 7777)", [ADMINS])
         .unwrap();
     let members = s.related(GROUP, &Value::str(&ADMINS.replace('-', "")), 3).unwrap();
     let keys: Vec<Value> = members.iter().map(|r| r.key.clone()).collect();

@@ -10,7 +10,19 @@ use crate::value::{parse_timestamp, parse_uuid, Value};
 use std::sync::Arc;
 
 pub(crate) const BUILTINS: [&str; 13] = [
-    "len", "empty", "lower", "upper", "trim", "starts_with", "ends_with", "contains", "matches", "ip_in", "now", "string", "int",
+    "len",
+    "empty",
+    "lower",
+    "upper",
+    "trim",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "matches",
+    "ip_in",
+    "now",
+    "string",
+    "int",
 ];
 pub(crate) const ACTIONS: [&str; 3] = ["notify", "send_email", "log"];
 
@@ -153,9 +165,17 @@ impl Checker<'_> {
                         return error(span);
                     }
                 }
-                let outer = cx.lookup(&id.name).map(|l| cx.locals[l.0 as usize].span).or_else(|| self.consts.get(&id.name).map(|c| c.span));
+                let outer = cx
+                    .lookup(&id.name)
+                    .map(|l| cx.locals[l.0 as usize].span)
+                    .or_else(|| self.consts.get(&id.name).map(|c| c.span));
                 if let Some(outer) = outer {
-                    self.errors.push(CheckError::FilterShadows { span, name: id.name.clone(), entity: def.name.clone(), outer });
+                    self.errors.push(CheckError::FilterShadows {
+                        span,
+                        name: id.name.clone(),
+                        entity: def.name.clone(),
+                        outer,
+                    });
                 }
                 return Expr { kind: ExprKind::Row { entity, field, path: vec![] }, ty, span };
             }
@@ -243,7 +263,9 @@ impl Checker<'_> {
         let opt = base.ty.is_optional();
         match base.ty.unwrap_optional().clone() {
             Ty::Error => error(span),
-            Ty::Any => Expr { kind: ExprKind::Field { base: boxed(base), name: field.name.clone() }, ty: Ty::Any, span },
+            Ty::Any => {
+                Expr { kind: ExprKind::Field { base: boxed(base), name: field.name.clone() }, ty: Ty::Any, span }
+            }
             Ty::Record(r) => match self.schema.record(r).field(&field.name) {
                 Some((_, f)) => {
                     let ty = opt_if(f.ty.clone(), opt);
@@ -256,7 +278,12 @@ impl Checker<'_> {
                         None => "this record".to_string(),
                     };
                     let suggestion = suggest(&field.name, rec.fields.iter().map(|f| f.name.as_str()));
-                    self.errors.push(CheckError::UnknownField { span: field.span, field: field.name.clone(), owner, suggestion });
+                    self.errors.push(CheckError::UnknownField {
+                        span: field.span,
+                        field: field.name.clone(),
+                        owner,
+                        suggestion,
+                    });
                     error(span)
                 }
             },
@@ -264,7 +291,11 @@ impl Checker<'_> {
                 let def = self.schema.entity(ent);
                 if def.key.name == field.name {
                     let ty = opt_if(def.key.ty.clone(), opt);
-                    return Expr { kind: ExprKind::Column { base: boxed(base), entity: ent, field: FieldRef::Key }, ty, span };
+                    return Expr {
+                        kind: ExprKind::Column { base: boxed(base), entity: ent, field: FieldRef::Key },
+                        ty,
+                        span,
+                    };
                 }
                 match def.field(&field.name) {
                     Some((i, f)) => match def.many_to_many(i) {
@@ -275,11 +306,16 @@ impl Checker<'_> {
                         },
                         None => {
                             let ty = opt_if(f.ty.clone(), opt);
-                            Expr { kind: ExprKind::Column { base: boxed(base), entity: ent, field: FieldRef::Field(i) }, ty, span }
+                            Expr {
+                                kind: ExprKind::Column { base: boxed(base), entity: ent, field: FieldRef::Field(i) },
+                                ty,
+                                span,
+                            }
                         }
                     },
                     None => {
-                        let names = std::iter::once(def.key.name.as_str()).chain(def.fields.iter().map(|f| f.name.as_str()));
+                        let names =
+                            std::iter::once(def.key.name.as_str()).chain(def.fields.iter().map(|f| f.name.as_str()));
                         let suggestion = suggest(&field.name, names);
                         self.errors.push(CheckError::UnknownField {
                             span: field.span,
@@ -292,7 +328,11 @@ impl Checker<'_> {
                 }
             }
             other => {
-                self.errors.push(CheckError::NoFields { span: field.span, field: field.name.clone(), ty: self.show(&other) });
+                self.errors.push(CheckError::NoFields {
+                    span: field.span,
+                    field: field.name.clone(),
+                    ty: self.show(&other),
+                });
                 error(span)
             }
         }
@@ -355,7 +395,11 @@ impl Checker<'_> {
             let known = id.name == "event" || cx.lookup(&id.name).is_some() || self.consts.contains_key(&id.name);
             if !known && cx.filter.is_none() {
                 if let Some(s) = suggest(&id.name, self.schema.entity_names()) {
-                    self.errors.push(CheckError::UnknownEntity { span: id.span, name: id.name.clone(), suggestion: Some(s) });
+                    self.errors.push(CheckError::UnknownEntity {
+                        span: id.span,
+                        name: id.name.clone(),
+                        suggestion: Some(s),
+                    });
                     self.expr(index, cx, Hint::None);
                     return error(span);
                 }
@@ -396,7 +440,9 @@ impl Checker<'_> {
                 };
                 // Fold `-literal` so patterns and consts see a literal.
                 match e.kind {
-                    ExprKind::Lit(Value::Int(i)) if i.checked_neg().is_some() => Expr::lit(Value::Int(-i), Ty::Int, span),
+                    ExprKind::Lit(Value::Int(i)) if i.checked_neg().is_some() => {
+                        Expr::lit(Value::Int(-i), Ty::Int, span)
+                    }
                     ExprKind::Lit(Value::Float(f)) => Expr::lit(Value::Float(-f), Ty::Float, span),
                     _ => Expr { kind: ExprKind::Neg(boxed(e)), ty, span },
                 }
@@ -404,7 +450,15 @@ impl Checker<'_> {
         }
     }
 
-    fn binary(&mut self, op: BinOp, op_span: Span, lhs: &ast::Expr, rhs: &ast::Expr, cx: &mut RuleCx, span: Span) -> Expr {
+    fn binary(
+        &mut self,
+        op: BinOp,
+        op_span: Span,
+        lhs: &ast::Expr,
+        rhs: &ast::Expr,
+        cx: &mut RuleCx,
+        span: Span,
+    ) -> Expr {
         match op {
             BinOp::And | BinOp::Or => {
                 let l = self.expr(lhs, cx, Hint::None);
@@ -412,7 +466,8 @@ impl Checker<'_> {
                 let name = if op == BinOp::And { "and" } else { "or" };
                 self.require_bool(&l, |found| CheckError::NotBoolean { span: l.span, op: name, found });
                 self.require_bool(&r, |found| CheckError::NotBoolean { span: r.span, op: name, found });
-                let kind = if op == BinOp::And { ExprKind::And(boxed(l), boxed(r)) } else { ExprKind::Or(boxed(l), boxed(r)) };
+                let kind =
+                    if op == BinOp::And { ExprKind::And(boxed(l), boxed(r)) } else { ExprKind::Or(boxed(l), boxed(r)) };
                 Expr { kind, ty: Ty::Bool, span }
             }
             BinOp::Eq | BinOp::Ne => {
@@ -436,17 +491,33 @@ impl Checker<'_> {
                     _ => CmpOp::Ge,
                 };
                 let (a, b) = (l.ty.unwrap_optional().clone(), r.ty.unwrap_optional().clone());
-                let orderable = |t: &Ty| matches!(t, Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Any | Ty::Error | Ty::Never);
+                let orderable = |t: &Ty| {
+                    matches!(t, Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Any | Ty::Error | Ty::Never)
+                };
                 if !a.has_error() && !b.has_error() {
                     if !orderable(&a) || !orderable(&b) {
                         let bad = if orderable(&a) { &b } else { &a };
                         if bad == &Ty::Null {
-                            self.errors.push(CheckError::Incomparable { span, op: cmp.symbol(), lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
+                            self.errors.push(CheckError::Incomparable {
+                                span,
+                                op: cmp.symbol(),
+                                lhs: self.show(&l.ty),
+                                rhs: self.show(&r.ty),
+                            });
                         } else {
-                            self.errors.push(CheckError::NotOrderable { span: op_span, op: cmp.symbol(), ty: self.show(bad) });
+                            self.errors.push(CheckError::NotOrderable {
+                                span: op_span,
+                                op: cmp.symbol(),
+                                ty: self.show(bad),
+                            });
                         }
                     } else if !comparable(&a, &b) {
-                        self.errors.push(CheckError::Incomparable { span, op: cmp.symbol(), lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
+                        self.errors.push(CheckError::Incomparable {
+                            span,
+                            op: cmp.symbol(),
+                            lhs: self.show(&l.ty),
+                            rhs: self.show(&r.ty),
+                        });
                     }
                 }
                 Expr { kind: ExprKind::Cmp { op: cmp, lhs: boxed(l), rhs: boxed(r) }, ty: Ty::Bool, span }
@@ -488,14 +559,23 @@ impl Checker<'_> {
                     (Ty::Error, _) | (_, Ty::Error) => Ty::Error,
                     (Ty::String, Ty::String) if aop == ArithOp::Add => Ty::String,
                     (Ty::List(x), Ty::List(y)) if aop == ArithOp::Add && (x.fits(y) || y.fits(x)) => {
-                        if **x == Ty::Never { b.clone() } else { a.clone() }
+                        if **x == Ty::Never {
+                            b.clone()
+                        } else {
+                            a.clone()
+                        }
                     }
                     (Ty::Int, Ty::Int) => Ty::Int,
                     (Ty::Int | Ty::Float, Ty::Int | Ty::Float) => Ty::Float,
                     (Ty::Any, Ty::Int | Ty::Float | Ty::Any) | (Ty::Int | Ty::Float, Ty::Any) => Ty::Any,
                     (Ty::Any, Ty::String) | (Ty::String, Ty::Any) if aop == ArithOp::Add => Ty::Any,
                     _ => {
-                        self.errors.push(CheckError::BadArithmetic { span: op_span, op: op.symbol(), lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
+                        self.errors.push(CheckError::BadArithmetic {
+                            span: op_span,
+                            op: op.symbol(),
+                            lhs: self.show(&l.ty),
+                            rhs: self.show(&r.ty),
+                        });
                         return error(span);
                     }
                 };
@@ -514,7 +594,11 @@ impl Checker<'_> {
         if l_null || r_null {
             let operand = if r_null { l } else { r };
             if !operand.ty.admits_absent() && !operand.ty.has_error() {
-                self.errors.push(CheckError::NullCompareNeverAbsent { span, ty: self.show(&operand.ty), always: negated });
+                self.errors.push(CheckError::NullCompareNeverAbsent {
+                    span,
+                    ty: self.show(&operand.ty),
+                    always: negated,
+                });
             }
             return Expr { kind: ExprKind::IsNull { operand: boxed(operand), negated }, ty: Ty::Bool, span };
         }
@@ -672,7 +756,11 @@ impl Checker<'_> {
                     if position >= params.len() {
                         if !reported_extra {
                             reported_extra = true;
-                            self.errors.push(CheckError::TooManyArguments { span: arg.span, func: func.to_string(), max: params.len() });
+                            self.errors.push(CheckError::TooManyArguments {
+                                span: arg.span,
+                                func: func.to_string(),
+                                max: params.len(),
+                            });
                         }
                         continue;
                     }
@@ -683,7 +771,11 @@ impl Checker<'_> {
         }
         for (i, p) in params.iter().enumerate() {
             if p.required && slots[i].is_none() {
-                self.errors.push(CheckError::MissingArgument { span: call_span, func: func.to_string(), name: p.name.to_string() });
+                self.errors.push(CheckError::MissingArgument {
+                    span: call_span,
+                    func: func.to_string(),
+                    name: p.name.to_string(),
+                });
             }
         }
         slots
@@ -692,7 +784,11 @@ impl Checker<'_> {
     fn call(&mut self, func: &ast::Ident, args: &[ast::Arg], cx: &mut RuleCx, span: Span) -> Expr {
         let name = func.name.as_str();
         if ACTIONS.contains(&name) {
-            self.errors.push(CheckError::ActionInExpression { span, name: name.to_string(), in_match: cx.phase == Phase::Match });
+            self.errors.push(CheckError::ActionInExpression {
+                span,
+                name: name.to_string(),
+                in_match: cx.phase == Phase::Match,
+            });
             return error(span);
         }
         let params: &[Param] = match name {
@@ -814,8 +910,15 @@ impl Checker<'_> {
                         Ok(re) => (Builtin::Matches(Arc::new(re)), Ty::Bool),
                         Err(e) => {
                             let msg = e.to_string();
-                            let last = msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("the pattern does not compile");
-                            self.errors.push(CheckError::InvalidRegex { span: vals[1].span, error: last.trim_start_matches("error: ").to_string() });
+                            let last = msg
+                                .lines()
+                                .rev()
+                                .find(|l| l.starts_with("error:"))
+                                .unwrap_or("the pattern does not compile");
+                            self.errors.push(CheckError::InvalidRegex {
+                                span: vals[1].span,
+                                error: last.trim_start_matches("error: ").to_string(),
+                            });
                             return error(span);
                         }
                     }
@@ -852,7 +955,14 @@ impl Checker<'_> {
         Expr { kind: ExprKind::Call { func: builtin, args: vals }, ty, span }
     }
 
-    fn query(&mut self, kind: QueryKind, entity: &ast::Ident, filter: Option<&ast::Expr>, cx: &mut RuleCx, span: Span) -> Expr {
+    fn query(
+        &mut self,
+        kind: QueryKind,
+        entity: &ast::Ident,
+        filter: Option<&ast::Expr>,
+        cx: &mut RuleCx,
+        span: Span,
+    ) -> Expr {
         let Some(id) = self.schema.entity_by_name(&entity.name) else {
             let suggestion = suggest(&entity.name, self.schema.entity_names());
             self.errors.push(CheckError::UnknownEntity { span: entity.span, name: entity.name.clone(), suggestion });

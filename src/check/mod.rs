@@ -51,7 +51,11 @@ pub fn check(schema: Arc<Schema>, files: &[&ast::File]) -> Checked {
     for item in &items {
         if let ast::Item::Rule(r) = item {
             if let Some(first) = names.get(r.name.name.as_str()) {
-                c.errors.push(CheckError::DuplicateRule { span: r.name.span, name: r.name.name.clone(), first: *first });
+                c.errors.push(CheckError::DuplicateRule {
+                    span: r.name.span,
+                    name: r.name.name.clone(),
+                    first: *first,
+                });
             } else {
                 names.insert(&r.name.name, r.name.span);
             }
@@ -145,7 +149,11 @@ impl<'s> Checker<'s> {
 
     fn const_decl(&mut self, k: &ast::ConstDecl) {
         if let Some(first) = self.consts.get(&k.name.name) {
-            self.errors.push(CheckError::DuplicateConst { span: k.name.span, name: k.name.name.clone(), first: first.span });
+            self.errors.push(CheckError::DuplicateConst {
+                span: k.name.span,
+                name: k.name.name.clone(),
+                first: first.span,
+            });
             return;
         }
         let (value, ty) = match const_literal(&k.value) {
@@ -255,7 +263,8 @@ impl<'s> Checker<'s> {
                         Ty::Optional(inner) => (**inner).clone(),
                         Ty::Any | Ty::Error | Ty::Null => value.ty.clone(),
                         other => {
-                            self.errors.push(CheckError::GuardLetNotOptional { span: value.span, found: self.show(other) });
+                            self.errors
+                                .push(CheckError::GuardLetNotOptional { span: value.span, found: self.show(other) });
                             other.clone()
                         }
                     };
@@ -308,7 +317,11 @@ impl<'s> Checker<'s> {
                 let mut seen: Vec<(&str, Span)> = Vec::new();
                 for n in names {
                     if let Some((_, first)) = seen.iter().find(|(s, _)| *s == n.name) {
-                        self.errors.push(CheckError::DuplicateMatchType { span: n.span, name: n.name.clone(), first: *first });
+                        self.errors.push(CheckError::DuplicateMatchType {
+                            span: n.span,
+                            name: n.name.clone(),
+                            first: *first,
+                        });
                         continue;
                     }
                     seen.push((&n.name, n.span));
@@ -319,7 +332,11 @@ impl<'s> Checker<'s> {
                         }
                         None => {
                             let suggestion = suggest(&n.name, self.schema.event_names());
-                            self.errors.push(CheckError::UnknownEventType { span: n.span, name: n.name.clone(), suggestion });
+                            self.errors.push(CheckError::UnknownEventType {
+                                span: n.span,
+                                name: n.name.clone(),
+                                suggestion,
+                            });
                         }
                     }
                 }
@@ -382,7 +399,9 @@ impl<'s> Checker<'s> {
                 ast::Pattern::Bind(_) | ast::Pattern::Literal(_) => {
                     let lit_ast = match &p.pattern {
                         ast::Pattern::Literal(e) => e.clone(),
-                        ast::Pattern::Bind(name) => ast::Expr { kind: ast::ExprKind::Name(name.clone()), span: name.span },
+                        ast::Pattern::Bind(name) => {
+                            ast::Expr { kind: ast::ExprKind::Name(name.clone()), span: name.span }
+                        }
                         _ => unreachable!("outer match covers the other patterns"),
                     };
                     let lit = self.expr(&lit_ast, cx, Hint::None);
@@ -396,7 +415,11 @@ impl<'s> Checker<'s> {
                             let last = path.last().unwrap();
                             self.errors.push(CheckError::NoFields {
                                 span: inner.first().map(|i| i.span).unwrap_or(p.span),
-                                field: inner.first().and_then(|i| i.path.first()).map(|i| i.name.clone()).unwrap_or_default(),
+                                field: inner
+                                    .first()
+                                    .and_then(|i| i.path.first())
+                                    .map(|i| i.name.clone())
+                                    .unwrap_or_default(),
                                 ty: format!("{}` (`{}", self.show(other), last.name),
                             });
                             continue;
@@ -444,9 +467,17 @@ impl<'s> Checker<'s> {
                         _ => vec![],
                     };
                     let owner = if i == 0 {
-                        if ev_name == "any event" { "`event *` (every event)".to_string() } else { format!("event `{ev_name}`") }
+                        if ev_name == "any event" {
+                            "`event *` (every event)".to_string()
+                        } else {
+                            format!("event `{ev_name}`")
+                        }
                     } else {
-                        let on = if ev_name == "any event" { "every event".to_string() } else { format!("event `{ev_name}`") };
+                        let on = if ev_name == "any event" {
+                            "every event".to_string()
+                        } else {
+                            format!("event `{ev_name}`")
+                        };
                         match parent.unwrap_optional() {
                             Ty::Record(_) => format!("`{}` in {on}", segs[..i].join(".")),
                             other => {
@@ -524,7 +555,11 @@ fn keyword_span(c: &ast::Clause) -> Span {
         ast::Clause::Let { .. } => 3,
         ast::Clause::GuardLet { name, .. } => {
             // `guard let`: up to the name.
-            return Span { file: span.file, start: span.start, end: name.span.start.saturating_sub(1).max(span.start + 5) };
+            return Span {
+                file: span.file,
+                start: span.start,
+                end: name.span.start.saturating_sub(1).max(span.start + 5),
+            };
         }
         ast::Clause::Guard { .. } => 5,
         ast::Clause::Action { .. } => 6,

@@ -105,9 +105,9 @@ impl Checker<'_> {
                 let body = slots[1].map(|a| self.expr(&a.value, cx, Hint::None));
                 let severity = match slots[2] {
                     None => Some(NotifySeverity::Notice),
-                    Some(a) => self.literal_choice(a, cx, "notify", "severity", &["notice", "warning", "alert"]).map(|s| {
-                        NotifySeverity::parse(&s).expect("validated choice")
-                    }),
+                    Some(a) => self
+                        .literal_choice(a, cx, "notify", "severity", &["notice", "warning", "alert"])
+                        .map(|s| NotifySeverity::parse(&s).expect("validated choice")),
                 };
                 let (to, body, severity) = (to?, body?, severity?);
                 if let Some(r) = recipient {
@@ -141,14 +141,17 @@ impl Checker<'_> {
                     &[req("to"), req("subject"), req("body"), opt("cc"), opt("bcc")],
                     args,
                 );
-                let vals: Vec<Option<Expr>> = slots.iter().map(|s| s.map(|a| self.expr(&a.value, cx, Hint::None))).collect();
+                let vals: Vec<Option<Expr>> =
+                    slots.iter().map(|s| s.map(|a| self.expr(&a.value, cx, Hint::None))).collect();
                 let mut it = vals.into_iter();
                 let (to, subject, body, cc, bcc) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
                 let (to, subject, body) = (to?, subject?, body?);
                 match &to.ty {
                     Ty::String | Ty::Any | Ty::Error => {}
                     Ty::List(inner) if matches!(inner.unwrap_optional(), Ty::String | Ty::Any | Ty::Never) => {}
-                    Ty::Optional(inner) if matches!(**inner, Ty::String) || matches!(&**inner, Ty::List(i) if **i == Ty::String) => {
+                    Ty::Optional(inner)
+                        if matches!(**inner, Ty::String) || matches!(&**inner, Ty::List(i) if **i == Ty::String) =>
+                    {
                         self.errors.push(CheckError::OptionalValue {
                             span: to.span,
                             found: self.show(&to.ty),
@@ -202,7 +205,12 @@ impl Checker<'_> {
             other => {
                 let is_function = BUILTINS.contains(&other);
                 let suggestion = suggest(other, ACTIONS);
-                self.errors.push(CheckError::UnknownStatement { span: name.span, name: other.to_string(), suggestion, is_function });
+                self.errors.push(CheckError::UnknownStatement {
+                    span: name.span,
+                    name: other.to_string(),
+                    suggestion,
+                    is_function,
+                });
                 for a in args {
                     self.expr(&a.value, cx, Hint::None);
                 }
@@ -226,7 +234,14 @@ impl Checker<'_> {
     }
 
     /// A string-literal argument from a fixed set (`severity`, `level`).
-    fn literal_choice(&mut self, a: &ast::Arg, cx: &mut RuleCx, func: &'static str, name: &'static str, choices: &[&str]) -> Option<String> {
+    fn literal_choice(
+        &mut self,
+        a: &ast::Arg,
+        cx: &mut RuleCx,
+        func: &'static str,
+        name: &'static str,
+        choices: &[&str],
+    ) -> Option<String> {
         let e = self.expr(&a.value, cx, Hint::None);
         let s = match &e.kind {
             ExprKind::Lit(Value::Str(s)) => s.to_string(),
@@ -256,7 +271,12 @@ impl Checker<'_> {
         }
         let Some(local) = cx.lookup(&p.root.name) else {
             let suggestion = suggest(&p.root.name, cx.names().iter().map(|s| s.as_str()));
-            self.errors.push(CheckError::UnknownName { span: p.root.span, name: p.root.name.clone(), suggestion, hint: None });
+            self.errors.push(CheckError::UnknownName {
+                span: p.root.span,
+                name: p.root.name.clone(),
+                suggestion,
+                hint: None,
+            });
             return None;
         };
         cx.used[local.0 as usize] = true;
@@ -269,19 +289,30 @@ impl Checker<'_> {
                     span: p.root.span,
                     found: self.show(&ty),
                     needed: self.show(inner),
-                    help: format!("bind it with `guard let {} = ...` so the rule stops when there is no row", p.root.name),
+                    help: format!(
+                        "bind it with `guard let {} = ...` so the rule stops when there is no row",
+                        p.root.name
+                    ),
                 });
                 return None;
             }
             other => {
-                self.errors.push(CheckError::NotAnEntityBinding { span: p.root.span, name: p.root.name.clone(), found: self.show(other) });
+                self.errors.push(CheckError::NotAnEntityBinding {
+                    span: p.root.span,
+                    name: p.root.name.clone(),
+                    found: self.show(other),
+                });
                 return None;
             }
         };
         let def = self.schema.entity(entity);
         let first = p.path.first()?;
         if def.key.name == first.name {
-            self.errors.push(CheckError::SetKey { span: first.span, entity: def.name.clone(), key: first.name.clone() });
+            self.errors.push(CheckError::SetKey {
+                span: first.span,
+                entity: def.name.clone(),
+                key: first.name.clone(),
+            });
             return None;
         }
         let Some((idx, field)) = def.field(&first.name) else {
@@ -302,7 +333,11 @@ impl Checker<'_> {
         let field_ty = field.ty.clone();
         let rest: Vec<String> = p.path[1..].iter().map(|i| i.name.clone()).collect();
         if !rest.is_empty() && field_ty.unwrap_optional() != &Ty::Any && !field_ty.has_error() {
-            self.errors.push(CheckError::NoFields { span: p.path[1].span, field: rest[0].clone(), ty: self.show(&field_ty) });
+            self.errors.push(CheckError::NoFields {
+                span: p.path[1].span,
+                field: rest[0].clone(),
+                ty: self.show(&field_ty),
+            });
             return None;
         }
         let ty = if rest.is_empty() { field_ty } else { Ty::Any };

@@ -1,6 +1,9 @@
 //! `run`, `db`, `outbox` and `demo`.
 
-use super::{load_sources, render, DbCommand, Engine, Format, OutboxCommand, RunArgs, UsageError, EXIT_COMPILE, EXIT_OK, EXIT_USAGE};
+use super::{
+    load_sources, render, DbCommand, Engine, Format, OutboxCommand, RunArgs, UsageError, EXIT_COMPILE, EXIT_OK,
+    EXIT_USAGE,
+};
 use crate::compile::{self, SchemaChoice};
 use crate::engine::{self, InterpMatcher, Matcher, RunOptions, RunStats};
 use crate::ir::Program;
@@ -64,7 +67,11 @@ fn load_fixture_text(store: &mut Store, text: &str, name: &str) -> Result<(), i3
             for e in &errors {
                 eprintln!("herald: {name}: {e}");
             }
-            eprintln!("herald: nothing was loaded ({} problem{})", errors.len(), if errors.len() == 1 { "" } else { "s" });
+            eprintln!(
+                "herald: nothing was loaded ({} problem{})",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
             Err(EXIT_USAGE)
         }
     }
@@ -159,7 +166,12 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         _ => None,
     };
     let mail = setup.mailer.map(|m| spawn_mail(setup.db_path.clone(), m));
-    let mut opts = RunOptions { source: setup.source.clone(), batch: setup.batch, from_start: setup.from_start, ..RunOptions::default() };
+    let mut opts = RunOptions {
+        source: setup.source.clone(),
+        batch: setup.batch,
+        from_start: setup.from_start,
+        ..RunOptions::default()
+    };
     if let Some(t) = setup.threads {
         opts.workers = t.max(1);
     }
@@ -190,12 +202,31 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
     };
     if !setup.quiet {
         let queued = mail::counts(setup.store.connection()).map(|c| c.unsent()).unwrap_or(0);
-        eprint!("{}", summary(&stats, started.elapsed(), engine_name, interpreted, setup.program.rules.len(), totals.as_ref(), queued));
+        eprint!(
+            "{}",
+            summary(
+                &stats,
+                started.elapsed(),
+                engine_name,
+                interpreted,
+                setup.program.rules.len(),
+                totals.as_ref(),
+                queued
+            )
+        );
     }
     EXIT_OK
 }
 
-fn summary(s: &RunStats, elapsed: std::time::Duration, engine: &str, interpreted: usize, rules: usize, mail: Option<&MailTotals>, queued: u64) -> String {
+fn summary(
+    s: &RunStats,
+    elapsed: std::time::Duration,
+    engine: &str,
+    interpreted: usize,
+    rules: usize,
+    mail: Option<&MailTotals>,
+    queued: u64,
+) -> String {
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { s.events as f64 / secs } else { 0.0 };
     let mut out = format!("herald: {} events in {:.3} s ({:.0} events/s), engine {engine}", s.events, secs, rate);
@@ -228,7 +259,10 @@ fn summary(s: &RunStats, elapsed: std::time::Duration, engine: &str, interpreted
     ));
     match mail {
         Some(m) => {
-            out.push_str(&format!("  email: {} sent, {} failed, {} waiting in the outbox", m.sent, m.failed, m.remaining));
+            out.push_str(&format!(
+                "  email: {} sent, {} failed, {} waiting in the outbox",
+                m.sent, m.failed, m.remaining
+            ));
             if let Some(err) = &m.last_error {
                 out.push_str(&format!(" (last error: {err})"));
             }
@@ -320,7 +354,11 @@ pub fn db(command: DbCommand) -> i32 {
             };
             match open_store(&db, schema.clone()) {
                 Ok(_) => {
-                    eprintln!("herald: {} is ready ({} entity tables and Herald's tables)", db.display(), schema.entities.len());
+                    eprintln!(
+                        "herald: {} is ready ({} entity tables and Herald's tables)",
+                        db.display(),
+                        schema.entities.len()
+                    );
                     EXIT_OK
                 }
                 Err(code) => code,
@@ -399,10 +437,22 @@ pub fn outbox(command: OutboxCommand) -> i32 {
 /// The bundled authentik example, embedded so `herald demo` needs nothing.
 mod bundled {
     pub const POLICIES: [(&str, &str); 5] = [
-        ("examples/authentik/application_without_bindings.herald", include_str!("../../examples/authentik/application_without_bindings.herald")),
-        ("examples/authentik/archive_ssh_keys.herald", include_str!("../../examples/authentik/archive_ssh_keys.herald")),
-        ("examples/authentik/group_addition_history.herald", include_str!("../../examples/authentik/group_addition_history.herald")),
-        ("examples/authentik/unknown_device_login.herald", include_str!("../../examples/authentik/unknown_device_login.herald")),
+        (
+            "examples/authentik/application_without_bindings.herald",
+            include_str!("../../examples/authentik/application_without_bindings.herald"),
+        ),
+        (
+            "examples/authentik/archive_ssh_keys.herald",
+            include_str!("../../examples/authentik/archive_ssh_keys.herald"),
+        ),
+        (
+            "examples/authentik/group_addition_history.herald",
+            include_str!("../../examples/authentik/group_addition_history.herald"),
+        ),
+        (
+            "examples/authentik/unknown_device_login.herald",
+            include_str!("../../examples/authentik/unknown_device_login.herald"),
+        ),
         ("examples/authentik/welcome_email.herald", include_str!("../../examples/authentik/welcome_email.herald")),
     ];
     pub const FIXTURES: &str = include_str!("../../examples/authentik/fixtures.json");
@@ -421,7 +471,10 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         Ok(p) => p,
         Err(code) => return code,
     };
-    eprintln!("herald demo: {} policies from examples/authentik/ checked against the built-in authentik schema", program.rules.len());
+    eprintln!(
+        "herald demo: {} policies from examples/authentik/ checked against the built-in authentik schema",
+        program.rules.len()
+    );
     let mut store = match open_store(db, program.schema.clone()) {
         Ok(s) => s,
         Err(code) => return code,
@@ -499,7 +552,9 @@ fn report(store: &Store) -> String {
         out.push_str(&format!("    {} to {}: {:?}  ({})\n", r[0], r[1], r[2], r[3]));
     }
     out.push_str("  user attributes:\n");
-    for r in rows("SELECT username, attributes FROM \"User\" WHERE attributes LIKE '%inactiveSSHPublicKey%' ORDER BY pk") {
+    for r in
+        rows("SELECT username, attributes FROM \"User\" WHERE attributes LIKE '%inactiveSSHPublicKey%' ORDER BY pk")
+    {
         out.push_str(&format!("    {}: {}\n", r[0], r[1]));
     }
     out.push_str("  group attributes:\n");

@@ -213,7 +213,10 @@ pub struct UsageError(pub String);
 
 /// Read the policy files (directories expand to their `.herald` files, in
 /// name order) and the schema choice into a source map.
-pub fn load_sources(schema: Option<&str>, files: &[PathBuf]) -> Result<(SourceMap, SchemaChoice, Vec<FileId>), UsageError> {
+pub fn load_sources(
+    schema: Option<&str>,
+    files: &[PathBuf],
+) -> Result<(SourceMap, SchemaChoice, Vec<FileId>), UsageError> {
     let mut sources = SourceMap::new();
     let mut seen: Vec<PathBuf> = Vec::new();
     let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -260,7 +263,11 @@ pub fn load_sources(schema: Option<&str>, files: &[PathBuf]) -> Result<(SourceMa
 fn read(p: &Path) -> Result<String, UsageError> {
     let bytes = std::fs::read(p).map_err(|e| UsageError(format!("cannot read `{}`: {e}", p.display())))?;
     String::from_utf8(bytes).map_err(|e| {
-        UsageError(format!("`{}` is not UTF-8 text (invalid byte at offset {})", p.display(), e.utf8_error().valid_up_to()))
+        UsageError(format!(
+            "`{}` is not UTF-8 text (invalid byte at offset {})",
+            p.display(),
+            e.utf8_error().valid_up_to()
+        ))
     })
 }
 
@@ -286,7 +293,12 @@ fn check(schema: Option<&str>, format: Format, verbose: bool, files: &[PathBuf])
             let _ = err.write_all(render::summary(errors, warnings).as_bytes());
             if errors == 0 {
                 if let Some(p) = &compiled.program {
-                    let _ = writeln!(err, "ok: {} rule{} checked", p.rules.len(), if p.rules.len() == 1 { "" } else { "s" });
+                    let _ = writeln!(
+                        err,
+                        "ok: {} rule{} checked",
+                        p.rules.len(),
+                        if p.rules.len() == 1 { "" } else { "s" }
+                    );
                     if verbose {
                         for r in &p.rules {
                             let _ = writeln!(err, "  rule {}", r.name);

@@ -29,10 +29,7 @@ pub(crate) fn path_text<'s>(segs: impl Iterator<Item = &'s str>) -> String {
 
 fn push_seg(s: &mut String, seg: &str) {
     let ident = !seg.is_empty()
-        && seg
-            .bytes()
-            .enumerate()
-            .all(|(i, c)| c == b'_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        && seg.bytes().enumerate().all(|(i, c)| c == b'_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
     if ident {
         s.push('.');
         s.push_str(seg);
@@ -44,11 +41,7 @@ fn push_seg(s: &mut String, seg: &str) {
 }
 
 fn ty_text(schema: &Schema, ty: &Ty) -> String {
-    TyDisplay {
-        ty: ty.unwrap_optional(),
-        schema,
-    }
-    .to_string()
+    TyDisplay { ty: ty.unwrap_optional(), schema }.to_string()
 }
 
 /// A short description of the JSON value at `b[start..]` (valid JSON).
@@ -59,17 +52,10 @@ pub(crate) fn describe(b: &[u8], start: usize) -> String {
         Some(b'"') => {
             let end = skip_valid(b, start);
             let mut out = Vec::new();
-            unescape(
-                &b[start + 1..end.saturating_sub(1).max(start + 1)],
-                &mut out,
-            );
+            unescape(&b[start + 1..end.saturating_sub(1).max(start + 1)], &mut out);
             let text = String::from_utf8_lossy(&out);
             let short: String = text.chars().take(MAX).collect();
-            let more = if text.chars().count() > MAX {
-                "…"
-            } else {
-                ""
-            };
+            let more = if text.chars().count() > MAX { "…" } else { "" };
             format!("string {}{more}", serde_json::Value::from(short))
         }
         Some(b'-' | b'0'..=b'9') => {
@@ -132,12 +118,7 @@ pub(crate) fn skip_valid(b: &[u8], mut i: usize) -> usize {
             }
             _ => {
                 // Number or literal.
-                while i < n
-                    && !matches!(
-                        b[i],
-                        b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t' | b':'
-                    )
-                {
+                while i < n && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t' | b':') {
                     i += 1;
                 }
             }
@@ -256,17 +237,9 @@ fn parse_f64(tok: &[u8]) -> f64 {
 /// Check the valid JSON value at `b[start..end]` against `ty`, deeply.
 fn check(schema: &Schema, b: &[u8], start: usize, end: usize, ty: &Ty) -> Result<(), DeepErr> {
     let c = b[start];
-    let fail = |ty: &Ty| DeepErr {
-        steps: Vec::new(),
-        expected: ty_text(schema, ty),
-        found: describe(b, start),
-    };
+    let fail = |ty: &Ty| DeepErr { steps: Vec::new(), expected: ty_text(schema, ty), found: describe(b, start) };
     if c == b'n' {
-        return if ty.admits_absent() || *ty == Ty::Null {
-            Ok(())
-        } else {
-            Err(fail(ty))
-        };
+        return if ty.admits_absent() || *ty == Ty::Null { Ok(()) } else { Err(fail(ty)) };
     }
     let ok = match ty.unwrap_optional() {
         t if is_dynamic(t) => true,
@@ -295,9 +268,7 @@ fn check(schema: &Schema, b: &[u8], start: usize, end: usize, ty: &Ty) -> Result
                 false
             } else {
                 for f in &schema.record(*r).fields {
-                    let last = members(b, start)
-                        .filter(|(k, esc, _, _)| key_eq(k, *esc, &f.name))
-                        .last();
+                    let last = members(b, start).filter(|(k, esc, _, _)| key_eq(k, *esc, &f.name)).last();
                     let res = match last {
                         Some((_, _, vs, ve)) => check(schema, b, vs, ve, &f.ty),
                         None if f.ty.admits_absent() => Ok(()),
@@ -327,11 +298,7 @@ fn check(schema: &Schema, b: &[u8], start: usize, end: usize, ty: &Ty) -> Result
 impl Ctx<'_> {
     fn path_err(&self, pp: &PathPlan, upto: usize, expected: String, found: String) -> DecodeError {
         let segs = &self.plan.paths[pp.path.0 as usize][..upto];
-        DecodeError::Type {
-            path: path_text(segs.iter().map(String::as_str)),
-            expected,
-            found,
-        }
+        DecodeError::Type { path: path_text(segs.iter().map(String::as_str)), expected, found }
     }
 
     fn seg_expected(&self, seg: &SegTy) -> String {
@@ -342,11 +309,7 @@ impl Ctx<'_> {
     }
 
     /// The slot of one path, from the records of the scan.
-    pub(crate) fn resolve(
-        &self,
-        pp: &PathPlan,
-        scratch: &mut Vec<u8>,
-    ) -> Result<Slot, DecodeError> {
+    pub(crate) fn resolve(&self, pp: &PathPlan, scratch: &mut Vec<u8>) -> Result<Slot, DecodeError> {
         let b = self.line;
         if pp.nodes.is_empty() {
             // The whole event.
@@ -367,16 +330,7 @@ impl Ctx<'_> {
             let c = b[r.start];
             if c == b'n' {
                 if seg.admits_absent() {
-                    return Ok(if k == last {
-                        Slot {
-                            tag: tag::NULL,
-                            sym: 0,
-                            a: 0,
-                            b: 0,
-                        }
-                    } else {
-                        Slot::ABSENT
-                    });
+                    return Ok(if k == last { Slot { tag: tag::NULL, sym: 0, a: 0, b: 0 } } else { Slot::ABSENT });
                 }
                 return Err(self.path_err(pp, k + 1, self.seg_expected(seg), "null".into()));
             }
@@ -389,12 +343,7 @@ impl Ctx<'_> {
             };
             if c != b'{' {
                 if record {
-                    return Err(self.path_err(
-                        pp,
-                        k + 1,
-                        self.seg_expected(seg),
-                        describe(b, r.start),
-                    ));
+                    return Err(self.path_err(pp, k + 1, self.seg_expected(seg), describe(b, r.start)));
                 }
                 return Ok(Slot::ABSENT);
             }
@@ -418,14 +367,8 @@ impl Ctx<'_> {
             SegTy::Dynamic => return Ok(self.any_slot(start, end, scratch)),
             SegTy::Typed(t) => t.unwrap_optional(),
         };
-        let mismatch =
-            || self.path_err(pp, upto, ty_text(&self.plan.schema, ty), describe(b, start));
-        let slot = |tag, a, bb| Slot {
-            tag,
-            sym: 0,
-            a,
-            b: bb,
-        };
+        let mismatch = || self.path_err(pp, upto, ty_text(&self.plan.schema, ty), describe(b, start));
+        let slot = |tag, a, bb| Slot { tag, sym: 0, a, b: bb };
         match ty {
             t if is_dynamic(t) => Ok(self.any_slot(start, end, scratch)),
             Ty::String if c == b'"' => Ok(self.str_slot(start, end, scratch)),
@@ -455,30 +398,16 @@ impl Ctx<'_> {
                     None => Err(mismatch()),
                 }
             }
-            Ty::List(_) | Ty::Record(_)
-                if c == if matches!(ty, Ty::List(_)) {
-                    b'['
-                } else {
-                    b'{'
-                } =>
-            {
+            Ty::List(_) | Ty::Record(_) if c == if matches!(ty, Ty::List(_)) { b'[' } else { b'{' } => {
                 if let Err(e) = check(&self.plan.schema, b, start, end, ty) {
-                    let mut path = path_text(
-                        self.plan.paths[pp.path.0 as usize][..upto]
-                            .iter()
-                            .map(String::as_str),
-                    );
+                    let mut path = path_text(self.plan.paths[pp.path.0 as usize][..upto].iter().map(String::as_str));
                     for s in e.steps.iter().rev() {
                         match s {
                             Step::Key(k) => push_seg(&mut path, k),
                             Step::Index(i) => path.push_str(&format!("[{i}]")),
                         }
                     }
-                    return Err(DecodeError::Type {
-                        path,
-                        expected: e.expected,
-                        found: e.found,
-                    });
+                    return Err(DecodeError::Type { path, expected: e.expected, found: e.found });
                 }
                 let t = if c == b'[' { tag::ARRAY } else { tag::OBJECT };
                 Ok(slot(t, start as u64, (end - start) as u64))
@@ -489,13 +418,7 @@ impl Ctx<'_> {
 
     /// Call `f` with the text of the string at `b[start..end]`, unescaping
     /// into `scratch` when needed (the caller truncates it afterwards).
-    fn with_text<R>(
-        &self,
-        start: usize,
-        end: usize,
-        scratch: &mut Vec<u8>,
-        f: impl FnOnce(&str) -> R,
-    ) -> R {
+    fn with_text<R>(&self, start: usize, end: usize, scratch: &mut Vec<u8>, f: impl FnOnce(&str) -> R) -> R {
         let raw = &self.line[start + 1..end - 1];
         if memchr::memchr(b'\\', raw).is_some() {
             let mark = scratch.len();
@@ -511,35 +434,20 @@ impl Ctx<'_> {
         let raw = &self.line[start + 1..end - 1];
         if memchr::memchr(b'\\', raw).is_none() {
             let sym = self.plan.syms.get(raw).unwrap_or(0);
-            Slot {
-                tag: tag::STR,
-                sym,
-                a: (start + 1) as u64,
-                b: raw.len() as u64,
-            }
+            Slot { tag: tag::STR, sym, a: (start + 1) as u64, b: raw.len() as u64 }
         } else {
             let mark = scratch.len();
             unescape(raw, scratch);
             let text = &scratch[mark..];
             let sym = self.plan.syms.get(text).unwrap_or(0);
-            Slot {
-                tag: tag::STR,
-                sym,
-                a: SCRATCH | mark as u64,
-                b: text.len() as u64,
-            }
+            Slot { tag: tag::STR, sym, a: SCRATCH | mark as u64, b: text.len() as u64 }
         }
     }
 
     /// The slot of a value read through `any`: by its JSON kind.
     fn any_slot(&self, start: usize, end: usize, scratch: &mut Vec<u8>) -> Slot {
         let b = self.line;
-        let slot = |tag, a, bb| Slot {
-            tag,
-            sym: 0,
-            a,
-            b: bb,
-        };
+        let slot = |tag, a, bb| Slot { tag, sym: 0, a, b: bb };
         match b[start] {
             b'"' => self.str_slot(start, end, scratch),
             b't' => slot(tag::BOOL, 1, 0),
@@ -576,17 +484,15 @@ fn convert_ty(schema: &Schema, j: &serde_json::Value, ty: &Ty) -> Value {
     }
     match (ty.unwrap_optional(), j) {
         (Ty::Uuid, J::String(s)) => parse_uuid(s).map_or_else(|| Value::from_json(j), Value::Uuid),
-        (Ty::Timestamp, J::String(s)) => {
-            parse_timestamp(s).map_or_else(|| Value::from_json(j), Value::Timestamp)
-        }
+        (Ty::Timestamp, J::String(s)) => parse_timestamp(s).map_or_else(|| Value::from_json(j), Value::Timestamp),
         (Ty::Float, J::Number(n)) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         (Ty::Int, J::Number(n)) => match n.as_i64() {
             Some(i) => Value::Int(i),
             None => Value::from_json(j),
         },
-        (Ty::List(el), J::Array(items)) => Value::List(Arc::new(
-            items.iter().map(|i| convert_ty(schema, i, el)).collect(),
-        )),
+        (Ty::List(el), J::Array(items)) => {
+            Value::List(Arc::new(items.iter().map(|i| convert_ty(schema, i, el)).collect()))
+        }
         (Ty::Record(r), J::Object(map)) => {
             let rec = schema.record(*r);
             Value::Object(Arc::new(

@@ -61,12 +61,7 @@ pub mod tag {
 pub const SCRATCH: u64 = 1 << 63;
 
 impl Slot {
-    pub const ABSENT: Slot = Slot {
-        tag: tag::ABSENT,
-        sym: 0,
-        a: 0,
-        b: 0,
-    };
+    pub const ABSENT: Slot = Slot { tag: tag::ABSENT, sym: 0, a: 0, b: 0 };
 }
 
 mod finalize;
@@ -103,11 +98,7 @@ pub enum DecodeError {
     /// A value contradicts the schema where a rule reads it: `path` like
     /// `$.context.model.pk`, `expected` a type, `found` a short description
     /// of the value (`string "abc"`, `number 1.5`, `null`, `nothing`).
-    Type {
-        path: String,
-        expected: String,
-        found: String,
-    },
+    Type { path: String, expected: String, found: String },
 }
 
 impl fmt::Display for DecodeError {
@@ -118,11 +109,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "not valid JSON: {reason} at byte {at}")
             }
             DecodeError::TooDeep { at } => {
-                write!(
-                    f,
-                    "not valid JSON: nested deeper than {} levels at byte {at}",
-                    scan::MAX_DEPTH
-                )
+                write!(f, "not valid JSON: nested deeper than {} levels at byte {at}", scan::MAX_DEPTH)
             }
             DecodeError::NumberOutOfRange { at } => {
                 write!(f, "not valid JSON: number out of range at byte {at}")
@@ -130,11 +117,7 @@ impl fmt::Display for DecodeError {
             DecodeError::NotObject { found } => {
                 write!(f, "the event is not a JSON object (found {found})")
             }
-            DecodeError::Type {
-                path,
-                expected,
-                found,
-            } => write!(f, "`{path}`: expected {expected}, found {found}"),
+            DecodeError::Type { path, expected, found } => write!(f, "`{path}`: expected {expected}, found {found}"),
         }
     }
 }
@@ -154,10 +137,7 @@ fn scan_error(e: ScanErr, line: &[u8]) -> DecodeError {
         ScanErr::Utf8 { at } => DecodeError::InvalidUtf8 { at },
         ScanErr::Depth { at } => DecodeError::TooDeep { at },
         ScanErr::Range { at } => DecodeError::NumberOutOfRange { at },
-        ScanErr::Rescan => DecodeError::Syntax {
-            at: 0,
-            reason: "internal: rescan",
-        },
+        ScanErr::Rescan => DecodeError::Syntax { at: 0, reason: "internal: rescan" },
     }
 }
 
@@ -216,33 +196,21 @@ impl Decoder {
     /// other slot is absent.
     pub fn decode_match<'a>(&'a mut self, line: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
         self.decode(line, MODE_MATCH)?;
-        Ok(Decoded {
-            event_type: self.event_type,
-            dec: self,
-            line,
-        })
+        Ok(Decoded { event_type: self.event_type, dec: self, line })
     }
 
     /// Decode the paths of the event type's match clauses, guards and
     /// actions, and the identity path (for events that matched a rule).
     pub fn decode_full<'a>(&'a mut self, line: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
         self.decode(line, MODE_FULL)?;
-        Ok(Decoded {
-            event_type: self.event_type,
-            dec: self,
-            line,
-        })
+        Ok(Decoded { event_type: self.event_type, dec: self, line })
     }
 
     fn decode(&mut self, line: &[u8], mode: usize) -> Result<(), DecodeError> {
         let plan = &*self.plan;
         if let Some((t, m)) = self.filled.take() {
             let tp = &plan.per_type[t];
-            for pp in if m == MODE_MATCH {
-                &tp.match_
-            } else {
-                &tp.full
-            } {
+            for pp in if m == MODE_MATCH { &tp.match_ } else { &tp.full } {
                 self.slots[pp.path.0 as usize] = Slot::ABSENT;
             }
         }
@@ -256,17 +224,10 @@ impl Decoder {
         }
         .map_err(|e| scan_error(e, line))?;
         if out.root_byte != b'{' {
-            return Err(DecodeError::NotObject {
-                found: kind_name(out.root_byte),
-            });
+            return Err(DecodeError::NotObject { found: kind_name(out.root_byte) });
         }
         self.root_inst = out.root_inst;
-        let ctx = Ctx {
-            plan,
-            recs: &self.st.recs,
-            line,
-            root_inst: out.root_inst,
-        };
+        let ctx = Ctx { plan, recs: &self.st.recs, line, root_inst: out.root_inst };
 
         // The event type, from the discriminator.
         let mut t = plan.n_types - 1;
@@ -274,11 +235,7 @@ impl Decoder {
             let r = self.st.recs[d as usize];
             let present = r.parent == out.root_inst;
             if !present || line[r.start] != b'"' {
-                let found = if present {
-                    finalize::describe(line, r.start)
-                } else {
-                    "nothing".into()
-                };
+                let found = if present { finalize::describe(line, r.start) } else { "nothing".into() };
                 return Err(DecodeError::Type {
                     path: finalize::path_text(std::iter::once(name.as_str())),
                     expected: "string".into(),
@@ -296,11 +253,7 @@ impl Decoder {
         self.type_index = t;
         self.filled = Some((t, mode));
         let tp = &plan.per_type[t];
-        for pp in if mode == MODE_MATCH {
-            &tp.match_
-        } else {
-            &tp.full
-        } {
+        for pp in if mode == MODE_MATCH { &tp.match_ } else { &tp.full } {
             self.slots[pp.path.0 as usize] = ctx.resolve(pp, &mut self.scratch)?;
         }
         Ok(())
@@ -320,17 +273,11 @@ fn kind_name(c: u8) -> &'static str {
 /// The bytes a STR/ARRAY/OBJECT slot's `a` and `b` designate; empty when
 /// out of range (never for slots this module produced).
 fn slot_bytes<'a>(line: &'a [u8], scratch: &'a [u8], a: u64, b: u64) -> &'a [u8] {
-    let (base, off) = if a & SCRATCH != 0 {
-        (scratch, a & !SCRATCH)
-    } else {
-        (line, a)
-    };
+    let (base, off) = if a & SCRATCH != 0 { (scratch, a & !SCRATCH) } else { (line, a) };
     let (Ok(off), Ok(len)) = (usize::try_from(off), usize::try_from(b)) else {
         return &[];
     };
-    off.checked_add(len)
-        .and_then(|end| base.get(off..end))
-        .unwrap_or(&[])
+    off.checked_add(len).and_then(|end| base.get(off..end)).unwrap_or(&[])
 }
 
 /// The slots of one decoded event; valid until the decoder's next call.
@@ -356,11 +303,7 @@ impl<'a> Decoded<'a> {
     }
 
     pub fn slot(&self, p: PathId) -> Slot {
-        self.dec
-            .slots
-            .get(p.0 as usize)
-            .copied()
-            .unwrap_or(Slot::ABSENT)
+        self.dec.slots.get(p.0 as usize).copied().unwrap_or(Slot::ABSENT)
     }
 
     /// The input line (base of offsets without [`SCRATCH`]).
@@ -376,9 +319,7 @@ impl<'a> Decoded<'a> {
     /// The raw bytes of a STR, ARRAY or OBJECT slot (empty for other tags).
     pub fn bytes_of(&self, slot: &Slot) -> &'a [u8] {
         match slot.tag {
-            tag::STR | tag::ARRAY | tag::OBJECT => {
-                slot_bytes(self.line, &self.dec.scratch, slot.a, slot.b)
-            }
+            tag::STR | tag::ARRAY | tag::OBJECT => slot_bytes(self.line, &self.dec.scratch, slot.a, slot.b),
             _ => &[],
         }
     }
@@ -439,19 +380,12 @@ impl<'a> Decoded<'a> {
         let Some(pp) = &plan.per_type[dec.type_index].ident else {
             return Err(missing("nothing"));
         };
-        let ctx = Ctx {
-            plan,
-            recs: &dec.st.recs,
-            line: self.line,
-            root_inst: dec.root_inst,
-        };
+        let ctx = Ctx { plan, recs: &dec.st.recs, line: self.line, root_inst: dec.root_inst };
         let mut tmp = Vec::new();
         let s = ctx.resolve(pp, &mut tmp)?;
         match s.tag {
             tag::UUID => Ok(format_uuid((s.a as u128) << 64 | s.b as u128)),
-            tag::STR => {
-                Ok(String::from_utf8_lossy(slot_bytes(self.line, &tmp, s.a, s.b)).into_owned())
-            }
+            tag::STR => Ok(String::from_utf8_lossy(slot_bytes(self.line, &tmp, s.a, s.b)).into_owned()),
             tag::INT => Ok((s.a as i64).to_string()),
             tag::ABSENT => Err(missing("nothing")),
             tag::NULL => Err(missing("null")),

@@ -39,9 +39,7 @@ impl PlanSpec {
         for rule in &program.rules {
             let types: Vec<usize> = match &rule.matcher.events {
                 MatchEvents::Any => (0..=n).collect(),
-                MatchEvents::Types(ts) => {
-                    ts.iter().map(|t| t.0 as usize).filter(|&t| t < n).collect()
-                }
+                MatchEvents::Types(ts) => ts.iter().map(|t| t.0 as usize).filter(|&t| t < n).collect(),
             };
             let m = rule.match_paths();
             let b = rule.body_paths();
@@ -62,13 +60,7 @@ impl PlanSpec {
         }
         let mut seen = std::collections::HashSet::new();
         literals.retain(|s: &String| seen.insert(s.clone()));
-        PlanSpec {
-            schema,
-            paths: program.paths.clone(),
-            match_paths,
-            full_paths,
-            literals,
-        }
+        PlanSpec { schema, paths: program.paths.clone(), match_paths, full_paths, literals }
     }
 }
 
@@ -160,28 +152,18 @@ pub struct DecodePlan {
 
 impl DecodePlan {
     pub fn new(spec: PlanSpec) -> DecodePlan {
-        let PlanSpec {
-            schema,
-            mut paths,
-            match_paths,
-            full_paths,
-            literals,
-        } = spec;
+        let PlanSpec { schema, mut paths, match_paths, full_paths, literals } = spec;
         let n_events = schema.events.len();
         let n_types = n_events + 1;
 
         // The identity path: found among the paths, or appended.
-        let identity_path =
-            schema
-                .identity
-                .as_ref()
-                .map(|id| match paths.iter().position(|p| p == id) {
-                    Some(i) => PathId(i as u32),
-                    None => {
-                        paths.push(id.clone());
-                        PathId(paths.len() as u32 - 1)
-                    }
-                });
+        let identity_path = schema.identity.as_ref().map(|id| match paths.iter().position(|p| p == id) {
+            Some(i) => PathId(i as u32),
+            None => {
+                paths.push(id.clone());
+                PathId(paths.len() as u32 - 1)
+            }
+        });
 
         let mut types = StrTable::default();
         for (i, e) in schema.events.iter().enumerate() {
@@ -196,27 +178,18 @@ impl DecodePlan {
         }
 
         // The trie of every path.
-        let mut nodes = vec![Node {
-            name: Box::new([]),
-            children: Vec::new(),
-        }];
+        let mut nodes = vec![Node { name: Box::new([]), children: Vec::new() }];
         let mut path_nodes: Vec<Box<[u32]>> = Vec::with_capacity(paths.len());
         for p in &paths {
             path_nodes.push(insert_path(&mut nodes, p.iter().map(|s| s.as_bytes())));
         }
-        let disc_node = schema
-            .discriminator
-            .as_ref()
-            .map(|d| insert_path(&mut nodes, std::iter::once(d.as_bytes()))[0]);
+        let disc_node =
+            schema.discriminator.as_ref().map(|d| insert_path(&mut nodes, std::iter::once(d.as_bytes()))[0]);
 
         // Per type: resolve every path.
         let mut per_type = Vec::with_capacity(n_types);
         for t in 0..n_types {
-            let record = if t < n_events {
-                schema.event_record(Some(EventTypeId(t as u32)))
-            } else {
-                schema.common
-            };
+            let record = if t < n_events { schema.event_record(Some(EventTypeId(t as u32))) } else { schema.common };
             let by_path: Vec<Option<PathPlan>> = (0..paths.len())
                 .map(|i| resolve_path(&schema, record, &paths[i], &path_nodes[i], PathId(i as u32)))
                 .collect();
@@ -226,19 +199,12 @@ impl DecodePlan {
                 ids.retain(|p| (p.0 as usize) < paths.len());
                 ids.sort();
                 ids.dedup();
-                ids.iter()
-                    .filter_map(|p| by_path[p.0 as usize].clone())
-                    .collect::<Vec<_>>()
+                ids.iter().filter_map(|p| by_path[p.0 as usize].clone()).collect::<Vec<_>>()
             };
             let match_ = pick(match_paths.get(t), None);
             let full = pick(full_paths.get(t), identity_path);
             let ident = identity_path.and_then(|p| by_path[p.0 as usize].clone());
-            per_type.push(TypePlan {
-                match_,
-                full,
-                by_path,
-                ident,
-            });
+            per_type.push(TypePlan { match_, full, by_path, ident });
         }
 
         // Masks: which (mode, type) tracks which node.
@@ -324,18 +290,12 @@ impl DecodePlan {
 
     /// Paths `decode_match` fills for events of type `ty` (`None`: undeclared).
     pub fn match_paths(&self, ty: Option<EventTypeId>) -> impl Iterator<Item = PathId> + '_ {
-        self.per_type[self.type_index(ty)]
-            .match_
-            .iter()
-            .map(|p| p.path)
+        self.per_type[self.type_index(ty)].match_.iter().map(|p| p.path)
     }
 
     /// Paths `decode_full` fills for events of type `ty` (`None`: undeclared).
     pub fn full_paths(&self, ty: Option<EventTypeId>) -> impl Iterator<Item = PathId> + '_ {
-        self.per_type[self.type_index(ty)]
-            .full
-            .iter()
-            .map(|p| p.path)
+        self.per_type[self.type_index(ty)].full.iter().map(|p| p.path)
     }
 
     pub(crate) fn type_index(&self, ty: Option<EventTypeId>) -> usize {
@@ -362,18 +322,11 @@ fn insert_path<'a>(nodes: &mut Vec<Node>, segs: impl Iterator<Item = &'a [u8]>) 
     let mut cur = 0u32;
     let mut out = Vec::new();
     for s in segs {
-        let found = nodes[cur as usize]
-            .children
-            .iter()
-            .copied()
-            .find(|&c| &*nodes[c as usize].name == s);
+        let found = nodes[cur as usize].children.iter().copied().find(|&c| &*nodes[c as usize].name == s);
         cur = match found {
             Some(c) => c,
             None => {
-                nodes.push(Node {
-                    name: s.into(),
-                    children: Vec::new(),
-                });
+                nodes.push(Node { name: s.into(), children: Vec::new() });
                 let id = nodes.len() as u32 - 1;
                 nodes[cur as usize].children.push(id);
                 id
@@ -409,12 +362,7 @@ fn resolve_path(
         segs.push(next.clone());
         cur = next;
     }
-    Some(PathPlan {
-        path: id,
-        nodes: nodes.into(),
-        segs: segs.into_boxed_slice(),
-        last: cur,
-    })
+    Some(PathPlan { path: id, nodes: nodes.into(), segs: segs.into_boxed_slice(), last: cur })
 }
 
 /// Types the decoder treats like `any` (no event field should have the

@@ -365,12 +365,7 @@ pub(crate) fn scan(
                     st.inst += 1;
                     inst = st.inst;
                     let parent = st.frames.last().map_or(0, |f| f.inst);
-                    st.recs[pending as usize] = Rec {
-                        parent,
-                        inst,
-                        start: i,
-                        end: 0,
-                    };
+                    st.recs[pending as usize] = Rec { parent, inst, start: i, end: 0 };
                     if obj && plan.descend(mode, pending, bit) {
                         node = pending;
                     }
@@ -378,12 +373,7 @@ pub(crate) fn scan(
                         root_inst = inst;
                     }
                 }
-                st.frames.push(Frame {
-                    obj,
-                    node,
-                    rec: pending,
-                    inst,
-                });
+                st.frames.push(Frame { obj, node, rec: pending, inst });
                 pending = NONE;
                 i = ws(b, i + 1);
                 let close = if obj { b'}' } else { b']' };
@@ -402,12 +392,7 @@ pub(crate) fn scan(
                 if pending != NONE {
                     let parent = st.frames.last().map_or(0, |f| f.inst);
                     st.inst += 1;
-                    st.recs[pending as usize] = Rec {
-                        parent,
-                        inst: st.inst,
-                        start,
-                        end,
-                    };
+                    st.recs[pending as usize] = Rec { parent, inst: st.inst, start, end };
                     if pending == disc && st.frames.len() == 1 && specialize {
                         if disc_seen {
                             return Err(ScanErr::Rescan);
@@ -438,12 +423,7 @@ pub(crate) fn scan(
             // A scalar other than a string.
             let parent = st.frames.last().map_or(0, |f| f.inst);
             st.inst += 1;
-            st.recs[pending as usize] = Rec {
-                parent,
-                inst: st.inst,
-                start,
-                end: i,
-            };
+            st.recs[pending as usize] = Rec { parent, inst: st.inst, start, end: i };
             if pending == disc && st.frames.len() == 1 && specialize {
                 if disc_seen {
                     return Err(ScanErr::Rescan);
@@ -469,16 +449,7 @@ pub(crate) fn scan(
                 }
                 Some(b'}') if obj => {}
                 Some(b']') if !obj => {}
-                _ => {
-                    return Err(syntax(
-                        i,
-                        if obj {
-                            "expected `,` or `}`"
-                        } else {
-                            "expected `,` or `]`"
-                        },
-                    ))
-                }
+                _ => return Err(syntax(i, if obj { "expected `,` or `}`" } else { "expected `,` or `]`" })),
             }
             i += 1;
             if let Some(f) = st.frames.pop() {
@@ -491,8 +462,5 @@ pub(crate) fn scan(
     if i != n {
         return Err(syntax(i, "trailing characters after the JSON value"));
     }
-    Ok(ScanOut {
-        root_inst,
-        root_byte,
-    })
+    Ok(ScanOut { root_inst, root_byte })
 }

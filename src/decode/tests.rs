@@ -12,14 +12,7 @@ use serde_json::Value as J;
 fn rec(s: &mut Schema, name: Option<&str>, fields: Vec<(&str, Ty)>) -> RecordId {
     let id = s.add_record(RecordDef {
         name: name.map(String::from),
-        fields: fields
-            .into_iter()
-            .map(|(n, ty)| FieldDef {
-                name: n.into(),
-                ty,
-                span: Span::default(),
-            })
-            .collect(),
+        fields: fields.into_iter().map(|(n, ty)| FieldDef { name: n.into(), ty, span: Span::default() }).collect(),
         span: Span::default(),
     });
     if let Some(n) = name {
@@ -39,12 +32,7 @@ pub(super) fn authentik() -> Schema {
     let model_ref = rec(
         &mut s,
         Some("ModelRef"),
-        vec![
-            ("app", Ty::String),
-            ("model_name", Ty::String),
-            ("pk", Ty::Any),
-            ("name", opt(Ty::String)),
-        ],
+        vec![("app", Ty::String), ("model_name", Ty::String), ("pk", Ty::Any), ("name", opt(Ty::String))],
     );
     let event_user = rec(
         &mut s,
@@ -59,21 +47,10 @@ pub(super) fn authentik() -> Schema {
     let http = rec(
         &mut s,
         Some("HttpRequest"),
-        vec![
-            ("path", opt(Ty::String)),
-            ("method", opt(Ty::String)),
-            ("args", Ty::Any),
-        ],
+        vec![("path", opt(Ty::String)), ("method", opt(Ty::String)), ("args", Ty::Any)],
     );
-    let geo = rec(
-        &mut s,
-        Some("Geo"),
-        vec![
-            ("country", opt(Ty::String)),
-            ("lat", opt(Ty::Float)),
-            ("long", opt(Ty::Float)),
-        ],
-    );
+    let geo =
+        rec(&mut s, Some("Geo"), vec![("country", opt(Ty::String)), ("lat", opt(Ty::Float)), ("long", opt(Ty::Float))]);
     let common_ctx = vec![
         ("message", opt(Ty::String)),
         ("http_request", opt(Ty::Record(http))),
@@ -106,19 +83,10 @@ pub(super) fn authentik() -> Schema {
         let mut fields = common_fields(ctx);
         fields.extend(top);
         let r = rec(s, None, fields);
-        s.add_event(EventDef {
-            name: name.into(),
-            record: r,
-            span: Span::default(),
-        });
+        s.add_event(EventDef { name: name.into(), record: r, span: Span::default() });
     };
-    let event =
-        |s: &mut Schema, name: &str, extra: Vec<(&str, Ty)>| event_top(s, name, extra, vec![]);
-    let kd = rec(
-        &mut s,
-        None,
-        vec![("known_device", opt(Ty::Bool)), ("mfa_devices", Ty::Any)],
-    );
+    let event = |s: &mut Schema, name: &str, extra: Vec<(&str, Ty)>| event_top(s, name, extra, vec![]);
+    let kd = rec(&mut s, None, vec![("known_device", opt(Ty::Bool)), ("mfa_devices", Ty::Any)]);
     event(
         &mut s,
         "login",
@@ -128,38 +96,12 @@ pub(super) fn authentik() -> Schema {
             ("source", opt(Ty::Record(model_ref))),
         ],
     );
-    event(
-        &mut s,
-        "login_failed",
-        vec![
-            ("username", opt(Ty::String)),
-            ("stage", opt(Ty::Record(model_ref))),
-        ],
-    );
+    event(&mut s, "login_failed", vec![("username", opt(Ty::String)), ("stage", opt(Ty::Record(model_ref)))]);
     event(&mut s, "logout", vec![]);
-    event(
-        &mut s,
-        "model_created",
-        vec![("model", Ty::Record(model_ref)), ("diff", Ty::Any)],
-    );
-    event(
-        &mut s,
-        "model_updated",
-        vec![("model", Ty::Record(model_ref)), ("diff", Ty::Any)],
-    );
-    event(
-        &mut s,
-        "model_deleted",
-        vec![("model", Ty::Record(model_ref))],
-    );
-    event(
-        &mut s,
-        "email_sent",
-        vec![
-            ("subject", opt(Ty::String)),
-            ("to_email", opt(Ty::String.list())),
-        ],
-    );
+    event(&mut s, "model_created", vec![("model", Ty::Record(model_ref)), ("diff", Ty::Any)]);
+    event(&mut s, "model_updated", vec![("model", Ty::Record(model_ref)), ("diff", Ty::Any)]);
+    event(&mut s, "model_deleted", vec![("model", Ty::Record(model_ref))]);
+    event(&mut s, "email_sent", vec![("subject", opt(Ty::String)), ("to_email", opt(Ty::String.list()))]);
     let inner = rec(&mut s, None, vec![("x", Ty::Int), ("y", opt(Ty::Uuid))]);
     event_top(
         &mut s,
@@ -215,9 +157,7 @@ const UUID: &str = "75ef35e6-e6b6-48f1-8e7b-90029db5103f";
 /// An event of type `action` with extra top-level members.
 fn ev(action: &str, extra: &str) -> String {
     let sep = if extra.is_empty() { "" } else { "," };
-    format!(
-        r#"{{"event_uuid":"{UUID}","created":"2026-04-14T08:02:07.556423Z","action":"{action}"{sep}{extra}}}"#
-    )
+    format!(r#"{{"event_uuid":"{UUID}","created":"2026-04-14T08:02:07.556423Z","action":"{action}"{sep}{extra}}}"#)
 }
 
 fn val(d: &mut Decoder, line: &str, p: u32) -> Result<Value, DecodeError> {
@@ -235,9 +175,7 @@ fn err(d: &mut Decoder, line: &str) -> String {
 fn model(extra: &str) -> String {
     ev(
         "model_created",
-        &format!(
-            r#""context":{{"model":{{"app":"authentik_core","model_name":"user","pk":31{extra}}}}}"#
-        ),
+        &format!(r#""context":{{"model":{{"app":"authentik_core","model_name":"user","pk":31{extra}}}}}"#),
     )
 }
 
@@ -245,14 +183,7 @@ fn model(extra: &str) -> String {
 
 #[test]
 fn decodes_paths_and_types() {
-    let mut d = decoder(&[
-        "context.model.app",
-        "context.model.pk",
-        "user.username",
-        "event_uuid",
-        "created",
-        "action",
-    ]);
+    let mut d = decoder(&["context.model.app", "context.model.pk", "user.username", "event_uuid", "created", "action"]);
     let line = model("");
     let x = d.decode_match(line.as_bytes()).unwrap();
     assert_eq!(x.type_name(), "model_created");
@@ -260,24 +191,13 @@ fn decodes_paths_and_types() {
     assert_eq!(x.value(PathId(0)), Value::str("authentik_core"));
     assert_eq!(x.value(PathId(1)), Value::Int(31));
     assert_eq!(x.value(PathId(2)), Value::Absent);
-    assert_eq!(
-        x.value(PathId(3)),
-        Value::Uuid(crate::value::parse_uuid(UUID).unwrap())
-    );
+    assert_eq!(x.value(PathId(3)), Value::Uuid(crate::value::parse_uuid(UUID).unwrap()));
     assert_eq!(
         x.value(PathId(4)),
         Value::Timestamp(crate::value::parse_timestamp("2026-04-14T08:02:07.556423Z").unwrap())
     );
     assert_eq!(x.value(PathId(5)), Value::str("model_created"));
-    assert_eq!(
-        x.slots()[1],
-        Slot {
-            tag: tag::INT,
-            sym: 0,
-            a: 31,
-            b: 0
-        }
-    );
+    assert_eq!(x.slots()[1], Slot { tag: tag::INT, sym: 0, a: 31, b: 0 });
     assert_eq!(x.identity().unwrap(), UUID);
 }
 
@@ -287,12 +207,7 @@ fn d_type(x: &Decoded, name: &str) -> Option<EventTypeId> {
 
 #[test]
 fn strings_point_into_the_line_or_scratch() {
-    let p = plan_with(
-        authentik(),
-        &["context.model.app", "context.model.model_name"],
-        &[],
-        &["user", "core"],
-    );
+    let p = plan_with(authentik(), &["context.model.app", "context.model.model_name"], &[], &["user", "core"]);
     let mut d = Decoder::new(p.clone());
     let line = model("").replace("\"user\"", "\"us\\u0065r\"");
     let x = d.decode_match(line.as_bytes()).unwrap();
@@ -300,10 +215,7 @@ fn strings_point_into_the_line_or_scratch() {
     assert_eq!(app.tag, tag::STR);
     assert_eq!(app.a & SCRATCH, 0);
     assert_eq!(x.str_of(&app), "authentik_core");
-    assert_eq!(
-        &x.line()[app.a as usize..(app.a + app.b) as usize],
-        b"authentik_core"
-    );
+    assert_eq!(&x.line()[app.a as usize..(app.a + app.b) as usize], b"authentik_core");
     assert_eq!(app.sym, 0);
     let mn = x.slots()[1];
     assert_ne!(mn.a & SCRATCH, 0);
@@ -324,10 +236,7 @@ fn absent_null_and_deeper() {
     assert_eq!(val(&mut d, &x, 1).unwrap(), Value::Null);
     assert_eq!(val(&mut d, &x, 2).unwrap(), Value::Null);
     assert_eq!(val(&mut d, &x, 3).unwrap(), Value::Absent);
-    let x = ev(
-        "login",
-        r#""user":{"username":null},"context":{"geo":null}"#,
-    );
+    let x = ev("login", r#""user":{"username":null},"context":{"geo":null}"#);
     assert_eq!(val(&mut d, &x, 0).unwrap(), Value::Null);
     assert_eq!(val(&mut d, &x, 3).unwrap(), Value::Absent);
     let x = ev("login", r#""user":{}"#);
@@ -343,137 +252,64 @@ fn required_missing_or_null_is_an_error() {
     let mut d = decoder(&["context.model.app"]);
     let e = err(&mut d, &ev("model_created", r#""context":{}"#));
     assert_eq!(e, "`$.context.model`: expected ModelRef, found nothing");
-    let e = err(
-        &mut d,
-        &ev(
-            "model_created",
-            r#""context":{"model":{"model_name":"x","pk":1}}"#,
-        ),
-    );
+    let e = err(&mut d, &ev("model_created", r#""context":{"model":{"model_name":"x","pk":1}}"#));
     assert_eq!(e, "`$.context.model.app`: expected string, found nothing");
     let e = err(&mut d, &ev("model_created", r#""context":{"model":null}"#));
     assert_eq!(e, "`$.context.model`: expected ModelRef, found null");
     // An optional record on the way: absent, no error.
-    assert_eq!(
-        val(&mut d, &ev("model_created", ""), 0).unwrap(),
-        Value::Absent
-    );
-    assert_eq!(
-        val(&mut d, &ev("model_created", r#""context":null"#), 0).unwrap(),
-        Value::Absent
-    );
+    assert_eq!(val(&mut d, &ev("model_created", ""), 0).unwrap(), Value::Absent);
+    assert_eq!(val(&mut d, &ev("model_created", r#""context":null"#), 0).unwrap(), Value::Absent);
     // A type that does not read the path does not check it.
-    assert_eq!(
-        val(&mut d, &ev("login", r#""context":{}"#), 0).unwrap(),
-        Value::Absent
-    );
+    assert_eq!(val(&mut d, &ev("login", r#""context":{}"#), 0).unwrap(), Value::Absent);
     // The error only when a rule reads the path.
     let mut d2 = decoder(&["user.username"]);
-    assert!(d2
-        .decode_full(ev("model_created", r#""context":{}"#).as_bytes())
-        .is_ok());
+    assert!(d2.decode_full(ev("model_created", r#""context":{}"#).as_bytes()).is_ok());
 }
 
 #[test]
 fn type_mismatches() {
     let mut d = decoder(&["i", "f", "s", "b", "u", "t", "ri", "context.model"]);
     let t = |extra: &str| ev("typed", &format!(r#""ri":1,{extra}"#));
-    assert_eq!(
-        err(&mut d, &t(r#""i":"abc""#)),
-        r#"`$.i`: expected int, found string "abc""#
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""i":1.0"#)),
-        "`$.i`: expected int, found number 1.0"
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""i":1e3"#)),
-        "`$.i`: expected int, found number 1e3"
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""i":9223372036854775808"#)),
-        "`$.i`: expected int, found number 9223372036854775808"
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""f":"1""#)),
-        r#"`$.f`: expected float, found string "1""#
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""s":1"#)),
-        "`$.s`: expected string, found number 1"
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""b":"true""#)),
-        r#"`$.b`: expected bool, found string "true""#
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""u":"not-a-uuid""#)),
-        r#"`$.u`: expected uuid, found string "not-a-uuid""#
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""t":"yesterday""#)),
-        r#"`$.t`: expected timestamp, found string "yesterday""#
-    );
-    assert_eq!(
-        err(&mut d, &t(r#""t":[]"#)),
-        "`$.t`: expected timestamp, found array"
-    );
-    assert_eq!(
-        err(&mut d, &ev("typed", "")),
-        "`$.ri`: expected int, found nothing"
-    );
-    assert_eq!(
-        err(&mut d, &ev("typed", r#""ri":null"#)),
-        "`$.ri`: expected int, found null"
-    );
+    assert_eq!(err(&mut d, &t(r#""i":"abc""#)), r#"`$.i`: expected int, found string "abc""#);
+    assert_eq!(err(&mut d, &t(r#""i":1.0"#)), "`$.i`: expected int, found number 1.0");
+    assert_eq!(err(&mut d, &t(r#""i":1e3"#)), "`$.i`: expected int, found number 1e3");
+    assert_eq!(err(&mut d, &t(r#""i":9223372036854775808"#)), "`$.i`: expected int, found number 9223372036854775808");
+    assert_eq!(err(&mut d, &t(r#""f":"1""#)), r#"`$.f`: expected float, found string "1""#);
+    assert_eq!(err(&mut d, &t(r#""s":1"#)), "`$.s`: expected string, found number 1");
+    assert_eq!(err(&mut d, &t(r#""b":"true""#)), r#"`$.b`: expected bool, found string "true""#);
+    assert_eq!(err(&mut d, &t(r#""u":"not-a-uuid""#)), r#"`$.u`: expected uuid, found string "not-a-uuid""#);
+    assert_eq!(err(&mut d, &t(r#""t":"yesterday""#)), r#"`$.t`: expected timestamp, found string "yesterday""#);
+    assert_eq!(err(&mut d, &t(r#""t":[]"#)), "`$.t`: expected timestamp, found array");
+    assert_eq!(err(&mut d, &ev("typed", "")), "`$.ri`: expected int, found nothing");
+    assert_eq!(err(&mut d, &ev("typed", r#""ri":null"#)), "`$.ri`: expected int, found null");
     let long = "x".repeat(100);
     let e = err(&mut d, &t(&format!(r#""i":"{long}""#)));
-    assert_eq!(
-        e,
-        format!(r#"`$.i`: expected int, found string "{}"…"#, "x".repeat(40))
-    );
+    assert_eq!(e, format!(r#"`$.i`: expected int, found string "{}"…"#, "x".repeat(40)));
     // Structured error.
     match d.decode_full(t(r#""i":"abc""#).as_bytes()) {
-        Err(DecodeError::Type {
-            path,
-            expected,
-            found,
-        }) => {
-            assert_eq!(
-                (path.as_str(), expected.as_str(), found.as_str()),
-                ("$.i", "int", "string \"abc\"")
-            );
+        Err(DecodeError::Type { path, expected, found }) => {
+            assert_eq!((path.as_str(), expected.as_str(), found.as_str()), ("$.i", "int", "string \"abc\""));
         }
         other => panic!("{other:?}"),
     }
     // Good values.
-    let line = t(
-        r#""i":-42,"f":3,"s":"x","b":false,"u":"305332A450AC475EB97CE2CD167238A6","t":"2026-04-14T10:02:07+02:00""#,
-    );
+    let line =
+        t(r#""i":-42,"f":3,"s":"x","b":false,"u":"305332A450AC475EB97CE2CD167238A6","t":"2026-04-14T10:02:07+02:00""#);
     let x = d.decode_full(line.as_bytes()).unwrap();
     assert_eq!(x.value(PathId(0)), Value::Int(-42));
     assert_eq!(x.value(PathId(1)), Value::Float(3.0));
     assert_eq!(x.slots()[1].tag, tag::FLOAT);
     assert_eq!(x.value(PathId(2)), Value::str("x"));
     assert_eq!(x.value(PathId(3)), Value::Bool(false));
-    assert_eq!(
-        x.value(PathId(4)),
-        Value::Uuid(0x305332a450ac475eb97ce2cd167238a6)
-    );
+    assert_eq!(x.value(PathId(4)), Value::Uuid(0x305332a450ac475eb97ce2cd167238a6));
     let ts = crate::value::parse_timestamp("2026-04-14T08:02:07Z").unwrap();
     assert_eq!(x.value(PathId(5)), Value::Timestamp(ts));
     assert_eq!(x.value(PathId(6)), Value::Int(1));
     // A record on the way that is not an object.
     let e = err(&mut d, &ev("model_created", r#""context":{"model":"x"}"#));
-    assert_eq!(
-        e,
-        r#"`$.context.model`: expected ModelRef, found string "x""#
-    );
+    assert_eq!(e, r#"`$.context.model`: expected ModelRef, found string "x""#);
     let e = err(&mut d, &ev("model_created", r#""context":[1]"#));
-    assert!(
-        e.starts_with("`$.context`: expected { message: string?"),
-        "{e}"
-    );
+    assert!(e.starts_with("`$.context`: expected { message: string?"), "{e}");
 }
 
 #[test]
@@ -487,11 +323,7 @@ fn uuid_forms_and_timestamps() {
     ];
     for f in forms {
         let x = ev("typed", &format!(r#""ri":1,"u":"{f}""#));
-        assert_eq!(
-            val(&mut d, &x, 0).unwrap(),
-            Value::Uuid(0x305332a450ac475eb97ce2cd167238a6),
-            "{f}"
-        );
+        assert_eq!(val(&mut d, &x, 0).unwrap(), Value::Uuid(0x305332a450ac475eb97ce2cd167238a6), "{f}");
     }
     for bad in [
         "305332a450ac475eb97ce2cd167238a",
@@ -507,12 +339,7 @@ fn uuid_forms_and_timestamps() {
     let s = d.decode_full(x.as_bytes()).unwrap().slots()[1];
     assert_eq!(s.tag, tag::TIMESTAMP);
     assert_eq!(((s.b as u128) << 64 | s.a as u128) as i128, -500_000_000);
-    for bad in [
-        "2026-04-14",
-        "2026-04-14T08:02:07",
-        "2026-13-14T08:02:07Z",
-        "x",
-    ] {
+    for bad in ["2026-04-14", "2026-04-14T08:02:07", "2026-13-14T08:02:07Z", "x"] {
         let x = ev("typed", &format!(r#""ri":1,"t":"{bad}""#));
         assert!(d.decode_full(x.as_bytes()).is_err(), "{bad}");
     }
@@ -531,10 +358,7 @@ fn any_reads_by_kind_and_navigates_dynamically() {
         ("-0", Value::Float(-0.0)),
         ("true", Value::Bool(true)),
         ("null", Value::Null),
-        (
-            "[1,\"x\"]",
-            Value::list(vec![Value::Int(1), Value::str("x")]),
-        ),
+        ("[1,\"x\"]", Value::list(vec![Value::Int(1), Value::str("x")])),
     ];
     for (json, want) in cases {
         let x = ev("typed", &format!(r#""ri":1,"a":{json}"#));
@@ -542,10 +366,7 @@ fn any_reads_by_kind_and_navigates_dynamically() {
         assert_eq!(val(&mut d, &x, 1).unwrap(), Value::Absent, "{json}");
     }
     let x = ev("typed", r#""ri":1,"a":{"k":{"z":[1]}}"#);
-    assert_eq!(
-        val(&mut d, &x, 2).unwrap(),
-        Value::list(vec![Value::Int(1)])
-    );
+    assert_eq!(val(&mut d, &x, 2).unwrap(), Value::list(vec![Value::Int(1)]));
     let x = ev("typed", r#""ri":1,"a":{"k":"str"}"#);
     assert_eq!(val(&mut d, &x, 1).unwrap(), Value::str("str"));
     assert_eq!(val(&mut d, &x, 2).unwrap(), Value::Absent);
@@ -553,15 +374,9 @@ fn any_reads_by_kind_and_navigates_dynamically() {
     assert_eq!(val(&mut d, &x, 1).unwrap(), Value::Null);
     assert_eq!(val(&mut d, &x, 2).unwrap(), Value::Absent);
     // `pk: any` inside a record: string or int, never an error.
-    let x = ev(
-        "model_created",
-        r#""context":{"model":{"app":"a","model_name":"m","pk":"abc"}}"#,
-    );
+    let x = ev("model_created", r#""context":{"model":{"app":"a","model_name":"m","pk":"abc"}}"#);
     assert_eq!(val(&mut d, &x, 3).unwrap(), Value::str("abc"));
-    let x = ev(
-        "model_created",
-        r#""context":{"model":{"app":"a","model_name":"m"}}"#,
-    );
+    let x = ev("model_created", r#""context":{"model":{"app":"a","model_name":"m"}}"#);
     assert_eq!(val(&mut d, &x, 3).unwrap(), Value::Absent);
     let x = ev("login", r#""context":{"asn":{"x":{"y":1}}}"#);
     let o = val(&mut d, &x, 4).unwrap();
@@ -573,34 +388,19 @@ fn whole_event_and_records() {
     let mut d = decoder(&["", "context.model", "r", "lr"]);
     let x = model(r#","name":null"#);
     let v = val(&mut d, &x, 0).unwrap();
-    assert_eq!(
-        v.get("event_uuid"),
-        Value::Uuid(crate::value::parse_uuid(UUID).unwrap())
-    );
+    assert_eq!(v.get("event_uuid"), Value::Uuid(crate::value::parse_uuid(UUID).unwrap()));
     assert_eq!(v.get("action"), Value::str("model_created"));
     let m = val(&mut d, &x, 1).unwrap();
     assert_eq!(m.get("pk"), Value::Int(31));
     assert_eq!(m.get("name"), Value::Null);
     // Records are checked deeply where they are read.
-    let e = err(
-        &mut d,
-        &ev(
-            "model_created",
-            r#""context":{"model":{"app":1,"model_name":"m","pk":1}}"#,
-        ),
-    );
+    let e = err(&mut d, &ev("model_created", r#""context":{"model":{"app":1,"model_name":"m","pk":1}}"#));
     assert_eq!(e, "`$.context.model.app`: expected string, found number 1");
     let e = err(&mut d, &ev("typed", r#""ri":1,"r":{"x":1,"y":"nope"}"#));
     assert_eq!(e, r#"`$.r.y`: expected uuid, found string "nope""#);
     let e = err(&mut d, &ev("typed", r#""ri":1,"lr":[{"x":1},{"y":null}]"#));
     assert_eq!(e, "`$.lr[1].x`: expected int, found nothing");
-    let x = ev(
-        "typed",
-        &format!(
-            r#""ri":1,"r":{{"x":1,"y":"{}"}},"lr":[]"#,
-            "305332a450ac475eb97ce2cd167238a6"
-        ),
-    );
+    let x = ev("typed", &format!(r#""ri":1,"r":{{"x":1,"y":"{}"}},"lr":[]"#, "305332a450ac475eb97ce2cd167238a6"));
     let r = val(&mut d, &x, 2).unwrap();
     assert_eq!(r.get("y"), Value::Uuid(0x305332a450ac475eb97ce2cd167238a6));
     assert_eq!(val(&mut d, &x, 3).unwrap(), Value::list(vec![]));
@@ -609,10 +409,7 @@ fn whole_event_and_records() {
 #[test]
 fn typed_lists() {
     let mut d = decoder(&["lu", "context.to_email"]);
-    let x = ev(
-        "typed",
-        r#""ri":1,"lu":["305332a450ac475eb97ce2cd167238a6","305332a4-50ac-475e-b97c-e2cd167238a7"]"#,
-    );
+    let x = ev("typed", r#""ri":1,"lu":["305332a450ac475eb97ce2cd167238a6","305332a4-50ac-475e-b97c-e2cd167238a7"]"#);
     assert_eq!(
         val(&mut d, &x, 0).unwrap(),
         Value::list(vec![
@@ -620,26 +417,14 @@ fn typed_lists() {
             Value::Uuid(0x305332a450ac475eb97ce2cd167238a7)
         ])
     );
-    let e = err(
-        &mut d,
-        &ev(
-            "typed",
-            r#""ri":1,"lu":["305332a450ac475eb97ce2cd167238a6","zz"]"#,
-        ),
-    );
+    let e = err(&mut d, &ev("typed", r#""ri":1,"lu":["305332a450ac475eb97ce2cd167238a6","zz"]"#));
     assert_eq!(e, r#"`$.lu[1]`: expected uuid, found string "zz""#);
     let e = err(&mut d, &ev("typed", r#""ri":1,"lu":{}"#));
     assert_eq!(e, "`$.lu`: expected [uuid], found object");
-    let e = err(
-        &mut d,
-        &ev("email_sent", r#""context":{"to_email":["a",null]}"#),
-    );
+    let e = err(&mut d, &ev("email_sent", r#""context":{"to_email":["a",null]}"#));
     assert_eq!(e, "`$.context.to_email[1]`: expected string, found null");
     let x = ev("email_sent", r#""context":{"to_email":["a@x", "b@y"]}"#);
-    assert_eq!(
-        val(&mut d, &x, 1).unwrap(),
-        Value::list(vec![Value::str("a@x"), Value::str("b@y")])
-    );
+    assert_eq!(val(&mut d, &x, 1).unwrap(), Value::list(vec![Value::str("a@x"), Value::str("b@y")]));
 }
 
 #[test]
@@ -664,10 +449,7 @@ fn duplicate_keys_last_wins() {
     assert_eq!(x.type_name(), "model_created");
     assert_eq!(x.value(PathId(2)), Value::str("X"));
     let line = r#"{"action":"model_created","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-04-14T08:02:07Z","action":7}"#;
-    assert_eq!(
-        err(&mut d, line),
-        "`$.action`: expected string, found number 7"
-    );
+    assert_eq!(err(&mut d, line), "`$.action`: expected string, found number 7");
 }
 
 #[test]
@@ -681,10 +463,7 @@ fn escaped_keys_match() {
     assert_eq!(x.value(PathId(0)), Value::str("a\"b\\c\u{e9}\u{1F600}"));
     assert_eq!(x.value(PathId(1)), Value::str("x"));
     let line = ev("login", r#""user":{"username":"tab\there\n\/\b\f\r"}"#);
-    assert_eq!(
-        val(&mut d, &line, 0).unwrap(),
-        Value::str("tab\there\n/\u{8}\u{c}\r")
-    );
+    assert_eq!(val(&mut d, &line, 0).unwrap(), Value::str("tab\there\n/\u{8}\u{c}\r"));
     let line = ev("log\\u0069n", "");
     let x = d.decode_match(line.as_bytes()).unwrap();
     assert_eq!(x.type_name(), "login");
@@ -703,10 +482,7 @@ fn discriminator_rules() {
     let e = err(&mut d, r#"{"action":{"a":1}}"#);
     assert_eq!(e, "`$.action`: expected string, found object");
     // Undeclared type: not an error, decoded with the common fields.
-    let line = ev(
-        "secret_view",
-        r#""client_ip":"1.2.3.4","context":{"model":5}"#,
-    );
+    let line = ev("secret_view", r#""client_ip":"1.2.3.4","context":{"model":5}"#);
     let x = d.decode_match(line.as_bytes()).unwrap();
     assert_eq!(x.event_type, None);
     assert_eq!(x.type_name(), "secret_view");
@@ -727,93 +503,39 @@ fn json_errors() {
         (b"\"x\"", "the event is not a JSON object (found string)"),
         (b"42", "the event is not a JSON object (found number)"),
         (b"null", "the event is not a JSON object (found null)"),
-        (
-            b"{\"a\":1} x",
-            "not valid JSON: trailing characters after the JSON value at byte 8",
-        ),
-        (
-            b"{\"a\":1}{}",
-            "not valid JSON: trailing characters after the JSON value at byte 7",
-        ),
-        (
-            b"{\"a\":1 \"b\":2}",
-            "not valid JSON: expected `,` or `}` at byte 7",
-        ),
+        (b"{\"a\":1} x", "not valid JSON: trailing characters after the JSON value at byte 8"),
+        (b"{\"a\":1}{}", "not valid JSON: trailing characters after the JSON value at byte 7"),
+        (b"{\"a\":1 \"b\":2}", "not valid JSON: expected `,` or `}` at byte 7"),
         (b"{\"a\" 1}", "not valid JSON: expected `:` at byte 5"),
-        (
-            b"{\"a\":1,}",
-            "not valid JSON: expected a string key at byte 7",
-        ),
+        (b"{\"a\":1,}", "not valid JSON: expected a string key at byte 7"),
         (b"{a:1}", "not valid JSON: expected a string key at byte 1"),
-        (
-            b"{\"a\":[1,]}",
-            "not valid JSON: expected a value at byte 8",
-        ),
-        (
-            b"{\"a\":[1 2]}",
-            "not valid JSON: expected `,` or `]` at byte 8",
-        ),
-        (
-            b"{\"a\":01}",
-            "not valid JSON: invalid number (leading zero) at byte 6",
-        ),
+        (b"{\"a\":[1,]}", "not valid JSON: expected a value at byte 8"),
+        (b"{\"a\":[1 2]}", "not valid JSON: expected `,` or `]` at byte 8"),
+        (b"{\"a\":01}", "not valid JSON: invalid number (leading zero) at byte 6"),
         (b"{\"a\":1.}", "not valid JSON: invalid number at byte 7"),
         (b"{\"a\":-}", "not valid JSON: invalid number at byte 6"),
         (b"{\"a\":.5}", "not valid JSON: expected a value at byte 5"),
         (b"{\"a\":+1}", "not valid JSON: expected a value at byte 5"),
         (b"{\"a\":1e}", "not valid JSON: invalid number at byte 7"),
-        (
-            b"{\"a\":1e400}",
-            "not valid JSON: number out of range at byte 5",
-        ),
+        (b"{\"a\":1e400}", "not valid JSON: number out of range at byte 5"),
         (b"{\"a\":tru}", "not valid JSON: expected a value at byte 5"),
         (b"{\"a\":nul", "not valid JSON: expected a value at byte 5"),
-        (
-            b"{\"a\":\"x}",
-            "not valid JSON: unterminated string at byte 8",
-        ),
-        (
-            b"{\"a\":\"\\x\"}",
-            "not valid JSON: invalid escape at byte 6",
-        ),
-        (
-            b"{\"a\":\"\\u12\"}",
-            "not valid JSON: invalid `\\u` escape at byte 6",
-        ),
-        (
-            b"{\"a\":\"\\ud800\"}",
-            "not valid JSON: lone surrogate in `\\u` escape at byte 6",
-        ),
-        (
-            b"{\"a\":\"\\udc00\"}",
-            "not valid JSON: lone surrogate in `\\u` escape at byte 6",
-        ),
-        (
-            b"{\"a\":\"\\ud800\\u0041\"}",
-            "not valid JSON: lone surrogate in `\\u` escape at byte 6",
-        ),
-        (
-            b"{\"a\":\"x\ty\"}",
-            "not valid JSON: control character in string at byte 7",
-        ),
-        (
-            b"{\"a\":\"\x00\"}",
-            "not valid JSON: control character in string at byte 6",
-        ),
+        (b"{\"a\":\"x}", "not valid JSON: unterminated string at byte 8"),
+        (b"{\"a\":\"\\x\"}", "not valid JSON: invalid escape at byte 6"),
+        (b"{\"a\":\"\\u12\"}", "not valid JSON: invalid `\\u` escape at byte 6"),
+        (b"{\"a\":\"\\ud800\"}", "not valid JSON: lone surrogate in `\\u` escape at byte 6"),
+        (b"{\"a\":\"\\udc00\"}", "not valid JSON: lone surrogate in `\\u` escape at byte 6"),
+        (b"{\"a\":\"\\ud800\\u0041\"}", "not valid JSON: lone surrogate in `\\u` escape at byte 6"),
+        (b"{\"a\":\"x\ty\"}", "not valid JSON: control character in string at byte 7"),
+        (b"{\"a\":\"\x00\"}", "not valid JSON: control character in string at byte 6"),
         (b"{\"a\":1", "not valid JSON: expected `,` or `}` at byte 6"),
         (b"{", "not valid JSON: expected a string key at byte 1"),
-        (
-            b"{\"a\":1]",
-            "not valid JSON: expected `,` or `}` at byte 6",
-        ),
+        (b"{\"a\":1]", "not valid JSON: expected `,` or `}` at byte 6"),
         (b"{\"\xff\":1}", "invalid UTF-8 at byte 2"),
         (b"{\"a\xc3\":1}", "invalid UTF-8 at byte 3"),
         (b"{\"a\":\"\xed\xa0\x80\"}", "invalid UTF-8 at byte 6"),
         (b"{\"a\":\"\xc0\xaf\"}", "invalid UTF-8 at byte 6"),
-        (
-            b"\xef\xbb\xbf{}",
-            "not valid JSON: expected a value at byte 0",
-        ),
+        (b"\xef\xbb\xbf{}", "not valid JSON: expected a value at byte 0"),
         (b"{\"a\":1}\xff", "invalid UTF-8 at byte 7"),
     ];
     for (line, want) in cases {
@@ -823,9 +545,7 @@ fn json_errors() {
         };
         assert_eq!(got, want, "{}", String::from_utf8_lossy(line));
         // serde_json agrees that these are not JSON objects.
-        let sj = serde_json::from_slice::<J>(line)
-            .map(|v| v.is_object())
-            .unwrap_or(false);
+        let sj = serde_json::from_slice::<J>(line).map(|v| v.is_object()).unwrap_or(false);
         assert!(!sj, "{}", String::from_utf8_lossy(line));
     }
     // Surrounding whitespace is fine; so is non-ASCII text in strings.
@@ -843,18 +563,13 @@ fn nesting_limit_matches_serde_json() {
         let theirs = serde_json::from_str::<J>(&line);
         assert_eq!(ours.is_ok(), theirs.is_ok(), "depth {depth}");
         if depth + 1 > scan::MAX_DEPTH {
-            assert!(
-                matches!(ours, Err(DecodeError::TooDeep { .. })),
-                "depth {depth}"
-            );
+            assert!(matches!(ours, Err(DecodeError::TooDeep { .. })), "depth {depth}");
         }
         // Unclosed: still an error, no stack overflow.
         let line = format!(r#"{{"x":{}"#, "{\"a\":".repeat(depth));
         assert!(d.decode_match(line.as_bytes()).is_err());
     }
-    assert!(d
-        .decode_match(format!("{}{}", "[".repeat(127), "]".repeat(127)).as_bytes())
-        .is_err());
+    assert!(d.decode_match(format!("{}{}", "[".repeat(127), "]".repeat(127)).as_bytes()).is_err());
 }
 
 #[test]
@@ -895,15 +610,9 @@ fn slots_reset_between_events() {
     assert_eq!(x.slots()[2].tag, tag::ABSENT);
     assert_eq!(x.slots()[3].tag, tag::ABSENT);
     // After an error, the next event starts clean.
-    assert!(d
-        .decode_match(ev("model_created", r#""context":{}"#).as_bytes())
-        .is_err());
+    assert!(d.decode_match(ev("model_created", r#""context":{}"#).as_bytes()).is_err());
     let x = d.decode_match(a.as_bytes()).unwrap();
-    assert!(x
-        .slots()
-        .iter()
-        .enumerate()
-        .all(|(i, s)| (i == 0) == (s.tag != tag::ABSENT)));
+    assert!(x.slots().iter().enumerate().all(|(i, s)| (i == 0) == (s.tag != tag::ABSENT)));
     assert_eq!(x.identity().unwrap(), UUID);
 }
 
@@ -915,31 +624,16 @@ fn identity_rules() {
     assert_eq!(x.identity().unwrap(), UUID);
     let line = r#"{"action":"login","event_uuid":"305332A450AC475EB97CE2CD167238A6"}"#;
     let x = d.decode_match(line.as_bytes()).unwrap();
-    assert_eq!(
-        x.identity().unwrap(),
-        "305332a4-50ac-475e-b97c-e2cd167238a6"
-    );
+    assert_eq!(x.identity().unwrap(), "305332a4-50ac-475e-b97c-e2cd167238a6");
     let x = d.decode_match(br#"{"action":"login"}"#).unwrap();
-    assert_eq!(
-        x.identity().unwrap_err().to_string(),
-        "`$.event_uuid`: expected uuid, found nothing"
-    );
-    let x = d
-        .decode_match(br#"{"action":"login","event_uuid":3}"#)
-        .unwrap();
-    assert_eq!(
-        x.identity().unwrap_err().to_string(),
-        "`$.event_uuid`: expected uuid, found number 3"
-    );
+    assert_eq!(x.identity().unwrap_err().to_string(), "`$.event_uuid`: expected uuid, found nothing");
+    let x = d.decode_match(br#"{"action":"login","event_uuid":3}"#).unwrap();
+    assert_eq!(x.identity().unwrap_err().to_string(), "`$.event_uuid`: expected uuid, found number 3");
     // decode_full reads the identity like any path.
     assert!(d.decode_full(br#"{"action":"login"}"#).is_err());
 
     // String and int identities.
-    for (ty, json, want) in [
-        (Ty::String, r#""a\u0062c""#, "abc"),
-        (Ty::Int, "-12", "-12"),
-        (Ty::Any, "7", "7"),
-    ] {
+    for (ty, json, want) in [(Ty::String, r#""a\u0062c""#, "abc"), (Ty::Int, "-12", "-12"), (Ty::Any, "7", "7")] {
         let mut s = Schema::default();
         let r = rec(&mut s, None, vec![("id", ty), ("t", Ty::String)]);
         s.common = Some(r);
@@ -956,23 +650,13 @@ fn identity_rules() {
     s.common = Some(rec(&mut s, None, vec![]));
     let mut d = Decoder::new(plan_with(s, &[], &[], &[]));
     let h1 = d.decode_match(b"{\"a\":1}").unwrap().identity().unwrap();
-    let h2 = d
-        .decode_match(b"  {\"a\":1}\r")
-        .unwrap()
-        .identity()
-        .unwrap();
+    let h2 = d.decode_match(b"  {\"a\":1}\r").unwrap().identity().unwrap();
     let h3 = d.decode_match(b"{\"a\":2}").unwrap().identity().unwrap();
     assert_eq!(h1, h2);
     assert_ne!(h1, h3);
     assert_eq!(h1.len(), 32);
-    assert_eq!(
-        format!("{:032x}", fnv1a_128(b"")),
-        "6c62272e07bb014262b821756295c58d"
-    );
-    assert_eq!(
-        format!("{:032x}", fnv1a_128(b"a")),
-        "d228cb696f1a8caf78912b704e4a8964"
-    );
+    assert_eq!(format!("{:032x}", fnv1a_128(b"")), "6c62272e07bb014262b821756295c58d");
+    assert_eq!(format!("{:032x}", fnv1a_128(b"a")), "d228cb696f1a8caf78912b704e4a8964");
     assert_eq!(h1, format!("{:032x}", fnv1a_128(b"{\"a\":1}")));
 }
 
@@ -1001,27 +685,16 @@ fn unknown_paths_are_absent() {
 
 #[test]
 fn match_and_full_paths_differ() {
-    let mut d = Decoder::new(plan_with(
-        authentik(),
-        &["client_ip"],
-        &["user.username"],
-        &[],
-    ));
+    let mut d = Decoder::new(plan_with(authentik(), &["client_ip"], &["user.username"], &[]));
     let line = ev("login", r#""client_ip":"ip","user":{"username":5}"#);
     let x = d.decode_match(line.as_bytes()).unwrap();
     assert_eq!(x.value(PathId(0)), Value::str("ip"));
     assert_eq!(x.value(PathId(1)), Value::Absent);
-    assert_eq!(
-        err(&mut d, &line),
-        "`$.user.username`: expected string, found number 5"
-    );
+    assert_eq!(err(&mut d, &line), "`$.user.username`: expected string, found number 5");
 }
 
 fn reference_lines() -> Vec<String> {
-    include_str!("../../tests/data/authentik-events.ndjson")
-        .lines()
-        .map(String::from)
-        .collect()
+    include_str!("../../tests/data/authentik-events.ndjson").lines().map(String::from).collect()
 }
 
 /// The reference extraction from serde_json: absent when missing or when a
@@ -1057,21 +730,14 @@ fn every_reference_line() {
         "context.diff",
         "app",
     ];
-    let plan = plan_with(
-        authentik(),
-        &paths,
-        &["", "user", "context.geo"],
-        &["authentik_core", "user"],
-    );
+    let plan = plan_with(authentik(), &paths, &["", "user", "context.geo"], &["authentik_core", "user"]);
     let mut d = Decoder::new(plan.clone());
     let lines = reference_lines();
     assert_eq!(lines.len(), 46);
     let mut declared = 0;
     for line in &lines {
         let j: J = serde_json::from_str(line).unwrap();
-        let x = d
-            .decode_match(line.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}: {line}"));
+        let x = d.decode_match(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert_eq!(x.type_name(), j["action"].as_str().unwrap());
         declared += x.event_type.is_some() as usize;
         for (i, p) in paths.iter().enumerate() {
@@ -1082,10 +748,7 @@ fn every_reference_line() {
         }
         let x = d.decode_full(line.as_bytes()).unwrap();
         assert_eq!(x.identity().unwrap(), j["event_uuid"].as_str().unwrap());
-        assert_eq!(
-            x.value(PathId(paths.len() as u32)).to_json(None)["action"],
-            j["action"]
-        );
+        assert_eq!(x.value(PathId(paths.len() as u32)).to_json(None)["action"], j["action"]);
     }
     assert!(declared > 30, "{declared}");
 }
@@ -1097,18 +760,10 @@ fn for_program_derives_the_spec() {
     let n = schema.events.len();
     let login = schema.event_by_name("login").unwrap();
     let sp = Span::default();
-    let ev_expr = |p: u32, ty: Ty| Expr {
-        kind: ExprKind::Event(PathId(p)),
-        ty,
-        span: sp,
-    };
+    let ev_expr = |p: u32, ty: Ty| Expr { kind: ExprKind::Event(PathId(p)), ty, span: sp };
     let lit = |v: Value| Expr::lit(v, Ty::String, sp);
     let cmp = |l: Expr, r: Expr| Expr {
-        kind: ExprKind::Cmp {
-            op: CmpOp::Eq,
-            lhs: Box::new(l),
-            rhs: Box::new(r),
-        },
+        kind: ExprKind::Cmp { op: CmpOp::Eq, lhs: Box::new(l), rhs: Box::new(r) },
         ty: Ty::Bool,
         span: sp,
     };
@@ -1117,12 +772,7 @@ fn for_program_derives_the_spec() {
         name: format!("r{id}"),
         name_span: sp,
         span: sp,
-        matcher: Match {
-            events,
-            cond,
-            bindings: vec![(LocalId(0), PathId(2))],
-            span: sp,
-        },
+        matcher: Match { events, cond, bindings: vec![(LocalId(0), PathId(2))], span: sp },
         steps,
         actions: vec![],
         locals: vec![],
@@ -1146,40 +796,23 @@ fn for_program_derives_the_spec() {
                 0,
                 MatchEvents::Types(vec![login]),
                 cmp(ev_expr(0, Ty::String), lit(Value::str("a"))),
-                vec![Step::Guard {
-                    cond: ev_expr(3, Ty::Bool),
-                    span: sp,
-                }],
+                vec![Step::Guard { cond: ev_expr(3, Ty::Bool), span: sp }],
             ),
             rule(
                 1,
                 MatchEvents::Any,
-                cmp(
-                    ev_expr(1, Ty::String),
-                    lit(Value::list(vec![Value::str("c"), Value::Int(1)])),
-                ),
+                cmp(ev_expr(1, Ty::String), lit(Value::list(vec![Value::str("c"), Value::Int(1)]))),
                 vec![],
             ),
             rule(2, MatchEvents::Types(vec![]), in_list, vec![]),
         ],
-        paths: vec![
-            split("client_ip"),
-            split("app"),
-            split("user.username"),
-            split("context.auth_method"),
-        ],
+        paths: vec![split("client_ip"), split("app"), split("user.username"), split("context.auth_method")],
         sources: Default::default(),
     };
     let spec = PlanSpec::for_program(&program);
     assert_eq!(spec.match_paths.len(), n + 1);
-    assert_eq!(
-        spec.match_paths[login.0 as usize],
-        vec![PathId(0), PathId(1), PathId(2)]
-    );
-    assert_eq!(
-        spec.full_paths[login.0 as usize],
-        vec![PathId(0), PathId(1), PathId(2), PathId(3)]
-    );
+    assert_eq!(spec.match_paths[login.0 as usize], vec![PathId(0), PathId(1), PathId(2)]);
+    assert_eq!(spec.full_paths[login.0 as usize], vec![PathId(0), PathId(1), PathId(2), PathId(3)]);
     assert_eq!(spec.match_paths[n], vec![PathId(1), PathId(2)]);
     assert_eq!(spec.literals, vec!["a", "c", "b"]);
     let plan = DecodePlan::new(spec);
@@ -1211,9 +844,7 @@ fn any_plan(paths: Vec<Vec<String>>) -> Arc<DecodePlan> {
 
 const KEYS: [&str; 6] = ["a", "b", "c", "é", "x y", ""];
 /// Keys as written in JSON (some escaped spellings of the same key).
-const RAW_KEYS: [&str; 9] = [
-    "a", "b", "c", "é", "x y", "", "\\u0061", "\\u00e9", "b\\u0000",
-];
+const RAW_KEYS: [&str; 9] = ["a", "b", "c", "é", "x y", "", "\\u0061", "\\u00e9", "b\\u0000"];
 
 fn arb_ws() -> impl Strategy<Value = &'static str> {
     prop_oneof![8 => Just(""), 1 => Just(" "), 1 => Just("\n\t\r ")]
@@ -1222,12 +853,8 @@ fn arb_ws() -> impl Strategy<Value = &'static str> {
 fn arb_leaf() -> impl Strategy<Value = String> {
     let numbers = prop_oneof![
         any::<i64>().prop_map(|i| i.to_string()),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| f.to_string()),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| format!("{f:e}")),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| f.to_string()),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
         prop::sample::select(vec![
             "0",
             "-0",
@@ -1299,21 +926,13 @@ fn arb_leaf() -> impl Strategy<Value = String> {
 fn arb_json_text() -> impl Strategy<Value = String> {
     arb_leaf().prop_recursive(5, 64, 6, |inner| {
         prop_oneof![
-            prop::collection::vec(
-                (
-                    prop::sample::select(RAW_KEYS.to_vec()),
-                    arb_ws(),
-                    inner.clone()
-                ),
-                0..6
-            )
-            .prop_map(|kvs| {
-                let body: Vec<String> = kvs
-                    .into_iter()
-                    .map(|(k, w, v)| format!("{w}\"{k}\"{w}:{w}{v}{w}"))
-                    .collect();
-                format!("{{{}}}", body.join(","))
-            }),
+            prop::collection::vec((prop::sample::select(RAW_KEYS.to_vec()), arb_ws(), inner.clone()), 0..6).prop_map(
+                |kvs| {
+                    let body: Vec<String> =
+                        kvs.into_iter().map(|(k, w, v)| format!("{w}\"{k}\"{w}:{w}{v}{w}")).collect();
+                    format!("{{{}}}", body.join(","))
+                }
+            ),
             prop::collection::vec((arb_ws(), inner), 0..6).prop_map(|vs| {
                 let body: Vec<String> = vs.into_iter().map(|(w, v)| format!("{w}{v}")).collect();
                 format!("[{}]", body.join(","))
@@ -1324,11 +943,8 @@ fn arb_json_text() -> impl Strategy<Value = String> {
 
 /// Small byte-level damage, sometimes.
 fn arb_mutated() -> impl Strategy<Value = Vec<u8>> {
-    (
-        arb_json_text(),
-        prop::option::weighted(0.3, (any::<prop::sample::Index>(), any::<u8>(), 0..3u8)),
-    )
-        .prop_map(|(text, m)| {
+    (arb_json_text(), prop::option::weighted(0.3, (any::<prop::sample::Index>(), any::<u8>(), 0..3u8))).prop_map(
+        |(text, m)| {
             let mut b = text.into_bytes();
             if let Some((ix, byte, op)) = m {
                 if !b.is_empty() {
@@ -1343,14 +959,12 @@ fn arb_mutated() -> impl Strategy<Value = Vec<u8>> {
                 }
             }
             b
-        })
+        },
+    )
 }
 
 fn arb_path() -> impl Strategy<Value = Vec<String>> {
-    prop::collection::vec(
-        prop::sample::select(KEYS.to_vec()).prop_map(String::from),
-        0..4,
-    )
+    prop::collection::vec(prop::sample::select(KEYS.to_vec()).prop_map(String::from), 0..4)
 }
 
 proptest! {

@@ -27,16 +27,37 @@ impl Db for Store {
     ) -> Result<Value, RuntimeError> {
         Store::query(self, kind, entity, filter, eval)
     }
-    fn set_field(&self, entity: EntityId, key: &Value, field: usize, path: &[String], value: &Value) -> Result<Value, RuntimeError> {
+    fn set_field(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        field: usize,
+        path: &[String],
+        value: &Value,
+    ) -> Result<Value, RuntimeError> {
         Store::set_field(self, entity, key, field, path, value)
     }
-    fn append(&self, entity: EntityId, key: &Value, field: usize, path: &[String], value: &Value) -> Result<Value, RuntimeError> {
+    fn append(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        field: usize,
+        path: &[String],
+        value: &Value,
+    ) -> Result<Value, RuntimeError> {
         Store::append(self, entity, key, field, path, value)
     }
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError> {
         Store::remove(self, entity, key, field, path)
     }
-    fn notify(&self, rule: &str, event_key: &str, user_pk: &Value, severity: &str, body: &str) -> Result<(), RuntimeError> {
+    fn notify(
+        &self,
+        rule: &str,
+        event_key: &str,
+        user_pk: &Value,
+        severity: &str,
+        body: &str,
+    ) -> Result<(), RuntimeError> {
         Store::insert_notification(self, rule, event_key, user_pk, severity, body).map(|_| ())
     }
     fn send_email(

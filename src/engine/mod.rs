@@ -54,7 +54,14 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
-        RunOptions { source: "-".into(), batch: 1000, workers: default_workers(), from_start: false, on_commit: None, on_progress: None }
+        RunOptions {
+            source: "-".into(),
+            batch: 1000,
+            workers: default_workers(),
+            from_start: false,
+            on_commit: None,
+            on_progress: None,
+        }
     }
 }
 
@@ -177,7 +184,12 @@ fn process(chunk: Chunk, decoder: &mut Decoder, matcher: &dyn Matcher, scratch: 
             Ok(ev) => {
                 matcher.matches(&ev, scratch);
                 if !scratch.matched.is_empty() {
-                    items.push(Item { line: line_no, start, end, kind: ItemKind::Matched(std::mem::take(&mut scratch.matched)) });
+                    items.push(Item {
+                        line: line_no,
+                        start,
+                        end,
+                        kind: ItemKind::Matched(std::mem::take(&mut scratch.matched)),
+                    });
                 }
             }
         }
@@ -449,7 +461,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         let e = &RuntimeError { message, ..e.clone() };
         self.store.insert_rule_error(rule, key, e.code.as_str(), &e.message, line_no)?;
         self.stats.rule_errors += 1;
-        let _ = writeln!(self.pending.stderr, "herald: line {line_no}: rule `{rule}` failed: {}: {}", e.code, e.message);
+        let _ =
+            writeln!(self.pending.stderr, "herald: line {line_no}: rule `{rule}` failed: {}: {}", e.code, e.message);
         Ok(())
     }
 
@@ -461,7 +474,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 ItemKind::Dead(reason) => self.dead_letter(item.line, line, reason)?,
                 ItemKind::Matched(m) => self.apply(item.line, line, m)?,
             }
-            let after = r.chunk.offset + (data[item.end..].iter().position(|&b| b == b'\n').map(|i| item.end + i + 1).unwrap_or(data.len())) as u64;
+            let after = r.chunk.offset
+                + (data[item.end..].iter().position(|&b| b == b'\n').map(|i| item.end + i + 1).unwrap_or(data.len()))
+                    as u64;
             self.position = (item.line, after, hash_hex(line));
             if self.txn_events >= self.opts.batch {
                 self.commit()?;

@@ -7,7 +7,9 @@
 pub mod ops;
 
 use crate::diag::{Code, RuntimeError};
-use crate::ir::{Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, LogLevel, PathId, Program, QueryKind, Rule, Step, Stmt};
+use crate::ir::{
+    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, LogLevel, PathId, Program, QueryKind, Rule, Step, Stmt,
+};
 use crate::types::EntityId;
 use crate::value::{now_nanos, Row, Value};
 use std::sync::Arc;
@@ -32,10 +34,31 @@ pub trait Db {
         eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError>;
     /// Returns the column's new value.
-    fn set_field(&self, entity: EntityId, key: &Value, field: usize, path: &[String], value: &Value) -> Result<Value, RuntimeError>;
-    fn append(&self, entity: EntityId, key: &Value, field: usize, path: &[String], value: &Value) -> Result<Value, RuntimeError>;
+    fn set_field(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        field: usize,
+        path: &[String],
+        value: &Value,
+    ) -> Result<Value, RuntimeError>;
+    fn append(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        field: usize,
+        path: &[String],
+        value: &Value,
+    ) -> Result<Value, RuntimeError>;
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError>;
-    fn notify(&self, rule: &str, event_key: &str, user_pk: &Value, severity: &str, body: &str) -> Result<(), RuntimeError>;
+    fn notify(
+        &self,
+        rule: &str,
+        event_key: &str,
+        user_pk: &Value,
+        severity: &str,
+        body: &str,
+    ) -> Result<(), RuntimeError>;
     #[allow(clippy::too_many_arguments)]
     fn send_email(
         &self,
@@ -67,7 +90,13 @@ impl Db for NoDb {
     fn related(&self, _: EntityId, _: &Value, _: usize) -> Result<Vec<Arc<Row>>, RuntimeError> {
         Err(no_db())
     }
-    fn query(&self, _: QueryKind, _: EntityId, _: Option<&Expr>, _: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>) -> Result<Value, RuntimeError> {
+    fn query(
+        &self,
+        _: QueryKind,
+        _: EntityId,
+        _: Option<&Expr>,
+        _: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
+    ) -> Result<Value, RuntimeError> {
         Err(no_db())
     }
     fn set_field(&self, _: EntityId, _: &Value, _: usize, _: &[String], _: &Value) -> Result<Value, RuntimeError> {
@@ -82,7 +111,16 @@ impl Db for NoDb {
     fn notify(&self, _: &str, _: &str, _: &Value, _: &str, _: &str) -> Result<(), RuntimeError> {
         Err(no_db())
     }
-    fn send_email(&self, _: &str, _: &str, _: &[String], _: &[String], _: &[String], _: &str, _: &str) -> Result<(), RuntimeError> {
+    fn send_email(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[String],
+        _: &[String],
+        _: &[String],
+        _: &str,
+        _: &str,
+    ) -> Result<(), RuntimeError> {
         Err(no_db())
     }
 }
@@ -272,7 +310,10 @@ impl Interp<'_> {
                 self.db.query(*kind, *entity, filter.as_deref(), &mut eval)?
             }
             ExprKind::Row { .. } => {
-                return Err(RuntimeError::new(Code::StoreFailure, "internal error: a query filter field was evaluated outside its query"))
+                return Err(RuntimeError::new(
+                    Code::StoreFailure,
+                    "internal error: a query filter field was evaluated outside its query",
+                ))
             }
         })
     }
@@ -355,7 +396,9 @@ impl Exec<'_, '_> {
             Stmt::Notify { to, body, severity, .. } => {
                 let to_v = self.interp.eval(to, env)?;
                 let body = self.text(body, env)?;
-                let recipient = schema.recipient.ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the schema has no recipient entity"))?;
+                let recipient = schema
+                    .recipient
+                    .ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the schema has no recipient entity"))?;
                 let mut keys: Vec<Value> = Vec::new();
                 let mut add = |v: &Value| -> Result<(), RuntimeError> {
                     let key = match v {
@@ -381,7 +424,9 @@ impl Exec<'_, '_> {
             Stmt::SendEmail { to, subject, body, cc, bcc, .. } => {
                 let to_list = self.addresses(to, env)?;
                 if to_list.is_empty() {
-                    return Err(RuntimeError::new(Code::InvalidAddress, "`send_email` has no recipient address").at(to.span));
+                    return Err(
+                        RuntimeError::new(Code::InvalidAddress, "`send_email` has no recipient address").at(to.span)
+                    );
                 }
                 let cc_list = match cc {
                     Some(e) => self.addresses(e, env)?,
@@ -395,7 +440,15 @@ impl Exec<'_, '_> {
                 crate::mail::check_header("subject", &subject_text)
                     .map_err(|m| RuntimeError::new(Code::HeaderInjection, m).at(subject.span))?;
                 let body_text = self.text(body, env)?;
-                db.send_email(&self.rule.name, self.event_key, &to_list, &cc_list, &bcc_list, &subject_text, &body_text)?;
+                db.send_email(
+                    &self.rule.name,
+                    self.event_key,
+                    &to_list,
+                    &cc_list,
+                    &bcc_list,
+                    &subject_text,
+                    &body_text,
+                )?;
                 self.counts.emails += 1;
             }
             Stmt::Log { message, level, .. } => {
@@ -452,7 +505,8 @@ impl Exec<'_, '_> {
             match v {
                 Value::Absent | Value::Null => Ok(()),
                 Value::Str(s) => {
-                    crate::mail::validate_address(s).map_err(|m| RuntimeError::new(Code::InvalidAddress, m).at(e.span))?;
+                    crate::mail::validate_address(s)
+                        .map_err(|m| RuntimeError::new(Code::InvalidAddress, m).at(e.span))?;
                     out.push(s.to_string());
                     Ok(())
                 }

@@ -21,12 +21,8 @@ pub(crate) struct Composed {
 /// the duplicate left by a crash between the server's acceptance and the
 /// store's `sent` mark.
 pub(crate) fn message_id(id: i64, event_uuid: &str, from: &Mailbox) -> String {
-    let mut event: String = event_uuid
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(8)
-        .collect::<String>()
-        .to_ascii_lowercase();
+    let mut event: String =
+        event_uuid.chars().filter(char::is_ascii_alphanumeric).take(8).collect::<String>().to_ascii_lowercase();
     if event.is_empty() {
         event.push('0');
     }
@@ -34,11 +30,9 @@ pub(crate) fn message_id(id: i64, event_uuid: &str, from: &Mailbox) -> String {
 }
 
 fn recipients(column: &str, raw: &str) -> Result<Vec<Address>, String> {
-    let list: Vec<String> = serde_json::from_str(raw)
-        .map_err(|_| format!("`{column}` is not a JSON array of addresses"))?;
-    list.iter()
-        .map(|a| parse_address(a).map_err(|e| format!("`{column}`: {e}")))
-        .collect()
+    let list: Vec<String> =
+        serde_json::from_str(raw).map_err(|_| format!("`{column}` is not a JSON array of addresses"))?;
+    list.iter().map(|a| parse_address(a).map_err(|e| format!("`{column}`: {e}"))).collect()
 }
 
 /// Builds the message of a row. The error is the reason the row cannot be
@@ -60,8 +54,8 @@ pub(crate) fn compose(row: &OutboxRow, from: &Mailbox) -> Result<Composed, Strin
     if rcpt.is_empty() {
         return Err("no recipients".to_string());
     }
-    let envelope = Envelope::new(Some(from.email.clone()), rcpt)
-        .map_err(|e| format!("cannot build the envelope: {e}"))?;
+    let envelope =
+        Envelope::new(Some(from.email.clone()), rcpt).map_err(|e| format!("cannot build the envelope: {e}"))?;
 
     let date = value_time(&row.created).unwrap_or_else(SystemTime::now);
     let mut builder = Message::builder()
@@ -71,15 +65,10 @@ pub(crate) fn compose(row: &OutboxRow, from: &Mailbox) -> Result<Composed, Strin
         .date(date)
         .header(ContentType::TEXT_PLAIN)
         // RFC 3834: tells auto-responders not to answer.
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-generated".to_string(),
-        ));
+        .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("Auto-Submitted"), "auto-generated".to_string()));
     if check_header("X-Herald-Rule", &row.rule).is_ok() && !row.rule.is_empty() {
-        builder = builder.raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("X-Herald-Rule"),
-            row.rule.clone(),
-        ));
+        builder =
+            builder.raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("X-Herald-Rule"), row.rule.clone()));
     }
     for a in to {
         builder = builder.to(Mailbox::new(None, a));
@@ -128,37 +117,14 @@ mod tests {
     fn composes_headers_and_envelope() {
         let c = compose(&row(), &from()).unwrap();
         let rcpt: Vec<String> = c.envelope.to().iter().map(|a| a.to_string()).collect();
-        assert_eq!(
-            rcpt,
-            [
-                "alice@example.com",
-                "bob@example.com",
-                "carol@example.com",
-                "audit@example.com"
-            ]
-        );
-        assert_eq!(
-            c.envelope.from().unwrap().to_string(),
-            "herald@alerts.example.com"
-        );
+        assert_eq!(rcpt, ["alice@example.com", "bob@example.com", "carol@example.com", "audit@example.com"]);
+        assert_eq!(c.envelope.from().unwrap().to_string(), "herald@alerts.example.com");
         let text = String::from_utf8(c.message.formatted()).unwrap();
-        assert!(
-            text.contains("Message-ID: <herald.7.305332a4@alerts.example.com>\r\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("Date: Tue, 14 Apr 2026 08:02:07 +0000\r\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("To: alice@example.com, bob@example.com\r\n"),
-            "{text}"
-        );
+        assert!(text.contains("Message-ID: <herald.7.305332a4@alerts.example.com>\r\n"), "{text}");
+        assert!(text.contains("Date: Tue, 14 Apr 2026 08:02:07 +0000\r\n"), "{text}");
+        assert!(text.contains("To: alice@example.com, bob@example.com\r\n"), "{text}");
         assert!(text.contains("Cc: carol@example.com\r\n"), "{text}");
-        assert!(
-            text.contains("Auto-Submitted: auto-generated\r\n"),
-            "{text}"
-        );
+        assert!(text.contains("Auto-Submitted: auto-generated\r\n"), "{text}");
         assert!(text.contains("X-Herald-Rule: welcome\r\n"), "{text}");
         assert!(!text.to_ascii_lowercase().contains("bcc"), "{text}");
         assert!(!text.contains("audit@"), "{text}");
@@ -170,24 +136,12 @@ mod tests {
         let f = from();
         type Case = (fn(&mut OutboxRow), &'static str);
         let cases: &[Case] = &[
-            (
-                |r| r.to_addrs = "not json".into(),
-                "`to_addrs` is not a JSON array",
-            ),
+            (|r| r.to_addrs = "not json".into(), "`to_addrs` is not a JSON array"),
             (|r| r.cc = r#"{"a":1}"#.into(), "`cc` is not a JSON array"),
             (|r| r.bcc = "[1]".into(), "`bcc` is not a JSON array"),
-            (
-                |r| r.to_addrs = r#"["nope"]"#.into(),
-                "`to_addrs`: invalid email address `nope`",
-            ),
-            (
-                |r| r.cc = r#"["A <a@b.c>"]"#.into(),
-                "`cc`: invalid email address",
-            ),
-            (
-                |r| r.subject = "a\r\nBcc: x@y.z".into(),
-                "line break in email header `Subject`",
-            ),
+            (|r| r.to_addrs = r#"["nope"]"#.into(), "`to_addrs`: invalid email address `nope`"),
+            (|r| r.cc = r#"["A <a@b.c>"]"#.into(), "`cc`: invalid email address"),
+            (|r| r.subject = "a\r\nBcc: x@y.z".into(), "line break in email header `Subject`"),
             (
                 |r| {
                     r.to_addrs = "[]".into();
@@ -215,10 +169,7 @@ mod tests {
         r.created = "yesterday".into();
         let c = compose(&r, &from()).unwrap();
         let text = String::from_utf8(c.message.formatted()).unwrap();
-        assert!(
-            !text.contains("\r\nTo:") && !text.contains("X-Herald-Rule"),
-            "{text}"
-        );
+        assert!(!text.contains("\r\nTo:") && !text.contains("X-Herald-Rule"), "{text}");
         assert!(text.contains("<herald.7.0@alerts.example.com>"), "{text}");
         assert_eq!(c.envelope.to().len(), 2);
     }

@@ -75,11 +75,7 @@ impl SmtpConfig {
         let implicit = match parsed.scheme() {
             "smtp" => false,
             "smtps" => true,
-            other => {
-                return Err(format!(
-                    "unsupported URL scheme `{other}` (expected `smtp://` or `smtps://`)"
-                ))
-            }
+            other => return Err(format!("unsupported URL scheme `{other}` (expected `smtp://` or `smtps://`)")),
         };
         if parsed.cannot_be_a_base() || !url[parsed.scheme().len()..].starts_with("://") {
             return Err("invalid SMTP URL: expected `smtp://host[:port]`".to_string());
@@ -100,10 +96,7 @@ impl SmtpConfig {
         };
 
         if !matches!(parsed.path(), "" | "/") {
-            return Err(format!(
-                "invalid SMTP URL: unexpected path `{}`",
-                parsed.path()
-            ));
+            return Err(format!("invalid SMTP URL: unexpected path `{}`", parsed.path()));
         }
         if parsed.fragment().is_some() {
             return Err("invalid SMTP URL: unexpected `#` fragment".to_string());
@@ -119,11 +112,9 @@ impl SmtpConfig {
                         return Err("invalid SMTP URL: `tls` given twice".to_string());
                     }
                     if implicit {
-                        return Err(
-                            "invalid SMTP URL: `tls` does not apply to `smtps://`, which always \
+                        return Err("invalid SMTP URL: `tls` does not apply to `smtps://`, which always \
                              uses TLS from the first byte"
-                                .to_string(),
-                        );
+                            .to_string());
                     }
                     tls_param = Some(match value.to_ascii_lowercase().as_str() {
                         "required" => TlsMode::Required,
@@ -141,16 +132,12 @@ impl SmtpConfig {
                     if timeout_param.is_some() {
                         return Err("invalid SMTP URL: `timeout` given twice".to_string());
                     }
-                    let secs = value
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|s| (1..=600).contains(s))
-                        .ok_or_else(|| {
-                            format!(
-                                "invalid SMTP URL: `timeout={value}` is not a number of \
+                    let secs = value.parse::<u64>().ok().filter(|s| (1..=600).contains(s)).ok_or_else(|| {
+                        format!(
+                            "invalid SMTP URL: `timeout={value}` is not a number of \
                                  seconds from 1 to 600"
-                            )
-                        })?;
+                        )
+                    })?;
                     timeout_param = Some(Duration::from_secs(secs));
                 }
                 "ca" => {
@@ -185,11 +172,7 @@ impl SmtpConfig {
         let tls = if implicit {
             TlsMode::Implicit
         } else {
-            tls_param.unwrap_or(if loopback {
-                TlsMode::None
-            } else {
-                TlsMode::Required
-            })
+            tls_param.unwrap_or(if loopback { TlsMode::None } else { TlsMode::Required })
         };
 
         if ca_param.is_some() && tls == TlsMode::None {
@@ -201,11 +184,7 @@ impl SmtpConfig {
         let warning = if loopback {
             None
         } else {
-            let creds = if credentials.is_some() {
-                ", credentials included"
-            } else {
-                ""
-            };
+            let creds = if credentials.is_some() { ", credentials included" } else { "" };
             match tls {
                 TlsMode::None => Some(format!(
                     "mail to {host}:{port} is sent unencrypted (tls=none{creds}); use it only \
@@ -254,11 +233,7 @@ impl SmtpConfig {
 impl fmt::Display for SmtpConfig {
     /// The URL again, the password replaced by `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls == TlsMode::Implicit {
-            "smtps"
-        } else {
-            "smtp"
-        };
+        let scheme = if self.tls == TlsMode::Implicit { "smtps" } else { "smtp" };
         write!(f, "{scheme}://")?;
         if let Some((user, _)) = &self.credentials {
             write!(f, "{}:***@", percent_encode_userinfo(user))?;
@@ -307,9 +282,7 @@ fn check_host(d: &str) -> Result<String, String> {
             (label.is_empty() && i > 0 && d.ends_with('.') && i == d.split('.').count() - 1)
                 || (!label.is_empty()
                     && label.len() <= 63
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         });
     if !ok {
         return Err(format!("invalid SMTP URL: bad host name `{d}`"));
@@ -324,11 +297,7 @@ fn is_loopback(host: &str) -> bool {
     }
     match h.parse::<IpAddr>() {
         Ok(IpAddr::V4(a)) => a.is_loopback(),
-        Ok(IpAddr::V6(a)) => {
-            a.is_loopback()
-                || a.to_ipv4_mapped()
-                    .is_some_and(|m: Ipv4Addr| m.is_loopback())
-        }
+        Ok(IpAddr::V6(a)) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|m: Ipv4Addr| m.is_loopback()),
         Err(_) => false,
     }
 }
@@ -382,145 +351,26 @@ mod tests {
     #[test]
     fn table() {
         /// (url, host, port, tls, credentials, warns)
-        type Case = (
-            &'static str,
-            &'static str,
-            u16,
-            TlsMode,
-            Option<(&'static str, &'static str)>,
-            bool,
-        );
+        type Case = (&'static str, &'static str, u16, TlsMode, Option<(&'static str, &'static str)>, bool);
         let cases: &[Case] = &[
-            (
-                "smtp://127.0.0.1:2525",
-                "127.0.0.1",
-                2525,
-                TlsMode::None,
-                None,
-                false,
-            ),
-            (
-                "smtp://127.1.2.3",
-                "127.1.2.3",
-                25,
-                TlsMode::None,
-                None,
-                false,
-            ),
-            (
-                "smtp://localhost",
-                "localhost",
-                25,
-                TlsMode::None,
-                None,
-                false,
-            ),
-            (
-                "smtp://LocalHost:26/",
-                "localhost",
-                26,
-                TlsMode::None,
-                None,
-                false,
-            ),
+            ("smtp://127.0.0.1:2525", "127.0.0.1", 2525, TlsMode::None, None, false),
+            ("smtp://127.1.2.3", "127.1.2.3", 25, TlsMode::None, None, false),
+            ("smtp://localhost", "localhost", 25, TlsMode::None, None, false),
+            ("smtp://LocalHost:26/", "localhost", 26, TlsMode::None, None, false),
             ("smtp://[::1]:2525", "::1", 2525, TlsMode::None, None, false),
-            (
-                "smtp://mail.example.com",
-                "mail.example.com",
-                25,
-                TlsMode::Required,
-                None,
-                false,
-            ),
-            (
-                "smtp://Mail.Example.COM.:587",
-                "mail.example.com.",
-                587,
-                TlsMode::Required,
-                None,
-                false,
-            ),
-            (
-                "smtp://10.0.0.5",
-                "10.0.0.5",
-                25,
-                TlsMode::Required,
-                None,
-                false,
-            ),
-            (
-                "smtp://[2001:db8::1]:587",
-                "2001:db8::1",
-                587,
-                TlsMode::Required,
-                None,
-                false,
-            ),
-            (
-                "smtp://user:pass@host:587?tls=required",
-                "host",
-                587,
-                TlsMode::Required,
-                Some(("user", "pass")),
-                false,
-            ),
-            (
-                "smtp://relay.internal?tls=none",
-                "relay.internal",
-                25,
-                TlsMode::None,
-                None,
-                true,
-            ),
-            (
-                "smtp://relay.internal?tls=NONE",
-                "relay.internal",
-                25,
-                TlsMode::None,
-                None,
-                true,
-            ),
-            (
-                "smtp://relay:2525?tls=opportunistic",
-                "relay",
-                2525,
-                TlsMode::Opportunistic,
-                None,
-                true,
-            ),
-            (
-                "smtp://127.0.0.1?tls=required",
-                "127.0.0.1",
-                25,
-                TlsMode::Required,
-                None,
-                false,
-            ),
-            (
-                "smtp://localhost?tls=opportunistic",
-                "localhost",
-                25,
-                TlsMode::Opportunistic,
-                None,
-                false,
-            ),
+            ("smtp://mail.example.com", "mail.example.com", 25, TlsMode::Required, None, false),
+            ("smtp://Mail.Example.COM.:587", "mail.example.com.", 587, TlsMode::Required, None, false),
+            ("smtp://10.0.0.5", "10.0.0.5", 25, TlsMode::Required, None, false),
+            ("smtp://[2001:db8::1]:587", "2001:db8::1", 587, TlsMode::Required, None, false),
+            ("smtp://user:pass@host:587?tls=required", "host", 587, TlsMode::Required, Some(("user", "pass")), false),
+            ("smtp://relay.internal?tls=none", "relay.internal", 25, TlsMode::None, None, true),
+            ("smtp://relay.internal?tls=NONE", "relay.internal", 25, TlsMode::None, None, true),
+            ("smtp://relay:2525?tls=opportunistic", "relay", 2525, TlsMode::Opportunistic, None, true),
+            ("smtp://127.0.0.1?tls=required", "127.0.0.1", 25, TlsMode::Required, None, false),
+            ("smtp://localhost?tls=opportunistic", "localhost", 25, TlsMode::Opportunistic, None, false),
             ("smtps://host", "host", 465, TlsMode::Implicit, None, false),
-            (
-                "smtps://host:4650",
-                "host",
-                4650,
-                TlsMode::Implicit,
-                None,
-                false,
-            ),
-            (
-                "smtps://127.0.0.1",
-                "127.0.0.1",
-                465,
-                TlsMode::Implicit,
-                None,
-                false,
-            ),
+            ("smtps://host:4650", "host", 4650, TlsMode::Implicit, None, false),
+            ("smtps://127.0.0.1", "127.0.0.1", 465, TlsMode::Implicit, None, false),
             (
                 "smtps://user%40example.com:pa$$word%3F%22!@smtp.example.com",
                 "smtp.example.com",
@@ -529,27 +379,14 @@ mod tests {
                 Some(("user@example.com", "pa$$word?\"!")),
                 false,
             ),
-            (
-                "  smtp://localhost:25  ",
-                "localhost",
-                25,
-                TlsMode::None,
-                None,
-                false,
-            ),
+            ("  smtp://localhost:25  ", "localhost", 25, TlsMode::None, None, false),
         ];
         for &(url, host, port, tls, creds, warns) in cases {
             let c = ok(url);
             assert_eq!(c.host, host, "{url}");
             assert_eq!(c.port, port, "{url}");
             assert_eq!(c.tls, tls, "{url}");
-            assert_eq!(
-                c.credentials
-                    .as_ref()
-                    .map(|(u, p)| (u.as_str(), p.as_str())),
-                creds,
-                "{url}"
-            );
+            assert_eq!(c.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str())), creds, "{url}");
             assert_eq!(c.warning().is_some(), warns, "{url}: {:?}", c.warning());
             assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         }
@@ -557,31 +394,16 @@ mod tests {
 
     #[test]
     fn warnings_mention_credentials() {
-        let w = ok("smtp://u:p@relay?tls=none")
-            .warning()
-            .unwrap()
-            .to_string();
-        assert!(
-            w.contains("unencrypted") && w.contains("credentials"),
-            "{w}"
-        );
-        let w = ok("smtp://relay?tls=opportunistic")
-            .warning()
-            .unwrap()
-            .to_string();
+        let w = ok("smtp://u:p@relay?tls=none").warning().unwrap().to_string();
+        assert!(w.contains("unencrypted") && w.contains("credentials"), "{w}");
+        let w = ok("smtp://relay?tls=opportunistic").warning().unwrap().to_string();
         assert!(w.contains("STARTTLS"), "{w}");
     }
 
     #[test]
     fn timeout_param() {
-        assert_eq!(
-            ok("smtp://localhost?timeout=3").timeout,
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            ok("smtps://h?timeout=600").timeout,
-            Duration::from_secs(600)
-        );
+        assert_eq!(ok("smtp://localhost?timeout=3").timeout, Duration::from_secs(3));
+        assert_eq!(ok("smtps://h?timeout=600").timeout, Duration::from_secs(600));
         assert!(err("smtp://localhost?timeout=0").contains("timeout"));
         assert!(err("smtp://localhost?timeout=x").contains("timeout"));
         assert!(err("smtp://localhost?timeout=1&timeout=2").contains("twice"));
@@ -590,19 +412,11 @@ mod tests {
     #[test]
     fn ca_param() {
         let c = ok("smtp://relay.internal:587?ca=/etc/herald/ca%20root.pem");
-        assert_eq!(
-            c.ca_file.as_deref(),
-            Some(std::path::Path::new("/etc/herald/ca root.pem"))
-        );
+        assert_eq!(c.ca_file.as_deref(), Some(std::path::Path::new("/etc/herald/ca root.pem")));
         assert_eq!(c.tls, TlsMode::Required);
-        assert_eq!(
-            c.to_string(),
-            "smtp://relay.internal:587?tls=required&ca=/etc/herald/ca root.pem"
-        );
+        assert_eq!(c.to_string(), "smtp://relay.internal:587?tls=required&ca=/etc/herald/ca root.pem");
         assert!(ok("smtps://h?ca=x.pem&timeout=5").ca_file.is_some());
-        assert!(ok("smtp://127.0.0.1?tls=required&ca=x.pem")
-            .ca_file
-            .is_some());
+        assert!(ok("smtp://127.0.0.1?tls=required&ca=x.pem").ca_file.is_some());
         assert!(err("smtp://127.0.0.1?ca=x.pem").contains("`ca` needs TLS"));
         assert!(err("smtp://h?tls=none&ca=x.pem").contains("`ca` needs TLS"));
         assert!(err("smtp://h?ca=").contains("file path"));
@@ -643,11 +457,7 @@ mod tests {
 
     #[test]
     fn errors_and_debug_hide_the_password() {
-        for url in [
-            "smtp://u:s3cret@host:0",
-            "smtp://u:s3cret@host?x=1",
-            "smtp://u:s3cret@h/p",
-        ] {
+        for url in ["smtp://u:s3cret@host:0", "smtp://u:s3cret@host?x=1", "smtp://u:s3cret@h/p"] {
             assert!(!err(url).contains("s3cret"), "{url}");
         }
         let c = ok("smtp://user:s3cret@host:587");
@@ -655,32 +465,15 @@ mod tests {
         assert!(!c.to_string().contains("s3cret"));
         assert_eq!(c.to_string(), "smtp://user:***@host:587?tls=required");
         assert_eq!(ok("smtps://[::1]").to_string(), "smtps://[::1]:465");
-        assert_eq!(
-            ok("smtp://a%40b:p@localhost").to_string(),
-            "smtp://a%40b:***@localhost:25?tls=none"
-        );
+        assert_eq!(ok("smtp://a%40b:p@localhost").to_string(), "smtp://a%40b:***@localhost:25?tls=none");
     }
 
     #[test]
     fn loopback() {
-        for h in [
-            "127.0.0.1",
-            "127.255.0.9",
-            "localhost",
-            "LOCALHOST.",
-            "::1",
-            "::ffff:127.0.0.1",
-        ] {
+        for h in ["127.0.0.1", "127.255.0.9", "localhost", "LOCALHOST.", "::1", "::ffff:127.0.0.1"] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in [
-            "128.0.0.1",
-            "localhost.example.com",
-            "example.com",
-            "::2",
-            "0.0.0.0",
-            "10.0.0.1",
-        ] {
+        for h in ["128.0.0.1", "localhost.example.com", "example.com", "::2", "0.0.0.0", "10.0.0.1"] {
             assert!(!is_loopback(h), "{h}");
         }
     }

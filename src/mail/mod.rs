@@ -165,11 +165,7 @@ impl From<std::io::Error> for MailError {
 /// at most one hour.
 pub fn backoff(attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 64) - 1;
-    let secs = if exp >= 7 {
-        3600
-    } else {
-        (30u64 << exp).min(3600)
-    };
+    let secs = if exp >= 7 { 3600 } else { (30u64 << exp).min(3600) };
     Duration::from_secs(secs)
 }
 
@@ -178,10 +174,7 @@ const MAX_ERROR: usize = 300;
 
 /// One line, at most [`MAX_ERROR`] characters.
 fn short(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= MAX_ERROR {
         flat
@@ -227,34 +220,22 @@ impl Mailer {
             TlsMode::Opportunistic | TlsMode::Required | TlsMode::Implicit => {
                 let mut builder = TlsParameters::builder(config.host.clone());
                 if let Some(path) = &config.ca_file {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        MailError::Config(format!("cannot read `ca` file {}: {e}", path.display()))
-                    })?;
+                    let pem = std::fs::read(path)
+                        .map_err(|e| MailError::Config(format!("cannot read `ca` file {}: {e}", path.display())))?;
                     if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
                         return Err(MailError::Config(format!(
                             "`ca` file {} holds no PEM certificate",
                             path.display()
                         )));
                     }
-                    let cert = Certificate::from_pem(&pem).map_err(|e| {
-                        MailError::Config(format!("`ca` file {}: {e}", path.display()))
-                    })?;
+                    let cert = Certificate::from_pem(&pem)
+                        .map_err(|e| MailError::Config(format!("`ca` file {}: {e}", path.display())))?;
                     builder = builder.add_root_certificate(cert);
                 }
-                Some(
-                    builder.build().map_err(|e| {
-                        MailError::Config(format!("TLS for `{}`: {e}", config.host))
-                    })?,
-                )
+                Some(builder.build().map_err(|e| MailError::Config(format!("TLS for `{}`: {e}", config.host)))?)
             }
         };
-        Ok(Mailer {
-            config,
-            from,
-            tls,
-            hello: ClientId::default(),
-            breaker: Mutex::new(Breaker::default()),
-        })
+        Ok(Mailer { config, from, tls, hello: ClientId::default(), breaker: Mutex::new(Breaker::default()) })
     }
 
     pub fn config(&self) -> &SmtpConfig {
@@ -272,12 +253,7 @@ impl Mailer {
             TlsMode::Implicit => self.tls.as_ref(),
             _ => None,
         };
-        let fail = |e: &dyn fmt::Display| {
-            short(&format!(
-                "cannot connect to {}: {e}",
-                self.config.endpoint()
-            ))
-        };
+        let fail = |e: &dyn fmt::Display| short(&format!("cannot connect to {}: {e}", self.config.endpoint()));
         let mut conn = SmtpConnection::connect(
             (self.config.host.as_str(), self.config.port),
             Some(self.config.timeout),
@@ -303,10 +279,7 @@ impl Mailer {
             let creds = Credentials::new(user.clone(), password.clone());
             if let Err(e) = conn.auth(DEFAULT_MECHANISMS, &creds) {
                 conn.abort();
-                return Err(short(&format!(
-                    "cannot log in to {}: {e}",
-                    self.config.endpoint()
-                )));
+                return Err(short(&format!("cannot log in to {}: {e}", self.config.endpoint())));
             }
         }
         Ok(conn)
@@ -336,11 +309,7 @@ impl Mailer {
             return Err(MailError::InTransaction);
         }
         let mut report = DeliveryReport::default();
-        let ids = outbox::select_ids(
-            conn,
-            mode == Mode::Due,
-            &format_timestamp_store(now_nanos()),
-        )?;
+        let ids = outbox::select_ids(conn, mode == Mode::Due, &format_timestamp_store(now_nanos()))?;
 
         if mode == Mode::Due && !ids.is_empty() && self.held_back() {
             report.held_back = ids.len();
@@ -405,11 +374,8 @@ impl Mailer {
                     }
                 }
                 Err(e) => {
-                    let what = if e.is_transient() || e.is_permanent() {
-                        "rejected by the server"
-                    } else {
-                        "delivery failed"
-                    };
+                    let what =
+                        if e.is_transient() || e.is_permanent() { "rejected by the server" } else { "delivery failed" };
                     record_failure(conn, report, &row, &short(&format!("{what}: {e}")))?;
                 }
             }
@@ -474,10 +440,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_an_hour() {
         let secs: Vec<u64> = (0..=10).map(|a| backoff(a).as_secs()).collect();
-        assert_eq!(
-            secs,
-            [30, 30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
-        );
+        assert_eq!(secs, [30, 30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
         assert_eq!(backoff(i64::MAX).as_secs(), 3600);
         assert_eq!(backoff(-5).as_secs(), 30);
     }

@@ -68,11 +68,7 @@ fn int(v: SqlValue) -> i64 {
 }
 
 /// Ids of the rows a pass should consider, in id order.
-pub(crate) fn select_ids(
-    conn: &Connection,
-    due_only: bool,
-    now: &str,
-) -> Result<Vec<i64>, rusqlite::Error> {
+pub(crate) fn select_ids(conn: &Connection, due_only: bool, now: &str) -> Result<Vec<i64>, rusqlite::Error> {
     if due_only {
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM herald_outbox \
@@ -83,18 +79,14 @@ pub(crate) fn select_ids(
         let ids = stmt.query_map([now], |r| r.get::<_, i64>(0))?;
         ids.collect()
     } else {
-        let mut stmt =
-            conn.prepare_cached("SELECT id FROM herald_outbox WHERE status <> 'sent' ORDER BY id")?;
+        let mut stmt = conn.prepare_cached("SELECT id FROM herald_outbox WHERE status <> 'sent' ORDER BY id")?;
         let ids = stmt.query_map([], |r| r.get::<_, i64>(0))?;
         ids.collect()
     }
 }
 
 /// The row with this id, unless it has been sent meanwhile.
-pub(crate) fn fetch_unsent(
-    conn: &Connection,
-    id: i64,
-) -> Result<Option<OutboxRow>, rusqlite::Error> {
+pub(crate) fn fetch_unsent(conn: &Connection, id: i64) -> Result<Option<OutboxRow>, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, rule, event_uuid, to_addrs, cc, bcc, subject, body, attempts, created \
          FROM herald_outbox WHERE id = ?1 AND status <> 'sent'",
@@ -145,8 +137,7 @@ pub(crate) fn mark_failed(
 
 /// Row counts by status.
 pub fn counts(conn: &Connection) -> Result<OutboxCounts, rusqlite::Error> {
-    let mut stmt =
-        conn.prepare_cached("SELECT status, COUNT(*) FROM herald_outbox GROUP BY status")?;
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM herald_outbox GROUP BY status")?;
     let mut rows = stmt.query([])?;
     let mut c = OutboxCounts::default();
     while let Some(r) = rows.next()? {
@@ -178,10 +169,7 @@ struct ListRow {
     next_attempt_at: Option<String>,
 }
 
-fn for_each_row(
-    conn: &Connection,
-    mut f: impl FnMut(ListRow) -> Result<(), MailError>,
-) -> Result<(), MailError> {
+fn for_each_row(conn: &Connection, mut f: impl FnMut(ListRow) -> Result<(), MailError>) -> Result<(), MailError> {
     let mut stmt = conn.prepare(
         "SELECT id, rule, event_uuid, to_addrs, cc, bcc, subject, status, attempts, last_error, \
                 created, sent_at, next_attempt_at \

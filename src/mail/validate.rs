@@ -54,42 +54,28 @@ pub fn parse_address(addr: &str) -> Result<Address, String> {
         ));
     }
     if addr.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "invalid email address `{shown}`: contains whitespace"
-        ));
+        return Err(format!("invalid email address `{shown}`: contains whitespace"));
     }
     if addr.contains('"') {
-        return Err(format!(
-            "invalid email address `{shown}`: quoted local parts are not allowed"
-        ));
+        return Err(format!("invalid email address `{shown}`: quoted local parts are not allowed"));
     }
     if addr.len() > MAX_ADDRESS {
-        return Err(format!(
-            "invalid email address `{shown}`: longer than {MAX_ADDRESS} bytes"
-        ));
+        return Err(format!("invalid email address `{shown}`: longer than {MAX_ADDRESS} bytes"));
     }
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return Err(format!("invalid email address `{shown}`: missing `@`"));
     };
     if local.is_empty() {
-        return Err(format!(
-            "invalid email address `{shown}`: missing the part before `@`"
-        ));
+        return Err(format!("invalid email address `{shown}`: missing the part before `@`"));
     }
     if domain.is_empty() {
-        return Err(format!(
-            "invalid email address `{shown}`: missing the domain"
-        ));
+        return Err(format!("invalid email address `{shown}`: missing the domain"));
     }
     if local.len() > MAX_LOCAL {
-        return Err(format!(
-            "invalid email address `{shown}`: the part before `@` is longer than {MAX_LOCAL} bytes"
-        ));
+        return Err(format!("invalid email address `{shown}`: the part before `@` is longer than {MAX_LOCAL} bytes"));
     }
     if domain.starts_with('[') {
-        return Err(format!(
-            "invalid email address `{shown}`: address literals such as `[10.0.0.1]` are not allowed"
-        ));
+        return Err(format!("invalid email address `{shown}`: address literals such as `[10.0.0.1]` are not allowed"));
     }
     addr.parse::<Address>().map_err(|e| {
         let why = match e {
@@ -108,10 +94,7 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     match value.chars().find(|&c| c.is_control() && c != '\t') {
         None => Ok(()),
         Some('\r' | '\n') => Err(format!("line break in email header `{name}`")),
-        Some(c) => Err(format!(
-            "control character U+{:04X} in email header `{name}`",
-            c as u32
-        )),
+        Some(c) => Err(format!("control character U+{:04X} in email header `{name}`", c as u32)),
     }
 }
 
@@ -123,16 +106,10 @@ pub fn parse_mailbox(from: &str) -> Result<Mailbox, String> {
         return Err("empty sender address".to_string());
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(format!(
-            "invalid sender `{}`: contains a control character or line break",
-            show(from)
-        ));
+        return Err(format!("invalid sender `{}`: contains a control character or line break", show(from)));
     }
     let mailbox: Mailbox = trimmed.parse().map_err(|_| {
-        format!(
-            "invalid sender `{}`: expected `user@example.com` or `Name <user@example.com>`",
-            show(from)
-        )
+        format!("invalid sender `{}`: expected `user@example.com` or `Name <user@example.com>`", show(from))
     })?;
     // The address part obeys the recipient policy too.
     parse_address(mailbox.email.as_ref()).map_err(|e| format!("invalid sender: {e}"))?;
@@ -205,13 +182,9 @@ mod tests {
             assert!(!e.contains('\r') && !e.contains('\n'), "{e:?}");
         }
         let long = format!("{}@example.com", "a".repeat(65));
-        assert!(validate_address(&long)
-            .unwrap_err()
-            .contains("longer than 64"));
+        assert!(validate_address(&long).unwrap_err().contains("longer than 64"));
         let long = format!("a@{}.com", "b".repeat(260));
-        assert!(validate_address(&long)
-            .unwrap_err()
-            .contains("longer than 254"));
+        assert!(validate_address(&long).unwrap_err().contains("longer than 254"));
     }
 
     #[test]
@@ -219,10 +192,7 @@ mod tests {
         assert_eq!(check_header("Subject", "hello\tworld — ünïcode"), Ok(()));
         assert_eq!(check_header("Subject", ""), Ok(()));
         for (v, want) in [
-            (
-                "a\r\nBcc: eve@evil.example",
-                "line break in email header `Subject`",
-            ),
+            ("a\r\nBcc: eve@evil.example", "line break in email header `Subject`"),
             ("a\nb", "line break"),
             ("a\rb", "line break"),
             ("a\0b", "U+0000"),
@@ -240,13 +210,7 @@ mod tests {
         let m = parse_mailbox("  Herald Alerts <herald@example.com> ").unwrap();
         assert_eq!(m.name.as_deref(), Some("Herald Alerts"));
         assert_eq!(m.email.to_string(), "herald@example.com");
-        for bad in [
-            "",
-            "herald",
-            "Herald <herald@example.com>\r\nBcc: x@y.z",
-            "a@b.com x",
-            "Herald <a@[10.0.0.1]>",
-        ] {
+        for bad in ["", "herald", "Herald <herald@example.com>\r\nBcc: x@y.z", "a@b.com x", "Herald <a@[10.0.0.1]>"] {
             assert!(parse_mailbox(bad).is_err(), "{bad:?}");
         }
     }

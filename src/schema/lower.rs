@@ -171,7 +171,11 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
         match item {
             ast::Item::Type(t) => {
                 if l.claim_name(&t.name) {
-                    let id = l.schema.add_record(RecordDef { name: Some(t.name.name.clone()), fields: vec![], span: t.span });
+                    let id = l.schema.add_record(RecordDef {
+                        name: Some(t.name.name.clone()),
+                        fields: vec![],
+                        span: t.span,
+                    });
                     l.schema.index_type(t.name.name.clone(), id);
                     l.names.insert(t.name.name.clone(), (Named::Record(id), t.name.span));
                     types.push((t, id));
@@ -201,15 +205,25 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
     for item in &items {
         match item {
             ast::Item::Discriminator { field, span } => match discriminator {
-                Some(first) => l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "discriminator", first: first.span }),
+                Some(first) => l.errors.push(SchemaError::DuplicateSchemaItem {
+                    span: *span,
+                    item: "discriminator",
+                    first: first.span,
+                }),
                 None => discriminator = Some(field),
             },
             ast::Item::Identity { path, span } => match identity {
-                Some((_, first)) => l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "identity", first }),
+                Some((_, first)) => {
+                    l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "identity", first })
+                }
                 None => identity = Some((path, *span)),
             },
             ast::Item::Recipient { entity, span } => match recipient {
-                Some(first) => l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "recipient", first: first.span }),
+                Some(first) => l.errors.push(SchemaError::DuplicateSchemaItem {
+                    span: *span,
+                    item: "recipient",
+                    first: first.span,
+                }),
                 None => recipient = Some(entity),
             },
             _ => {}
@@ -243,7 +257,10 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
         match common_fields.iter().find(|f| f.name == d.name) {
             Some(f) if !Ty::String.fits(&f.ty) || f.ty.is_optional() => l.errors.push(SchemaError::InvalidIdentity {
                 span: d.span,
-                reason: format!("the discriminator `{}` is declared as a field that is not a required `string`", d.name),
+                reason: format!(
+                    "the discriminator `{}` is declared as a field that is not a required `string`",
+                    d.name
+                ),
             }),
             Some(_) => {}
             None => common_fields.push(FieldDef { name: d.name.clone(), ty: Ty::String, span: d.span }),

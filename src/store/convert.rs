@@ -154,9 +154,9 @@ pub(crate) fn sql_to_value(r: ValueRef<'_>, kind: ColKind) -> Value {
 /// JSON text of a column of kind `kind` (any or list) as a value.
 pub(crate) fn json_to_value(j: &J, kind: ColKind) -> Value {
     match (kind, j) {
-        (ColKind::List(Some(s)), J::Array(items)) => Value::list(
-            items.iter().map(|e| json_to_scalar(e, s).unwrap_or_else(|| Value::from_json(e))).collect(),
-        ),
+        (ColKind::List(Some(s)), J::Array(items)) => {
+            Value::list(items.iter().map(|e| json_to_scalar(e, s).unwrap_or_else(|| Value::from_json(e))).collect())
+        }
         (_, J::Null) => Value::Null,
         _ => Value::from_json(j),
     }
@@ -211,7 +211,9 @@ pub(crate) fn bind_value(b: Bind, outer: &[Value], schema: &crate::schema::Schem
                             _ => None,
                         })
                         .collect(),
-                    None => items.iter().filter(|v| !matches!(v, Value::Absent)).map(|v| v.to_json(Some(schema))).collect(),
+                    None => {
+                        items.iter().filter(|v| !matches!(v, Value::Absent)).map(|v| v.to_json(Some(schema))).collect()
+                    }
                 };
                 Sql::Text(J::Array(arr).to_string())
             }

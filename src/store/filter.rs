@@ -518,12 +518,7 @@ impl<'e> Cx<'e, '_> {
                     format!("{} = {} AND {} {o} {}", dclass(&c1, &p1), dclass(&c2, &p2), dval(&c1, &p1), dval(&c2, &p2))
                 };
                 if ne {
-                    format!(
-                        "({} AND {} AND NOT coalesce({}, 0))",
-                        dpresent(&c1, &p1),
-                        dpresent(&c2, &p2),
-                        eq("=")
-                    )
+                    format!("({} AND {} AND NOT coalesce({}, 0))", dpresent(&c1, &p1), dpresent(&c2, &p2), eq("="))
                 } else {
                     tv(eq(o), pos)
                 }

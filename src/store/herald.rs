@@ -272,9 +272,8 @@ impl Store {
              AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id LIMIT ?2"
         );
         let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
-        let rows = st
-            .query_map(rusqlite::params![format_timestamp_store(now), limit as i64], outbox_row)
-            .map_err(sql_err)?;
+        let rows =
+            st.query_map(rusqlite::params![format_timestamp_store(now), limit as i64], outbox_row).map_err(sql_err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
     }
 
@@ -330,7 +329,8 @@ impl Store {
                 let key = owned(key);
                 for f in &info.fields {
                     if let Some(j) = &f.join {
-                        let sql = format!("SELECT \"target\" FROM {} WHERE \"source\" = ?1 ORDER BY \"target\"", j.table);
+                        let sql =
+                            format!("SELECT \"target\" FROM {} WHERE \"source\" = ?1 ORDER BY \"target\"", j.table);
                         let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
                         let targets = st
                             .query_map([&key], |r| Ok(dump_value(r.get_ref(0)?)))

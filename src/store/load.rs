@@ -38,7 +38,13 @@ impl LoadError {
         LoadError { entity: None, row: None, key: None, field: None, message: message.into(), line: None, column: None }
     }
 
-    fn at(entity: &str, row: Option<usize>, key: Option<&str>, field: Option<String>, message: impl Into<String>) -> LoadError {
+    fn at(
+        entity: &str,
+        row: Option<usize>,
+        key: Option<&str>,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> LoadError {
         LoadError {
             entity: Some(entity.to_string()),
             row,
@@ -99,11 +105,8 @@ impl LoadStats {
 
 impl fmt::Display for LoadStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .rows
-            .iter()
-            .map(|(e, n)| format!("{n} {e} row{}", if *n == 1 { "" } else { "s" }))
-            .collect();
+        let parts: Vec<String> =
+            self.rows.iter().map(|(e, n)| format!("{n} {e} row{}", if *n == 1 { "" } else { "s" })).collect();
         if parts.is_empty() {
             f.write_str("nothing loaded")
         } else {
@@ -166,7 +169,11 @@ impl Store {
     /// nothing is written and every problem is returned.
     pub fn load_fixtures(&mut self, json: &str) -> Result<LoadStats, Vec<LoadError>> {
         let doc: J = serde_json::from_str(json).map_err(|e| {
-            vec![LoadError { line: Some(e.line()), column: Some(e.column()), ..LoadError::new(format!("malformed JSON: {e}")) }]
+            vec![LoadError {
+                line: Some(e.line()),
+                column: Some(e.column()),
+                ..LoadError::new(format!("malformed JSON: {e}"))
+            }]
         })?;
         let J::Object(top) = doc else {
             return Err(vec![LoadError::new(format!(
@@ -186,13 +193,22 @@ impl Store {
                 let hint = suggest(name, self.schema.entity_names())
                     .map(|s| format!("; did you mean `{s}`?"))
                     .unwrap_or_else(|| {
-                        format!("; the entities are {}", self.schema.entity_names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+                        format!(
+                            "; the entities are {}",
+                            self.schema.entity_names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                        )
                     });
                 errors.push(LoadError::at(name, None, None, None, format!("unknown entity{hint}")));
                 continue;
             };
             let J::Array(rows) = rows else {
-                errors.push(LoadError::at(name, None, None, None, format!("expected an array of rows, found {}", describe_json(rows))));
+                errors.push(LoadError::at(
+                    name,
+                    None,
+                    None,
+                    None,
+                    format!("expected an array of rows, found {}", describe_json(rows)),
+                ));
                 continue;
             };
             let info = &self.ents[id.0 as usize];
@@ -264,7 +280,13 @@ impl Store {
             std::iter::once(info.key_name.as_str()).chain(info.fields.iter().map(|f| f.name.as_str())).collect();
         for (idx, row) in rows.iter().enumerate() {
             let J::Object(obj) = row else {
-                errors.push(LoadError::at(name, Some(idx), None, None, format!("expected an object, found {}", describe_json(row))));
+                errors.push(LoadError::at(
+                    name,
+                    Some(idx),
+                    None,
+                    None,
+                    format!("expected an object, found {}", describe_json(row)),
+                ));
                 continue;
             };
             let before = errors.len();
@@ -278,7 +300,13 @@ impl Store {
                     let hint = suggest(field, known.iter().copied())
                         .map(|s| format!("; did you mean `{s}`?"))
                         .unwrap_or_default();
-                    errors.push(LoadError::at(name, Some(idx), key_ref, Some(field.clone()), format!("unknown field of `{name}`{hint}")));
+                    errors.push(LoadError::at(
+                        name,
+                        Some(idx),
+                        key_ref,
+                        Some(field.clone()),
+                        format!("unknown field of `{name}`{hint}"),
+                    ));
                 }
             }
             let key = match obj.get(&info.key_name) {
@@ -336,7 +364,11 @@ impl Store {
                 let value = match v {
                     None | Some(J::Null) => {
                         if f.required {
-                            let m = if v.is_none() { "missing required field".to_string() } else { "a required field cannot be null".to_string() };
+                            let m = if v.is_none() {
+                                "missing required field".to_string()
+                            } else {
+                                "a required field cannot be null".to_string()
+                            };
                             errors.push(err(m, f.name.clone()));
                         }
                         Sql::Null
@@ -362,7 +394,10 @@ impl Store {
                                 Sql::Text(J::Array(arr).to_string())
                             }
                             other => {
-                                errors.push(err(format!("expected a list, found {}", describe_json(other)), f.name.clone()));
+                                errors.push(err(
+                                    format!("expected a list, found {}", describe_json(other)),
+                                    f.name.clone(),
+                                ));
                                 Sql::Null
                             }
                         },
@@ -378,7 +413,8 @@ impl Store {
                 continue;
             }
             let key = key.expect("a row without errors has a key");
-            let written = self.conn.prepare_cached(&upsert).and_then(|mut st| st.execute(rusqlite::params_from_iter(&values)));
+            let written =
+                self.conn.prepare_cached(&upsert).and_then(|mut st| st.execute(rusqlite::params_from_iter(&values)));
             if let Err(e) = written {
                 errors.push(LoadError::at(name, Some(idx), key_ref, None, format!("database error: {e}")));
                 continue;
@@ -387,16 +423,29 @@ impl Store {
                 let f = &info.fields[fi];
                 let j = f.join.as_ref().expect("join field");
                 let del = format!("DELETE FROM {} WHERE \"source\" = ?1", j.table);
-                let ins = format!("INSERT INTO {} (\"source\", \"target\") VALUES (?1, ?2) ON CONFLICT DO NOTHING", j.table);
+                let ins =
+                    format!("INSERT INTO {} (\"source\", \"target\") VALUES (?1, ?2) ON CONFLICT DO NOTHING", j.table);
                 if let Err(e) = self.conn.prepare_cached(&del).and_then(|mut st| st.execute([&key])) {
-                    errors.push(LoadError::at(name, Some(idx), key_ref, Some(f.name.clone()), format!("database error: {e}")));
+                    errors.push(LoadError::at(
+                        name,
+                        Some(idx),
+                        key_ref,
+                        Some(f.name.clone()),
+                        format!("database error: {e}"),
+                    ));
                     continue;
                 }
                 for (i, t) in targets {
                     match self.conn.prepare_cached(&ins).and_then(|mut st| st.execute([&key, &t])) {
                         Ok(n) => *nlinks += n,
                         Err(e) => {
-                            errors.push(LoadError::at(name, Some(idx), key_ref, Some(format!("{}[{i}]", f.name)), format!("database error: {e}")));
+                            errors.push(LoadError::at(
+                                name,
+                                Some(idx),
+                                key_ref,
+                                Some(format!("{}[{i}]", f.name)),
+                                format!("database error: {e}"),
+                            ));
                         }
                     }
                     links.push(Link {

@@ -274,11 +274,17 @@ impl Columns for SchemaColumns<'_> {
             return Err("a field of another entity in a query filter");
         }
         match field {
-            FieldRef::Key => Ok(ColRef::Col { sql: format!("t.{}", self.info.key_col), kind: ColKind::Scalar(self.info.key) }),
+            FieldRef::Key => {
+                Ok(ColRef::Col { sql: format!("t.{}", self.info.key_col), kind: ColKind::Scalar(self.info.key) })
+            }
             FieldRef::Field(i) => {
                 let f = self.info.fields.get(i).ok_or("no such field")?;
                 match &f.join {
-                    Some(j) => Ok(ColRef::Join { join: j.table.clone(), key: format!("t.{}", self.info.key_col), target: j.target_key }),
+                    Some(j) => Ok(ColRef::Join {
+                        join: j.table.clone(),
+                        key: format!("t.{}", self.info.key_col),
+                        target: j.target_key,
+                    }),
                     None => Ok(ColRef::Col { sql: format!("t.{}", f.col), kind: f.kind }),
                 }
             }
@@ -292,7 +298,8 @@ impl Store {
     /// optional columns the schema gained since, and fails on a change it
     /// cannot make (a new required column, a column of another type).
     pub fn open(path: &Path, schema: Arc<Schema>) -> Result<Store, StoreError> {
-        let open_err = |e: rusqlite::Error| StoreError::Open { path: path.display().to_string(), message: e.to_string() };
+        let open_err =
+            |e: rusqlite::Error| StoreError::Open { path: path.display().to_string(), message: e.to_string() };
         let conn = Connection::open(path).map_err(open_err)?;
         Store::init(conn, schema).map_err(|e| match e {
             StoreError::Sql(m) => StoreError::Open { path: path.display().to_string(), message: m },
@@ -389,8 +396,9 @@ impl Store {
         }
         let mut have: Vec<(String, String, bool, bool, bool)> = Vec::new();
         {
-            let mut st =
-                self.conn.prepare("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1)")?;
+            let mut st = self
+                .conn
+                .prepare("SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1)")?;
             let mut rows = st.query([table])?;
             while let Some(r) = rows.next()? {
                 have.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? > 0));
@@ -542,11 +550,18 @@ impl Store {
                 ColKind::Scalar(_) if path.is_empty() => (format!("herald_ix.{}.{}", info.name, f.name), f.col.clone()),
                 ColKind::Any => {
                     let Some(p) = filter::json_path_sql(&path) else { continue };
-                    (format!("herald_ix.{}.{}.{}", info.name, f.name, path.join(".")), format!("json_extract({}, {p})", f.col))
+                    (
+                        format!("herald_ix.{}.{}.{}", info.name, f.name, path.join(".")),
+                        format!("json_extract({}, {p})", f.col),
+                    )
                 }
                 _ => continue,
             };
-            self.conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {} ON {} ({expr})", quote(&name), info.table))?;
+            self.conn.execute_batch(&format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} ({expr})",
+                quote(&name),
+                info.table
+            ))?;
         }
         Ok(())
     }
@@ -560,7 +575,12 @@ impl Store {
             if row.entity != info.id {
                 return Err(RuntimeError::new(
                     Code::DynamicType,
-                    format!("expected {} key for `{}`, found a `{}` row", a_kind(info.key), info.name, self.ents[row.entity.0 as usize].name),
+                    format!(
+                        "expected {} key for `{}`, found a `{}` row",
+                        a_kind(info.key),
+                        info.name,
+                        self.ents[row.entity.0 as usize].name
+                    ),
                 ));
             }
         }
@@ -596,7 +616,9 @@ impl Store {
         for k in keys {
             match self.key_sql(info, k)? {
                 Some(Sql::Integer(i)) => arr.push(serde_json::Value::from(i)),
-                Some(Sql::Real(f)) => arr.push(serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or_default()),
+                Some(Sql::Real(f)) => {
+                    arr.push(serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or_default())
+                }
                 Some(Sql::Text(t)) => arr.push(serde_json::Value::String(t)),
                 _ => {}
             }
@@ -723,8 +745,7 @@ impl Store {
                         _ => eval(e)?,
                     });
                 }
-                let params: Vec<Sql> =
-                    c.binds.iter().map(|b| convert::bind_value(*b, &outer, &self.schema)).collect();
+                let params: Vec<Sql> = c.binds.iter().map(|b| convert::bind_value(*b, &outer, &self.schema)).collect();
                 (Some(c.sql), params)
             }
         };
@@ -797,7 +818,8 @@ struct ExpectedCol {
 
 impl EntityInfo {
     fn expected_columns(&self) -> Vec<ExpectedCol> {
-        let mut v = vec![ExpectedCol { name: self.key_name.clone(), ty: self.key.sql_type(), required: true, pk: true }];
+        let mut v =
+            vec![ExpectedCol { name: self.key_name.clone(), ty: self.key.sql_type(), required: true, pk: true }];
         for &i in &self.columns {
             let f = &self.fields[i];
             v.push(ExpectedCol { name: f.name.clone(), ty: col_type(f.kind), required: f.required, pk: false });
@@ -834,4 +856,3 @@ fn check_names(ents: &[EntityInfo]) -> Result<(), StoreError> {
     }
     Ok(())
 }
-

@@ -42,7 +42,10 @@ fn json_kind(j: &J) -> &'static str {
 /// Walk `path` from `root`, creating missing (or null) intermediate
 /// objects, and return the slot's parent object and the last key.
 /// `Err(i)`: segment `i` is neither absent, null nor an object.
-fn walk_create<'j>(root: &'j mut J, path: &[String]) -> Result<&'j mut serde_json::Map<String, J>, (usize, &'static str)> {
+fn walk_create<'j>(
+    root: &'j mut J,
+    path: &[String],
+) -> Result<&'j mut serde_json::Map<String, J>, (usize, &'static str)> {
     let mut cur = root;
     for (i, seg) in path.iter().enumerate() {
         if cur.is_null() {
@@ -198,7 +201,10 @@ impl Store {
         }
         if !path.is_empty() {
             if f.kind != ColKind::Any {
-                return Err(dyn_err(format!("`{}.{}` is not an `any` field; it has no fields inside", info.name, f.name)));
+                return Err(dyn_err(format!(
+                    "`{}.{}` is not an `any` field; it has no fields inside",
+                    info.name, f.name
+                )));
             }
             return self.atomically(|| {
                 let mut root = self.read_json(info, f, &k, key)?;
@@ -238,7 +244,13 @@ impl Store {
     }
 
     /// A whole-column value: its SQL form and its value as read back.
-    fn column_value(&self, info: &EntityInfo, f: &FieldInfo, value: &Value, at: &str) -> Result<(Sql, Value), RuntimeError> {
+    fn column_value(
+        &self,
+        info: &EntityInfo,
+        f: &FieldInfo,
+        value: &Value,
+        at: &str,
+    ) -> Result<(Sql, Value), RuntimeError> {
         if value.is_nullish() {
             if f.required {
                 return Err(RuntimeError::new(
@@ -320,7 +332,10 @@ impl Store {
             ColKind::List(el) if path.is_empty() => el,
             ColKind::Any => None,
             ColKind::List(_) => {
-                return Err(dyn_err(format!("`{}.{}` is not an `any` field; it has no fields inside", info.name, f.name)))
+                return Err(dyn_err(format!(
+                    "`{}.{}` is not an `any` field; it has no fields inside",
+                    info.name, f.name
+                )))
             }
             _ => return Err(dyn_err(format!("`{at}` is not a list; cannot append to it"))),
         };
@@ -346,7 +361,9 @@ impl Store {
             match slot {
                 J::Null => *slot = J::Array(vec![elem]),
                 J::Array(items) => items.push(elem),
-                other => return Err(dyn_err(format!("`{at}` is {}, not a list; cannot append to it", json_kind(other)))),
+                other => {
+                    return Err(dyn_err(format!("`{at}` is {}, not a list; cannot append to it", json_kind(other))))
+                }
             }
             self.write_json(info, f, &k, key, &root)
         })
@@ -372,7 +389,10 @@ impl Store {
         }
         if path.is_empty() {
             if f.required {
-                return Err(RuntimeError::new(Code::RequiredAbsent, format!("`{at}` is required; it cannot be removed")));
+                return Err(RuntimeError::new(
+                    Code::RequiredAbsent,
+                    format!("`{at}` is required; it cannot be removed"),
+                ));
             }
             self.write_col(info, f, &k, key, Sql::Null)?;
             return Ok(Value::Null);

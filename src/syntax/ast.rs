@@ -21,11 +21,20 @@ pub struct File {
 #[derive(Debug, Clone)]
 pub enum Item {
     /// `discriminator action`
-    Discriminator { field: Ident, span: Span },
+    Discriminator {
+        field: Ident,
+        span: Span,
+    },
     /// `identity event_uuid` (a dotted path is allowed: `identity meta.id`)
-    Identity { path: Vec<Ident>, span: Span },
+    Identity {
+        path: Vec<Ident>,
+        span: Span,
+    },
     /// `recipient User`
-    Recipient { entity: Ident, span: Span },
+    Recipient {
+        entity: Ident,
+        span: Span,
+    },
     /// `type Name { fields }`
     Type(TypeDecl),
     /// `event name { fields }` or `event * { fields }`
@@ -40,9 +49,7 @@ pub enum Item {
 impl Item {
     pub fn span(&self) -> Span {
         match self {
-            Item::Discriminator { span, .. }
-            | Item::Identity { span, .. }
-            | Item::Recipient { span, .. } => *span,
+            Item::Discriminator { span, .. } | Item::Identity { span, .. } | Item::Recipient { span, .. } => *span,
             Item::Type(t) => t.span,
             Item::Event(e) => e.span,
             Item::Entity(e) => e.span,
@@ -131,11 +138,26 @@ pub struct RuleDecl {
 #[derive(Debug, Clone)]
 pub enum Clause {
     Match(MatchClause),
-    Let { name: Ident, value: Expr, span: Span },
-    GuardLet { name: Ident, value: Expr, span: Span },
-    Guard { cond: Expr, span: Span },
+    Let {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
+    GuardLet {
+        name: Ident,
+        value: Expr,
+        span: Span,
+    },
+    Guard {
+        cond: Expr,
+        span: Span,
+    },
     /// `action STATEMENT` (block = false) or `action { STATEMENT* }`.
-    Action { body: Vec<Stmt>, block: bool, span: Span },
+    Action {
+        body: Vec<Stmt>,
+        block: bool,
+        span: Span,
+    },
 }
 
 impl Clause {
@@ -330,16 +352,38 @@ pub enum ExprKind {
     /// `User[pk]`), or a field name inside a query filter.
     Name(Ident),
     /// `base.field`
-    Field { base: Box<Expr>, field: Ident },
+    Field {
+        base: Box<Expr>,
+        field: Ident,
+    },
     /// `base[index]`: list index, or an entity lookup when `base` names an entity.
-    Index { base: Box<Expr>, index: Box<Expr> },
+    Index {
+        base: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `name(args)`: a built-in function (or an action used as an expression,
     /// which the checker rejects).
-    Call { func: Ident, args: Vec<Arg> },
-    Unary { op: UnOp, op_span: Span, operand: Box<Expr> },
-    Binary { op: BinOp, op_span: Span, lhs: Box<Expr>, rhs: Box<Expr> },
+    Call {
+        func: Ident,
+        args: Vec<Arg>,
+    },
+    Unary {
+        op: UnOp,
+        op_span: Span,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        op_span: Span,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `exists E(filter)`, `count E()`, `first E(...)`, `all E(...)`.
-    Query { kind: QueryKind, entity: Ident, filter: Option<Box<Expr>> },
+    Query {
+        kind: QueryKind,
+        entity: Ident,
+        filter: Option<Box<Expr>>,
+    },
     /// Produced by the parser's recovery; the checker gives it the error type.
     Error,
 }

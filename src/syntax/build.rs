@@ -362,9 +362,7 @@ impl<'s> Builder<'s> {
 
     pub(crate) fn expr(&mut self, p: P<'_>) -> Expr {
         match p.as_rule() {
-            Rule::expr | Rule::and_expr | Rule::cmp_expr | Rule::sum_expr | Rule::prod_expr => {
-                self.binary_chain(p)
-            }
+            Rule::expr | Rule::and_expr | Rule::cmp_expr | Rule::sum_expr | Rule::prod_expr => self.binary_chain(p),
             Rule::not_expr | Rule::unary_expr => self.prefix_chain(p),
             Rule::postfix_expr => self.postfix(p),
             _ => self.primary(p),
@@ -395,10 +393,7 @@ impl<'s> Builder<'s> {
             };
             let rhs = self.expr(next(&mut it));
             let span = lhs.span.to(rhs.span);
-            lhs = Expr {
-                kind: ExprKind::Binary { op, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) },
-                span,
-            };
+            lhs = Expr { kind: ExprKind::Binary { op, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span };
         }
         lhs
     }
@@ -502,11 +497,7 @@ impl<'s> Builder<'s> {
             match digits.parse::<f64>() {
                 Ok(v) if v.is_finite() => ExprKind::Float(if neg.is_some() { -v } else { v }),
                 _ => {
-                    self.errors.push(SyntaxError::NumberOutOfRange {
-                        span,
-                        text: text_of(neg, digits),
-                        float: true,
-                    });
+                    self.errors.push(SyntaxError::NumberOutOfRange { span, text: text_of(neg, digits), float: true });
                     ExprKind::Error
                 }
             }
@@ -515,11 +506,7 @@ impl<'s> Builder<'s> {
             match v.and_then(|v| i64::try_from(v).ok()) {
                 Some(v) => ExprKind::Int(v),
                 None => {
-                    self.errors.push(SyntaxError::NumberOutOfRange {
-                        span,
-                        text: text_of(neg, digits),
-                        float: false,
-                    });
+                    self.errors.push(SyntaxError::NumberOutOfRange { span, text: text_of(neg, digits), float: false });
                     ExprKind::Error
                 }
             }
@@ -586,10 +573,7 @@ fn is_bare_number(p: &P<'_>) -> bool {
         return false;
     }
     let mut it = p.clone().into_inner();
-    matches!(
-        (it.next().map(|c| c.as_rule()), it.next()),
-        (Some(Rule::int_lit | Rule::float_lit), None)
-    )
+    matches!((it.next().map(|c| c.as_rule()), it.next()), (Some(Rule::int_lit | Rule::float_lit), None))
 }
 
 /// Decode one escape sequence (`raw` starts with a backslash).

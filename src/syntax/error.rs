@@ -360,10 +360,7 @@ fn found_at(scan: &Scan, text: &str, pos: usize, limit: usize) -> (Found, Option
 }
 
 fn is_operator(s: &str) -> bool {
-    matches!(
-        s,
-        "==" | "!=" | "<" | "<=" | ">" | ">=" | "+" | "-" | "*" | "/" | "%" | "=" | "and" | "or" | "not" | "in"
-    )
+    matches!(s, "==" | "!=" | "<" | "<=" | ">" | ">=" | "+" | "-" | "*" | "/" | "%" | "=" | "and" | "or" | "not" | "in")
 }
 
 /// Keywords that begin or continue clauses, statements and expressions:
@@ -473,11 +470,8 @@ pub(crate) fn translate(
         }
     }
 
-    let high: Vec<Rule> = positives
-        .iter()
-        .copied()
-        .filter(|&r| !matches!(rule_info(r).1, Class::Low | Class::Hidden))
-        .collect();
+    let high: Vec<Rule> =
+        positives.iter().copied().filter(|&r| !matches!(rule_info(r).1, Class::Low | Class::Hidden)).collect();
     let shown: Vec<Rule> = if high.is_empty() {
         positives.iter().copied().filter(|&r| rule_info(r).1 != Class::Hidden).collect()
     } else {

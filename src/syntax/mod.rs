@@ -45,10 +45,7 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
     for chunk in &scan.chunks {
         parse_chunk(file, text, &scan, chunk, &mut items, &mut errors);
     }
-    Parsed {
-        ast: ast::File { items },
-        diagnostics: errors.iter().map(SyntaxError::to_diagnostic).collect(),
-    }
+    Parsed { ast: ast::File { items }, diagnostics: errors.iter().map(SyntaxError::to_diagnostic).collect() }
 }
 
 /// Parse a lone expression (for tests and tools). `None` when it does not
@@ -140,11 +137,7 @@ fn pest_failure(
     };
     let pos = start + rel;
     match e.variant {
-        ErrorVariant::ParsingError { positives, .. } => {
-            error::translate(file, text, scan, pos, end, &positives)
-        }
-        ErrorVariant::CustomError { .. } => {
-            SyntaxError::LimitReached { at: Span::point(file, pos.min(text.len())) }
-        }
+        ErrorVariant::ParsingError { positives, .. } => error::translate(file, text, scan, pos, end, &positives),
+        ErrorVariant::CustomError { .. } => SyntaxError::LimitReached { at: Span::point(file, pos.min(text.len())) },
     }
 }

@@ -57,9 +57,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         Rule::kw_append => ("`append`", Normal),
         Rule::kw_to => ("`to`", Normal),
         Rule::kw_remove => ("`remove`", Normal),
-        Rule::kw_exists | Rule::kw_count | Rule::kw_first | Rule::kw_all => {
-            ("an expression", Expr)
-        }
+        Rule::kw_exists | Rule::kw_count | Rule::kw_first | Rule::kw_all => ("an expression", Expr),
         Rule::kw_any => ("`any`", Normal),
         Rule::kw_event => ("an expression", Expr),
         Rule::kw_entity => ("`entity`", Normal),

@@ -278,11 +278,7 @@ impl Scanner<'_> {
             self.error(e);
         }
         if self.chunk_has_token {
-            self.out.chunks.push(Chunk {
-                start: self.chunk_start,
-                end,
-                error: self.chunk_error.take(),
-            });
+            self.out.chunks.push(Chunk { start: self.chunk_start, end, error: self.chunk_error.take() });
         }
         self.chunk_error = None;
         self.chunk_start = end;
@@ -376,9 +372,7 @@ impl Scanner<'_> {
             match block {
                 Some("match") => Opener::Patterns,
                 Some(kw) => Opener::Block(kw),
-                None if depth == 0
-                    && matches!(self.item_kw, Some("rule" | "type" | "event" | "entity")) =>
-                {
+                None if depth == 0 && matches!(self.item_kw, Some("rule" | "type" | "event" | "entity")) => {
                     Opener::Item { keyword: self.item_kw.unwrap_or("rule"), name: self.item_name.clone() }
                 }
                 None => Opener::Plain,
@@ -430,11 +424,7 @@ impl Scanner<'_> {
                 self.stack.truncate(k);
             }
             None => {
-                let open = self
-                    .stack
-                    .last()
-                    .filter(|f| f.kind != FrameKind::Str)
-                    .map(|f| (f.pos, opener_char(f.kind)));
+                let open = self.stack.last().filter(|f| f.kind != FrameKind::Str).map(|f| (f.pos, opener_char(f.kind)));
                 self.error(LexError::Stray { at: start, ch, open });
             }
         }
