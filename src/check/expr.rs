@@ -589,8 +589,10 @@ impl Checker<'_> {
     /// literal, `Cmp` otherwise, with string literals converted to the
     /// other side's `uuid`/`timestamp`.
     pub(crate) fn equality(&mut self, l: Expr, r: Expr, span: Span, negated: bool) -> Expr {
-        let l_null = matches!(l.kind, ExprKind::Lit(Value::Null));
-        let r_null = matches!(r.kind, ExprKind::Lit(Value::Null));
+        // A failed operand is itself a `Lit(Null)` of the error type: test the
+        // type too, or `unknown == true` would look like a null comparison.
+        let l_null = matches!(l.kind, ExprKind::Lit(Value::Null)) && !l.ty.has_error();
+        let r_null = matches!(r.kind, ExprKind::Lit(Value::Null)) && !r.ty.has_error();
         if l_null || r_null {
             let operand = if r_null { l } else { r };
             if !operand.ty.admits_absent() && !operand.ty.has_error() {

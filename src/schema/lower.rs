@@ -282,6 +282,19 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
             };
             first_event.get_or_insert(ev.span);
             if let Some(first) = seen.get(&name.name) {
+                // Redeclaring an event in another file (a policy file over the
+                // built-in schema, say) extends it field by field; within one
+                // file it is a mistake.
+                if first.file != name.span.file {
+                    if let Some(idx) = l.schema.events.iter().position(|e| e.name == name.name) {
+                        let own = l.fields(&ev.fields, &format!("event `{}`", name.name), true);
+                        let mut merged = l.schema.record(l.schema.events[idx].record).fields.clone();
+                        l.merge_into(&mut merged, own, Some(&name.name));
+                        let record = l.schema.add_record(RecordDef { name: None, fields: merged, span: ev.span });
+                        l.schema.events[idx].record = record;
+                    }
+                    continue;
+                }
                 l.errors.push(SchemaError::DuplicateEvent { span: name.span, name: name.name.clone(), first: *first });
                 continue;
             }

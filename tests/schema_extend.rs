@@ -1,0 +1,38 @@
+//! Policy files may extend the built-in schema: a redeclared event type in
+//! another file merges its fields; a duplicate within one file is an error.
+
+use herald::compile::{compile, SchemaChoice};
+use herald::span::SourceMap;
+
+fn codes(src: &str) -> Vec<String> {
+    let mut sources = SourceMap::default();
+    let f = sources.add("p.herald", src);
+    let out = compile(&mut sources, SchemaChoice::Auto, &[f]);
+    out.diagnostics.iter().map(|d| d.code.as_str().to_string()).collect()
+}
+
+#[test]
+fn a_policy_file_adds_fields_to_a_builtin_event() {
+    let src = "event login { context: { extra_flag: bool? }? }\n\
+               rule r { match login where event.context.extra_flag == true }\n";
+    assert_eq!(codes(src), Vec::<String>::new());
+}
+
+#[test]
+fn the_builtin_fields_stay_after_an_extension() {
+    let src = "event login { context: { extra_flag: bool? }? }\n\
+               rule r { match login { context.auth_method_args.known_device: false } where event.context.extra_flag == true }\n";
+    assert_eq!(codes(src), Vec::<String>::new());
+}
+
+#[test]
+fn a_duplicate_event_in_one_file_is_an_error() {
+    let src = "event foo { a: int }\nevent foo { b: int }\nrule r { match foo }\n";
+    assert_eq!(codes(src), vec!["E0103".to_string()]);
+}
+
+#[test]
+fn an_undeclared_field_is_an_error_without_a_stray_null_warning() {
+    let src = "rule r { match login where event.context.extra_flag == true }\n";
+    assert_eq!(codes(src), vec!["E0109".to_string()]);
+}
