@@ -36,6 +36,10 @@ use std::time::{Duration, Instant};
 /// Bytes per chunk handed to a worker.
 const CHUNK: usize = 1 << 20;
 
+/// The longest a transaction stays open: its effects (and their output
+/// lines) become visible at most this long after the event was read.
+const IDLE_COMMIT: Duration = Duration::from_millis(500);
+
 /// Options of one run.
 pub struct RunOptions {
     /// The input's name for dead letters and the summary (`-` for stdin).
@@ -205,18 +209,26 @@ struct ChunkReader<R: Read> {
     line: u64,
     offset: u64,
     eof: bool,
+    /// The last read returned less than asked: the input has nothing more
+    /// ready for now.
+    short: bool,
 }
 
 impl<R: Read> ChunkReader<R> {
     fn new(input: R) -> Self {
-        ChunkReader { input, buf: Vec::new(), seq: 0, line: 1, offset: 0, eof: false }
+        ChunkReader { input, buf: Vec::new(), seq: 0, line: 1, offset: 0, eof: false, short: false }
     }
 
-    /// Read until the buffer holds at least one full line (or EOF).
+    /// Read until the buffer holds at least one full line (or EOF) and
+    /// either `want` bytes or everything the input has ready: a short read
+    /// (a pipe whose producer is slow, `tail -f | herald run`) hands over
+    /// the complete lines at once instead of waiting for a full chunk. A
+    /// regular file only reads short at its end.
     fn fill(&mut self, want: usize) -> std::io::Result<()> {
-        while !self.eof && (self.buf.len() < want || memchr::memchr(b'\n', &self.buf).is_none()) {
+        while !self.eof && (memchr::memchr(b'\n', &self.buf).is_none() || (self.buf.len() < want && !self.short)) {
             let old = self.buf.len();
-            self.buf.resize(old + CHUNK.max(want.saturating_sub(old)), 0);
+            let ask = CHUNK.max(want.saturating_sub(old));
+            self.buf.resize(old + ask, 0);
             let n = loop {
                 match self.input.read(&mut self.buf[old..]) {
                     Ok(n) => break n,
@@ -228,6 +240,7 @@ impl<R: Read> ChunkReader<R> {
                 }
             };
             self.buf.truncate(old + n);
+            self.short = n < ask;
             if n == 0 {
                 self.eof = true;
             }
@@ -491,7 +504,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             let last = lines(data, r.chunk.first_line).last().map(|(_, s, e)| &data[s..e]).unwrap_or(&[]);
             self.position = (last_line, r.chunk.offset + data.len() as u64, hash_hex(last));
         }
-        if self.in_txn && self.txn_started.elapsed() > Duration::from_millis(500) {
+        if self.in_txn && self.txn_started.elapsed() > IDLE_COMMIT {
             self.commit()?;
         }
         if let Some(f) = self.opts.on_progress.as_mut() {
@@ -608,7 +621,26 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
         let mut next = 0u64;
         let mut parked: BTreeMap<u64, ChunkResult> = BTreeMap::new();
         let result = (|| -> Result<(), RunError> {
-            for r in res_rx.iter() {
+            loop {
+                // While a transaction is open, wait at most until it is
+                // due, so a quiet input (a pipe with nothing more to say
+                // for now) still sees its effects committed and printed.
+                let r = if w.in_txn {
+                    let left = IDLE_COMMIT.saturating_sub(w.txn_started.elapsed());
+                    match res_rx.recv_timeout(left) {
+                        Ok(r) => r,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            w.commit()?;
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                } else {
+                    match res_rx.recv() {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    }
+                };
                 parked.insert(r.chunk.seq, r);
                 while let Some(r) = parked.remove(&next) {
                     w.chunk(r)?;
