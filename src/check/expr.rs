@@ -26,6 +26,27 @@ pub(crate) const BUILTINS: [&str; 13] = [
 ];
 pub(crate) const ACTIONS: [&str; 3] = ["notify", "send_email", "log"];
 
+/// Names from other languages for Herald's built-in functions, for "did you
+/// mean": edit distance alone does not get from `length` to `len`.
+fn function_alias(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "length" | "lenght" | "size" | "count" | "strlen" => "len",
+        "is_empty" | "isempty" | "blank" => "empty",
+        "lowercase" | "to_lower" | "tolower" | "downcase" => "lower",
+        "uppercase" | "to_upper" | "toupper" | "upcase" => "upper",
+        "strip" | "chomp" => "trim",
+        "startswith" | "has_prefix" | "hasprefix" | "begins_with" => "starts_with",
+        "endswith" | "has_suffix" | "hassuffix" => "ends_with",
+        "includes" | "has" | "find" => "contains",
+        "regex" | "re_match" | "match_regex" | "regex_match" => "matches",
+        "cidr_match" | "in_cidr" | "ip_in_range" | "cidr" => "ip_in",
+        "str" | "to_string" | "tostring" | "format" => "string",
+        "to_int" | "parse_int" | "integer" | "toint" => "int",
+        "time" | "timestamp" | "current_time" => "now",
+        _ => return None,
+    })
+}
+
 fn error(span: Span) -> Expr {
     Expr { kind: ExprKind::Lit(Value::Null), ty: Ty::Error, span }
 }
@@ -726,6 +747,10 @@ impl Checker<'_> {
         let mut named_at: Option<Span> = None;
         let mut position = 0;
         let mut reported_extra = false;
+        // After an unknown name or a misplaced positional argument, a
+        // "missing argument" error is usually the same mistake seen again
+        // (`subjet:` for `subject:`), so it is not reported.
+        let mut confused = false;
         for arg in args {
             match &arg.name {
                 Some(n) => {
@@ -741,17 +766,20 @@ impl Checker<'_> {
                         },
                         None => {
                             let suggestion = suggest(&n.name, params.iter().map(|p| p.name));
+                            confused = true;
                             self.errors.push(CheckError::UnknownArgument {
                                 span: n.span,
                                 func: func.to_string(),
                                 name: n.name.clone(),
                                 suggestion,
+                                params: params.iter().map(|p| p.name.to_string()).collect(),
                             });
                         }
                     }
                 }
                 None => {
                     if let Some(named) = named_at {
+                        confused = true;
                         self.errors.push(CheckError::PositionalAfterNamed { span: arg.span, named });
                         continue;
                     }
@@ -772,7 +800,7 @@ impl Checker<'_> {
             }
         }
         for (i, p) in params.iter().enumerate() {
-            if p.required && slots[i].is_none() {
+            if p.required && slots[i].is_none() && !confused {
                 self.errors.push(CheckError::MissingArgument {
                     span: call_span,
                     func: func.to_string(),
@@ -802,7 +830,7 @@ impl Checker<'_> {
             "ip_in" => &[req("ip"), req("range")],
             "now" => &[],
             _ => {
-                let suggestion = suggest(name, BUILTINS);
+                let suggestion = function_alias(name).map(str::to_string).or_else(|| suggest(name, BUILTINS));
                 self.errors.push(CheckError::UnknownFunction { span: func.span, name: name.to_string(), suggestion });
                 for a in args {
                     self.expr(&a.value, cx, Hint::None);

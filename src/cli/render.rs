@@ -174,14 +174,19 @@ pub fn json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
             let mut labels = vec![];
             if !d.label.is_empty() {
                 labels.push(json!({
-                    "message": d.label, "file": file, "line": line, "column": column,
+                    "message": d.label, "line": line, "column": column,
                     "offset": d.span.start, "length": d.span.len(),
                 }));
             }
             for l in &d.labels {
+                // CONTRACT.md's label shape has no `file`: a label in another
+                // file (rare: a duplicate declared in the schema file) names
+                // it in its message instead.
                 let (lfile, lline, lcol) = pos(l.span);
+                let message =
+                    if l.span.file == d.span.file { l.message.clone() } else { format!("{} (in {lfile})", l.message) };
                 labels.push(json!({
-                    "message": l.message, "file": lfile, "line": lline, "column": lcol,
+                    "message": message, "line": lline, "column": lcol,
                     "offset": l.span.start, "length": l.span.len(),
                 }));
             }

@@ -156,7 +156,7 @@ impl SyntaxError {
                     format!("expected {list}, found {}", found.describe()),
                 )
                 .with_label(format!("expected {list}"))
-                .with_help_opt(help)
+                .with_help(help.unwrap_or_else(|| format!("write {list} here, or remove what does not belong")))
             }
             SyntaxError::ChainedComparison { op, text } => Diagnostic::new(
                 Code::UnexpectedToken,

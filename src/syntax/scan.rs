@@ -560,11 +560,14 @@ impl Scanner<'_> {
         if !self.stack.is_empty() && !line_start {
             return false;
         }
-        // Not a field name (`x.type`, `key type: int`) nor a name after
-        // an item keyword (`rule event`).
+        // Not a field name (`x.type`, `key type: int`) nor a name right
+        // after the keyword that starts an item (`rule event`,
+        // `discriminator type`). Only the keyword that *started* the item
+        // counts: after `discriminator type`, a following `event` is a new
+        // item even though `type` is also an item keyword.
         if let Some(prev) = self.out.tokens.last() {
             let p = &self.text[prev.start..prev.end];
-            if p == "." || (prev.kind == Tok::Word && (p == "key" || ITEM_KEYWORDS.contains(&p))) {
+            if p == "." || (prev.kind == Tok::Word && (p == "key" || self.want_item_name)) {
                 return false;
             }
         }
