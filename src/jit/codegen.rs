@@ -24,7 +24,7 @@ use crate::ir::{CmpOp, PathId};
 use crate::value::{parse_timestamp, parse_uuid};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, UserFuncName, Value};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
@@ -40,15 +40,28 @@ pub(crate) trait Syms {
     fn sym(&self, s: &str) -> Option<u32>;
 }
 
+/// One rule for [`define`]: its condition and, when it has one, the
+/// dispatch key (a `string` path and the interned id of the literal it must
+/// equal, see `lower::dispatch_key`).
+pub(crate) struct RuleCode<'a> {
+    pub cond: &'a Cond,
+    pub key: Option<(PathId, u32)>,
+}
+
 /// Generate one function `fn(slots: *const Slot, out: *mut u8) -> u32`:
 /// `out[i]` gets rule `i`'s three-valued result; the return value is
 /// non-zero when any result is non-zero (so a non-firing event costs one
 /// call and no further work).
+///
+/// Rules sharing a dispatch path (e.g. `context.model.model_name`) are
+/// grouped by literal: one `switch` on the path's interned id runs only the
+/// group whose literal the event carries; the other groups' results are 0,
+/// written up front. Rules without such a key run for every event.
 pub(crate) fn define(
     module: &mut JITModule,
     fctx: &mut FunctionBuilderContext,
     name: &str,
-    conds: &[&Cond],
+    rules: &[RuleCode<'_>],
     syms: &dyn Syms,
 ) -> Result<FuncId, String> {
     let ptr = module.target_config().pointer_type();
@@ -61,6 +74,26 @@ pub(crate) fn define(
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
+
+    // The dispatch path: the key path most rules share (at least two).
+    let mut counts: HashMap<PathId, usize> = HashMap::new();
+    for r in rules {
+        if let Some((p, _)) = r.key {
+            *counts.entry(p).or_default() += 1;
+        }
+    }
+    let dispatch = counts.into_iter().filter(|&(_, n)| n >= 2).max_by_key(|&(p, n)| (n, std::cmp::Reverse(p)));
+    let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+    let mut always = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        match (r.key, dispatch) {
+            (Some((p, sym)), Some((d, _))) if p == d => match groups.iter_mut().find(|(s, _)| *s == sym) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((sym, vec![i])),
+            },
+            _ => always.push(i),
+        }
+    }
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
         let block = b.create_block();
@@ -69,11 +102,47 @@ pub(crate) fn define(
         let slots = b.block_params(block)[0];
         let out = b.block_params(block)[1];
         let mut g = Gen { b, slots, loads: HashMap::new(), atoms: HashMap::new(), syms };
-        let mut any = g.b.ins().iconst(types::I8, 0);
-        for (i, c) in conds.iter().enumerate() {
-            let v = g.cond(c)?;
+        let mut any = g.k(0);
+        for &i in &always {
+            let v = g.cond(rules[i].cond)?;
             g.b.ins().store(MemFlagsData::trusted(), v, out, i as i32);
             any = g.b.ins().bor(any, v);
+        }
+        if let Some((path, _)) = dispatch {
+            let zero = g.k(0);
+            for (_, members) in &groups {
+                for &i in members {
+                    g.b.ins().store(MemFlagsData::trusted(), zero, out, i as i32);
+                }
+            }
+            let sym = g.field(path, OFF_SYM);
+            let exit = g.b.create_block();
+            g.b.append_block_param(exit, types::I8);
+            let otherwise = g.b.create_block();
+            let mut sw = Switch::new();
+            let blocks: Vec<_> = groups.iter().map(|_| g.b.create_block()).collect();
+            for ((sym, _), blk) in groups.iter().zip(&blocks) {
+                sw.set_entry(*sym as u128, *blk);
+            }
+            sw.emit(&mut g.b, sym, otherwise);
+            g.b.switch_to_block(otherwise);
+            g.b.ins().jump(exit, &[any.into()]);
+            // Values computed in the entry block dominate every group.
+            let (loads, atoms) = (g.loads.clone(), g.atoms.clone());
+            for ((_, members), blk) in groups.iter().zip(&blocks) {
+                g.b.switch_to_block(*blk);
+                let mut any_g = any;
+                for &i in members {
+                    let v = g.cond(rules[i].cond)?;
+                    g.b.ins().store(MemFlagsData::trusted(), v, out, i as i32);
+                    any_g = g.b.ins().bor(any_g, v);
+                }
+                g.b.ins().jump(exit, &[any_g.into()]);
+                g.loads = loads.clone();
+                g.atoms = atoms.clone();
+            }
+            g.b.switch_to_block(exit);
+            any = g.b.block_params(exit)[0];
         }
         let r = g.b.ins().uextend(types::I32, any);
         g.b.ins().return_(&[r]);

@@ -68,6 +68,77 @@ impl Cond {
     }
 }
 
+/// Paths this rule reads with a statically known scalar type (`string`,
+/// `int`, `float`, `bool`, `uuid`, `timestamp`, optional or not): for every
+/// event type the rule sees, the decoder gives such a path's slot that kind,
+/// absent or null, never an array, object or another kind.
+/// The value says whether the type is `string`.
+pub(crate) fn scalar_paths(rule: &Rule) -> Scalars {
+    let mut out = Scalars::new();
+    rule.matcher.cond.walk(&mut |e| {
+        if let ExprKind::Event(p) = e.kind {
+            if is_scalar(&e.ty) {
+                out.insert(p, matches!(e.ty.unwrap_optional(), crate::types::Ty::String));
+            }
+        }
+    });
+    out
+}
+
+pub(crate) type Scalars = std::collections::HashMap<PathId, bool>;
+
+fn is_scalar(t: &crate::types::Ty) -> bool {
+    use crate::types::Ty;
+    match t.unwrap_optional() {
+        Ty::Bool | Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Uuid => true,
+        Ty::Error | Ty::Never | Ty::Null | Ty::Any | Ty::Optional(_) | Ty::List(_) | Ty::Record(_) | Ty::Entity(_) => {
+            false
+        }
+    }
+}
+
+/// The conjuncts of a condition, left to right (`and` is associative under
+/// the three-valued short-circuit rules: the first non-true conjunct decides).
+pub(crate) fn conjuncts(c: &Cond) -> Vec<&Cond> {
+    match c {
+        Cond::And(a, b) => {
+            let mut v = conjuncts(a);
+            v.extend(conjuncts(b));
+            v
+        }
+        Cond::Const(_) | Cond::Atom(_) | Cond::Not(_) | Cond::Or(..) => vec![c],
+    }
+}
+
+/// The conjunct the code generator may dispatch on: the first
+/// `path == "literal"` on a scalar path, preceded only by conjuncts that
+/// never need the interpreter. When the path's interned id differs from the
+/// literal's, the rule's result is then known to be false.
+pub(crate) fn dispatch_key(c: &Cond, scalar: &Scalars) -> Option<(PathId, String)> {
+    for k in conjuncts(c) {
+        let a = match k {
+            Cond::Const(_) => continue,
+            Cond::Atom(a) => a,
+            Cond::Not(_) | Cond::And(..) | Cond::Or(..) => return None,
+        };
+        match a {
+            Atom::IsNull { .. } => {}
+            // Only a `string` path: its slot is STR (with the interned id),
+            // absent or null, so "id differs" means "not equal".
+            Atom::Cmp { path, op: CmpOp::Eq, lit: Lit::Str(s) } if scalar.get(path) == Some(&true) => {
+                return Some((*path, s.clone()));
+            }
+            Atom::Cmp {
+                path,
+                op: CmpOp::Eq | CmpOp::Ne,
+                lit: Lit::Str(_) | Lit::Int(_) | Lit::Float(_) | Lit::Bool(_),
+            } if scalar.contains_key(path) => {}
+            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } => return None,
+        }
+    }
+    None
+}
+
 /// An operand of a comparison: an event path or a literal.
 enum Operand {
     Path(PathId),

@@ -116,7 +116,7 @@ impl JitMatcher {
 
         // Lower every rule once; a rule that fails anywhere runs interpreted.
         let mut fallbacks = Vec::new();
-        let mut lowered = Vec::with_capacity(program.rules.len());
+        let mut lowered: Vec<Option<lower::Cond>> = Vec::with_capacity(program.rules.len());
         let syms = PlanSyms(plan);
         for r in &program.rules {
             match lower::lower_rule(r) {
@@ -158,6 +158,7 @@ impl JitMatcher {
             }
         }
 
+        let scalars: Vec<lower::Scalars> = program.rules.iter().map(lower::scalar_paths).collect();
         let index = RuleIndex::new(&program);
         let n = program.schema.events.len();
         let mut fctx = FunctionBuilderContext::new();
@@ -165,7 +166,7 @@ impl JitMatcher {
         for t in 0..=n {
             let ty = (t < n).then_some(EventTypeId(t as u32));
             let mut entries = Vec::new();
-            let mut conds = Vec::new();
+            let mut conds: Vec<codegen::RuleCode<'_>> = Vec::new();
             let mut slots_needed = 0;
             for &id in index.rules(ty) {
                 match &lowered[id.0 as usize] {
@@ -176,7 +177,9 @@ impl JitMatcher {
                         for a in atoms {
                             slots_needed = slots_needed.max(a.path().0 as usize + 1);
                         }
-                        conds.push(c);
+                        let key = lower::dispatch_key(c, &scalars[id.0 as usize])
+                            .and_then(|(p, lit)| plan.sym(&lit).map(|sym| (p, sym)));
+                        conds.push(codegen::RuleCode { cond: c, key });
                     }
                     None => entries.push(Entry::Interpreted(id)),
                 }
