@@ -68,6 +68,8 @@ pub(crate) enum Hint {
     SingleQuote,
     /// `;`
     Semicolon,
+    /// `rule {`: the name is missing.
+    RuleName,
 }
 
 /// Why an escape sequence is invalid (E0005).
@@ -152,6 +154,7 @@ impl SyntaxError {
                     Hint::Semicolon => {
                         "remove the `;`: clauses and statements need no separator".to_string()
                     }
+                    Hint::RuleName => "give the rule a name, as in `rule notify_admins {`".to_string(),
                 });
                 Diagnostic::new(
                     Code::UnexpectedToken,
@@ -529,6 +532,7 @@ fn hint_for(
     }
     let comparison_may_follow = positives.contains(&Rule::cmp_op);
     match found_text? {
+        "{" if prev_text == Some("rule") => Some(Hint::RuleName),
         "(" => {
             // `x.f(` : the token before is a field name after a `.`.
             let p = prev?;
