@@ -85,6 +85,16 @@ fn error_gallery() {
         problems.extend(p);
         snaps.push((path.file_stem().unwrap().to_string_lossy().into_owned(), text));
     }
+    // No snapshot outlives its fixture.
+    let dir = common::root().join("tests/snapshots/gallery");
+    for e in std::fs::read_dir(&dir).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".snap") {
+            if !snaps.iter().any(|(n, _)| n == stem) {
+                problems.push(format!("tests/snapshots/gallery/{name} has no fixture: delete it"));
+            }
+        }
+    }
     // Header expectations first: they hold whatever the snapshots say.
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
     let mut settings = insta::Settings::clone_current();

@@ -120,7 +120,7 @@ impl CheckError {
                 .with_help(did_you_mean(suggestion).unwrap_or_else(|| "queries read entities declared with `entity`".into())),
             UnknownFunction { span, name, suggestion } => Diagnostic::new(Code::UnknownFunction, *span, format!("unknown function `{name}`"))
                 .with_label("not a built-in function")
-                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "see `herald explain E0112` for the built-in functions".into())),
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "the built-in functions are `len`, `empty`, `lower`, `upper`, `trim`, `starts_with`, `ends_with`, `contains`, `matches`, `ip_in`, `now`, `string` and `int`".into())),
             UnknownStatement { span, name, suggestion, is_function } => {
                 let d = Diagnostic::new(Code::UnknownStatement, *span, format!("`{name}` is not an action"));
                 if *is_function {

@@ -47,6 +47,20 @@ fn function_alias(name: &str) -> Option<&'static str> {
     })
 }
 
+/// `a.b.c` rooted at `event`: the static path segments. (Whether `event`
+/// is shadowed inside a filter is the caller's business.)
+fn static_event_path(e: &ast::Expr) -> Option<Vec<&ast::Ident>> {
+    match &e.kind {
+        ast::ExprKind::Name(id) if id.name == "event" => Some(vec![]),
+        ast::ExprKind::Field { base, field } => {
+            let mut p = static_event_path(base)?;
+            p.push(field);
+            Some(p)
+        }
+        _ => None,
+    }
+}
+
 fn error(span: Span) -> Expr {
     Expr { kind: ExprKind::Lit(Value::Null), ty: Ty::Error, span }
 }
@@ -190,7 +204,9 @@ impl Checker<'_> {
                     .lookup(&id.name)
                     .map(|l| cx.locals[l.0 as usize].span)
                     .or_else(|| self.consts.get(&id.name).map(|c| c.span));
-                if let Some(outer) = outer {
+                // One warning per hidden binding: `name == name` hides it once.
+                let already = |e: &CheckError| matches!(e, CheckError::FilterShadows { outer: o, name, .. } if Some(*o) == outer && *name == id.name);
+                if let Some(outer) = outer.filter(|_| !self.errors.iter().any(already)) {
                     self.errors.push(CheckError::FilterShadows {
                         span,
                         name: id.name.clone(),
@@ -244,23 +260,9 @@ impl Checker<'_> {
         error(span)
     }
 
-    /// `a.b.c` rooted at `event` (and not inside a filter where `event`
-    /// could be shadowed): the static path segments.
-    fn static_event_path<'a>(&self, e: &'a ast::Expr, cx: &RuleCx) -> Option<Vec<&'a ast::Ident>> {
-        match &e.kind {
-            ast::ExprKind::Name(id) if id.name == "event" => Some(vec![]),
-            ast::ExprKind::Field { base, field } => {
-                let mut p = self.static_event_path(base, cx)?;
-                p.push(field);
-                Some(p)
-            }
-            _ => None,
-        }
-    }
-
     fn field(&mut self, whole: &ast::Expr, base: &ast::Expr, field: &ast::Ident, cx: &mut RuleCx) -> Expr {
         let span = whole.span;
-        if let Some(path) = self.static_event_path(whole, cx) {
+        if let Some(path) = static_event_path(whole) {
             let filter_field = cx.filter.is_some_and(|e| {
                 let d = self.schema.entity(e);
                 d.key.name == "event" || d.field("event").is_some()
@@ -882,8 +884,8 @@ impl Checker<'_> {
             }
             "starts_with" | "ends_with" => {
                 let mut ok = true;
-                for i in 0..2 {
-                    if !stringish(&vals[i].ty) {
+                for (i, v) in vals.iter().enumerate().take(2) {
+                    if !stringish(&v.ty) {
                         bad(self, i, "string");
                         ok = false;
                     }
