@@ -16,11 +16,15 @@
 //! - a non-matching event allocates nothing and touches no store.
 
 mod db;
+#[cfg(test)]
+mod db_tests;
 pub mod matcher;
 #[cfg(test)]
 mod reader_tests;
 
 pub use matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
+
+use db::RuleStore;
 
 use crate::decode::{fnv1a_128, DecodePlan, Decoder, PlanSpec};
 use crate::diag::RuntimeError;
@@ -457,7 +461,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // one (a rule's failure rolls back to its own savepoint, a store
         // failure ends the run and rolls back the transaction), and the
         // SAVEPOINT/RELEASE pair was two statements per matched event.
-        let interp = Interp { program: self.program, event: &ev, db: self.store, now: now_nanos() };
+        let db = RuleStore::new(self.store);
+        let interp = Interp { program: self.program, event: &ev, db: &db, now: now_nanos() };
         let mut touched = false;
         let mut fired = false;
         for (id, match_error) in matched {
@@ -468,7 +473,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 continue;
             }
             interp::bind_patterns(rule, &ev, &mut self.env);
-            self.store.savepoint("herald_rule")?;
+            // The rule's savepoint opens at its first write (see RuleStore).
             let mut logs = Vec::new();
             let mut counts = EffectCounts::default();
             let outcome = {
@@ -477,7 +482,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             };
             match outcome {
                 Ok(Outcome::Fired) => {
-                    self.store.release("herald_rule")?;
+                    db.finish(true)?;
                     self.store.insert_firing(&rule.name, &key, line_no)?;
                     let j = serde_json::json!({"event_uuid": key, "rule": rule.name, "line": line_no});
                     let _ = writeln!(self.pending.stdout, "{j}");
@@ -491,9 +496,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                     touched = true;
                     fired = true;
                 }
-                Ok(Outcome::Stopped) => self.store.release("herald_rule")?,
+                Ok(Outcome::Stopped) => db.finish(true)?,
                 Err(err) => {
-                    self.store.rollback_to("herald_rule")?;
+                    db.finish(false)?;
                     self.rule_error(&rule.name, &key, line_no, &err)?;
                     touched = true;
                 }
