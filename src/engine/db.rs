@@ -6,6 +6,7 @@ use crate::ir::{Expr, QueryKind};
 use crate::store::Store;
 use crate::types::EntityId;
 use crate::value::{Row, Value};
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 impl Db for Store {
@@ -71,5 +72,126 @@ impl Db for Store {
         body: &str,
     ) -> Result<(), RuntimeError> {
         Store::insert_outbox(self, rule, event_key, to, cc, bcc, subject, body).map(|_| ())
+    }
+}
+
+/// The store as one rule sees it: the rule's savepoint is opened just before
+/// its first write, not before the rule runs. Most matched rules stop in a
+/// guard having only read, and for them this saves a SAVEPOINT and a RELEASE
+/// statement each; a rule that wrote is rolled back to (or released from)
+/// its savepoint exactly as before.
+pub(super) struct RuleStore<'a> {
+    store: &'a Store,
+    /// The savepoint of the current rule is open.
+    open: Cell<bool>,
+    /// Opening the savepoint failed: a store failure, which ends the run
+    /// rather than counting as the rule's error.
+    failed: RefCell<Option<RuntimeError>>,
+}
+
+const SAVEPOINT: &str = "herald_rule";
+
+impl<'a> RuleStore<'a> {
+    pub(super) fn new(store: &'a Store) -> RuleStore<'a> {
+        RuleStore { store, open: Cell::new(false), failed: RefCell::new(None) }
+    }
+
+    fn before_write(&self) -> Result<(), RuntimeError> {
+        if !self.open.get() {
+            if let Err(e) = self.store.savepoint(SAVEPOINT) {
+                *self.failed.borrow_mut() = Some(e.clone());
+                return Err(e);
+            }
+            self.open.set(true);
+        }
+        Ok(())
+    }
+
+    /// End the rule: keep (`keep`) or discard its writes. Fails with the
+    /// store's error if a savepoint could not be opened or closed.
+    pub(super) fn finish(&self, keep: bool) -> Result<(), RuntimeError> {
+        if let Some(e) = self.failed.borrow_mut().take() {
+            self.open.set(false);
+            return Err(e);
+        }
+        if !self.open.replace(false) {
+            return Ok(());
+        }
+        if keep {
+            self.store.release(SAVEPOINT)
+        } else {
+            self.store.rollback_to(SAVEPOINT)
+        }
+    }
+}
+
+impl Db for RuleStore<'_> {
+    fn lookup(&self, entity: EntityId, key: &Value) -> Result<Option<Arc<Row>>, RuntimeError> {
+        self.store.lookup(entity, key)
+    }
+    fn lookup_many(&self, entity: EntityId, keys: &[Value]) -> Result<Vec<Arc<Row>>, RuntimeError> {
+        self.store.lookup_many(entity, keys)
+    }
+    fn related(&self, entity: EntityId, key: &Value, field: usize) -> Result<Vec<Arc<Row>>, RuntimeError> {
+        self.store.related(entity, key, field)
+    }
+    fn query(
+        &self,
+        kind: QueryKind,
+        entity: EntityId,
+        filter: Option<&Expr>,
+        eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
+    ) -> Result<Value, RuntimeError> {
+        self.store.query(kind, entity, filter, eval)
+    }
+    fn set_field(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        field: usize,
+        path: &[String],
+        value: &Value,
+    ) -> Result<Value, RuntimeError> {
+        self.before_write()?;
+        self.store.set_field(entity, key, field, path, value)
+    }
+    fn append(
+        &self,
+        entity: EntityId,
+        key: &Value,
+        field: usize,
+        path: &[String],
+        value: &Value,
+    ) -> Result<Value, RuntimeError> {
+        self.before_write()?;
+        self.store.append(entity, key, field, path, value)
+    }
+    fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError> {
+        self.before_write()?;
+        self.store.remove(entity, key, field, path)
+    }
+    fn notify(
+        &self,
+        rule: &str,
+        event_key: &str,
+        user_pk: &Value,
+        severity: &str,
+        body: &str,
+    ) -> Result<(), RuntimeError> {
+        self.before_write()?;
+        Db::notify(self.store, rule, event_key, user_pk, severity, body)
+    }
+    fn send_email(
+        &self,
+        rule: &str,
+        event_key: &str,
+        to: &[String],
+        cc: &[String],
+        bcc: &[String],
+        subject: &str,
+        body: &str,
+    ) -> Result<(), RuntimeError> {
+        self.before_write()?;
+        Db::send_email(self.store, rule, event_key, to, cc, bcc, subject, body)
     }
 }

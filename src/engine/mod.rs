@@ -16,9 +16,15 @@
 //! - a non-matching event allocates nothing and touches no store.
 
 mod db;
+#[cfg(test)]
+mod db_tests;
 pub mod matcher;
+#[cfg(test)]
+mod reader_tests;
 
 pub use matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
+
+use db::RuleStore;
 
 use crate::decode::{fnv1a_128, DecodePlan, Decoder, PlanSpec};
 use crate::diag::RuntimeError;
@@ -205,6 +211,10 @@ fn process(chunk: Chunk, decoder: &mut Decoder, matcher: &dyn Matcher, scratch: 
 struct ChunkReader<R: Read> {
     input: R,
     buf: Vec<u8>,
+    /// Buffers of chunks the writer is done with, to read the next chunks
+    /// into: reusing them saves allocating, and faulting in, a fresh
+    /// megabyte per chunk.
+    spare: Option<Receiver<Vec<u8>>>,
     seq: u64,
     line: u64,
     offset: u64,
@@ -216,7 +226,7 @@ struct ChunkReader<R: Read> {
 
 impl<R: Read> ChunkReader<R> {
     fn new(input: R) -> Self {
-        ChunkReader { input, buf: Vec::new(), seq: 0, line: 1, offset: 0, eof: false, short: false }
+        ChunkReader { input, buf: Vec::new(), spare: None, seq: 0, line: 1, offset: 0, eof: false, short: false }
     }
 
     /// Read until the buffer holds at least one full line (or EOF) and
@@ -262,20 +272,37 @@ impl<R: Read> ChunkReader<R> {
     /// Consume `n` lines; returns the last one consumed (for verification).
     fn skip_lines(&mut self, n: u64) -> std::io::Result<Option<Vec<u8>>> {
         let mut last = None;
-        for _ in 0..n {
+        let mut done = 0;
+        while done < n {
             self.fill(1)?;
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let end = memchr::memchr(b'\n', &self.buf).map(|i| i + 1).unwrap_or(self.buf.len());
-            let mut line = &self.buf[..end];
-            while let Some(b'\n' | b'\r') = line.last() {
-                line = &line[..line.len() - 1];
+            // Consume every whole line in the buffer, then drop them at
+            // once: draining line by line moved the rest of the buffer for
+            // every skipped line.
+            let mut pos = 0;
+            let mut last_line = None;
+            while done < n && pos < self.buf.len() {
+                let end = match memchr::memchr(b'\n', &self.buf[pos..]) {
+                    Some(i) => pos + i + 1,
+                    None if self.eof => self.buf.len(),
+                    None => break,
+                };
+                last_line = Some((pos, end));
+                pos = end;
+                done += 1;
+                self.line += 1;
             }
-            last = Some(line.to_vec());
-            self.buf.drain(..end);
-            self.offset += end as u64;
-            self.line += 1;
+            if let Some((start, end)) = last_line {
+                let mut line = &self.buf[start..end];
+                while let Some(b'\n' | b'\r') = line.last() {
+                    line = &line[..line.len() - 1];
+                }
+                last = Some(line.to_vec());
+            }
+            self.buf.drain(..pos);
+            self.offset += pos as u64;
         }
         Ok(last)
     }
@@ -290,8 +317,14 @@ impl<R: Read> ChunkReader<R> {
         } else {
             memchr::memrchr(b'\n', &self.buf).map(|i| i + 1).unwrap_or(self.buf.len())
         };
-        let rest = self.buf.split_off(cut);
-        let data = std::mem::replace(&mut self.buf, rest);
+        // The partial line after the cut starts the next buffer, a spent one
+        // when the writer has returned any.
+        let mut next = self.spare.as_ref().and_then(|r| r.try_recv().ok()).unwrap_or_default();
+        next.clear();
+        next.reserve(CHUNK + (self.buf.len() - cut));
+        next.extend_from_slice(&self.buf[cut..]);
+        self.buf.truncate(cut);
+        let data = std::mem::replace(&mut self.buf, next);
         let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last() != Some(&b'\n'));
         let chunk = Chunk { seq: self.seq, data, first_line: self.line, offset: self.offset };
         self.seq += 1;
@@ -302,7 +335,19 @@ impl<R: Read> ChunkReader<R> {
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
-    format!("{:032x}", fnv1a_128(bytes))
+    hex(fnv1a_128(bytes))
+}
+
+fn hex(hash: u128) -> String {
+    format!("{hash:032x}")
+}
+
+/// The last line of a non-empty chunk, as `lines` would give it.
+fn last_line(data: &[u8]) -> &[u8] {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let start = memchr::memrchr(b'\n', body).map_or(0, |i| i + 1);
+    let line = &body[start..];
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Output produced by an event, released after its transaction commits.
@@ -341,8 +386,9 @@ struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     txn_started: Instant,
     pending: Pending,
     /// (line, offset after the line, hash of the line) of the last line
-    /// whose processing is reflected in the store.
-    position: (u64, u64, String),
+    /// whose processing is reflected in the store. The hash is formatted
+    /// only when a commit writes it.
+    position: (u64, u64, u128),
 }
 
 impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
@@ -357,8 +403,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
 
     fn commit(&mut self) -> Result<(), RunError> {
         self.ensure_txn()?;
-        let (line, offset, hash) = &self.position;
-        self.store.set_checkpoint(&self.source_key, &self.opts.source, *line, *offset, hash)?;
+        let (line, offset, hash) = self.position;
+        self.store.set_checkpoint(&self.source_key, &self.opts.source, line, offset, &hex(hash))?;
         self.store.commit()?;
         self.in_txn = false;
         self.txn_events = 0;
@@ -411,8 +457,12 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             self.stats.duplicates += 1;
             return Ok(());
         }
-        self.store.savepoint("herald_event")?;
-        let interp = Interp { program: self.program, event: &ev, db: self.store, now: now_nanos() };
+        // No savepoint around the whole event: nothing ever rolls back to
+        // one (a rule's failure rolls back to its own savepoint, a store
+        // failure ends the run and rolls back the transaction), and the
+        // SAVEPOINT/RELEASE pair was two statements per matched event.
+        let db = RuleStore::new(self.store);
+        let interp = Interp { program: self.program, event: &ev, db: &db, now: now_nanos() };
         let mut touched = false;
         let mut fired = false;
         for (id, match_error) in matched {
@@ -423,7 +473,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 continue;
             }
             interp::bind_patterns(rule, &ev, &mut self.env);
-            self.store.savepoint("herald_rule")?;
+            // The rule's savepoint opens at its first write (see RuleStore).
             let mut logs = Vec::new();
             let mut counts = EffectCounts::default();
             let outcome = {
@@ -432,7 +482,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             };
             match outcome {
                 Ok(Outcome::Fired) => {
-                    self.store.release("herald_rule")?;
+                    db.finish(true)?;
                     self.store.insert_firing(&rule.name, &key, line_no)?;
                     let j = serde_json::json!({"event_uuid": key, "rule": rule.name, "line": line_no});
                     let _ = writeln!(self.pending.stdout, "{j}");
@@ -446,9 +496,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                     touched = true;
                     fired = true;
                 }
-                Ok(Outcome::Stopped) => self.store.release("herald_rule")?,
+                Ok(Outcome::Stopped) => db.finish(true)?,
                 Err(err) => {
-                    self.store.rollback_to("herald_rule")?;
+                    db.finish(false)?;
                     self.rule_error(&rule.name, &key, line_no, &err)?;
                     touched = true;
                 }
@@ -461,7 +511,6 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         if fired {
             self.stats.fired_events += 1;
         }
-        self.store.release("herald_event")?;
         Ok(())
     }
 
@@ -479,7 +528,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         Ok(())
     }
 
-    fn chunk(&mut self, r: ChunkResult) -> Result<(), RunError> {
+    /// Apply one chunk's results; gives back the chunk's buffer for reuse.
+    fn chunk(&mut self, r: ChunkResult) -> Result<Vec<u8>, RunError> {
         let data = &r.chunk.data;
         for item in &r.items {
             let line = &data[item.start..item.end];
@@ -487,11 +537,12 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 ItemKind::Dead(reason) => self.dead_letter(item.line, line, reason)?,
                 ItemKind::Matched(m) => self.apply(item.line, line, m)?,
             }
-            let after = r.chunk.offset
-                + (data[item.end..].iter().position(|&b| b == b'\n').map(|i| item.end + i + 1).unwrap_or(data.len()))
-                    as u64;
-            self.position = (item.line, after, hash_hex(line));
             if self.txn_events >= self.opts.batch {
+                // The checkpoint is this line only when a commit records it
+                // here; otherwise the chunk's end (below) supersedes it, so
+                // the position is worked out only when needed.
+                let after = memchr::memchr(b'\n', &data[item.end..]).map_or(data.len(), |i| item.end + i + 1);
+                self.position = (item.line, r.chunk.offset + after as u64, fnv1a_128(line));
                 self.commit()?;
             }
         }
@@ -500,9 +551,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // The chunk's end is processed too: everything after the last item
         // matched nothing.
         if r.lines > 0 {
-            let last_line = r.chunk.first_line + r.lines - 1;
-            let last = lines(data, r.chunk.first_line).last().map(|(_, s, e)| &data[s..e]).unwrap_or(&[]);
-            self.position = (last_line, r.chunk.offset + data.len() as u64, hash_hex(last));
+            let line_no = r.chunk.first_line + r.lines - 1;
+            self.position = (line_no, r.chunk.offset + data.len() as u64, fnv1a_128(last_line(data)));
         }
         if self.in_txn && self.txn_started.elapsed() > IDLE_COMMIT {
             self.commit()?;
@@ -510,7 +560,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         if let Some(f) = self.opts.on_progress.as_mut() {
             f(r.chunk.offset + data.len() as u64);
         }
-        Ok(())
+        Ok(r.chunk.data)
     }
 }
 
@@ -530,12 +580,12 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let source_key = hash_hex(reader.first_line().map_err(RunError::Io)?);
 
     let mut stats = RunStats::default();
-    let mut position = (0, 0, String::new());
+    let mut position = (0, 0, 0);
     if !opts.from_start {
         if let Some(cp) = store.checkpoint(&source_key)? {
             let last = reader.skip_lines(cp.line).map_err(RunError::Io)?;
-            match last {
-                Some(l) if hash_hex(&l) == cp.last_hash => {}
+            let last_hash = match last {
+                Some(l) if hash_hex(&l) == cp.last_hash => fnv1a_128(&l),
                 _ => {
                     return Err(RunError::Checkpoint(format!(
                         "the input does not continue the run recorded in the store (checkpoint at line {}); \
@@ -543,9 +593,9 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
                         cp.line
                     )))
                 }
-            }
+            };
             stats.resumed_lines = cp.line;
-            position = (cp.line, cp.offset, cp.last_hash.clone());
+            position = (cp.line, cp.offset, last_hash);
         }
     }
 
@@ -555,6 +605,10 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let job_rx = Arc::new(Mutex::new(job_rx));
     let read_error: Arc<Mutex<Option<std::io::Error>>> = Arc::new(Mutex::new(None));
     let stop = Arc::new(AtomicBool::new(false));
+    // Spent chunk buffers, writer to reader. Bounded by the chunks that can
+    // be in flight; the writer drops a buffer when it is full.
+    let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(workers * 4 + 2);
+    reader.spare = Some(spare_rx);
 
     let writer_program = program.clone();
     std::thread::scope(|scope| -> Result<RunStats, RunError> {
@@ -643,7 +697,8 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
                 };
                 parked.insert(r.chunk.seq, r);
                 while let Some(r) = parked.remove(&next) {
-                    w.chunk(r)?;
+                    let spent = w.chunk(r)?;
+                    let _ = spare_tx.try_send(spent);
                     next += 1;
                 }
             }

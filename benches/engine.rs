@@ -1,0 +1,79 @@
+//! `engine::run` end to end in memory: events from a byte buffer, decode and
+//! match in worker threads, guards and actions against an in-memory SQLite
+//! store loaded with the example fixtures, firing lines into a buffer.
+//! Parameters: the engine (`interp`, `jit`) and the policy (the five
+//! examples, or a generated 1,000-rule policy over 30 event types).
+//!
+//! The input is the 46 example events cycled to 20,000 lines, each with its
+//! own `event_uuid`. These events are much denser in matches than a real log
+//! (about half fire the examples), so this bench weighs the writer heavily;
+//! `benches/e2e/run.sh` measures the realistic mix.
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use herald::engine::{self, InterpMatcher, Matcher, RunOptions};
+use herald::ir::Program;
+use herald::store::Store;
+use std::sync::Arc;
+
+const EVENTS: usize = 20_000;
+
+/// The matcher of an engine by its CLI name.
+fn matcher(engine: &str, program: &Arc<Program>) -> Arc<dyn Matcher> {
+    match engine {
+        "interp" => Arc::new(InterpMatcher::new(program.clone())),
+        // Until the Cranelift matcher lands (src/jit), `--engine jit` runs the
+        // interpreter too (see src/cli/commands.rs `make_matcher`); swap in the
+        // JIT matcher here when it does.
+        "jit" => Arc::new(InterpMatcher::new(program.clone())),
+        other => panic!("unknown engine {other}"),
+    }
+}
+
+fn fresh_store(program: &Program, fixtures: &str) -> Store {
+    let mut store = Store::open_in_memory(program.schema.clone()).expect("in-memory store");
+    if let Err(e) = store.load_fixtures(fixtures) {
+        panic!("fixtures do not load: {e:?}");
+    }
+    store.ensure_indexes(program).expect("indexes");
+    store
+}
+
+fn engine_benches(c: &mut Criterion) {
+    let fixtures = common::example_fixtures();
+    let input = common::many_events(EVENTS);
+    let policies = [
+        ("examples_5", common::example_policies()),
+        ("generated_1000", vec![("generated.herald".to_string(), common::generated_policy(1000))]),
+    ];
+    let mut g = c.benchmark_group("engine/run_in_memory");
+    g.throughput(Throughput::Elements(EVENTS as u64));
+    g.sample_size(10);
+    for (label, files) in &policies {
+        let program = Arc::new(common::compile_sources(files));
+        for engine in ["interp", "jit"] {
+            let m = matcher(engine, &program);
+            g.bench_with_input(BenchmarkId::new(*label, engine), &m, |b, m| {
+                b.iter_batched(
+                    || fresh_store(&program, &fixtures),
+                    |store| {
+                        let mut out = Vec::new();
+                        let mut err = Vec::new();
+                        let opts = RunOptions { source: "bench".into(), ..RunOptions::default() };
+                        let stats =
+                            engine::run(program.clone(), m.clone(), &store, &input[..], opts, &mut out, &mut err)
+                                .expect("the run succeeds");
+                        assert_eq!(stats.events, EVENTS as u64);
+                        (store, stats)
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, engine_benches);
+criterion_main!(benches);
