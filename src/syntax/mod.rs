@@ -117,6 +117,16 @@ fn parse_chunk(
             // failed before it.
             let err = match &chunk.error {
                 Some(l) if l.anchor() <= pest_pos => error::from_lex(file, l),
+                // `"{a.b c"`: pest stops at `c`, inside an interpolation the
+                // scanner knows is never closed. Say so, at pest's position.
+                Some(scan::LexError::Unclosed {
+                    open, open_ch, opener: opener @ scan::Opener::Interpolation, ..
+                }) if *open < pest_pos => SyntaxError::Unclosed {
+                    at: Span::point(file, pest_pos),
+                    open: Span::new(file, *open, open + 1),
+                    open_ch: *open_ch,
+                    opener: opener.clone(),
+                },
                 _ => pest_err,
             };
             // Stray text after a complete item: keep the item.
