@@ -9,7 +9,8 @@
 # with /usr/bin/time (wall time, max RSS):
 #   wc        `wc -l` (a plain byte scan: the floor for reading the file)
 #   jit       herald run --engine jit    (five examples/authentik policies, fresh SQLite
-#   interp    herald run --engine interp  store with fixtures, --quiet)
+#             store with fixtures, --quiet; the interpreter until src/jit lands)
+#   interp    herald run --engine interp
 #   jaq       jaq with benches/e2e/match.jq (the five rules' match clauses)
 #   python    benches/e2e/match.py (json.loads + the same conditions)
 #   jq        jq with match.jq (only when RUNNERS includes it: slow)
