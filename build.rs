@@ -4,7 +4,11 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=docs/errors");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/errors");
+    // The run-time variable, not `env!`: a build script binary reused from
+    // another checkout (a copied `target/`) would otherwise embed that
+    // checkout's pages, or none.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".to_string());
+    let dir = Path::new(&manifest).join("docs/errors");
     let mut pages: Vec<(String, String)> = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {

@@ -186,6 +186,9 @@ impl LogLevel {
     }
 }
 
+// Statements are built once per policy and walked by reference; their
+// size does not matter, and boxing the large variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Stmt {
     Notify {

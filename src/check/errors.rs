@@ -5,6 +5,24 @@
 use crate::diag::{Code, Diagnostic};
 use crate::span::Span;
 
+/// "`a`", "`a` and `b`", "`a`, `b` and `c`"
+fn list_names(names: &[String]) -> String {
+    match names {
+        [] => "no arguments".to_string(),
+        [one] => format!("`{one}`"),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(|n| format!("`{n}`")).collect();
+            format!("{} and `{last}`", init.join(", "))
+        }
+    }
+}
+
+/// "a `string`", "an `int`": the article for a rendered type.
+fn a(ty: &str) -> String {
+    let article = if ty.starts_with(['i', 'a', 'e', 'o']) { "an" } else { "a" };
+    format!("{article} `{ty}`")
+}
+
 fn did_you_mean(s: &Option<String>) -> Option<String> {
     s.as_ref().map(|s| format!("did you mean `{s}`?"))
 }
@@ -53,7 +71,7 @@ pub enum CheckError {
     AppendNotList { span: Span, place: String, found: String },
     RemoveRequired { span: Span, place: String },
     ForNotList { span: Span, found: String },
-    UnknownArgument { span: Span, func: String, name: String, suggestion: Option<String> },
+    UnknownArgument { span: Span, func: String, name: String, suggestion: Option<String>, params: Vec<String> },
     MissingArgument { span: Span, func: String, name: String },
     DuplicateArgument { span: Span, name: String, first: Span },
     ArgumentType { span: Span, func: String, name: String, expected: String, found: String },
@@ -80,6 +98,11 @@ pub enum CheckError {
 }
 
 impl CheckError {
+    /// An error rather than a warning.
+    pub fn is_error(&self) -> bool {
+        self.to_diagnostic().is_error()
+    }
+
     pub fn to_diagnostic(&self) -> Diagnostic {
         use CheckError::*;
         match self {
@@ -91,13 +114,13 @@ impl CheckError {
                 .with_help(did_you_mean(suggestion).unwrap_or_else(|| "declare the field in the schema, or reach it through an `any` field".into())),
             UnknownName { span, name, suggestion, hint } => Diagnostic::new(Code::UnknownName, *span, format!("cannot find `{name}` in this scope"))
                 .with_label("not a binding, a const or `event`")
-                .with_help_opt(did_you_mean(suggestion).or_else(|| hint.clone())),
+                .with_help(did_you_mean(suggestion).or_else(|| hint.clone()).unwrap_or_else(|| format!("bind `{name}` first (with `let`, `guard let` or a field pattern), or declare `const {name} = ...`"))),
             UnknownEntity { span, name, suggestion } => Diagnostic::new(Code::UnknownEntity, *span, format!("unknown entity `{name}`"))
                 .with_label("not an entity of the schema")
                 .with_help(did_you_mean(suggestion).unwrap_or_else(|| "queries read entities declared with `entity`".into())),
             UnknownFunction { span, name, suggestion } => Diagnostic::new(Code::UnknownFunction, *span, format!("unknown function `{name}`"))
                 .with_label("not a built-in function")
-                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "see `herald explain E0112` for the built-in functions".into())),
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "the built-in functions are `len`, `empty`, `lower`, `upper`, `trim`, `starts_with`, `ends_with`, `contains`, `matches`, `ip_in`, `now`, `string` and `int`".into())),
             UnknownStatement { span, name, suggestion, is_function } => {
                 let d = Diagnostic::new(Code::UnknownStatement, *span, format!("`{name}` is not an action"));
                 if *is_function {
@@ -158,7 +181,7 @@ impl CheckError {
                 .with_help("order numbers, strings or timestamps; compare other values with `==` or `!=`"),
             BadLookupKey { span, entity, key_ty, found } => Diagnostic::new(Code::BadLookupKey, *span, format!("`{entity}` is keyed by `{key_ty}`, found `{found}`"))
                 .with_label("wrong key type")
-                .with_help(format!("look `{entity}` rows up by a `{key_ty}` or a list of them")),
+                .with_help(format!("look `{entity}` rows up by {} or a list of them", a(key_ty))),
             QueryInMatch { span } => Diagnostic::new(Code::QueryInMatch, *span, "a `match` clause cannot query the store")
                 .with_label("store query")
                 .with_help("move this to a `guard` or `let` clause; `match` reads only the event so it can run compiled on every event"),
@@ -195,9 +218,9 @@ impl CheckError {
             NotAnEntityBinding { span, name, found } => Diagnostic::new(Code::NotAnEntityBinding, *span, format!("`{name}` is `{found}`, not an entity row"))
                 .with_label("not an entity binding")
                 .with_help("`set`, `append` and `remove` change entity rows bound with `guard let`, `let` or `for`"),
-            SetTypeMismatch { span, place, expected, found } => Diagnostic::new(Code::SetTypeMismatch, *span, format!("cannot set `{place}` (`{expected}`) to a `{found}`"))
+            SetTypeMismatch { span, place, expected, found } => Diagnostic::new(Code::SetTypeMismatch, *span, format!("cannot set `{place}` (`{expected}`) to {}", a(found)))
                 .with_label(format!("this is `{found}`"))
-                .with_help(format!("give a `{expected}`; convert with `int(...)` or `string(...)` if needed")),
+                .with_help(format!("give {}; convert with `int(...)` or `string(...)` if needed", a(expected))),
             AppendNotList { span, place, found } => Diagnostic::new(Code::AppendNotList, *span, format!("cannot append to `{place}`, which is `{found}`"))
                 .with_label("not a list")
                 .with_help("append to a list field or to a path inside an `any` field"),
@@ -207,9 +230,9 @@ impl CheckError {
             ForNotList { span, found } => Diagnostic::new(Code::ForNotList, *span, format!("`for` needs a list, found `{found}`"))
                 .with_label("not a list")
                 .with_help("iterate over a list, e.g. `for u in User[keys]` or `for g in all Group()`"),
-            UnknownArgument { span, func, name, suggestion } => Diagnostic::new(Code::UnknownArgument, *span, format!("`{func}` has no argument `{name}`"))
+            UnknownArgument { span, func, name, suggestion, params } => Diagnostic::new(Code::UnknownArgument, *span, format!("`{func}` has no argument `{name}`"))
                 .with_label("unknown argument")
-                .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("see `herald explain E0407` for the arguments of `{func}`"))),
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("`{func}` takes {}", list_names(params)))),
             MissingArgument { span, func, name } => Diagnostic::new(Code::MissingArgument, *span, format!("`{func}` needs the argument `{name}`"))
                 .with_label(format!("`{name}` missing"))
                 .with_help(format!("add `{name}: ...`")),
@@ -218,7 +241,7 @@ impl CheckError {
                 .with_help("remove one of them"),
             ArgumentType { span, func, name, expected, found } => Diagnostic::new(Code::ArgumentType, *span, format!("argument `{name}` of `{func}` must be `{expected}`, found `{found}`"))
                 .with_label(format!("this is `{found}`"))
-                .with_help(format!("give a `{expected}`")),
+                .with_help(format!("give {}", a(expected))),
             InvalidSeverity { span, found, suggestion } => Diagnostic::new(Code::InvalidSeverity, *span, format!("`{found}` is not a severity"))
                 .with_label("invalid severity")
                 .with_help(did_you_mean(suggestion).unwrap_or_else(|| "use \"notice\", \"warning\" or \"alert\"".into())),
@@ -230,7 +253,7 @@ impl CheckError {
                 .with_help("declare one in the schema, e.g. `recipient User`"),
             BadRecipients { span, entity, key_ty, found } => Diagnostic::new(Code::BadRecipients, *span, format!("`notify` sends to `{entity}` rows or keys, found `{found}`"))
                 .with_label(format!("this is `{found}`"))
-                .with_help(format!("give a `{entity}`, a `{key_ty}` key, or a list of either")),
+                .with_help(format!("give a `{entity}`, {} key, or a list of either", a(key_ty))),
             TooManyArguments { span, func, max } => Diagnostic::new(Code::TooManyArguments, *span, format!("`{func}` takes at most {max} argument{}", if *max == 1 { "" } else { "s" }))
                 .with_label("extra argument")
                 .with_help("remove the extra arguments"),
@@ -264,10 +287,10 @@ impl CheckError {
             UnusedBinding { span, name } => Diagnostic::new(Code::UnusedBinding, *span, format!("`{name}` is never used"))
                 .with_label("unused binding")
                 .with_help(format!("remove it, or name it `_{name}` if it is only a check")),
-            GuardLetNotOptional { span, found } => Diagnostic::new(Code::GuardLetNotOptional, *span, format!("`guard let` on a `{found}`, which is never absent"))
+            GuardLetNotOptional { span, found } => Diagnostic::new(Code::GuardLetNotOptional, *span, format!("`guard let` on {}, which is never absent", a(found)))
                 .with_label("always present")
                 .with_help("use `let` instead; `guard let` is for values that may be absent"),
-            NullCompareNeverAbsent { span, ty, always } => Diagnostic::new(Code::NullCompareNeverAbsent, *span, format!("a `{ty}` is never absent, so this is always {always}"))
+            NullCompareNeverAbsent { span, ty, always } => Diagnostic::new(Code::NullCompareNeverAbsent, *span, format!("{} is never absent, so this is always {always}", a(ty)))
                 .with_label("never null")
                 .with_help("remove the comparison, or check the schema: the field may need to be optional"),
             DuplicateMatchType { span, name, first } => Diagnostic::new(Code::DuplicateMatchType, *span, format!("event type `{name}` is listed twice"))

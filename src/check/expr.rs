@@ -26,6 +26,41 @@ pub(crate) const BUILTINS: [&str; 13] = [
 ];
 pub(crate) const ACTIONS: [&str; 3] = ["notify", "send_email", "log"];
 
+/// Names from other languages for Herald's built-in functions, for "did you
+/// mean": edit distance alone does not get from `length` to `len`.
+fn function_alias(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "length" | "lenght" | "size" | "count" | "strlen" => "len",
+        "is_empty" | "isempty" | "blank" => "empty",
+        "lowercase" | "to_lower" | "tolower" | "downcase" => "lower",
+        "uppercase" | "to_upper" | "toupper" | "upcase" => "upper",
+        "strip" | "chomp" => "trim",
+        "startswith" | "has_prefix" | "hasprefix" | "begins_with" => "starts_with",
+        "endswith" | "has_suffix" | "hassuffix" => "ends_with",
+        "includes" | "has" | "find" => "contains",
+        "regex" | "re_match" | "match_regex" | "regex_match" => "matches",
+        "cidr_match" | "in_cidr" | "ip_in_range" | "cidr" => "ip_in",
+        "str" | "to_string" | "tostring" | "format" => "string",
+        "to_int" | "parse_int" | "integer" | "toint" => "int",
+        "time" | "timestamp" | "current_time" => "now",
+        _ => return None,
+    })
+}
+
+/// `a.b.c` rooted at `event`: the static path segments. (Whether `event`
+/// is shadowed inside a filter is the caller's business.)
+fn static_event_path(e: &ast::Expr) -> Option<Vec<&ast::Ident>> {
+    match &e.kind {
+        ast::ExprKind::Name(id) if id.name == "event" => Some(vec![]),
+        ast::ExprKind::Field { base, field } => {
+            let mut p = static_event_path(base)?;
+            p.push(field);
+            Some(p)
+        }
+        _ => None,
+    }
+}
+
 fn error(span: Span) -> Expr {
     Expr { kind: ExprKind::Lit(Value::Null), ty: Ty::Error, span }
 }
@@ -169,7 +204,9 @@ impl Checker<'_> {
                     .lookup(&id.name)
                     .map(|l| cx.locals[l.0 as usize].span)
                     .or_else(|| self.consts.get(&id.name).map(|c| c.span));
-                if let Some(outer) = outer {
+                // One warning per hidden binding: `name == name` hides it once.
+                let already = |e: &CheckError| matches!(e, CheckError::FilterShadows { outer: o, name, .. } if Some(*o) == outer && *name == id.name);
+                if let Some(outer) = outer.filter(|_| !self.errors.iter().any(already)) {
                     self.errors.push(CheckError::FilterShadows {
                         span,
                         name: id.name.clone(),
@@ -223,23 +260,9 @@ impl Checker<'_> {
         error(span)
     }
 
-    /// `a.b.c` rooted at `event` (and not inside a filter where `event`
-    /// could be shadowed): the static path segments.
-    fn static_event_path<'a>(&self, e: &'a ast::Expr, cx: &RuleCx) -> Option<Vec<&'a ast::Ident>> {
-        match &e.kind {
-            ast::ExprKind::Name(id) if id.name == "event" => Some(vec![]),
-            ast::ExprKind::Field { base, field } => {
-                let mut p = self.static_event_path(base, cx)?;
-                p.push(field);
-                Some(p)
-            }
-            _ => None,
-        }
-    }
-
     fn field(&mut self, whole: &ast::Expr, base: &ast::Expr, field: &ast::Ident, cx: &mut RuleCx) -> Expr {
         let span = whole.span;
-        if let Some(path) = self.static_event_path(whole, cx) {
+        if let Some(path) = static_event_path(whole) {
             let filter_field = cx.filter.is_some_and(|e| {
                 let d = self.schema.entity(e);
                 d.key.name == "event" || d.field("event").is_some()
@@ -726,6 +749,10 @@ impl Checker<'_> {
         let mut named_at: Option<Span> = None;
         let mut position = 0;
         let mut reported_extra = false;
+        // After an unknown name or a misplaced positional argument, a
+        // "missing argument" error is usually the same mistake seen again
+        // (`subjet:` for `subject:`), so it is not reported.
+        let mut confused = false;
         for arg in args {
             match &arg.name {
                 Some(n) => {
@@ -741,17 +768,20 @@ impl Checker<'_> {
                         },
                         None => {
                             let suggestion = suggest(&n.name, params.iter().map(|p| p.name));
+                            confused = true;
                             self.errors.push(CheckError::UnknownArgument {
                                 span: n.span,
                                 func: func.to_string(),
                                 name: n.name.clone(),
                                 suggestion,
+                                params: params.iter().map(|p| p.name.to_string()).collect(),
                             });
                         }
                     }
                 }
                 None => {
                     if let Some(named) = named_at {
+                        confused = true;
                         self.errors.push(CheckError::PositionalAfterNamed { span: arg.span, named });
                         continue;
                     }
@@ -772,7 +802,7 @@ impl Checker<'_> {
             }
         }
         for (i, p) in params.iter().enumerate() {
-            if p.required && slots[i].is_none() {
+            if p.required && slots[i].is_none() && !confused {
                 self.errors.push(CheckError::MissingArgument {
                     span: call_span,
                     func: func.to_string(),
@@ -802,7 +832,7 @@ impl Checker<'_> {
             "ip_in" => &[req("ip"), req("range")],
             "now" => &[],
             _ => {
-                let suggestion = suggest(name, BUILTINS);
+                let suggestion = function_alias(name).map(str::to_string).or_else(|| suggest(name, BUILTINS));
                 self.errors.push(CheckError::UnknownFunction { span: func.span, name: name.to_string(), suggestion });
                 for a in args {
                     self.expr(&a.value, cx, Hint::None);
@@ -854,8 +884,8 @@ impl Checker<'_> {
             }
             "starts_with" | "ends_with" => {
                 let mut ok = true;
-                for i in 0..2 {
-                    if !stringish(&vals[i].ty) {
+                for (i, v) in vals.iter().enumerate().take(2) {
+                    if !stringish(&v.ty) {
                         bad(self, i, "string");
                         ok = false;
                     }

@@ -157,9 +157,19 @@ impl<'s> Checker<'s> {
             return;
         }
         let (value, ty) = match const_literal(&k.value) {
-            Some(v) => v,
-            None => {
-                self.errors.push(CheckError::ConstNotLiteral { span: k.value.span, name: k.name.name.clone() });
+            Ok(v) => v,
+            Err(problem) => {
+                match problem {
+                    ConstProblem::NotLiteral => {
+                        self.errors.push(CheckError::ConstNotLiteral { span: k.value.span, name: k.name.name.clone() })
+                    }
+                    // Already reported by the parser: one error is enough.
+                    ConstProblem::Broken => {}
+                    ConstProblem::Mixed { span, first, first_span, found } => {
+                        let (first, found) = (self.show(&first), self.show(&found));
+                        self.errors.push(CheckError::MixedList { span, first, found, first_span });
+                    }
+                }
                 (Value::Null, Ty::Error)
             }
         };
@@ -180,6 +190,7 @@ impl<'s> Checker<'s> {
     }
 
     fn rule(&mut self, r: &ast::RuleDecl, id: RuleId) -> ir::Rule {
+        let errors_before = self.errors.len();
         let mut cx = RuleCx {
             phase: Phase::Match,
             events: Vec::new(),
@@ -285,8 +296,11 @@ impl<'s> Checker<'s> {
             }
         }
 
+        // In a rule with errors, a binding is often unused only because the
+        // expression meant to use it is broken (`User[pkk]`): say nothing.
+        let rule_has_errors = self.errors[errors_before..].iter().any(CheckError::is_error);
         for (i, local) in cx.locals.iter().enumerate() {
-            if !cx.used[i] && cx.kinds[i] != LocalKind::For && !local.name.starts_with('_') {
+            if !rule_has_errors && !cx.used[i] && cx.kinds[i] != LocalKind::For && !local.name.starts_with('_') {
                 self.errors.push(CheckError::UnusedBinding { span: local.span, name: local.name.clone() });
             }
         }
@@ -573,35 +587,53 @@ fn keyword_at(span: Span, len: u32) -> Span {
 
 /// The value of a literal const: `null`, booleans, numbers (negative too),
 /// strings without interpolation and lists of these.
-fn const_literal(e: &ast::Expr) -> Option<(Value, Ty)> {
-    Some(match &e.kind {
+/// Why a const's value is not accepted.
+enum ConstProblem {
+    /// Not a literal at all (E0308).
+    NotLiteral,
+    /// The parser already reported a broken literal inside it.
+    Broken,
+    /// A list of literals of different types (E0210).
+    Mixed { span: Span, first: Ty, first_span: Span, found: Ty },
+}
+
+fn const_literal(e: &ast::Expr) -> Result<(Value, Ty), ConstProblem> {
+    use ConstProblem::*;
+    Ok(match &e.kind {
         ast::ExprKind::Null => (Value::Null, Ty::Null),
         ast::ExprKind::Bool(b) => (Value::Bool(*b), Ty::Bool),
         ast::ExprKind::Int(i) => (Value::Int(*i), Ty::Int),
         ast::ExprKind::Float(f) => (Value::Float(*f), Ty::Float),
-        ast::ExprKind::Str(_) => (Value::str(&e.as_plain_str()?), Ty::String),
+        ast::ExprKind::Error => return Err(Broken),
+        ast::ExprKind::Str(_) => (Value::str(&e.as_plain_str().ok_or(NotLiteral)?), Ty::String),
         ast::ExprKind::Unary { op: ast::UnOp::Neg, operand, .. } => match &operand.kind {
-            ast::ExprKind::Int(i) => (Value::Int(i.checked_neg()?), Ty::Int),
+            ast::ExprKind::Int(i) => (Value::Int(i.checked_neg().ok_or(NotLiteral)?), Ty::Int),
             ast::ExprKind::Float(f) => (Value::Float(-f), Ty::Float),
-            _ => return None,
+            ast::ExprKind::Error => return Err(Broken),
+            _ => return Err(NotLiteral),
         },
         ast::ExprKind::List(items) => {
             let mut values = Vec::new();
             let mut ty = Ty::Never;
+            let mut first_span = e.span;
             for item in items {
                 let (v, t) = const_literal(item)?;
                 ty = match (&ty, &t) {
-                    (Ty::Never, _) => t,
+                    (Ty::Never, _) => {
+                        first_span = item.span;
+                        t
+                    }
                     (a, b) if a == b => ty,
                     (Ty::Int, Ty::Float) | (Ty::Float, Ty::Int) => Ty::Float,
                     (Ty::Null, b) => b.clone().optional(),
                     (a, Ty::Null) => a.clone().optional(),
-                    _ => return None,
+                    (a, b) if a.unwrap_optional() == b => ty,
+                    _ => return Err(Mixed { span: item.span, first: ty, first_span, found: t }),
                 };
                 values.push(v);
             }
             (Value::list(values), ty.list())
         }
-        _ => return None,
+        _ => return Err(NotLiteral),
     })
 }

@@ -270,6 +270,15 @@ impl Checker<'_> {
             return None;
         }
         let Some(local) = cx.lookup(&p.root.name) else {
+            if let Some(c) = self.consts.get(&p.root.name) {
+                let found = self.show(&c.ty);
+                self.errors.push(CheckError::NotAnEntityBinding {
+                    span: p.root.span,
+                    name: p.root.name.clone(),
+                    found,
+                });
+                return None;
+            }
             let suggestion = suggest(&p.root.name, cx.names().iter().map(|s| s.as_str()));
             self.errors.push(CheckError::UnknownName {
                 span: p.root.span,

@@ -5,8 +5,10 @@ use super::{
     EXIT_USAGE,
 };
 use crate::compile::{self, SchemaChoice};
+use crate::decode::{DecodePlan, PlanSpec};
 use crate::engine::{self, InterpMatcher, Matcher, RunOptions, RunStats};
 use crate::ir::Program;
+use crate::jit::JitMatcher;
 use crate::mail::{self, Mailer, Mode};
 use crate::schema::Schema;
 use crate::span::{FileId, SourceMap};
@@ -80,7 +82,18 @@ fn load_fixture_text(store: &mut Store, text: &str, name: &str) -> Result<(), i3
 fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matcher>, i32> {
     match engine {
         Engine::Interp => Ok(Arc::new(InterpMatcher::new(program.clone()))),
-        Engine::Jit => Ok(Arc::new(InterpMatcher::new(program.clone()))),
+        Engine::Jit => {
+            // The engine builds the same plan from the same program, so the
+            // interned ids of string literals agree.
+            let plan = DecodePlan::new(PlanSpec::for_program(program));
+            match JitMatcher::compile(program.clone(), &plan) {
+                Ok(m) => Ok(Arc::new(m)),
+                Err(e) => {
+                    eprintln!("herald: warning: {e}; every rule runs in the interpreter");
+                    Ok(Arc::new(InterpMatcher::new(program.clone())))
+                }
+            }
+        }
     }
 }
 
@@ -186,7 +199,8 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         opts.on_progress = Some(Box::new(move |n| bar.set_position(n)));
     }
     let mut stderr = std::io::stderr();
-    let interpreted = setup.matcher.interpreted().len();
+    let interpreted: Vec<String> =
+        setup.matcher.interpreted().iter().map(|id| setup.program.rule(*id).name.clone()).collect();
     let engine_name = setup.matcher.name();
     let result = engine::run(setup.program.clone(), setup.matcher, setup.store, setup.input, opts, stdout, &mut stderr);
     if let Some(bar) = progress {
@@ -208,7 +222,7 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
                 &stats,
                 started.elapsed(),
                 engine_name,
-                interpreted,
+                &interpreted,
                 setup.program.rules.len(),
                 totals.as_ref(),
                 queued
@@ -222,7 +236,7 @@ fn summary(
     s: &RunStats,
     elapsed: std::time::Duration,
     engine: &str,
-    interpreted: usize,
+    interpreted: &[String],
     rules: usize,
     mail: Option<&MailTotals>,
     queued: u64,
@@ -230,8 +244,8 @@ fn summary(
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { s.events as f64 / secs } else { 0.0 };
     let mut out = format!("herald: {} events in {:.3} s ({:.0} events/s), engine {engine}", s.events, secs, rate);
-    if engine == "jit" && interpreted > 0 {
-        out.push_str(&format!(" ({interpreted} of {rules} rules interpreted)"));
+    if engine == "jit" && !interpreted.is_empty() {
+        out.push_str(&format!(" ({} of {rules} rules interpreted: {})", interpreted.len(), interpreted.join(", ")));
     }
     out.push('\n');
     if s.resumed_lines > 0 {

@@ -300,8 +300,12 @@ fn check(schema: Option<&str>, format: Format, verbose: bool, files: &[PathBuf])
                         if p.rules.len() == 1 { "" } else { "s" }
                     );
                     if verbose {
-                        for r in &p.rules {
-                            let _ = writeln!(err, "  rule {}", r.name);
+                        for (id, why) in crate::jit::status(p) {
+                            let name = &p.rule(id).name;
+                            let _ = match why {
+                                None => writeln!(err, "  rule {name}: match JIT-compiled"),
+                                Some(why) => writeln!(err, "  rule {name}: match interpreted ({why})"),
+                            };
                         }
                     }
                 }

@@ -30,7 +30,7 @@ impl Style {
 /// A diagnostic bound to its source, in the shape miette renders.
 struct Report {
     code: String,
-    severity: Severity,
+    severity: miette::Severity,
     message: String,
     help: Option<String>,
     source: NamedSource<String>,
@@ -63,10 +63,7 @@ impl miette::Diagnostic for Report {
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.severity {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
-        })
+        Some(self.severity)
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -108,9 +105,11 @@ fn report(d: &Diagnostic, sources: &SourceMap) -> Report {
             labels.push(labeled(l.span, &l.message, false));
         } else {
             let other = sources.get(l.span.file);
+            // A note in another file ("first declared here" in the schema),
+            // shown as advice: it is not a second problem.
             related.push(Report {
                 code: String::new(),
-                severity: Severity::Warning,
+                severity: miette::Severity::Advice,
                 message: l.message.clone(),
                 help: None,
                 source: NamedSource::new(other.name.clone(), other.text.clone()),
@@ -121,7 +120,10 @@ fn report(d: &Diagnostic, sources: &SourceMap) -> Report {
     }
     Report {
         code: d.code.as_str().to_string(),
-        severity: d.severity,
+        severity: match d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        },
         message: d.message.clone(),
         help: d.help.clone(),
         source: NamedSource::new(file.name.clone(), file.text.clone()),
@@ -174,14 +176,19 @@ pub fn json(diags: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
             let mut labels = vec![];
             if !d.label.is_empty() {
                 labels.push(json!({
-                    "message": d.label, "file": file, "line": line, "column": column,
+                    "message": d.label, "line": line, "column": column,
                     "offset": d.span.start, "length": d.span.len(),
                 }));
             }
             for l in &d.labels {
+                // CONTRACT.md's label shape has no `file`: a label in another
+                // file (rare: a duplicate declared in the schema file) names
+                // it in its message instead.
                 let (lfile, lline, lcol) = pos(l.span);
+                let message =
+                    if l.span.file == d.span.file { l.message.clone() } else { format!("{} (in {lfile})", l.message) };
                 labels.push(json!({
-                    "message": l.message, "file": lfile, "line": lline, "column": lcol,
+                    "message": message, "line": lline, "column": lcol,
                     "offset": l.span.start, "length": l.span.len(),
                 }));
             }

@@ -382,7 +382,7 @@ impl Ctx<'_> {
             Ty::Bool if c == b't' || c == b'f' => Ok(slot(tag::BOOL, (c == b't') as u64, 0)),
             Ty::Uuid if c == b'"' => {
                 let mark = scratch.len();
-                let u = self.with_text(start, end, scratch, |s| parse_uuid(s));
+                let u = self.with_text(start, end, scratch, parse_uuid);
                 scratch.truncate(mark);
                 match u {
                     Some(u) => Ok(slot(tag::UUID, (u >> 64) as u64, u as u64)),
@@ -391,7 +391,7 @@ impl Ctx<'_> {
             }
             Ty::Timestamp if c == b'"' => {
                 let mark = scratch.len();
-                let t = self.with_text(start, end, scratch, |s| parse_timestamp(s));
+                let t = self.with_text(start, end, scratch, parse_timestamp);
                 scratch.truncate(mark);
                 match t {
                     Some(t) => Ok(slot(tag::TIMESTAMP, t as u64, ((t as u128) >> 64) as u64)),

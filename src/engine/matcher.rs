@@ -55,6 +55,8 @@ pub struct MatchScratch {
     /// Rules whose `match` accepted the event (or raised a run-time error),
     /// in declaration order.
     pub matched: Vec<(RuleId, Option<RuntimeError>)>,
+    /// The JIT's per-rule results for one event (reused: no allocation per event).
+    pub jit_out: Vec<u8>,
 }
 
 /// One trait, two engines: the interpreter (the oracle) and the JIT.

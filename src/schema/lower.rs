@@ -15,19 +15,72 @@ use std::collections::HashMap;
 /// Schema problems as plain data; [`SchemaError::to_diagnostic`] holds the prose.
 #[derive(Debug, Clone)]
 pub enum SchemaError {
-    UnknownType { span: Span, name: String, suggestion: Option<String> },
-    DuplicateField { span: Span, name: String, first: Span, owner: String },
-    ConflictingField { span: Span, name: String, common: Span, event: String },
-    DuplicateEvent { span: Span, name: String, first: Span },
-    DuplicateTypeName { span: Span, name: String, first: Option<Span> },
-    InvalidKeyType { span: Span, entity: String, found: String },
-    UnknownRecipient { span: Span, name: String, suggestion: Option<String> },
-    DuplicateSchemaItem { span: Span, item: &'static str, first: Span },
-    InvalidIdentity { span: Span, reason: String },
-    InvalidEntityField { span: Span, entity: String, field: String, found: String, help: String },
-    RecursiveType { span: Span, name: String },
-    MissingDiscriminator { span: Span },
-    EntityInEvent { span: Span, entity: String },
+    UnknownType {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+    },
+    DuplicateField {
+        span: Span,
+        name: String,
+        first: Span,
+        owner: String,
+    },
+    ConflictingField {
+        span: Span,
+        name: String,
+        common: Span,
+        event: String,
+    },
+    DuplicateEvent {
+        span: Span,
+        name: String,
+        first: Span,
+    },
+    DuplicateTypeName {
+        span: Span,
+        name: String,
+        first: Option<Span>,
+    },
+    InvalidKeyType {
+        span: Span,
+        entity: String,
+        found: String,
+    },
+    UnknownRecipient {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+    },
+    DuplicateSchemaItem {
+        span: Span,
+        item: &'static str,
+        first: Span,
+    },
+    /// `discriminator`: the item is the discriminator, not the identity.
+    InvalidIdentity {
+        span: Span,
+        reason: String,
+        discriminator: bool,
+    },
+    InvalidEntityField {
+        span: Span,
+        entity: String,
+        field: String,
+        found: String,
+        help: String,
+    },
+    RecursiveType {
+        span: Span,
+        name: String,
+    },
+    MissingDiscriminator {
+        span: Span,
+    },
+    EntityInEvent {
+        span: Span,
+        entity: String,
+    },
 }
 
 impl SchemaError {
@@ -94,10 +147,14 @@ impl SchemaError {
                     .with_secondary(*first, "first declared here")
                     .with_help(format!("a schema has one `{item}`: remove one of them"))
             }
-            SchemaError::InvalidIdentity { span, reason } => {
-                Diagnostic::new(Code::InvalidIdentity, *span, reason.clone())
-                    .with_label("here")
-                    .with_help("name a required `uuid`, `string` or `int` field of `event *`")
+            SchemaError::InvalidIdentity { span, reason, discriminator } => {
+                Diagnostic::new(Code::InvalidIdentity, *span, reason.clone()).with_label("here").with_help(
+                    if *discriminator {
+                        "declare the discriminator in `event *` as a required `string`"
+                    } else {
+                        "name a required `uuid`, `string` or `int` field of `event *`"
+                    },
+                )
             }
             SchemaError::InvalidEntityField { span, entity, field, found, help } => Diagnostic::new(
                 Code::InvalidEntityField,
@@ -160,6 +217,9 @@ struct Lowerer {
 
 /// Build the schema from the schema items of `files`, in order. Policy
 /// items are ignored here.
+// `claim_name` reports a clash as it answers; keeping it out of match
+// guards keeps that side effect visible.
+#[allow(clippy::collapsible_match)]
 pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
     let mut l = Lowerer { schema: Schema::default(), errors: Vec::new(), names: HashMap::new() };
     let items: Vec<&ast::Item> = files.iter().flat_map(|f| f.items.iter()).collect();
@@ -257,6 +317,7 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
         match common_fields.iter().find(|f| f.name == d.name) {
             Some(f) if !Ty::String.fits(&f.ty) || f.ty.is_optional() => l.errors.push(SchemaError::InvalidIdentity {
                 span: d.span,
+                discriminator: true,
                 reason: format!(
                     "the discriminator `{}` is declared as a field that is not a required `string`",
                     d.name
@@ -535,12 +596,13 @@ impl Lowerer {
             self.errors.push(SchemaError::InvalidIdentity {
                 span,
                 reason: "`identity` needs event fields, but the schema declares none".into(),
+                discriminator: false,
             });
             return;
         };
         let segs: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
         match self.schema.path_type(common, &segs) {
-            Ok(ty) if matches!(ty, Ty::Uuid | Ty::String | Ty::Int) => {
+            Ok(Ty::Uuid | Ty::String | Ty::Int) => {
                 self.schema.identity = Some(segs.iter().map(|s| s.to_string()).collect());
                 self.schema.identity_span = Some(span);
             }
@@ -550,11 +612,13 @@ impl Lowerer {
                 self.errors.push(SchemaError::InvalidIdentity {
                     span: path.last().map(|i| i.span).unwrap_or(span),
                     reason: format!("the identity field must be a required `uuid`, `string` or `int`, not `{found}`"),
+                    discriminator: false,
                 });
             }
             Err(i) => self.errors.push(SchemaError::InvalidIdentity {
                 span: path[i].span,
                 reason: format!("`identity` names `{}`, which is not a field of `event *`", path[i].name),
+                discriminator: false,
             }),
         }
     }

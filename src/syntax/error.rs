@@ -68,6 +68,8 @@ pub(crate) enum Hint {
     SingleQuote,
     /// `;`
     Semicolon,
+    /// `rule {`: the name is missing.
+    RuleName,
 }
 
 /// Why an escape sequence is invalid (E0005).
@@ -89,6 +91,8 @@ pub(crate) enum SyntaxError {
     ChainedComparison { op: Span, text: String },
     /// E0001: brackets nested deeper than the scanner allows.
     TooDeep { at: Span },
+    /// E0001: more than `scan::MAX_OPERATORS` operators in one item.
+    TooComplex { at: Span },
     /// E0001: pest's own recursion limits.
     LimitReached { at: Span },
     /// E0002
@@ -117,6 +121,7 @@ impl SyntaxError {
         match self {
             SyntaxError::Expected { at, .. }
             | SyntaxError::TooDeep { at }
+            | SyntaxError::TooComplex { at }
             | SyntaxError::LimitReached { at }
             | SyntaxError::Unclosed { at, .. }
             | SyntaxError::Stray { at, .. }
@@ -149,6 +154,7 @@ impl SyntaxError {
                     Hint::Semicolon => {
                         "remove the `;`: clauses and statements need no separator".to_string()
                     }
+                    Hint::RuleName => "give the rule a name, as in `rule notify_admins {`".to_string(),
                 });
                 Diagnostic::new(
                     Code::UnexpectedToken,
@@ -156,7 +162,7 @@ impl SyntaxError {
                     format!("expected {list}, found {}", found.describe()),
                 )
                 .with_label(format!("expected {list}"))
-                .with_help_opt(help)
+                .with_help(help.unwrap_or_else(|| format!("write {list} here, or remove what does not belong")))
             }
             SyntaxError::ChainedComparison { op, text } => Diagnostic::new(
                 Code::UnexpectedToken,
@@ -172,6 +178,13 @@ impl SyntaxError {
             )
             .with_label(format!("more than {} levels deep", scan::MAX_DEPTH))
             .with_help("split the expression into smaller ones with `let`"),
+            SyntaxError::TooComplex { at } => Diagnostic::new(
+                Code::UnexpectedToken,
+                *at,
+                "this item has too many operators",
+            )
+            .with_label(format!("operator number {}", scan::MAX_OPERATORS + 1))
+            .with_help("split the expression into smaller ones with `let`, or the rule into several rules"),
             SyntaxError::LimitReached { at } => Diagnostic::new(
                 Code::UnexpectedToken,
                 *at,
@@ -458,6 +471,9 @@ pub(crate) fn translate(
         let wants_name = has(Rule::ident) || has(Rule::event_name) || has(Rule::bind);
         let role = match declares {
             Some(role) if wants_name => Some(role),
+            // After `field:` in a pattern, a keyword can only have been meant
+            // as a binding name (`true`, `false` and `null` parse as literals).
+            _ if has(Rule::pattern) && prev_text == Some(":") => Some(NameRole::Binding),
             _ if wants_name && !is_structural(kw) => Some(match prev_text {
                 Some("match" | "|" | "event") => NameRole::EventType,
                 _ => NameRole::Other,
@@ -516,6 +532,7 @@ fn hint_for(
     }
     let comparison_may_follow = positives.contains(&Rule::cmp_op);
     match found_text? {
+        "{" if prev_text == Some("rule") => Some(Hint::RuleName),
         "(" => {
             // `x.f(` : the token before is a field name after a `.`.
             let p = prev?;
@@ -551,5 +568,9 @@ pub(crate) fn from_lex(file: FileId, e: &LexError) -> SyntaxError {
             open: open.map(|(p, c)| (Span::new(file, p, p + 1), c)),
         },
         LexError::TooDeep { at } => SyntaxError::TooDeep { at: Span::new(file, *at, at + 1) },
+        LexError::TooComplex { at } => {
+            // The operator may be two bytes (`==`); a point span is enough.
+            SyntaxError::TooComplex { at: Span::point(file, *at) }
+        }
     }
 }

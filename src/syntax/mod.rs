@@ -53,6 +53,14 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
 pub fn parse_expr(file: FileId, text: &str) -> (Option<ast::Expr>, Vec<Diagnostic>) {
     let scan = scan::scan(text);
     let lex = scan.chunks.iter().filter_map(|c| c.error.clone()).min_by_key(|e| e.anchor());
+    let too_big = scan
+        .chunks
+        .iter()
+        .filter_map(|c| c.error.as_ref())
+        .find(|e| matches!(e, scan::LexError::TooDeep { .. } | scan::LexError::TooComplex { .. }));
+    if let Some(e) = too_big {
+        return (None, vec![error::from_lex(file, e).to_diagnostic()]);
+    }
     let (expr, errors) = match HeraldParser::parse(Rule::expr_entry, text) {
         Ok(pairs) => {
             let mut b = Builder::new(file, 0, &scan);
@@ -84,6 +92,13 @@ fn parse_chunk(
     errors: &mut Vec<SyntaxError>,
 ) {
     let src = &text[chunk.start..chunk.end];
+    // Items nested too deeply or with too many operators never reach pest:
+    // parsing them (and building and checking their AST) recurses once per
+    // level and could overflow the stack.
+    if let Some(e @ (scan::LexError::TooDeep { .. } | scan::LexError::TooComplex { .. })) = &chunk.error {
+        errors.push(error::from_lex(file, e));
+        return;
+    }
     match HeraldParser::parse(Rule::item_entry, src) {
         Ok(pairs) => {
             let mut b = Builder::new(file, chunk.start, scan);
@@ -102,6 +117,16 @@ fn parse_chunk(
             // failed before it.
             let err = match &chunk.error {
                 Some(l) if l.anchor() <= pest_pos => error::from_lex(file, l),
+                // `"{a.b c"`: pest stops at `c`, inside an interpolation the
+                // scanner knows is never closed. Say so, at pest's position.
+                Some(scan::LexError::Unclosed {
+                    open, open_ch, opener: opener @ scan::Opener::Interpolation, ..
+                }) if *open < pest_pos => SyntaxError::Unclosed {
+                    at: Span::point(file, pest_pos),
+                    open: Span::new(file, *open, open + 1),
+                    open_ch: *open_ch,
+                    opener: opener.clone(),
+                },
                 _ => pest_err,
             };
             // Stray text after a complete item: keep the item.

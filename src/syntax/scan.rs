@@ -16,6 +16,13 @@
 /// bounds the recursion of pest and of every later stage.
 pub(crate) const MAX_DEPTH: usize = 48;
 
+/// At most this many operators (`not`, `-`, `+`, `and`, `.`, `[`, ...) in
+/// one item. Operator chains make the parser, the AST builder and the
+/// checker recurse once per operator, so a machine-generated chain of
+/// thousands would overflow a thread's stack; no hand-written rule comes
+/// near this.
+pub(crate) const MAX_OPERATORS: usize = 500;
+
 /// Keywords that start a top-level item.
 pub(crate) const ITEM_KEYWORDS: &[&str] =
     &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient"];
@@ -116,6 +123,9 @@ pub(crate) enum LexError {
     Stray { at: usize, ch: char, open: Option<(usize, char)> },
     /// Brackets nested deeper than [`MAX_DEPTH`].
     TooDeep { at: usize },
+    /// More than [`MAX_OPERATORS`] operators in one item; the item is not
+    /// handed to the parser at all.
+    TooComplex { at: usize },
 }
 
 impl LexError {
@@ -127,6 +137,7 @@ impl LexError {
             LexError::Unclosed { at, .. } => *at,
             LexError::Stray { at, .. } => *at,
             LexError::TooDeep { at } => *at,
+            LexError::TooComplex { at } => *at,
         }
     }
 }
@@ -191,6 +202,12 @@ struct Scanner<'a> {
     stack: Vec<Frame>,
     chunk_start: usize,
     chunk_error: Option<LexError>,
+    /// Operators seen in the current chunk, and where the one over the
+    /// limit is.
+    chunk_ops: usize,
+    /// A problem that keeps the chunk from the parser (too deep, too many
+    /// operators); it wins over any other error of the chunk.
+    fatal: Option<LexError>,
     /// The current chunk has a token (junk before the first item counts).
     chunk_has_token: bool,
     /// End of the last token of the current chunk.
@@ -214,6 +231,8 @@ pub(crate) fn scan(text: &str) -> Scan {
         stack: Vec::new(),
         chunk_start: 0,
         chunk_error: None,
+        chunk_ops: 0,
+        fatal: None,
         chunk_has_token: false,
         last_end: 0,
         item_kw: None,
@@ -246,6 +265,21 @@ impl Scanner<'_> {
     }
 
     fn push_token(&mut self, kind: Tok, start: usize, end: usize) {
+        let t = &self.text[start..end];
+        let is_op = match kind {
+            Tok::Word => matches!(t, "not" | "and" | "or" | "in"),
+            Tok::Punct => matches!(
+                t,
+                "+" | "-" | "*" | "/" | "%" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "." | "[" | "(" | "!" | "&" | "|"
+            ),
+            _ => false,
+        };
+        if is_op {
+            self.chunk_ops += 1;
+            if self.chunk_ops > MAX_OPERATORS && self.fatal.is_none() {
+                self.fatal = Some(LexError::TooComplex { at: start });
+            }
+        }
         self.out.tokens.push(Token { kind, start, end });
         self.chunk_has_token = true;
         self.last_end = end;
@@ -277,6 +311,12 @@ impl Scanner<'_> {
             };
             self.error(e);
         }
+        // Too deep or too many operators wins over any other problem: such
+        // a chunk must not reach the (recursive) parser.
+        if let Some(e) = self.fatal.take() {
+            self.chunk_error = Some(e);
+        }
+        self.chunk_ops = 0;
         if self.chunk_has_token {
             self.out.chunks.push(Chunk { start: self.chunk_start, end, error: self.chunk_error.take() });
         }
@@ -380,8 +420,8 @@ impl Scanner<'_> {
         } else {
             Opener::Plain
         };
-        if depth >= MAX_DEPTH {
-            self.error(LexError::TooDeep { at: start });
+        if depth >= MAX_DEPTH && self.fatal.is_none() {
+            self.fatal = Some(LexError::TooDeep { at: start });
         }
         self.stack.push(Frame { kind, pos: start, opener });
     }
@@ -560,11 +600,14 @@ impl Scanner<'_> {
         if !self.stack.is_empty() && !line_start {
             return false;
         }
-        // Not a field name (`x.type`, `key type: int`) nor a name after
-        // an item keyword (`rule event`).
+        // Not a field name (`x.type`, `key type: int`) nor a name right
+        // after the keyword that starts an item (`rule event`,
+        // `discriminator type`). Only the keyword that *started* the item
+        // counts: after `discriminator type`, a following `event` is a new
+        // item even though `type` is also an item keyword.
         if let Some(prev) = self.out.tokens.last() {
             let p = &self.text[prev.start..prev.end];
-            if p == "." || (prev.kind == Tok::Word && (p == "key" || ITEM_KEYWORDS.contains(&p))) {
+            if p == "." || (prev.kind == Tok::Word && (p == "key" || self.want_item_name)) {
                 return false;
             }
         }

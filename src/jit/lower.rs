@@ -1,0 +1,292 @@
+//! From a rule's typed `match` condition to the small condition language the
+//! code generator understands: atoms over one event path and a literal,
+//! combined with `not`/`and`/`or`. Anything else makes the rule run
+//! interpreted, with the reason returned here.
+
+use crate::interp::ops;
+use crate::ir::{CmpOp, Expr, ExprKind, LocalId, PathId, Rule};
+use crate::value::Value;
+
+/// A literal an atom compares against. Floats by their bits so atoms can be
+/// hashed for common-subexpression elimination.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Lit {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(u64),
+    Str(String),
+    Uuid(u128),
+    Timestamp(i128),
+}
+
+/// One test of one event path: the unit the code generator evaluates once
+/// per event, however many rules share it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Atom {
+    /// `path == null` (`negated`: `!= null`); also pattern bindings and `_`.
+    IsNull { path: PathId, negated: bool },
+    /// The path's value used directly as a condition (a bool field).
+    Truthy(PathId),
+    /// `path op literal` (a literal on the left is swapped to the right).
+    Cmp { path: PathId, op: CmpOp, lit: Lit },
+    /// `path in [literals]`.
+    In { path: PathId, items: Vec<Lit> },
+}
+
+impl Atom {
+    pub(crate) fn path(&self) -> PathId {
+        match self {
+            Atom::IsNull { path, .. } | Atom::Cmp { path, .. } | Atom::In { path, .. } => *path,
+            Atom::Truthy(p) => *p,
+        }
+    }
+}
+
+/// A rule's condition over atoms; `and`/`or` keep the interpreter's
+/// left-to-right short-circuit order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cond {
+    Const(bool),
+    Atom(Atom),
+    Not(Box<Cond>),
+    And(Box<Cond>, Box<Cond>),
+    Or(Box<Cond>, Box<Cond>),
+}
+
+impl Cond {
+    pub(crate) fn atoms<'a>(&'a self, out: &mut Vec<&'a Atom>) {
+        match self {
+            Cond::Const(_) => {}
+            Cond::Atom(a) => out.push(a),
+            Cond::Not(c) => c.atoms(out),
+            Cond::And(a, b) | Cond::Or(a, b) => {
+                a.atoms(out);
+                b.atoms(out);
+            }
+        }
+    }
+}
+
+/// Paths this rule reads with a statically known scalar type (`string`,
+/// `int`, `float`, `bool`, `uuid`, `timestamp`, optional or not): for every
+/// event type the rule sees, the decoder gives such a path's slot that kind,
+/// absent or null, never an array, object or another kind.
+/// The value says whether the type is `string`.
+pub(crate) fn scalar_paths(rule: &Rule) -> Scalars {
+    let mut out = Scalars::new();
+    rule.matcher.cond.walk(&mut |e| {
+        if let ExprKind::Event(p) = e.kind {
+            if is_scalar(&e.ty) {
+                out.insert(p, matches!(e.ty.unwrap_optional(), crate::types::Ty::String));
+            }
+        }
+    });
+    out
+}
+
+pub(crate) type Scalars = std::collections::HashMap<PathId, bool>;
+
+fn is_scalar(t: &crate::types::Ty) -> bool {
+    use crate::types::Ty;
+    match t.unwrap_optional() {
+        Ty::Bool | Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Uuid => true,
+        Ty::Error | Ty::Never | Ty::Null | Ty::Any | Ty::Optional(_) | Ty::List(_) | Ty::Record(_) | Ty::Entity(_) => {
+            false
+        }
+    }
+}
+
+/// The conjuncts of a condition, left to right (`and` is associative under
+/// the three-valued short-circuit rules: the first non-true conjunct decides).
+pub(crate) fn conjuncts(c: &Cond) -> Vec<&Cond> {
+    match c {
+        Cond::And(a, b) => {
+            let mut v = conjuncts(a);
+            v.extend(conjuncts(b));
+            v
+        }
+        Cond::Const(_) | Cond::Atom(_) | Cond::Not(_) | Cond::Or(..) => vec![c],
+    }
+}
+
+/// The conjunct the code generator may dispatch on: the first
+/// `path == "literal"` on a scalar path, preceded only by conjuncts that
+/// never need the interpreter. When the path's interned id differs from the
+/// literal's, the rule's result is then known to be false.
+pub(crate) fn dispatch_key(c: &Cond, scalar: &Scalars) -> Option<(PathId, String)> {
+    for k in conjuncts(c) {
+        let a = match k {
+            Cond::Const(_) => continue,
+            Cond::Atom(a) => a,
+            Cond::Not(_) | Cond::And(..) | Cond::Or(..) => return None,
+        };
+        match a {
+            Atom::IsNull { .. } => {}
+            // Only a `string` path: its slot is STR (with the interned id),
+            // absent or null, so "id differs" means "not equal".
+            Atom::Cmp { path, op: CmpOp::Eq, lit: Lit::Str(s) } if scalar.get(path) == Some(&true) => {
+                return Some((*path, s.clone()));
+            }
+            Atom::Cmp {
+                path,
+                op: CmpOp::Eq | CmpOp::Ne,
+                lit: Lit::Str(_) | Lit::Int(_) | Lit::Float(_) | Lit::Bool(_),
+            } if scalar.contains_key(path) => {}
+            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } => return None,
+        }
+    }
+    None
+}
+
+/// An operand of a comparison: an event path or a literal.
+enum Operand {
+    Path(PathId),
+    Lit(Value),
+}
+
+/// Lower a rule's `match` condition, or say why it is not compiled.
+pub(crate) fn lower_rule(rule: &Rule) -> Result<Cond, String> {
+    let l = Lowerer { bindings: &rule.matcher.bindings };
+    l.cond(&rule.matcher.cond)
+}
+
+struct Lowerer<'a> {
+    bindings: &'a [(LocalId, PathId)],
+}
+
+fn swap(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Eq => CmpOp::Eq,
+        CmpOp::Ne => CmpOp::Ne,
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::Le => CmpOp::Ge,
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::Ge => CmpOp::Le,
+    }
+}
+
+/// A scalar literal the native code can compare with; `Err` names the kind
+/// it cannot.
+fn lit(v: &Value) -> Result<Lit, String> {
+    match v {
+        Value::Absent | Value::Null => Ok(Lit::Null),
+        Value::Bool(b) => Ok(Lit::Bool(*b)),
+        Value::Int(i) => Ok(Lit::Int(*i)),
+        Value::Float(f) => Ok(Lit::Float(f.to_bits())),
+        Value::Str(s) => Ok(Lit::Str(s.to_string())),
+        Value::Uuid(u) => Ok(Lit::Uuid(*u)),
+        Value::Timestamp(t) => Ok(Lit::Timestamp(*t)),
+        Value::List(_) => Err("compares with a list literal".into()),
+        Value::Object(_) => Err("compares with an object literal".into()),
+        Value::Entity(_) => Err("compares with an entity row".into()),
+    }
+}
+
+impl Lowerer<'_> {
+    fn operand(&self, e: &Expr) -> Result<Operand, String> {
+        match &e.kind {
+            ExprKind::Event(p) => Ok(Operand::Path(*p)),
+            ExprKind::Local(l) => match self.bindings.iter().find(|(b, _)| b == l) {
+                Some((_, p)) => Ok(Operand::Path(*p)),
+                None => Err("reads a local that is not a pattern binding".into()),
+            },
+            ExprKind::Lit(v) => Ok(Operand::Lit(v.clone())),
+            ExprKind::List(items) => {
+                let mut vals = Vec::with_capacity(items.len());
+                for i in items {
+                    match &i.kind {
+                        ExprKind::Lit(v) => vals.push(v.clone()),
+                        _ => return Err("builds a list from non-literal elements".into()),
+                    }
+                }
+                Ok(Operand::Lit(Value::list(vals)))
+            }
+            _ => Err(format!("uses {}", describe(e))),
+        }
+    }
+
+    fn cond(&self, e: &Expr) -> Result<Cond, String> {
+        match &e.kind {
+            ExprKind::Lit(Value::Bool(b)) => Ok(Cond::Const(*b)),
+            ExprKind::Lit(_) => Err("has a non-bool literal as a condition".into()),
+            ExprKind::Event(p) => Ok(Cond::Atom(Atom::Truthy(*p))),
+            ExprKind::Local(_) => match self.operand(e)? {
+                Operand::Path(p) => Ok(Cond::Atom(Atom::Truthy(p))),
+                Operand::Lit(_) => Err("reads a local that is not a pattern binding".into()),
+            },
+            ExprKind::Not(x) => Ok(Cond::Not(Box::new(self.cond(x)?))),
+            ExprKind::And(a, b) => Ok(Cond::And(Box::new(self.cond(a)?), Box::new(self.cond(b)?))),
+            ExprKind::Or(a, b) => Ok(Cond::Or(Box::new(self.cond(a)?), Box::new(self.cond(b)?))),
+            ExprKind::Cmp { op, lhs, rhs } => match (self.operand(lhs)?, self.operand(rhs)?) {
+                (Operand::Path(p), Operand::Lit(v)) => Ok(cmp_atom(p, *op, &v)?),
+                (Operand::Lit(v), Operand::Path(p)) => Ok(cmp_atom(p, swap(*op), &v)?),
+                // Constant folding with the interpreter's own semantics.
+                (Operand::Lit(a), Operand::Lit(b)) => Ok(Cond::Const(ops::compare(*op, &a, &b))),
+                (Operand::Path(_), Operand::Path(_)) => Err("compares two event values".into()),
+            },
+            ExprKind::IsNull { operand, negated } => match self.operand(operand)? {
+                Operand::Path(path) => Ok(Cond::Atom(Atom::IsNull { path, negated: *negated })),
+                Operand::Lit(v) => Ok(Cond::Const(v.is_nullish() != *negated)),
+            },
+            ExprKind::In { elem, container } => match (self.operand(elem)?, self.operand(container)?) {
+                (Operand::Path(path), Operand::Lit(Value::List(items))) => {
+                    let mut lits = Vec::with_capacity(items.len());
+                    for i in items.iter() {
+                        match lit(i)? {
+                            // `null in` a list is never true: drop the item.
+                            Lit::Null => {}
+                            l => lits.push(l),
+                        }
+                    }
+                    Ok(Cond::Atom(Atom::In { path, items: lits }))
+                }
+                (Operand::Path(_), Operand::Lit(_)) => Err("uses `in` on a string (substring test)".into()),
+                (Operand::Lit(x), Operand::Lit(c)) => Ok(Cond::Const(ops::contains(&c, &x))),
+                (_, Operand::Path(_)) => Err("uses `in` over an event value".into()),
+            },
+            ExprKind::Field { .. }
+            | ExprKind::Column { .. }
+            | ExprKind::Related { .. }
+            | ExprKind::Index { .. }
+            | ExprKind::List(_)
+            | ExprKind::Interp(_)
+            | ExprKind::Neg(_)
+            | ExprKind::Arith { .. }
+            | ExprKind::Call { .. }
+            | ExprKind::Lookup { .. }
+            | ExprKind::LookupMany { .. }
+            | ExprKind::Query { .. }
+            | ExprKind::Row { .. } => Err(format!("uses {}", describe(e))),
+        }
+    }
+}
+
+fn cmp_atom(path: PathId, op: CmpOp, v: &Value) -> Result<Cond, String> {
+    match lit(v)? {
+        // Comparisons with null are false whatever the other side.
+        Lit::Null => Ok(Cond::Const(false)),
+        lit => Ok(Cond::Atom(Atom::Cmp { path, op, lit })),
+    }
+}
+
+/// What an expression the JIT does not compile is, for the reason text.
+fn describe(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Lit(_) => "a literal in an unsupported position".into(),
+        ExprKind::Event(_) => "an event value in an unsupported position".into(),
+        ExprKind::Local(_) => "a local in an unsupported position".into(),
+        ExprKind::Field { .. } => "a dynamic field access".into(),
+        ExprKind::Column { .. } | ExprKind::Related { .. } => "an entity field".into(),
+        ExprKind::Index { .. } => "indexing".into(),
+        ExprKind::List(_) => "a list built at run time".into(),
+        ExprKind::Interp(_) => "string interpolation".into(),
+        ExprKind::Neg(_) | ExprKind::Arith { .. } => "arithmetic".into(),
+        ExprKind::Not(_) | ExprKind::And(..) | ExprKind::Or(..) => "a condition as a value".into(),
+        ExprKind::Cmp { .. } | ExprKind::IsNull { .. } | ExprKind::In { .. } => "a comparison as a value".into(),
+        ExprKind::Call { func, .. } => format!("`{}(...)`", func.name()),
+        ExprKind::Lookup { .. } | ExprKind::LookupMany { .. } | ExprKind::Query { .. } | ExprKind::Row { .. } => {
+            "a store read".into()
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Unit tests: every fallback reason is reported, and a few exact cases.
+use super::*;
+use crate::compile::{compile, SchemaChoice};
+use crate::decode::{Decoder, PlanSpec};
+use crate::engine::matcher::InterpMatcher;
+use crate::span::SourceMap;
+
+const SCHEMA: &str = r#"
+discriminator kind
+event * { id: int }
+event a { s: string?, n: int?, f: float?, b: bool?, x: any, u: uuid?, t: timestamp?, l: [string]? }
+event b { s: string?, n: int? }
+"#;
+
+fn program(rules: &str) -> Arc<Program> {
+    let mut sources = SourceMap::default();
+    let f = sources.add("t.herald", &format!("{SCHEMA}\n{rules}"));
+    let c = compile(&mut sources, SchemaChoice::Auto, &[f]);
+    assert_eq!(c.errors(), 0, "{:#?}", c.diagnostics);
+    Arc::new(c.program.expect("program"))
+}
+
+fn plan(p: &Program) -> Arc<DecodePlan> {
+    Arc::new(DecodePlan::new(PlanSpec::for_program(p)))
+}
+
+#[test]
+fn every_fallback_reason_is_reported() {
+    let p = program(
+        r#"
+        rule r0 { match a where event.s == "x" and event.n < 3 }
+        rule r1 { match a where matches(event.s, "^a+$") }
+        rule r2 { match a where ip_in(event.s, "10.0.0.0/8") }
+        rule r3 { match a where event.n + 1 == 2 }
+        rule r4 { match a where "{event.n}" == "1" }
+        rule r5 { match a where event.x["deep"] == 1 }
+        rule r6 { match a where event.n == event.id }
+        rule r7 { match a where event.s in "abc" }
+        rule r8 { match a where "a" in event.l }
+        rule r9 { match a where event.l == ["a"] }
+        rule r10 { match a where len(event.s) > 2 }
+        rule r11 { match a where -event.n == 1 }
+        rule r12 { match a | b where event.s != null }
+    "#,
+    );
+    let sup = support(&p);
+    let ids: Vec<u32> = sup.iter().map(|(r, _)| r.0).collect();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "{sup:#?}");
+    let reason = |i: u32| sup.iter().find(|(r, _)| r.0 == i).map(|(_, w)| w.as_str()).unwrap_or("");
+    assert!(reason(1).contains("matches"), "{}", reason(1));
+    assert!(reason(2).contains("ip_in"), "{}", reason(2));
+    assert!(reason(3).contains("arithmetic"), "{}", reason(3));
+    assert!(reason(4).contains("interpolation"), "{}", reason(4));
+    assert!(reason(5).contains("indexing"), "{}", reason(5));
+    assert!(reason(6).contains("two event values"), "{}", reason(6));
+    assert!(reason(7).contains("substring"), "{}", reason(7));
+    assert!(reason(8).contains("over an event value"), "{}", reason(8));
+    assert!(reason(9).contains("list literal"), "{}", reason(9));
+    assert!(reason(10).contains("len"), "{}", reason(10));
+    assert!(reason(11).contains("arithmetic"), "{}", reason(11));
+    for (_, why) in &sup {
+        assert!(!why.is_empty());
+    }
+    // The matcher reports the same rules, with the same reasons.
+    let m = JitMatcher::compile(p.clone(), &plan(&p)).expect("jit");
+    assert_eq!(m.fallbacks(), &sup[..]);
+    assert_eq!(m.interpreted(), sup.iter().map(|(r, _)| *r).collect::<Vec<_>>());
+    assert!(m.is_compiled(RuleId(0)) && m.is_compiled(RuleId(12)));
+    let st = status(&p);
+    assert_eq!(st.iter().filter(|(_, w)| w.is_some()).count(), sup.len());
+}
+
+#[test]
+fn literal_not_interned_by_plan_falls_back() {
+    let p = program(r#"rule r0 { match a where event.s == "x" }"#);
+    // A plan built without the program's literals.
+    let mut spec = PlanSpec::for_program(&p);
+    spec.literals.clear();
+    let m = JitMatcher::compile(p.clone(), &DecodePlan::new(spec)).expect("jit");
+    assert_eq!(m.fallbacks().len(), 1);
+    assert!(m.fallbacks()[0].1.contains("not interned"), "{:?}", m.fallbacks());
+}
+
+fn run(m: &dyn Matcher, plan: &Arc<DecodePlan>, line: &str) -> Vec<(u32, bool)> {
+    let mut dec = Decoder::new(plan.clone());
+    let mut scratch = MatchScratch::default();
+    let ev = dec.decode_match(line.as_bytes()).expect("decode");
+    m.matches(&ev, &mut scratch);
+    scratch.matched.iter().map(|(r, e)| (r.0, e.is_some())).collect()
+}
+
+#[test]
+fn agrees_with_the_interpreter_on_edge_cases() {
+    let p = program(
+        r#"
+        rule r0 { match a where event.s == "x" }
+        rule r1 { match a where event.n != 3 }
+        rule r2 { match a where event.f == 0 }
+        rule r3 { match a where event.x == 1.5 }
+        rule r4 { match a where event.x < "b" }
+        rule r5 { match a where int(event.s) == 1 }
+        rule r6 { match any where event.id >= 9223372036854775807 }
+        rule r7 { match a where event.t > "2026-01-01T00:00:00Z" }
+        rule r8 { match a where event.u == "305332a4-50ac-475e-b97c-e2cd167238a6" }
+        rule r9 { match a where event.s in ["x", "y\n"] and not (event.b == true) }
+        rule r10 { match a where event.x != "q" or event.x == null }
+        rule r11 { match b where event.s == "x" }
+    "#,
+    );
+    let plan = plan(&p);
+    let jit = JitMatcher::compile(p.clone(), &plan).expect("jit");
+    // Only r5 runs interpreted; its run-time error keeps its place in the order.
+    assert_eq!(jit.interpreted(), vec![RuleId(5)], "{:?}", jit.fallbacks());
+    let interp = InterpMatcher::new(p.clone());
+    let lines = [
+        r#"{"kind":"a","id":1,"s":"x","n":3,"f":-0.0,"x":1.5,"b":false}"#,
+        r#"{"kind":"a","id":9223372036854775807,"s":"y\n","n":null,"f":0,"x":"a","b":true}"#,
+        r#"{"kind":"a","id":2,"x":true,"t":"2026-06-01T00:00:00Z","u":"305332a450ac475eb97ce2cd167238a6"}"#,
+        r#"{"kind":"a","id":2,"x":[1],"t":"2025-06-01T00:00:00Z"}"#,
+        r#"{"kind":"a","id":2,"x":{"q":1},"s":"\u0078"}"#,
+        r#"{"kind":"a","id":-9223372036854775808,"x":null}"#,
+        r#"{"kind":"b","id":3,"s":"x"}"#,
+        r#"{"kind":"zzz","id":9223372036854775807}"#,
+    ];
+    for l in lines {
+        assert_eq!(run(&jit, &plan, l), run(&interp, &plan, l), "{l}");
+    }
+    assert_eq!(
+        run(&jit, &plan, lines[0]),
+        vec![(0, false), (2, false), (3, false), (5, true), (9, false), (10, false)]
+    );
+    // `int("y\n")` fails: the interpreter's error, between compiled rules.
+    assert_eq!(run(&jit, &plan, lines[1]).iter().find(|(r, _)| *r == 5), Some(&(5, true)));
+}

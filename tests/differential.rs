@@ -1,0 +1,479 @@
+//! The JIT against the interpreter (the oracle): same program, same decoded
+//! events, same matched rules (with the same run-time errors) and the same
+//! pattern bindings.
+//!
+//! 1. The corpus: every policy of examples/authentik and the good policy
+//!    fixtures, against the example events and the reference sample events.
+//! 2. Generated programs (random match conditions over a small schema) and
+//!    generated events biased to absent, null, wrong-typed and boundary values.
+
+use herald::compile::{compile, SchemaChoice};
+use herald::decode::{DecodePlan, Decoder, PlanSpec};
+use herald::engine::matcher::{InterpMatcher, MatchScratch, Matcher};
+use herald::interp::{self, Env};
+use herald::ir::Program;
+use herald::jit::JitMatcher;
+use herald::span::SourceMap;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What one engine decided for one event: (rule, error text) in order,
+/// and the pattern bindings of every matched rule.
+type Outcome = (Vec<(u32, Option<String>)>, Vec<Env>);
+
+fn compile_files(files: &[(&str, String)]) -> Result<Arc<Program>, String> {
+    let mut sources = SourceMap::default();
+    let ids: Vec<_> = files.iter().map(|(n, t)| sources.add(*n, t)).collect();
+    let c = compile(&mut sources, SchemaChoice::Auto, &ids);
+    match c.program {
+        Some(p) => Ok(Arc::new(p)),
+        None => Err(format!("{:#?}", c.diagnostics)),
+    }
+}
+
+struct Pair {
+    program: Arc<Program>,
+    jit: JitMatcher,
+    interp: InterpMatcher,
+    dec_match: Decoder,
+    dec_full: Decoder,
+    scratch: MatchScratch,
+}
+
+impl Pair {
+    fn new(program: Arc<Program>) -> Pair {
+        let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
+        let jit = JitMatcher::compile(program.clone(), &plan).expect("JIT compiles");
+        let interp = InterpMatcher::new(program.clone());
+        Pair {
+            dec_match: Decoder::new(plan.clone()),
+            dec_full: Decoder::new(plan.clone()),
+            program,
+            jit,
+            interp,
+            scratch: MatchScratch::default(),
+        }
+    }
+
+    /// `None` when the line is a dead letter (neither engine sees it).
+    fn outcome(&mut self, jit: bool, line: &[u8]) -> Option<Outcome> {
+        let ev = self.dec_match.decode_match(line).ok()?;
+        let m: &dyn Matcher = if jit { &self.jit } else { &self.interp };
+        m.matches(&ev, &mut self.scratch);
+        let matched: Vec<(u32, Option<String>)> =
+            self.scratch.matched.iter().map(|(r, e)| (r.0, e.as_ref().map(|e| format!("{e:?}")))).collect();
+        let mut binds = Vec::new();
+        if jit {
+            // The engine binds patterns again from the full decode, as the
+            // writer does after the JIT decided.
+            let full = self.dec_full.decode_full(line).ok()?;
+            for (r, _) in &matched {
+                let mut env = Env::new();
+                interp::bind_patterns(self.program.rule(herald::ir::RuleId(*r)), &full, &mut env);
+                binds.push(env);
+            }
+        } else {
+            for (r, _) in &matched {
+                let mut env = Env::new();
+                let rule = self.program.rule(herald::ir::RuleId(*r));
+                let _ = interp::eval_match(&self.program, rule, &ev, &mut env);
+                binds.push(env);
+            }
+        }
+        Some((matched, binds))
+    }
+
+    /// Compare both engines on one line; the number of rule evaluations.
+    fn check(&mut self, line: &[u8]) -> Result<usize, String> {
+        let i = self.outcome(false, line);
+        let j = self.outcome(true, line);
+        if i != j {
+            return Err(format!(
+                "engines disagree on {}\n interp: {i:?}\n jit:    {j:?}\n fallbacks: {:?}",
+                String::from_utf8_lossy(line),
+                self.jit.fallbacks()
+            ));
+        }
+        let ty = match self.dec_match.decode_match(line) {
+            Ok(ev) => ev.event_type,
+            Err(_) => return Ok(0),
+        };
+        Ok(herald::engine::matcher::RuleIndex::new(&self.program).rules(ty).len())
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) => b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn herald_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            herald_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "herald") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn corpus_agrees() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut events = read_lines(&root.join("examples/authentik/events.ndjson"));
+    events.extend(read_lines(&root.join("tests/data/authentik-events.ndjson")));
+    events.extend(read_lines(Path::new("/work/shared/reference/authentik-events.ndjson")));
+    assert!(events.len() >= 46, "the example events are missing");
+
+    let mut examples = Vec::new();
+    herald_files(&root.join("examples/authentik"), &mut examples);
+    assert_eq!(examples.len(), 5);
+    let texts: Vec<(String, String)> =
+        examples.iter().map(|p| (p.display().to_string(), std::fs::read_to_string(p).expect("read policy"))).collect();
+    let refs: Vec<(&str, String)> = texts.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+    let mut programs = vec![compile_files(&refs).expect("the examples compile")];
+    let mut fixtures = Vec::new();
+    herald_files(&root.join("tests/fixtures"), &mut fixtures);
+    for f in fixtures {
+        let text = std::fs::read_to_string(&f).expect("read fixture");
+        // Only fixtures that compile on their own are "good".
+        if let Ok(p) = compile_files(&[(&f.display().to_string(), text)]) {
+            programs.push(p);
+        }
+    }
+    let mut evaluations = 0;
+    let mut fired = 0;
+    for p in programs {
+        let mut pair = Pair::new(p);
+        for l in &events {
+            evaluations += pair.check(l).unwrap_or_else(|e| panic!("{e}"));
+            if pair.outcome(true, l).is_some_and(|o| !o.0.is_empty()) {
+                fired += 1;
+            }
+        }
+    }
+    assert!(evaluations > 200, "{evaluations}");
+    assert!(fired > 5, "the corpus should match some events: {fired}");
+}
+
+// ------------------------------------------------------------ generated
+
+const SCHEMA: &str = r#"
+discriminator kind
+type R { s: string?, n: int? }
+event * { id: int?, k: string? }
+event e0 { s: string?, n: int?, f: float?, b: bool?, u: uuid?, t: timestamp?, x: any, r: R? }
+event e1 { s: string?, n: int?, f: float?, b: bool?, u: uuid?, t: timestamp?, x: any, r: R? }
+event e2 { s: string?, n: int?, f: float?, b: bool?, u: uuid?, t: timestamp?, x: any, r: R? }
+"#;
+
+/// Herald literal text and the JSON text of the same value.
+const STRS: &[(&str, &str)] = &[
+    (r#""""#, r#""""#),
+    (r#""a""#, r#""a""#),
+    (r#""b""#, r#""b""#),
+    (r#""ab""#, r#""ab""#),
+    (r#""a\"b""#, r#""a\"b""#),
+    (r#""line\nbreak""#, r#""line\nbreak""#),
+    (r#""é""#, r#""é""#),
+    (r#""\u{1F600}""#, r#""😀""#),
+];
+const INTS: &[&str] = &["0", "1", "2", "42", "9223372036854775807", "9007199254740993"];
+const FLOATS: &[&str] = &["0.0", "1.5", "42.0", "0.1", "9007199254740992.0"];
+const UUIDS: &[&str] = &[
+    "305332a4-50ac-475e-b97c-e2cd167238a6",
+    "00000000-0000-0000-0000-000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+];
+const TSS: &[&str] = &[
+    "2026-01-01T00:00:00Z",
+    "1970-01-01T00:00:00Z",
+    "1969-12-31T23:59:59.999999999Z",
+    "2026-01-01T01:00:00+01:00",
+    "9999-12-31T23:59:59Z",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Str,
+    Int,
+    Float,
+    Bool,
+    Uuid,
+    Ts,
+    Any,
+}
+
+/// Fields a typed rule may read, and the common ones `match any` reads.
+const FIELDS: &[(&str, Kind)] = &[
+    ("event.s", Kind::Str),
+    ("event.n", Kind::Int),
+    ("event.f", Kind::Float),
+    ("event.b", Kind::Bool),
+    ("event.u", Kind::Uuid),
+    ("event.t", Kind::Ts),
+    ("event.x", Kind::Any),
+    ("event.r.s", Kind::Str),
+    ("event.r.n", Kind::Int),
+    ("event.id", Kind::Int),
+    ("event.k", Kind::Str),
+];
+const COMMON: &[(&str, Kind)] = &[("event.id", Kind::Int), ("event.k", Kind::Str)];
+
+fn lit_for(kind: Kind, i: usize) -> String {
+    let pick = |xs: &[&str]| xs[i % xs.len()].to_string();
+    match kind {
+        Kind::Str => STRS[i % STRS.len()].0.to_string(),
+        Kind::Int => pick(INTS),
+        Kind::Float => pick(FLOATS),
+        Kind::Bool => ["true", "false"][i % 2].to_string(),
+        Kind::Uuid => format!("{:?}", UUIDS[i % UUIDS.len()]),
+        Kind::Ts => format!("{:?}", TSS[i % TSS.len()]),
+        Kind::Any => match i % 6 {
+            0 => lit_for(Kind::Str, i / 6),
+            1 => lit_for(Kind::Int, i / 6),
+            2 => lit_for(Kind::Float, i / 6),
+            3 => lit_for(Kind::Bool, i / 6),
+            4 => lit_for(Kind::Uuid, i / 6),
+            _ => lit_for(Kind::Ts, i / 6),
+        },
+    }
+}
+
+/// A literal of a kind the checker accepts against `kind` (ints and floats mix).
+fn lit_against(kind: Kind, i: usize) -> String {
+    match kind {
+        Kind::Int if i % 3 == 0 => lit_for(Kind::Float, i / 3),
+        Kind::Float if i % 3 == 0 => lit_for(Kind::Int, i / 3),
+        k => lit_for(k, i),
+    }
+}
+
+fn ordered(kind: Kind) -> bool {
+    matches!(kind, Kind::Str | Kind::Int | Kind::Float | Kind::Ts | Kind::Any)
+}
+
+/// A random condition over `fields`, as Herald text.
+fn cond(fields: &'static [(&'static str, Kind)]) -> impl Strategy<Value = String> {
+    let atom = (0..fields.len(), 0usize..8, 0usize..64, 0usize..4).prop_map(move |(fi, opi, li, shape)| {
+        let (f, kind) = fields[fi];
+        let ops = ["==", "!=", "<", "<=", ">", ">="];
+        let op = if ordered(kind) { ops[opi % 6] } else { ops[opi % 2] };
+        match (shape, opi) {
+            (_, 6) => format!("{f} {} null", ["==", "!="][li % 2]),
+            (_, 7) => {
+                let n = 1 + li % 3;
+                let items: Vec<String> = (0..n).map(|j| lit_against(kind, li + j * 18)).collect();
+                format!("{f} in [{}]", items.join(", "))
+            }
+            _ => {
+                let l = lit_against(kind, li);
+                // Bools have no order, even through `any`.
+                let op = if l == "true" || l == "false" { ops[opi % 2] } else { op };
+                if shape == 0 {
+                    format!("{l} {op} {f}")
+                } else {
+                    format!("{f} {op} {l}")
+                }
+            }
+        }
+    });
+    atom.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|c| format!("not ({c})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} and {b})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("({a} or {b})")),
+        ]
+    })
+}
+
+/// One rule: `match any`, one type or several, optional patterns.
+fn rule() -> impl Strategy<Value = String> {
+    let typed =
+        (0usize..4, proptest::option::of(cond(FIELDS)), 0usize..64, 0usize..4).prop_map(|(types, c, li, pat)| {
+            let events = ["e0", "e1 | e0", "e2", "e0 | e1 | e2"][types];
+            let patterns = match pat {
+                0 => String::new(),
+                1 => format!(" {{ s: {} }}", lit_for(Kind::Str, li)),
+                2 => " { n: v, r: { s: _ } }".to_string(),
+                _ => format!(" {{ r.n: {}, t: w }}", lit_for(Kind::Int, li)),
+            };
+            let wh = match (c, pat) {
+                (Some(c), 2) => format!(" where v > 1 and {c}"),
+                (Some(c), _) => format!(" where {c}"),
+                (None, _) => String::new(),
+            };
+            format!("match {events}{patterns}{wh}")
+        });
+    let any = proptest::option::of(cond(COMMON)).prop_map(|c| match c {
+        Some(c) => format!("match any where {c}"),
+        None => "match any".to_string(),
+    });
+    prop_oneof![4 => typed, 1 => any]
+}
+
+/// A JSON string with some characters escaped (so the decoder unescapes
+/// into its scratch buffer).
+fn json_str(text: &str, escape: bool) -> String {
+    if !escape {
+        return text.to_string();
+    }
+    // `text` is JSON already: re-escape plain ASCII letters as \u00XX.
+    let mut out = String::new();
+    let inner = &text[1..text.len() - 1];
+    out.push('"');
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(c);
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else if c.is_ascii_alphabetic() {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON value for a field of `kind`: biased to absent (None), null,
+/// boundary values and, rarely, the wrong type (a dead letter).
+fn json_value(kind: Kind) -> impl Strategy<Value = Option<String>> {
+    (0usize..100, 0usize..64, any::<bool>()).prop_map(move |(roll, i, esc)| {
+        let ints = ["0", "1", "-1", "2", "42", "9223372036854775807", "-9223372036854775808", "9007199254740993"];
+        let floats = ["0.0", "-0.0", "1.5", "-2.25", "42", "0.1", "1e300", "9007199254740992", "-0"];
+        let typed = |k: Kind, i: usize| -> String {
+            match k {
+                Kind::Str => json_str(STRS[i % STRS.len()].1, esc),
+                Kind::Int => ints[i % ints.len()].to_string(),
+                Kind::Float => floats[i % floats.len()].to_string(),
+                Kind::Bool => ["true", "false"][i % 2].to_string(),
+                Kind::Uuid => {
+                    let u = UUIDS[i % UUIDS.len()];
+                    if i % 2 == 0 {
+                        format!("{u:?}")
+                    } else {
+                        format!("{:?}", u.replace('-', ""))
+                    }
+                }
+                Kind::Ts => format!("{:?}", TSS[i % TSS.len()]),
+                Kind::Any => String::new(),
+            }
+        };
+        match roll {
+            0..=14 => None,
+            15..=24 => Some("null".into()),
+            25..=27 => Some(["\"1\"", "1", "true", "[1]", "{}"][i % 5].into()),
+            _ => Some(match kind {
+                Kind::Any => match i % 9 {
+                    0 => typed(Kind::Str, i / 9),
+                    1 => typed(Kind::Int, i / 9),
+                    2 => typed(Kind::Float, i / 9),
+                    3 => typed(Kind::Bool, i / 9),
+                    4 => typed(Kind::Uuid, i / 9),
+                    5 => typed(Kind::Ts, i / 9),
+                    6 => ["[1, \"a\"]", "{\"a\": 1}", "[]"][i / 9 % 3].into(),
+                    7 => ["100000000000000000000", "-9223372036854775809", "1.0"][i / 9 % 3].into(),
+                    _ => "\"2026-01-01T00:00:00Z\"".into(),
+                },
+                k => typed(k, i),
+            }),
+        }
+    })
+}
+
+fn event() -> impl Strategy<Value = String> {
+    let kinds = ["e0", "e1", "e2", "zz"];
+    (
+        0usize..4,
+        json_value(Kind::Int),
+        json_value(Kind::Str),
+        json_value(Kind::Str),
+        json_value(Kind::Int),
+        json_value(Kind::Float),
+        json_value(Kind::Bool),
+        json_value(Kind::Uuid),
+        json_value(Kind::Ts),
+        json_value(Kind::Any),
+        (0usize..4, json_value(Kind::Str), json_value(Kind::Int)),
+    )
+        .prop_map(move |(k, id, kk, s, n, f, b, u, t, x, (rshape, rs, rn))| {
+            let mut parts = vec![format!("\"kind\":\"{}\"", kinds[k])];
+            for (name, v) in
+                [("id", id), ("k", kk), ("s", s), ("n", n), ("f", f), ("b", b), ("u", u), ("t", t), ("x", x)]
+            {
+                if let Some(v) = v {
+                    parts.push(format!("\"{name}\":{v}"));
+                }
+            }
+            match rshape {
+                0 => {}
+                1 => parts.push("\"r\":null".into()),
+                _ => {
+                    let mut rp = Vec::new();
+                    if let Some(v) = rs {
+                        rp.push(format!("\"s\":{v}"));
+                    }
+                    if let Some(v) = rn {
+                        rp.push(format!("\"n\":{v}"));
+                    }
+                    parts.push(format!("\"r\":{{{}}}", rp.join(",")));
+                }
+            }
+            format!("{{{}}}", parts.join(","))
+        })
+}
+
+#[test]
+fn generated_programs_agree() {
+    const PROGRAMS: u32 = 800;
+    const EVENTS: usize = 64;
+    let mut runner = TestRunner::new(Config { cases: PROGRAMS, failure_persistence: None, ..Config::default() });
+    let evaluations = std::cell::Cell::new(0usize);
+    let events_seen = std::cell::Cell::new(0usize);
+    let rejected = std::cell::Cell::new(0usize);
+    let strategy = (proptest::collection::vec(rule(), 1..12), proptest::collection::vec(event(), EVENTS));
+    let result = runner.run(&strategy, |(rules, events)| {
+        let text: String =
+            rules.iter().enumerate().map(|(i, r)| format!("rule g{i} {{ {r} }}\n")).collect::<Vec<_>>().join("");
+        let program = match compile_files(&[("schema.herald", SCHEMA.to_string()), ("gen.herald", text.clone())]) {
+            Ok(p) => p,
+            Err(e) => {
+                rejected.set(rejected.get() + 1);
+                // A generator bug, not an engine bug: say so loudly but keep the count.
+                if rejected.get() < 3 {
+                    eprintln!("generated program rejected:\n{text}\n{e}");
+                }
+                return Ok(());
+            }
+        };
+        let mut pair = Pair::new(program);
+        for e in &events {
+            let n = pair.check(e.as_bytes()).map_err(|m| TestCaseError::fail(format!("{m}\nprogram:\n{text}")))?;
+            evaluations.set(evaluations.get() + n);
+            events_seen.set(events_seen.get() + 1);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    eprintln!(
+        "generated: {PROGRAMS} programs, {} events compared, {} rule evaluations, {} programs rejected",
+        events_seen.get(),
+        evaluations.get(),
+        rejected.get()
+    );
+    assert!(rejected.get() * 20 < PROGRAMS as usize, "too many generated programs fail to check");
+    assert!(evaluations.get() >= 100_000, "only {} generated cases", evaluations.get());
+}

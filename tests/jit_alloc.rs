@@ -1,0 +1,85 @@
+//! Matching non-firing events with the JIT allocates nothing once warm.
+
+use herald::compile::{compile, SchemaChoice};
+use herald::decode::{DecodePlan, Decoder, PlanSpec};
+use herald::engine::matcher::{MatchScratch, Matcher};
+use herald::jit::JitMatcher;
+use herald::span::SourceMap;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: delegates to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn non_firing_events_allocate_nothing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/authentik");
+    let mut sources = SourceMap::default();
+    let mut names: Vec<_> = std::fs::read_dir(&root)
+        .expect("examples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "herald"))
+        .collect();
+    names.sort();
+    let ids: Vec<_> = names
+        .iter()
+        .map(|p| sources.add(&p.display().to_string(), &std::fs::read_to_string(p).expect("read")))
+        .collect();
+    let program = Arc::new(compile(&mut sources, SchemaChoice::Auto, &ids).program.expect("examples compile"));
+    let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
+    let jit = JitMatcher::compile(program.clone(), &plan).expect("jit");
+    assert!(jit.fallbacks().is_empty(), "{:?}", jit.fallbacks());
+    // Non-firing: right types, other values (and an undeclared type).
+    let lines: Vec<&[u8]> = vec![
+        br#"{"action":"model_created","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{"model":{"app":"authentik_core","model_name":"group","pk":"x"}}}"#,
+        br#"{"action":"model_updated","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{"model":{"app":"authentik_\u0063ore","model_name":"token","pk":1}}}"#,
+        br#"{"action":"login","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{"auth_method_args":{"known_device":true}}}"#,
+        br#"{"action":"login","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{}}"#,
+        br#"{"action":"something_else","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z"}"#,
+    ];
+    let mut dec = Decoder::new(plan);
+    let mut scratch = MatchScratch::default();
+    let mut round = |count: bool| {
+        for l in &lines {
+            let ev = dec.decode_match(l).expect("decodes");
+            COUNTING.store(count, Ordering::SeqCst);
+            jit.matches(&ev, &mut scratch);
+            COUNTING.store(false, Ordering::SeqCst);
+            assert!(scratch.matched.is_empty(), "{}", String::from_utf8_lossy(l));
+        }
+    };
+    round(false); // warm-up: buffers reach their size
+    ALLOCS.store(0, Ordering::SeqCst);
+    for _ in 0..1000 {
+        round(true);
+    }
+    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "the JIT matcher allocated on non-firing events");
+}
