@@ -17,6 +17,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use herald::decode::{DecodePlan, Decoder, PlanSpec};
 use herald::engine::{self, InterpMatcher, MatchScratch, Matcher, RunOptions};
 use herald::ir::Program;
+use herald::jit::JitMatcher;
 use herald::store::Store;
 use std::sync::Arc;
 
@@ -26,10 +27,16 @@ const EVENTS: usize = 20_000;
 fn matcher(engine: &str, program: &Arc<Program>) -> Arc<dyn Matcher> {
     match engine {
         "interp" => Arc::new(InterpMatcher::new(program.clone())),
-        // Until the Cranelift matcher lands (src/jit), `--engine jit` runs the
-        // interpreter too (see src/cli/commands.rs `make_matcher`); swap in the
-        // JIT matcher here when it does.
-        "jit" => Arc::new(InterpMatcher::new(program.clone())),
+        // As `herald run --engine jit` does (src/cli/commands.rs): the plan is
+        // built from the same program as the engine's, so the interned ids of
+        // string literals agree.
+        "jit" => {
+            let plan = DecodePlan::new(PlanSpec::for_program(program));
+            match JitMatcher::compile(program.clone(), &plan) {
+                Ok(m) => Arc::new(m),
+                Err(e) => panic!("the JIT does not compile the bench policy: {e}"),
+            }
+        }
         other => panic!("unknown engine {other}"),
     }
 }
