@@ -83,13 +83,13 @@ pub fn with_fresh_uuids<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
         let text = std::str::from_utf8(line).expect("UTF-8 events");
         let key = "\"event_uuid\":\"";
         match text.find(key) {
-            Some(at) => {
+            Some(at) if text.len() >= at + key.len() + 36 => {
                 let start = at + key.len();
-                out.extend_from_slice(text[..start + 24].as_bytes());
+                out.extend_from_slice(&line[..start + 24]);
                 let _ = write!(Bytes(&mut out), "{i:012x}");
-                out.extend_from_slice(text[start + 36..].as_bytes());
+                out.extend_from_slice(&line[start + 36..]);
             }
-            None => out.extend_from_slice(line),
+            _ => out.extend_from_slice(line),
         }
         out.push(b'\n');
     }
