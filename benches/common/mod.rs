@@ -72,19 +72,24 @@ pub fn example_events() -> Vec<Vec<u8>> {
 /// digits), so that replay protection does not skip the copies.
 pub fn many_events(n: usize) -> Vec<u8> {
     let events = example_events();
+    with_fresh_uuids((0..n).map(|i| &events[i % events.len()][..]))
+}
+
+/// The lines, each with its own `event_uuid` (the line number is written
+/// over the uuid's last 12 hex digits), newline-terminated.
+pub fn with_fresh_uuids<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
-    for i in 0..n {
-        let line = &events[i % events.len()];
+    for (i, line) in lines.enumerate() {
         let text = std::str::from_utf8(line).expect("UTF-8 events");
         let key = "\"event_uuid\":\"";
         match text.find(key) {
-            Some(at) => {
+            Some(at) if text.len() >= at + key.len() + 36 => {
                 let start = at + key.len();
-                out.extend_from_slice(text[..start + 24].as_bytes());
+                out.extend_from_slice(&line[..start + 24]);
                 let _ = write!(Bytes(&mut out), "{i:012x}");
-                out.extend_from_slice(text[start + 36..].as_bytes());
+                out.extend_from_slice(&line[start + 36..]);
             }
-            None => out.extend_from_slice(line),
+            _ => out.extend_from_slice(line),
         }
         out.push(b'\n');
     }

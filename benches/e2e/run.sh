@@ -9,7 +9,8 @@
 # with /usr/bin/time (wall time, max RSS):
 #   wc        `wc -l` (a plain byte scan: the floor for reading the file)
 #   jit       herald run --engine jit    (five examples/authentik policies, fresh SQLite
-#   interp    herald run --engine interp  store with fixtures, --quiet)
+#             store with fixtures, --quiet; the interpreter until src/jit lands)
+#   interp    herald run --engine interp
 #   jaq       jaq with benches/e2e/match.jq (the five rules' match clauses)
 #   python    benches/e2e/match.py (json.loads + the same conditions)
 #   jq        jq with match.jq (only when RUNNERS includes it: slow)
@@ -64,13 +65,13 @@ measure() {
             rm -f "$WORK"/run.db*
             cp "$WORK/base.db" "$WORK/run.db"
         fi
-        /usr/bin/time -f "%e %M" -o "$WORK/$name.time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
+        /usr/bin/time -f "%e %M %U %S" -o "$WORK/$name.time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" || {
             echo "$name failed:" >&2
             tail -5 "$WORK/$name.err" >&2
             exit 1
         }
         echo "$name $(cat "$WORK/$name.time")" >> "$RESULTS"
-        echo "  $name run $i: $(cat "$WORK/$name.time") (s, KB)" >&2
+        echo "  $name run $i: $(cat "$WORK/$name.time") (wall s, max RSS KB, user s, sys s)" >&2
     done
 }
 
@@ -109,16 +110,16 @@ import collections, json, os, sys
 work, n, runners = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 best = {}
 for line in open(os.path.join(work, "results.tsv")):
-    name, secs, kb = line.split()
-    secs, kb = float(secs), int(kb)
+    name, secs, kb, user, sys_ = line.split()
+    secs, kb, cpu = float(secs), int(kb), float(user) + float(sys_)
     if name not in best or secs < best[name][0]:
-        best[name] = (secs, kb)
+        best[name] = (secs, kb, cpu)
 print(f"\n{n:,} events, {os.path.getsize(os.path.join(work, f'events-{n}-' + os.environ.get('SEED', '42') + '.ndjson')) / 1e6:,.0f} MB")
-print(f"{'runner':<8} {'wall s':>8} {'max RSS MB':>11} {'events/s':>12}")
+print(f"{'runner':<8} {'wall s':>8} {'CPU s':>7} {'max RSS MB':>11} {'events/s':>12}")
 for name in runners:
     if name in best:
-        secs, kb = best[name]
-        print(f"{name:<8} {secs:>8.2f} {kb / 1024:>11.1f} {n / max(secs, 1e-9):>12,.0f}")
+        secs, kb, cpu = best[name]
+        print(f"{name:<8} {secs:>8.2f} {cpu:>7.2f} {kb / 1024:>11.1f} {n / max(secs, 1e-9):>12,.0f}")
 def ratio(a, b):
     if a in best and b in best:
         print(f"{a}/{b} throughput: {best[b][0] / max(best[a][0], 1e-9):.2f}x")

@@ -67,10 +67,10 @@ fn reused_buffers_give_the_same_chunks() {
     // Long enough for several chunks, with lines straddling chunk edges.
     let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1000));
     let text = line.repeat(3000);
-    let fresh = all_chunks(&mut ChunkReader::new(&text.as_bytes()[..]));
+    let fresh = all_chunks(&mut ChunkReader::new(text.as_bytes()));
     assert!(fresh.len() > 2);
     let (tx, rx) = mpsc::sync_channel(4);
-    let mut r = ChunkReader::new(&text.as_bytes()[..]);
+    let mut r = ChunkReader::new(text.as_bytes());
     r.spare = Some(rx);
     let mut reused = Vec::new();
     while let Some(c) = r.next_chunk().expect("reads") {
