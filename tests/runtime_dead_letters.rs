@@ -169,3 +169,21 @@ fn a_huge_deep_line_is_a_dead_letter_not_a_crash() {
     assert_eq!(dead[0]["line"], 1);
     assert!(dead[0]["error"].as_str().unwrap().contains("nested deeper than"), "{}", dead[0]["error"]);
 }
+
+/// Two different inputs on standard input each have a bad line 2: both are
+/// kept (the source name `-` does not tell them apart); replaying one of them
+/// records nothing new.
+#[test]
+fn dead_letters_of_different_stdin_inputs_are_all_kept() {
+    let tmp = Tmp::new();
+    let db = tmp.p("h.db");
+    let first = format!("{}\n{{bad one\n", login(1, "false"));
+    let second = format!("{}\n[\"bad two\"]\n", login(2, "false"));
+    for input in [&first, &second, &first] {
+        herald(&["run", "--quiet", "--db", &db, POLICIES[0]], Some(input.as_bytes())).ok();
+    }
+    let dead = table(&dump(&tmp.path("h.db"), None, None), "herald_dead_letter");
+    let raws: Vec<&str> = dead.iter().map(|d| d["raw"].as_str().unwrap()).collect();
+    assert_eq!(raws, vec!["{bad one", "[\"bad two\"]"], "{dead:#?}");
+    assert!(dead.iter().all(|d| d["line"] == 2 && d["source"] == "-"));
+}

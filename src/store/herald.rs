@@ -172,12 +172,14 @@ impl Store {
         Ok(())
     }
 
-    /// Record a malformed input line; a second record for the same
-    /// (source, line) is ignored.
+    /// Record a malformed input line. The same line again (same source,
+    /// line number and text: a replay of the input) is not recorded twice;
+    /// another input's line with that number is.
     pub fn insert_dead_letter(&self, source: &str, line: u64, raw: &str, error: &str) -> Result<(), RuntimeError> {
         self.exec(
-            "INSERT INTO herald_dead_letter (source, line, raw, error, created) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (source, line) DO NOTHING",
+            "INSERT INTO herald_dead_letter (source, line, raw, error, created) \
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS \
+             (SELECT 1 FROM herald_dead_letter WHERE source = ?1 AND line = ?2 AND raw = ?3)",
             &[&source, &(line as i64), &raw, &error, &now()],
         )?;
         Ok(())
