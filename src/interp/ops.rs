@@ -210,7 +210,7 @@ pub fn len(v: &Value) -> Result<Value, RuntimeError> {
 }
 
 /// A string argument of a function; `Ok(None)` when absent or null.
-pub fn str_arg<'a>(v: &'a Value) -> Result<Option<&'a str>, RuntimeError> {
+pub fn str_arg(v: &Value) -> Result<Option<&str>, RuntimeError> {
     match v {
         Value::Absent | Value::Null => Ok(None),
         Value::Str(s) => Ok(Some(s)),

@@ -45,7 +45,7 @@ pub(crate) fn quote_short(s: &str) -> String {
 }
 
 fn whole(f: f64) -> Option<i64> {
-    if f.is_finite() && f.fract() == 0.0 && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 {
+    if f.is_finite() && f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
         Some(f as i64)
     } else {
         None
