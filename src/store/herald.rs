@@ -2,8 +2,9 @@
 //! letters, rule errors, replay protection and checkpoints; and `dump`.
 
 use super::{quote, sql_err, Store};
+use crate::diag::Code;
 use crate::diag::RuntimeError;
-use crate::value::{format_timestamp_store, format_uuid, now_nanos, Value};
+use crate::value::{format_timestamp_store, now_nanos, Value};
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::OptionalExtension;
 use std::fmt::Write as _;
@@ -124,16 +125,22 @@ impl Store {
         severity: &str,
         body: &str,
     ) -> Result<i64, RuntimeError> {
-        let pk = match user_pk {
+        // The key is converted to the recipient entity's key type like a
+        // lookup key (`"12"` or `12.0` for an int key is 12, a 32-hex uuid is
+        // dashed), so notifications join to the recipient's table; a key of
+        // the wrong kind (`"abc"`, `1.5`, a list) is R0001, not a row that
+        // names nobody.
+        let recipient = self
+            .schema
+            .recipient
+            .ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the schema has no recipient entity for `notify`"))?;
+        let info = self.ent(recipient)?;
+        let key = match user_pk {
             Value::Entity(row) => row.key.clone(),
             v => v.clone(),
         };
-        let pk = match &pk {
-            Value::Int(i) => Sql::Integer(*i),
-            Value::Float(f) => Sql::Real(*f),
-            Value::Uuid(u) => Sql::Text(format_uuid(*u)),
-            Value::Timestamp(t) => Sql::Text(format_timestamp_store(*t)),
-            v => Sql::Text(v.to_text(None)),
+        let Some(pk) = self.key_sql(info, &key)? else {
+            return Err(RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key"));
         };
         self.exec(
             "INSERT INTO herald_notification (rule, event_uuid, user_pk, severity, body, created) \
