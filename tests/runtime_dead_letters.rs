@@ -169,3 +169,48 @@ fn a_huge_deep_line_is_a_dead_letter_not_a_crash() {
     assert_eq!(dead[0]["line"], 1);
     assert!(dead[0]["error"].as_str().unwrap().contains("nested deeper than"), "{}", dead[0]["error"]);
 }
+
+/// Two different inputs on standard input each have a bad line 2: both are
+/// kept (the source name `-` does not tell them apart); replaying one of them
+/// records nothing new.
+#[test]
+fn dead_letters_of_different_stdin_inputs_are_all_kept() {
+    let tmp = Tmp::new();
+    let db = tmp.p("h.db");
+    let first = format!("{}\n{{bad one\n", login(1, "false"));
+    let second = format!("{}\n[\"bad two\"]\n", login(2, "false"));
+    for input in [&first, &second, &first] {
+        herald(&["run", "--quiet", "--db", &db, POLICIES[0]], Some(input.as_bytes())).ok();
+    }
+    let dead = table(&dump(&tmp.path("h.db"), None, None), "herald_dead_letter");
+    let raws: Vec<&str> = dead.iter().map(|d| d["raw"].as_str().unwrap()).collect();
+    assert_eq!(raws, vec!["{bad one", "[\"bad two\"]"], "{dead:#?}");
+    assert!(dead.iter().all(|d| d["line"] == 2 && d["source"] == "-"));
+}
+
+/// A UTF-8 byte order mark at the start of the input is not part of line 1.
+#[test]
+fn a_byte_order_mark_at_the_start_is_ignored() {
+    let tmp = Tmp::new();
+    let db = tmp.p("h.db");
+    let mut data = b"\xef\xbb\xbf".to_vec();
+    data.extend_from_slice(format!("{}\n{}\n", login(1, "false"), login(2, "false")).as_bytes());
+    let events = tmp.write("events.ndjson", &data);
+    let out = run(&db, &events, &[], &POLICIES).ok();
+    assert_eq!(fired_lines(&out), vec![1, 2]);
+    assert!(table(&dump(&tmp.path("h.db"), None, None), "herald_dead_letter").is_empty());
+    // On standard input too, and a rerun resumes after the checkpoint.
+    let db2 = tmp.p("h2.db");
+    let out = herald(&["run", "--quiet", "--db", &db2, POLICIES[0]], Some(&data)).ok();
+    assert_eq!(fired_lines(&out), vec![1, 2]);
+    let again = herald(&["run", "--quiet", "--db", &db2, POLICIES[0]], Some(&data)).ok();
+    assert_eq!(again.stdout, "");
+    // A mark anywhere else is still bad JSON.
+    let mut late = format!("{}\n", login(3, "false")).into_bytes();
+    late.extend_from_slice(b"\xef\xbb\xbf{}\n");
+    let events = tmp.write("late.ndjson", &late);
+    run(&tmp.p("h3.db"), &events, &[], &POLICIES).ok();
+    let dead = table(&dump(&tmp.path("h3.db"), None, None), "herald_dead_letter");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["line"], 2);
+}

@@ -159,3 +159,47 @@ fn a_dynamic_type_error_is_r0001_and_other_events_continue() {
         assert_eq!(user(&ran.dump, 12)["name"], "Alice");
     }
 }
+
+/// `notify` keys take the recipient's key type, as lookups do (an int key
+/// is an int or a whole float): `12.0` is user 12; `"12"`, `"abc"`, `1.5` or
+/// an object are R0001, not a notification for nobody.
+#[test]
+fn notify_converts_keys_to_the_recipient_key_type() {
+    let tmp = Tmp::new();
+    let db = tmp.p("h.db");
+    let pks = [json!("12"), json!(12.0), json!("abc"), json!(1.5), json!({"pk": 12}), json!(15)];
+    let lines: Vec<String> = pks
+        .iter()
+        .enumerate()
+        .map(|(i, pk)| {
+            json!({
+                "event_uuid": uuid(i as u32 + 1),
+                "action": "login",
+                "created": "2026-04-14T08:00:00Z",
+                "user": {"pk": pk},
+                "context": {"auth_method_args": {"known_device": false}},
+            })
+            .to_string()
+        })
+        .collect();
+    let events = tmp.write("events.ndjson", lines.join("\n") + "\n");
+    run(&db, &events, &[], &["examples/authentik/unknown_device_login.herald"]).ok();
+    let conn = rusqlite::Connection::open(tmp.path("h.db")).unwrap();
+    let mut st =
+        conn.prepare("SELECT event_uuid, user_pk, typeof(user_pk) FROM herald_notification ORDER BY id").unwrap();
+    let rows: Vec<(String, i64, String)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows, vec![(uuid(2), 12, "integer".to_string()), (uuid(6), 15, "integer".to_string())]);
+    let errors = table(&dump(&tmp.path("h.db"), None, None), "herald_rule_error");
+    let failed: Vec<(&str, &str)> =
+        errors.iter().map(|e| (e["event_uuid"].as_str().unwrap(), e["code"].as_str().unwrap())).collect();
+    assert_eq!(
+        failed,
+        vec![
+            (uuid(1).as_str(), "R0001"),
+            (uuid(3).as_str(), "R0001"),
+            (uuid(4).as_str(), "R0001"),
+            (uuid(5).as_str(), "R0001")
+        ]
+    );
+}

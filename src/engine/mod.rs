@@ -258,9 +258,17 @@ impl<R: Read> ChunkReader<R> {
         Ok(())
     }
 
-    /// The first line of the input (for its fingerprint), without consuming it.
+    /// The first line of the input (for its fingerprint), without consuming
+    /// it. Called once, before anything else reads: it also drops a UTF-8
+    /// byte order mark at the very start (editors on Windows write one; JSON
+    /// parsers may ignore it), which would otherwise make line 1 a dead letter.
     fn first_line(&mut self) -> std::io::Result<&[u8]> {
-        self.fill(1)?;
+        self.fill(3)?;
+        if self.offset == 0 && self.buf.starts_with(b"\xef\xbb\xbf") {
+            self.buf.drain(..3);
+            // Offsets stay byte offsets in the input.
+            self.offset = 3;
+        }
         let end = memchr::memchr(b'\n', &self.buf).unwrap_or(self.buf.len());
         let mut line = &self.buf[..end];
         if line.last() == Some(&b'\r') {

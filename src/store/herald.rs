@@ -2,8 +2,9 @@
 //! letters, rule errors, replay protection and checkpoints; and `dump`.
 
 use super::{quote, sql_err, Store};
+use crate::diag::Code;
 use crate::diag::RuntimeError;
-use crate::value::{format_timestamp_store, format_uuid, now_nanos, Value};
+use crate::value::{format_timestamp_store, now_nanos, Value};
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::OptionalExtension;
 use std::fmt::Write as _;
@@ -124,16 +125,22 @@ impl Store {
         severity: &str,
         body: &str,
     ) -> Result<i64, RuntimeError> {
-        let pk = match user_pk {
+        // The key is converted to the recipient entity's key type like a
+        // lookup key (`"12"` or `12.0` for an int key is 12, a 32-hex uuid is
+        // dashed), so notifications join to the recipient's table; a key of
+        // the wrong kind (`"abc"`, `1.5`, a list) is R0001, not a row that
+        // names nobody.
+        let recipient = self
+            .schema
+            .recipient
+            .ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the schema has no recipient entity for `notify`"))?;
+        let info = self.ent(recipient)?;
+        let key = match user_pk {
             Value::Entity(row) => row.key.clone(),
             v => v.clone(),
         };
-        let pk = match &pk {
-            Value::Int(i) => Sql::Integer(*i),
-            Value::Float(f) => Sql::Real(*f),
-            Value::Uuid(u) => Sql::Text(format_uuid(*u)),
-            Value::Timestamp(t) => Sql::Text(format_timestamp_store(*t)),
-            v => Sql::Text(v.to_text(None)),
+        let Some(pk) = self.key_sql(info, &key)? else {
+            return Err(RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key"));
         };
         self.exec(
             "INSERT INTO herald_notification (rule, event_uuid, user_pk, severity, body, created) \
@@ -172,12 +179,14 @@ impl Store {
         Ok(())
     }
 
-    /// Record a malformed input line; a second record for the same
-    /// (source, line) is ignored.
+    /// Record a malformed input line. The same line again (same source,
+    /// line number and text: a replay of the input) is not recorded twice;
+    /// another input's line with that number is.
     pub fn insert_dead_letter(&self, source: &str, line: u64, raw: &str, error: &str) -> Result<(), RuntimeError> {
         self.exec(
-            "INSERT INTO herald_dead_letter (source, line, raw, error, created) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (source, line) DO NOTHING",
+            "INSERT INTO herald_dead_letter (source, line, raw, error, created) \
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS \
+             (SELECT 1 FROM herald_dead_letter WHERE source = ?1 AND line = ?2 AND raw = ?3)",
             &[&source, &(line as i64), &raw, &error, &now()],
         )?;
         Ok(())

@@ -47,8 +47,13 @@ use std::time::Duration;
 const HERALD_TABLES: &str = include_str!("herald_tables.sql");
 
 /// DDL Herald adds to its own tables.
+/// Dead letters are not unique by (source, line): two different inputs read
+/// from standard input (source `-`) have their own line 3. Replays are
+/// recognised by the raw line as well (see `insert_dead_letter`); stores made
+/// before that had a unique index, which is replaced.
 const HERALD_EXTRA: &str = "
-CREATE UNIQUE INDEX IF NOT EXISTS \"herald_dead_letter.source_line\" ON herald_dead_letter (source, line);
+DROP INDEX IF EXISTS \"herald_dead_letter.source_line\";
+CREATE INDEX IF NOT EXISTS \"herald_dead_letter.source_line_any\" ON herald_dead_letter (source, line);
 ";
 
 /// The store's format version, kept in `herald_meta`.
