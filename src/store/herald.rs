@@ -273,42 +273,8 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
     }
 
-    /// Pending emails due for an attempt at `now` (nanoseconds), oldest
-    /// first, at most `limit`.
-    pub fn outbox_due(&self, now: i128, limit: usize) -> Result<Vec<OutboxEntry>, RuntimeError> {
-        let sql = format!(
-            "SELECT {OUTBOX_COLS} FROM herald_outbox WHERE status = 'pending' \
-             AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id LIMIT ?2"
-        );
-        let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
-        let rows =
-            st.query_map(rusqlite::params![format_timestamp_store(now), limit as i64], outbox_row).map_err(sql_err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
-    }
-
-    /// The email was accepted by the server.
-    pub fn outbox_mark_sent(&self, id: i64) -> Result<(), RuntimeError> {
-        self.exec(
-            "UPDATE herald_outbox SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL, \
-             next_attempt_at = NULL WHERE id = ?1",
-            &[&id, &now()],
-        )?;
-        Ok(())
-    }
-
-    /// A delivery attempt failed: count it, keep the error, and either
-    /// retry at `retry_at` (nanoseconds) or, when `None`, give up
-    /// (`failed`).
-    pub fn outbox_mark_failed(&self, id: i64, error: &str, retry_at: Option<i128>) -> Result<(), RuntimeError> {
-        let status = if retry_at.is_some() { "pending" } else { "failed" };
-        let next = retry_at.map(format_timestamp_store);
-        self.exec(
-            "UPDATE herald_outbox SET status = ?2, attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4 \
-             WHERE id = ?1",
-            &[&id, &status, &error, &next],
-        )?;
-        Ok(())
-    }
+    // Delivery state (sent, failed with a retry time) is written only by
+    // `mail::outbox`, so there is one convention for it.
 
     // ---- dump -----------------------------------------------------------
 
