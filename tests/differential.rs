@@ -250,8 +250,8 @@ fn lit_for(kind: Kind, i: usize) -> String {
 /// A literal of a kind the checker accepts against `kind` (ints and floats mix).
 fn lit_against(kind: Kind, i: usize) -> String {
     match kind {
-        Kind::Int if i % 3 == 0 => lit_for(Kind::Float, i / 3),
-        Kind::Float if i % 3 == 0 => lit_for(Kind::Int, i / 3),
+        Kind::Int if i.is_multiple_of(3) => lit_for(Kind::Float, i / 3),
+        Kind::Float if i.is_multiple_of(3) => lit_for(Kind::Int, i / 3),
         k => lit_for(k, i),
     }
 }
@@ -360,7 +360,7 @@ fn json_value(kind: Kind) -> impl Strategy<Value = Option<String>> {
                 Kind::Bool => ["true", "false"][i % 2].to_string(),
                 Kind::Uuid => {
                     let u = UUIDS[i % UUIDS.len()];
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         format!("{u:?}")
                     } else {
                         format!("{:?}", u.replace('-', ""))

@@ -49,10 +49,8 @@ fn non_firing_events_allocate_nothing() {
         .filter(|p| p.extension().is_some_and(|e| e == "herald"))
         .collect();
     names.sort();
-    let ids: Vec<_> = names
-        .iter()
-        .map(|p| sources.add(&p.display().to_string(), &std::fs::read_to_string(p).expect("read")))
-        .collect();
+    let ids: Vec<_> =
+        names.iter().map(|p| sources.add(p.display().to_string(), std::fs::read_to_string(p).expect("read"))).collect();
     let program = Arc::new(compile(&mut sources, SchemaChoice::Auto, &ids).program.expect("examples compile"));
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
     let jit = JitMatcher::compile(program.clone(), &plan).expect("jit");

@@ -40,12 +40,12 @@ pub(crate) trait Syms {
     fn sym(&self, s: &str) -> Option<u32>;
 }
 
-/// One rule for [`define`]: its condition and, when it has one, the
-/// dispatch key (a `string` path and the interned id of the literal it must
-/// equal, see `lower::dispatch_key`).
+/// One rule for [`define`]: its condition and its dispatch keys (a
+/// `string` path and the interned id of the literal it must equal, see
+/// `lower::dispatch_keys`).
 pub(crate) struct RuleCode<'a> {
     pub cond: &'a Cond,
-    pub key: Option<(PathId, u32)>,
+    pub keys: Vec<(PathId, u32)>,
 }
 
 /// Generate one function `fn(slots: *const Slot, out: *mut u8) -> u32`:
@@ -75,25 +75,35 @@ pub(crate) fn define(
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
 
-    // The dispatch path: the key path most rules share (at least two).
-    let mut counts: HashMap<PathId, usize> = HashMap::new();
-    for r in rules {
-        if let Some((p, _)) = r.key {
-            *counts.entry(p).or_default() += 1;
+    // The dispatch path: the one that leaves the least work for the worst
+    // case, i.e. the fewest rules outside its groups plus its largest group.
+    let mut paths: Vec<PathId> = rules.iter().flat_map(|r| r.keys.iter().map(|(p, _)| *p)).collect();
+    paths.sort();
+    paths.dedup();
+    let group_by = |d: PathId| {
+        let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+        let mut always = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            match r.keys.iter().find(|(p, _)| *p == d) {
+                Some(&(_, sym)) => match groups.iter_mut().find(|(s, _)| *s == sym) {
+                    Some((_, v)) => v.push(i),
+                    None => groups.push((sym, vec![i])),
+                },
+                None => always.push(i),
+            }
         }
-    }
-    let dispatch = counts.into_iter().filter(|&(_, n)| n >= 2).max_by_key(|&(p, n)| (n, std::cmp::Reverse(p)));
-    let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
-    let mut always = Vec::new();
-    for (i, r) in rules.iter().enumerate() {
-        match (r.key, dispatch) {
-            (Some((p, sym)), Some((d, _))) if p == d => match groups.iter_mut().find(|(s, _)| *s == sym) {
-                Some((_, v)) => v.push(i),
-                None => groups.push((sym, vec![i])),
-            },
-            _ => always.push(i),
+        (groups, always)
+    };
+    let cost = |(groups, always): &(Vec<(u32, Vec<usize>)>, Vec<usize>)| {
+        always.len() + groups.iter().map(|(_, v)| v.len()).max().unwrap_or(0)
+    };
+    let best = paths.into_iter().map(|p| (p, group_by(p))).min_by_key(|(p, g)| (cost(g), *p));
+    let (dispatch, groups, always) = match best {
+        Some((p, (groups, always))) if cost(&(groups.clone(), always.clone())) < rules.len() => {
+            (Some(p), groups, always)
         }
-    }
+        _ => (None, Vec::new(), (0..rules.len()).collect()),
+    };
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
         let block = b.create_block();
@@ -108,7 +118,7 @@ pub(crate) fn define(
             g.b.ins().store(MemFlagsData::trusted(), v, out, i as i32);
             any = g.b.ins().bor(any, v);
         }
-        if let Some((path, _)) = dispatch {
+        if let Some(path) = dispatch {
             let zero = g.k(0);
             for (_, members) in &groups {
                 for &i in members {

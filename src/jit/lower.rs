@@ -110,33 +110,34 @@ pub(crate) fn conjuncts(c: &Cond) -> Vec<&Cond> {
     }
 }
 
-/// The conjunct the code generator may dispatch on: the first
-/// `path == "literal"` on a scalar path, preceded only by conjuncts that
-/// never need the interpreter. When the path's interned id differs from the
-/// literal's, the rule's result is then known to be false.
-pub(crate) fn dispatch_key(c: &Cond, scalar: &Scalars) -> Option<(PathId, String)> {
+/// The conjuncts the code generator may dispatch on: each
+/// `path == "literal"` on a `string` path that is preceded only by
+/// conjuncts that never need the interpreter. When the path's interned id
+/// differs from the literal's, the rule's result is then known to be false.
+pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> Vec<(PathId, String)> {
+    let mut out = Vec::new();
     for k in conjuncts(c) {
         let a = match k {
             Cond::Const(_) => continue,
             Cond::Atom(a) => a,
-            Cond::Not(_) | Cond::And(..) | Cond::Or(..) => return None,
+            Cond::Not(_) | Cond::And(..) | Cond::Or(..) => break,
         };
         match a {
             Atom::IsNull { .. } => {}
             // Only a `string` path: its slot is STR (with the interned id),
             // absent or null, so "id differs" means "not equal".
             Atom::Cmp { path, op: CmpOp::Eq, lit: Lit::Str(s) } if scalar.get(path) == Some(&true) => {
-                return Some((*path, s.clone()));
+                out.push((*path, s.clone()));
             }
             Atom::Cmp {
                 path,
                 op: CmpOp::Eq | CmpOp::Ne,
                 lit: Lit::Str(_) | Lit::Int(_) | Lit::Float(_) | Lit::Bool(_),
             } if scalar.contains_key(path) => {}
-            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } => return None,
+            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } => break,
         }
     }
-    None
+    out
 }
 
 /// An operand of a comparison: an event path or a literal.

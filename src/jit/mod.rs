@@ -177,9 +177,11 @@ impl JitMatcher {
                         for a in atoms {
                             slots_needed = slots_needed.max(a.path().0 as usize + 1);
                         }
-                        let key = lower::dispatch_key(c, &scalars[id.0 as usize])
-                            .and_then(|(p, lit)| plan.sym(&lit).map(|sym| (p, sym)));
-                        conds.push(codegen::RuleCode { cond: c, key });
+                        let keys = lower::dispatch_keys(c, &scalars[id.0 as usize])
+                            .into_iter()
+                            .filter_map(|(p, lit)| plan.sym(&lit).map(|sym| (p, sym)))
+                            .collect();
+                        conds.push(codegen::RuleCode { cond: c, keys });
                     }
                     None => entries.push(Entry::Interpreted(id)),
                 }

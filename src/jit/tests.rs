@@ -14,7 +14,7 @@ event b { s: string?, n: int? }
 
 fn program(rules: &str) -> Arc<Program> {
     let mut sources = SourceMap::default();
-    let f = sources.add("t.herald", &format!("{SCHEMA}\n{rules}"));
+    let f = sources.add("t.herald", format!("{SCHEMA}\n{rules}"));
     let c = compile(&mut sources, SchemaChoice::Auto, &[f]);
     assert_eq!(c.errors(), 0, "{:#?}", c.diagnostics);
     Arc::new(c.program.expect("program"))
