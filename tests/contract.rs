@@ -821,3 +821,115 @@ fn set_on_event_and_store_queries_in_match_are_compile_errors() {
         assert_eq!(out.code, 1, "{pol}: {}", out.stderr);
     }
 }
+
+#[test]
+fn every_db_command_defaults_to_herald_db_in_the_working_directory() {
+    let d = Dir::new();
+    let schema = d.write("s.herald", SCHEMA);
+    let fx = d.write("fx.json", FIXTURES);
+    herald(&["outbox", "list"], None, &d).code(2);
+    herald(&["db", "init", "--schema", &schema], None, &d).code(0);
+    herald(&["db", "load", "--schema", &schema, &fx], None, &d).code(0);
+    let db = d.p("herald.db");
+    assert_eq!(rows(&db, "SELECT count(*) FROM \"User\"")[0][0], json!(2));
+    let pol = d.write("p.herald", "rule m { match ping action send_email(\"a@x\", \"subject-1\", \"b\") }");
+    herald(&["run", "--quiet", "--schema", &schema, &pol], Some(&ping(1, json!({}))), &d).code(0);
+    let list = herald(&["outbox", "list"], None, &d).code(0);
+    assert!(list.stdout.contains("subject-1"), "{}", list.stdout);
+}
+
+#[test]
+fn events_default_to_standard_input_and_dash_names_it() {
+    let d = Dir::new();
+    let (schema, db) = d.store();
+    let pol = d.write("p.herald", "rule b { match ping }");
+    let out = herald(
+        &["run", "--quiet", "--schema", &schema, "--db", &db, "--events", "-", &pol],
+        Some(&ping(7, json!({}))),
+        &d,
+    )
+    .code(0);
+    assert_eq!(out.firings().len(), 1);
+}
+
+#[test]
+fn uuids_compare_with_string_literals_in_any_case_and_form() {
+    let (out, ..) = run_both(
+        r#"rule a { match ping where event.event_uuid == "abcdef00-0000-0000-0000-000000000001" action log("dashed") }
+           rule b { match ping where event.event_uuid == "ABCDEF00000000000000000000000001" action log("hex") }
+           rule c { match ping action log("{event.event_uuid}") }"#,
+        &[json!({"action": "ping", "event_uuid": "ABCDEF00-0000-0000-0000-000000000001", "created": "2024-05-06T07:08:09Z"})
+            .to_string()],
+    );
+    assert_eq!(out.logs(), ["dashed", "hex", "abcdef00-0000-0000-0000-000000000001"]);
+    assert_eq!(out.firings()[0]["event_uuid"], "abcdef00-0000-0000-0000-000000000001");
+}
+
+#[test]
+fn timestamps_interpolate_as_rfc3339_with_seconds_and_compare_with_strings() {
+    let (out, ..) = run_both(
+        r#"rule t { match ping where event.created > "2024-05-06T05:00:00Z" and event.created < "2024-05-06T05:09:00Z"
+             action log("{event.created}") }"#,
+        &[json!({"action": "ping", "event_uuid": "00000000-0000-0000-0000-000000000001",
+                 "created": "2024-05-06T07:08:09.123456+02:00"})
+        .to_string()],
+    );
+    // Decision: shown in UTC, to the second.
+    assert_eq!(out.logs(), ["2024-05-06T05:08:09Z"]);
+}
+
+#[test]
+fn bad_conversions_are_rule_errors_and_later_rules_still_run() {
+    let (out, _dir, db) = run_both(
+        r#"rule conv { match ping guard let u = User[1] action { notify(1, "rolled back") set u.is_active = u.attributes.k } }
+           rule parse { match ping action log("{int(event.s) + 1}") }
+           rule next { match ping action log("next") }"#,
+        &[ping(1, json!({"s": "x"})), ping(2, json!({"s": "41"}))],
+    );
+    assert_eq!(out.logs(), ["next", "42", "next"]);
+    let errs = rows(&db, "SELECT rule, code FROM herald_rule_error ORDER BY id");
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM herald_notification")[0][0],
+        json!(0),
+        "the failing rule's notify is rolled back"
+    );
+    assert_eq!(rows(&db, "SELECT is_active FROM \"User\" WHERE pk = 1")[0][0], json!(1));
+}
+
+#[test]
+fn warnings_do_not_fail_check_and_filter_fields_shadow_outer_names() {
+    let d = Dir::new();
+    let schema = d.write("s.herald", SCHEMA);
+    let pol =
+        d.write("p.herald", r#"rule s { match ping { s: name } guard exists User(name == name) action log(name) }"#);
+    let out = herald(&["check", "--schema", &schema, "--format", "json", &pol], None, &d).code(0);
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["errors"], json!(0));
+    assert!(v["warnings"].as_u64().unwrap() >= 1);
+    assert!(v["diagnostics"].as_array().unwrap().iter().any(|d| d["severity"] == "warning"));
+    // At run time the bare `name` is the User's field: `name == name` holds for
+    // every user whose name is set (Ann), whatever the event says.
+    let (out, ..) = run_both(
+        r#"rule s { match ping { s: name } guard exists User(name == name) action log(name) }"#,
+        &[ping(1, json!({"s": "nobody"}))],
+    );
+    assert_eq!(out.logs(), ["nobody"]);
+}
+
+#[test]
+fn literal_patterns_must_be_checked_at_compile_time() {
+    let d = Dir::new();
+    let schema = d.write("s.herald", SCHEMA);
+    for (pol, code) in [
+        (r#"rule a { match ping where matches(event.s, "(") }"#, 1),
+        (r#"rule a { match ping where ip_in(event.s, "10.0.0.0/99") }"#, 1),
+        (r#"rule a { match ping where matches(event.s, event.s) }"#, 1),
+        (r#"rule a { match ping where now() == event.created }"#, 1),
+        (r#"rule a { match ping where matches(event.s, "^a.c$") and ip_in(event.s, "10.0.0.0/8") }"#, 0),
+    ] {
+        let p = d.write("p.herald", pol);
+        let out = herald(&["check", "--schema", &schema, &p], None, &d);
+        assert_eq!(out.code, code, "{pol}: {}", out.stderr);
+    }
+}
