@@ -933,3 +933,54 @@ fn literal_patterns_must_be_checked_at_compile_time() {
         assert_eq!(out.code, code, "{pol}: {}", out.stderr);
     }
 }
+
+#[test]
+fn a_database_that_does_not_fit_the_schema_is_unusable() {
+    let d = Dir::new();
+    let schema = d.write("s.herald", SCHEMA);
+    let pol = d.write("p.herald", "rule b { match ping }");
+    let db = d.p("other.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("CREATE TABLE \"User\" (id INTEGER, foo TEXT)").unwrap();
+    drop(conn);
+    herald(&["db", "init", "--schema", &schema, "--db", &db], None, &d).code(2);
+    herald(&["run", "--schema", &schema, "--db", &db, &pol], Some(&ping(1, json!({}))), &d).code(2);
+}
+
+#[test]
+fn an_unreachable_smtp_server_leaves_email_in_the_outbox_and_run_succeeds() {
+    let d = Dir::new();
+    let (schema, db) = d.store();
+    let pol = d.write("p.herald", "rule m { match ping action send_email(\"a@x\", \"s\", \"b\") }");
+    // Port 1 on loopback: refused at once.
+    let out = herald(
+        &["run", "--schema", &schema, "--db", &db, "--smtp", "smtp://127.0.0.1:1", &pol],
+        Some(&ping(1, json!({}))),
+        &d,
+    )
+    .code(0);
+    assert!(out.stderr.contains("0 sent"), "{}", out.stderr);
+    let r = rows(&db, "SELECT status, attempts, last_error IS NOT NULL, sent_at FROM herald_outbox");
+    // Decision: `failed` means the last attempt failed; it is retried later.
+    assert_eq!(r, vec![vec![json!("failed"), json!(1), json!(1), Value::Null]]);
+    // Flushing to the same dead server: still undelivered, exit 2.
+    herald(&["outbox", "flush", "--db", &db, "--smtp", "smtp://127.0.0.1:1"], None, &d).code(2);
+}
+
+#[test]
+fn operators_precedence_and_builtins() {
+    let (out, ..) = run_both(
+        r#"rule o { match ping action log("{1 + 2 * 3 - -4} {7 % 3} {7 / 2} {[1] + [2, 3]} {"a" + "b"} {len("héllo")} {lower("AB")} {upper("ab")} {trim("  x ")} {starts_with("abc", "ab")} {ends_with("abc", "bc")} {contains("abc", "b")} {not true or true and false} {(2 < 3) == true}") }"#,
+        &[ping(1, json!({}))],
+    );
+    assert_eq!(out.logs(), ["11 1 3 [1,2,3] ab 5 ab AB x true true true false true"]);
+}
+
+#[test]
+fn let_keeps_optionals_and_guard_let_unwraps_them() {
+    let (out, ..) = run_both(
+        r#"rule l { match ping let s = event.s guard let t = event.s guard t != "skip" action log("{s} {t} {len(t)}") }"#,
+        &[ping(1, json!({})), ping(2, json!({"s": "skip"})), ping(3, json!({"s": "abc"}))],
+    );
+    assert_eq!(out.logs(), ["abc abc 3"]);
+}
