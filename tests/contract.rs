@@ -984,3 +984,45 @@ fn let_keeps_optionals_and_guard_let_unwraps_them() {
     );
     assert_eq!(out.logs(), ["abc abc 3"]);
 }
+
+#[test]
+fn only_values_a_rule_reads_are_checked_and_undeclared_fields_are_ignored() {
+    let (out, _dir, db) = run_both(
+        r#"rule r { match ping { s: s } action log(s) }"#,
+        &[
+            ping(1, json!({"s": "a", "n": "not an int, but unread", "extra": {"x": 1}})),
+            ping(2, json!({"s": 5})),
+            json!({"action": "pong", "event_uuid": "00000000-0000-0000-0000-000000000003", "created": "2024-05-06T07:08:09Z", "s": 5})
+                .to_string(),
+        ],
+    );
+    assert_eq!(out.logs(), ["a"]);
+    assert_eq!(rows(&db, "SELECT line FROM herald_dead_letter"), vec![vec![json!(2)]]);
+}
+
+#[test]
+fn rules_run_in_declaration_order_with_files_in_command_line_order() {
+    let d = Dir::new();
+    let (schema, db) = d.store();
+    let a = d.write("a.herald", "rule a1 { match ping action log(\"a1\") }\nrule a2 { match ping action log(\"a2\") }");
+    let b = d.write("b.herald", "rule b1 { match ping | pong action log(\"b1\") }");
+    let out = herald(&["run", "--schema", &schema, "--db", &db, &b, &a], Some(&ping(1, json!({}))), &d).code(0);
+    assert_eq!(out.logs(), ["b1", "a1", "a2"]);
+    let rules: Vec<Value> = out.firings().iter().map(|f| f["rule"].clone()).collect();
+    assert_eq!(rules, [json!("b1"), json!("a1"), json!("a2")]);
+}
+
+#[test]
+fn alternatives_share_the_patterns_of_their_common_fields() {
+    let (out, ..) = run_both(
+        r#"rule c { match ping | pong { user.pk: pk } where pk > 1 action log("{event.action} {pk}") }"#,
+        &[
+            ping(1, json!({"user": {"pk": 2}})),
+            ping(2, json!({"user": {"pk": 1}})),
+            json!({"action": "pong", "event_uuid": "00000000-0000-0000-0000-000000000003", "created": "2024-05-06T07:08:09Z",
+                   "user": {"pk": 3}})
+            .to_string(),
+        ],
+    );
+    assert_eq!(out.logs(), ["ping 2", "pong 3"]);
+}
