@@ -1071,3 +1071,18 @@ fn db_load_rejects_values_of_the_wrong_type_and_unknown_member_keys() {
     assert_eq!(rows(&db, "SELECT count(*) FROM \"User\"")[0][0], json!(2), "nothing was loaded");
     assert_eq!(rows(&db, "SELECT count(*) FROM \"Group\"")[0][0], json!(1));
 }
+
+#[test]
+fn loop_bindings_are_entity_bindings_and_remove_clears_optional_columns() {
+    let (out, _dir, db) = run_both(
+        r#"rule a { match ping { n: 1 } action for u in all User() { set u.attributes.seen_by = event.event_uuid remove u.name } }
+           rule b { match ping { n: 1 } guard let g = first Group(name == "ops") action { append "a" to g.attributes.log remove g.attributes.log append "b" to g.attributes.log } }
+           rule c { match ping { n: 1 } action for u in all User() { log("{u.name == null} {u.attributes.seen_by}") } }"#,
+        &[ping(1, json!({"n": 1}))],
+    );
+    let id = "00000000-0000-0000-0000-000000000001";
+    assert_eq!(out.logs(), [format!("true {id}"), format!("true {id}")]);
+    assert_eq!(rows(&db, "SELECT count(*) FROM \"User\" WHERE name IS NULL")[0][0], json!(2));
+    let g = rows(&db, "SELECT attributes FROM \"Group\"");
+    assert_eq!(serde_json::from_str::<Value>(g[0][0].as_str().unwrap()).unwrap(), json!({"log": ["b"]}));
+}
