@@ -1086,3 +1086,20 @@ fn loop_bindings_are_entity_bindings_and_remove_clears_optional_columns() {
     let g = rows(&db, "SELECT attributes FROM \"Group\"");
     assert_eq!(serde_json::from_str::<Value>(g[0][0].as_str().unwrap()).unwrap(), json!({"log": ["b"]}));
 }
+
+#[test]
+fn json_columns_count_characters_and_offsets_count_bytes() {
+    let d = Dir::new();
+    let schema = d.write("s.herald", SCHEMA);
+    // `é` and `😀` before the error on its line: 2 and 4 bytes, one column each.
+    let text = "rule r { match ping where \"é😀\" == nosuch }";
+    let pol = d.write("p.herald", text);
+    let out = herald(&["check", "--schema", &schema, "--format", "json", &pol], None, &d).code(1);
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let diag = &v["diagnostics"][0];
+    let byte = text.find("nosuch").unwrap();
+    assert_eq!(diag["offset"], json!(byte));
+    assert_eq!(diag["length"], json!(6));
+    assert_eq!(diag["column"], json!(text[..byte].chars().count() + 1));
+    assert_eq!(diag["file"], json!(pol));
+}
