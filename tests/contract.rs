@@ -1103,3 +1103,18 @@ fn json_columns_count_characters_and_offsets_count_bytes() {
     assert_eq!(diag["column"], json!(text[..byte].chars().count() + 1));
     assert_eq!(diag["file"], json!(pol));
 }
+
+#[test]
+fn match_any_sees_undeclared_event_types_and_a_missing_discriminator_is_a_dead_letter() {
+    let (out, _dir, db) = run_both(
+        r#"rule a { match any action log("{event.action}") }"#,
+        &[
+            json!({"action": "other", "event_uuid": "00000000-0000-0000-0000-000000000001", "created": "2024-05-06T07:08:09Z"})
+                .to_string(),
+            ping(2, json!({})),
+            json!({"event_uuid": "00000000-0000-0000-0000-000000000003", "created": "2024-05-06T07:08:09Z"}).to_string(),
+        ],
+    );
+    assert_eq!(out.logs(), ["other", "ping"]);
+    assert_eq!(rows(&db, "SELECT line FROM herald_dead_letter"), vec![vec![json!(3)]]);
+}
