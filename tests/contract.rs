@@ -1118,3 +1118,38 @@ fn match_any_sees_undeclared_event_types_and_a_missing_discriminator_is_a_dead_l
     assert_eq!(out.logs(), ["other", "ping"]);
     assert_eq!(rows(&db, "SELECT line FROM herald_dead_letter"), vec![vec![json!(3)]]);
 }
+
+#[test]
+fn keyword_named_entity_fields_can_be_filtered_on() {
+    // The built-in `User` has a `type` field; a filter must be able to name it.
+    let d = Dir::new();
+    let pol = d.write(
+        "p.herald",
+        r#"rule t { match login guard exists User(type == "internal") guard count User(type != null) > 0 action log("x") }"#,
+    );
+    herald(&["check", &pol], None, &d).code(0);
+    // Outside a filter, a bare `type` is still not a name.
+    let bad = d.write("bad.herald", r#"rule t { match login action log("{type}") }"#);
+    let out = herald(&["check", &bad], None, &d).code(1);
+    assert!(out.stderr.contains("keyword"), "{}", out.stderr);
+    // A user schema with keyword-named fields, key included.
+    let schema = d.write(
+        "k.herald",
+        r#"discriminator action
+           identity event_uuid
+           event * { event_uuid: uuid, created: timestamp }
+           event ping { match: string?, rule: { in: int }? }
+           entity Thing key key: int { type: string, for: any }"#,
+    );
+    let db = d.p("k.db");
+    let fx = d.write("kf.json", r#"{"Thing": [{"key": 1, "type": "a", "for": {}}]}"#);
+    herald(&["db", "load", "--schema", &schema, "--db", &db, &fx], None, &d).code(0);
+    let pol = d.write(
+        "kp.herald",
+        r#"rule k { match ping { match: m, rule.in: 3 } guard let t = first Thing(type == "a" and key == 1)
+             action { set t.type = m set t.for.else = event.rule.in log("{t.type} {t.for} {t.key}") } }"#,
+    );
+    let ev = r#"{"action":"ping","event_uuid":"00000000-0000-0000-0000-000000000001","created":"2024-05-06T07:08:09Z","match":"mm","rule":{"in":3}}"#;
+    let out = herald(&["run", "--schema", &schema, "--db", &db, &pol], Some(ev), &d).code(0);
+    assert_eq!(out.logs(), [r#"mm {"else":3} 1"#]);
+}
