@@ -240,7 +240,14 @@ impl Checker<'_> {
             self.errors.push(CheckError::EntityAsValue { span, name: id.name.clone() });
             return error(span);
         }
-        let hint = if BUILTINS.contains(&id.name.as_str()) {
+        let hint = if matches!(id.name.as_str(), "type" | "key") {
+            // The grammar lets these keywords through as bare names only for
+            // query filters (see `keyword_field`).
+            Some(format!(
+                "`{}` is a keyword: it names a field after `.` or inside a query filter such as `exists User({} == ...)`",
+                id.name, id.name
+            ))
+        } else if BUILTINS.contains(&id.name.as_str()) {
             Some(format!("`{}` is a function: call it with `{}(...)`", id.name, id.name))
         } else if cx.phase == Phase::Match && cx.filter.is_none() {
             Some("a `match` clause sees only `event`, consts and its own pattern bindings".to_string())

@@ -134,14 +134,16 @@ pub enum DbCommand {
     Init {
         #[arg(long)]
         schema: Option<String>,
-        #[arg(long)]
+        /// The SQLite store (created when missing).
+        #[arg(long, default_value = "herald.db")]
         db: PathBuf,
     },
     /// Load fixtures (`{"User": [{...}], ...}`), upserting rows by key.
     Load {
         #[arg(long)]
         schema: Option<String>,
-        #[arg(long)]
+        /// The SQLite store (created and initialised when missing).
+        #[arg(long, default_value = "herald.db")]
         db: PathBuf,
         fixtures: PathBuf,
     },
@@ -151,14 +153,14 @@ pub enum DbCommand {
 pub enum OutboxCommand {
     /// List queued, failed and sent email.
     List {
-        #[arg(long)]
+        #[arg(long, default_value = "herald.db")]
         db: PathBuf,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
     /// Try to deliver every unsent email now.
     Flush {
-        #[arg(long)]
+        #[arg(long, default_value = "herald.db")]
         db: PathBuf,
         #[arg(long)]
         smtp: String,

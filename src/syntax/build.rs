@@ -484,6 +484,7 @@ impl<'s> Builder<'s> {
             }
             Rule::kw_event => ExprKind::Name(Ident { name: "event".to_string(), span }),
             Rule::name => ExprKind::Name(self.ident(p.into_inner().next().expect("name"))),
+            Rule::keyword_field => ExprKind::Name(self.ident(p)),
             r => unreachable!("not a primary expression: {r:?}"),
         };
         Expr { kind, span }

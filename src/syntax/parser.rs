@@ -142,6 +142,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         | Rule::query
         | Rule::call
         | Rule::name
+        | Rule::keyword_field
         | Rule::float_lit
         | Rule::int_lit
         | Rule::string => ("an expression", Expr),
