@@ -111,29 +111,77 @@ fn a_run_resumes_after_its_checkpoint_when_the_input_grows() {
 }
 
 #[test]
-fn an_input_that_does_not_continue_the_checkpoint_needs_from_start() {
+fn an_input_that_does_not_continue_the_checkpoint_is_read_again_from_its_first_line() {
     let tmp = Tmp::new();
     let db = fresh(&tmp, "h.db");
     let all = generated_events(2);
     let events = tmp.write("events.ndjson", &all);
     run(&db, &events, &[], &AUTHENTIK_POLICIES).ok();
-    let before = effects_dump(&tmp.path("h.db"), None);
-    // Same first line, but the checkpointed line changed: refuse (exit 2).
+    // Same first line, but the checkpointed line changed, and an extra new
+    // event that fires: the input is read from its first line, and only the
+    // new event applies anything.
     let mut lines: Vec<String> = all.lines().map(String::from).collect();
     let n = lines.len();
     lines[n - 1] = lines[n - 1].replace("\"action\"", "\"zzz\":1,\"action\"");
-    // And an extra new event that fires.
     let extra = generated_events(3).lines().nth(2 * 46).unwrap().to_string();
     lines.push(extra);
-    tmp.write("events.ndjson", lines.join("\n") + "\n");
-    let refused = run(&db, &events, &[], &AUTHENTIK_POLICIES).expect_code(2);
-    assert!(refused.stderr.contains("--from-start"), "{}", refused.stderr);
-    assert_eq!(effects_dump(&tmp.path("h.db"), None), before, "a refused run changes nothing");
-    let ok = run(&db, &events, &["--from-start"], &AUTHENTIK_POLICIES).ok();
-    // Only the new event (copy 2, line 1) can fire.
-    for l in ok.stdout_lines() {
+    let text = lines.join("\n") + "\n";
+    tmp.write("events.ndjson", &text);
+    let again = herald(
+        &[
+            "run",
+            "--db",
+            &db,
+            "--events",
+            &events,
+            AUTHENTIK_POLICIES[0],
+            AUTHENTIK_POLICIES[1],
+            AUTHENTIK_POLICIES[2],
+            AUTHENTIK_POLICIES[3],
+            AUTHENTIK_POLICIES[4],
+        ],
+        None,
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("reading it from its first line"), "{}", again.stderr);
+    for l in again.stdout_lines() {
         assert_eq!(l["line"].as_i64().unwrap(), n as i64 + 1, "{l}");
     }
+    assert_eq!(again.stdout_lines().len(), 1, "{}", again.stdout);
+    // The same on standard input.
+    let t2 = Tmp::new();
+    let db2 = fresh(&t2, "h.db");
+    let piped = herald(
+        &[
+            "run",
+            "--quiet",
+            "--db",
+            &db2,
+            AUTHENTIK_POLICIES[0],
+            AUTHENTIK_POLICIES[1],
+            AUTHENTIK_POLICIES[2],
+            AUTHENTIK_POLICIES[3],
+            AUTHENTIK_POLICIES[4],
+        ],
+        Some(all.as_bytes()),
+    );
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    let piped_again = herald(
+        &[
+            "run",
+            "--quiet",
+            "--db",
+            &db2,
+            AUTHENTIK_POLICIES[0],
+            AUTHENTIK_POLICIES[1],
+            AUTHENTIK_POLICIES[2],
+            AUTHENTIK_POLICIES[3],
+            AUTHENTIK_POLICIES[4],
+        ],
+        Some(text.as_bytes()),
+    );
+    assert_eq!(piped_again.code, 0, "{}", piped_again.stderr);
+    assert_eq!(piped_again.stdout_lines().len(), 1, "{}", piped_again.stdout);
 }
 
 #[test]

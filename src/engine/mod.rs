@@ -39,6 +39,10 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The most input `skip_lines` keeps to read again when a checkpoint turns
+/// out not to belong to this input.
+const KEEP_LIMIT: usize = 64 << 20;
+
 /// Bytes per chunk handed to a worker.
 const CHUNK: usize = 1 << 20;
 
@@ -278,7 +282,11 @@ impl<R: Read> ChunkReader<R> {
     }
 
     /// Consume `n` lines; returns the last one consumed (for verification).
-    fn skip_lines(&mut self, n: u64) -> std::io::Result<Option<Vec<u8>>> {
+    /// The consumed bytes are appended to `keep` while it stays under
+    /// [`KEEP_LIMIT`] (it becomes `None` beyond), so that the caller can
+    /// [`unread`](Self::unread) them when the lines turn out to be another
+    /// input's.
+    fn skip_lines(&mut self, n: u64, keep: &mut Option<Vec<u8>>) -> std::io::Result<Option<Vec<u8>>> {
         let mut last = None;
         let mut done = 0;
         while done < n {
@@ -309,10 +317,27 @@ impl<R: Read> ChunkReader<R> {
                 }
                 last = Some(line.to_vec());
             }
+            if let Some(k) = keep {
+                if k.len() + pos <= KEEP_LIMIT {
+                    k.extend_from_slice(&self.buf[..pos]);
+                } else {
+                    *keep = None;
+                }
+            }
             self.buf.drain(..pos);
             self.offset += pos as u64;
         }
         Ok(last)
+    }
+
+    /// Put back the bytes `skip_lines` kept: the input reads again from its
+    /// first line (after a byte order mark).
+    fn unread(&mut self, mut kept: Vec<u8>) {
+        let skipped = kept.len() as u64;
+        kept.extend_from_slice(&self.buf);
+        self.buf = kept;
+        self.line = 1;
+        self.offset -= skipped;
     }
 
     fn next_chunk(&mut self) -> std::io::Result<Option<Chunk>> {
@@ -591,19 +616,37 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let mut position = (0, 0, 0);
     if !opts.from_start {
         if let Some(cp) = store.checkpoint(&source_key)? {
-            let last = reader.skip_lines(cp.line).map_err(RunError::Io)?;
-            let last_hash = match last {
-                Some(l) if hash_hex(&l) == cp.last_hash => fnv1a_128(&l),
-                _ => {
-                    return Err(RunError::Checkpoint(format!(
-                        "the input does not continue the run recorded in the store (checkpoint at line {}); \
-                         pass --from-start to read it from its first line (events already processed are skipped)",
-                        cp.line
-                    )))
+            let mut kept = Some(Vec::new());
+            let last = reader.skip_lines(cp.line, &mut kept).map_err(RunError::Io)?;
+            match last {
+                Some(l) if hash_hex(&l) == cp.last_hash => {
+                    stats.resumed_lines = cp.line;
+                    position = (cp.line, cp.offset, fnv1a_128(&l));
                 }
-            };
-            stats.resumed_lines = cp.line;
-            position = (cp.line, cp.offset, last_hash);
+                // The input starts like an earlier one but does not continue
+                // it (rewritten, shortened, another stream): read it from its
+                // first line. The replay records skip what was already
+                // applied, so this applies nothing twice.
+                _ => match kept {
+                    Some(kept) => {
+                        let _ = writeln!(
+                            stderr,
+                            "herald: the input does not continue the run recorded in the store (checkpoint at \
+                             line {}); reading it from its first line (events already processed are skipped)",
+                            cp.line
+                        );
+                        reader.unread(kept);
+                    }
+                    None => {
+                        return Err(RunError::Checkpoint(format!(
+                            "the input does not continue the run recorded in the store (checkpoint at line {}); \
+                             pass --from-start to read it from its first line (events already processed are \
+                             skipped)",
+                            cp.line
+                        )))
+                    }
+                },
+            }
         }
     }
 

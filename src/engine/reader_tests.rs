@@ -41,7 +41,7 @@ fn skip_lines_resumes_after_the_nth_line() {
     let text: Vec<u8> = (1..=50).flat_map(|i| format!("{{\"n\":{i}}}\r\n").into_bytes()).collect();
     for step in [1, 7, 1 << 20] {
         let mut r = ChunkReader::new(Trickle { data: &text, step });
-        let last = r.skip_lines(20).expect("reads");
+        let last = r.skip_lines(20, &mut None).expect("reads");
         assert_eq!(last.as_deref(), Some(&b"{\"n\":20}"[..]), "step {step}");
         let chunks = all_chunks(&mut r);
         let (first_line, offset, data) = &chunks[0];
@@ -57,9 +57,9 @@ fn skip_lines_resumes_after_the_nth_line() {
 #[test]
 fn skip_lines_past_the_end_finds_nothing() {
     let mut r = ChunkReader::new(&b"a\nb\nc"[..]);
-    assert_eq!(r.skip_lines(3).expect("reads").as_deref(), Some(&b"c"[..]));
+    assert_eq!(r.skip_lines(3, &mut None).expect("reads").as_deref(), Some(&b"c"[..]));
     let mut r = ChunkReader::new(&b"a\nb\n"[..]);
-    assert_eq!(r.skip_lines(3).expect("reads"), None);
+    assert_eq!(r.skip_lines(3, &mut None).expect("reads"), None);
 }
 
 #[test]
@@ -83,4 +83,20 @@ fn reused_buffers_give_the_same_chunks() {
     assert_eq!(fresh, reused);
     let joined: Vec<u8> = reused.iter().flat_map(|c| c.2.clone()).collect();
     assert_eq!(joined, text.as_bytes());
+}
+
+#[test]
+fn unread_reads_the_input_again_from_its_first_line() {
+    let text = b"\xef\xbb\xbfa\nb\nc\nd\n";
+    for step in [1, 3, 1 << 20] {
+        let mut r = ChunkReader::new(Trickle { data: text, step });
+        assert_eq!(r.first_line().expect("reads"), b"a");
+        let mut kept = Some(Vec::new());
+        r.skip_lines(2, &mut kept).expect("reads");
+        r.unread(kept.expect("under the limit"));
+        let chunks = all_chunks(&mut r);
+        assert_eq!((chunks[0].0, chunks[0].1), (1, 3), "step {step}");
+        let rest: Vec<u8> = chunks.iter().flat_map(|c| c.2.clone()).collect();
+        assert_eq!(rest, b"a\nb\nc\nd\n".to_vec());
+    }
 }
