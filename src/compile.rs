@@ -77,7 +77,13 @@ pub fn compile(sources: &mut SourceMap, choice: SchemaChoice, policies: &[FileId
     let (schema, schema_diags) = schema::lower(&schema_files);
     diags.extend(schema_diags);
     let schema = Arc::new(schema);
-    let policy_refs: Vec<&ast::File> = policy_asts.iter().collect();
+    // A schema file may hold rules and consts too (one grammar for both):
+    // they are checked like any policy file's, before the others.
+    let mut policy_refs: Vec<&ast::File> = Vec::new();
+    if let SchemaChoice::File(_) = choice {
+        policy_refs.extend(base_ast.iter());
+    }
+    policy_refs.extend(policy_asts.iter());
     let checked = check::check(schema.clone(), &policy_refs);
     diags.extend(checked.diagnostics);
     diag::sort(&mut diags);

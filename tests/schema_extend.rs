@@ -36,3 +36,15 @@ fn an_undeclared_field_is_an_error_without_a_stray_null_warning() {
     let src = "rule r { match login where event.context.extra_flag == true }\n";
     assert_eq!(codes(src), vec!["E0109".to_string()]);
 }
+
+#[test]
+fn rules_in_a_schema_file_are_checked_and_kept() {
+    let mut sources = SourceMap::default();
+    let schema = sources
+        .add("k.herald", "discriminator kind\nevent ping { n: int }\nrule from_schema { match ping { n: 1 } }\n");
+    let policy = sources.add("p.herald", "rule from_policy { match ping }\n");
+    let out = compile(&mut sources, SchemaChoice::File(schema), &[policy]);
+    assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+    let names: Vec<String> = out.program.expect("compiles").rules.iter().map(|r| r.name.clone()).collect();
+    assert_eq!(names, vec!["from_schema".to_string(), "from_policy".to_string()]);
+}
