@@ -6,7 +6,7 @@
 use super::ast::*;
 use super::error::{EscapeProblem, SyntaxError};
 use super::parser::Rule;
-use super::scan::Scan;
+use super::scan::{Scan, Token};
 use crate::span::{FileId, Span};
 use pest::iterators::{Pair, Pairs};
 
@@ -16,8 +16,11 @@ pub(crate) struct Builder<'s> {
     file: FileId,
     off: usize,
     /// For trimming spans: pest pairs of rules that end in an optional part
-    /// include the whitespace and comments skipped before trying it.
-    scan: &'s Scan,
+    /// include the whitespace and comments skipped before trying it. Only the
+    /// tokens of the text being parsed: every span is trimmed, and a binary
+    /// search over the whole file's tokens for each one cost more (in cache
+    /// misses) than building the node.
+    tokens: &'s [Token],
     pub errors: Vec<SyntaxError>,
 }
 
@@ -53,8 +56,9 @@ fn next<'i>(it: &mut impl Iterator<Item = P<'i>>) -> P<'i> {
 }
 
 impl<'s> Builder<'s> {
-    pub(crate) fn new(file: FileId, off: usize, scan: &'s Scan) -> Builder<'s> {
-        Builder { file, off, scan, errors: Vec::new() }
+    /// A builder for the pairs of `text[off..end]`.
+    pub(crate) fn new(file: FileId, off: usize, end: usize, scan: &'s Scan) -> Builder<'s> {
+        Builder { file, off, tokens: scan.tokens_in(off, end), errors: Vec::new() }
     }
 
     /// The span of a pair, without trailing whitespace and comments.
@@ -62,7 +66,11 @@ impl<'s> Builder<'s> {
         let s = p.as_span();
         let start = self.off + s.start();
         let mut end = self.off + s.end();
-        if let Some(t) = self.scan.token_before(end) {
+        // The last token that ends at or before `end`. One before the parsed
+        // text could only qualify by ending exactly at `start == end`, where
+        // it would change nothing.
+        let i = self.tokens.partition_point(|t| t.end <= end);
+        if let Some(t) = i.checked_sub(1).map(|i| self.tokens[i]) {
             if t.end >= start {
                 end = t.end;
             }

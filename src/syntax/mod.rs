@@ -63,7 +63,7 @@ pub fn parse_expr(file: FileId, text: &str) -> (Option<ast::Expr>, Vec<Diagnosti
     }
     let (expr, errors) = match HeraldParser::parse(Rule::expr_entry, text) {
         Ok(pairs) => {
-            let mut b = Builder::new(file, 0, &scan);
+            let mut b = Builder::new(file, 0, text.len(), &scan);
             let expr = pairs.into_iter().find(|p| p.as_rule() == Rule::expr).map(|p| b.expr(p));
             let mut errors = b.errors;
             if let Some(e) = &lex {
@@ -101,7 +101,7 @@ fn parse_chunk(
     }
     match HeraldParser::parse(Rule::item_entry, src) {
         Ok(pairs) => {
-            let mut b = Builder::new(file, chunk.start, scan);
+            let mut b = Builder::new(file, chunk.start, chunk.end, scan);
             items.extend(b.items(pairs));
             // A lexical error in a chunk that parses cannot happen with the
             // current grammar; report it anyway rather than lose it.
@@ -132,7 +132,7 @@ fn parse_chunk(
             // Stray text after a complete item: keep the item.
             if let SyntaxError::ExpectedItem { at, .. } | SyntaxError::Stray { at, .. } = &err {
                 if let Ok(pairs) = HeraldParser::parse(Rule::item_prefix, src) {
-                    let mut b = Builder::new(file, chunk.start, scan);
+                    let mut b = Builder::new(file, chunk.start, chunk.end, scan);
                     let built = b.items(pairs);
                     let end = built.last().map_or(usize::MAX, |i| i.span().end as usize);
                     if end <= at.start as usize {

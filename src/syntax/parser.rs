@@ -33,7 +33,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
     use Class::*;
     match rule {
         Rule::EOI => ("end of input", Item),
-        Rule::WHITESPACE | Rule::COMMENT => ("whitespace", Hidden),
+        Rule::WHITESPACE => ("whitespace", Hidden),
         Rule::item_entry | Rule::item_prefix => ("an item", Hidden),
         Rule::expr_entry => ("an expression", Hidden),
         Rule::item => ("an item", Item),

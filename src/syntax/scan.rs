@@ -162,6 +162,13 @@ impl Scan {
         self.tokens.get(i).copied()
     }
 
+    /// The tokens that lie inside `start..end`.
+    pub(crate) fn tokens_in(&self, start: usize, end: usize) -> &[Token] {
+        let lo = self.tokens.partition_point(|t| t.start < start);
+        let hi = self.tokens.partition_point(|t| t.end <= end);
+        &self.tokens[lo..hi.max(lo)]
+    }
+
     /// The last token that ends at or before `pos`.
     pub(crate) fn token_before(&self, pos: usize) -> Option<Token> {
         let i = self.tokens.partition_point(|t| t.end <= pos);
