@@ -108,7 +108,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "herald@localhost")]
     pub mail_from: String,
     /// Events per transaction, at most.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
     /// Load these fixtures into the store before running.
     #[arg(long)]

@@ -70,7 +70,12 @@ impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
             source: "-".into(),
-            batch: 1000,
+            // Few commits are cheaper: rows written by many events (a
+            // group's growing attribute history) reach the WAL once per
+            // commit, not once per event. IDLE_COMMIT still bounds how long
+            // effects wait to be committed; this bounds the output held
+            // back meanwhile.
+            batch: 10_000,
             workers: default_workers(),
             from_start: false,
             on_commit: None,

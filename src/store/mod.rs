@@ -322,7 +322,18 @@ impl Store {
         let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
+        // SQLite's default page cache is 2 MB; the writer's lookups and
+        // appends then re-read pages from the OS with a system call each
+        // once the store outgrows it. 32 MB is touched only as the store
+        // grows, so a small store costs no more memory than before.
+        conn.pragma_update(None, "cache_size", -32 * 1024)?;
         conn.set_prepared_statement_cache_capacity(256);
+        // The bundled SQLite has STAT4: without the query planner stability
+        // guarantee, a statement whose plan may depend on a bound value is
+        // re-prepared on its next step after every rebind, which undoes the
+        // statement cache for the writer's per-event lookups. One plan per
+        // statement is what a hot loop of identical queries wants.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         let ents = schema.entity_ids().map(|id| EntityInfo::new(&schema, id)).collect::<Result<Vec<_>, _>>()?;
         check_names(&ents)?;
         let mut fp_text = String::new();

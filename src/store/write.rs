@@ -280,7 +280,7 @@ impl Store {
                 };
                 let mut arr = Vec::with_capacity(items.len());
                 for (i, v) in items.iter().enumerate() {
-                    arr.push(self.list_elem(el, v, &format!("{at}[{i}]"))?);
+                    arr.push(self.list_elem(el, v, || format!("{at}[{i}]"))?);
                 }
                 let j = J::Array(arr);
                 let new = json_to_value(&j, f.kind);
@@ -290,10 +290,16 @@ impl Store {
         }
     }
 
-    fn list_elem(&self, el: Option<super::filter::Scalar>, v: &Value, at: &str) -> Result<J, RuntimeError> {
+    /// `at` names the place for an error message (built only then).
+    fn list_elem(
+        &self,
+        el: Option<super::filter::Scalar>,
+        v: &Value,
+        at: impl FnOnce() -> String,
+    ) -> Result<J, RuntimeError> {
         match el {
             Some(s) => scalar_to_json(v, s)
-                .ok_or_else(|| dyn_err(format!("`{at}`: expected {}, found {}", s.name(), describe(v)))),
+                .ok_or_else(|| dyn_err(format!("`{}`: expected {}, found {}", at(), s.name(), describe(v)))),
             None => Ok(v.to_json(Some(&self.schema))),
         }
     }
@@ -313,15 +319,17 @@ impl Store {
         let info = self.ent(entity)?;
         let f = info.field(field)?;
         let k = self.write_key(info, key)?;
-        let at = place(info, f, path);
+        // The place's name is for error messages: built only for one (the
+        // success path runs once per appended item).
+        let at = || place(info, f, path);
         if let Some(j) = &f.join {
             if !path.is_empty() {
-                return Err(dyn_err(format!("`{at}`: a many-to-many field has no fields inside")));
+                return Err(dyn_err(format!("`{}`: a many-to-many field has no fields inside", at())));
             }
             if value.is_nullish() {
                 return Ok(Value::Absent);
             }
-            let t = self.target_key(j, value, &format!("`{at}`"))?;
+            let t = self.target_key(j, value, &format!("`{}`", at()))?;
             return self.atomically(|| {
                 self.check_exists(info, &k, key)?;
                 self.insert_join(j, &k, &t)?;
@@ -337,14 +345,14 @@ impl Store {
                     info.name, f.name
                 )))
             }
-            _ => return Err(dyn_err(format!("`{at}` is not a list; cannot append to it"))),
+            _ => return Err(dyn_err(format!("`{}` is not a list; cannot append to it", at()))),
         };
         self.atomically(|| {
             let mut root = self.read_json(info, f, &k, key)?;
             if matches!(value, Value::Absent) {
                 return Ok(json_to_value(&root, f.kind));
             }
-            let elem = self.list_elem(el, value, &format!("{at}[]"))?;
+            let elem = self.list_elem(el, value, || format!("{}[]", at()))?;
             let slot: &mut J = if path.is_empty() {
                 &mut root
             } else {
@@ -362,7 +370,7 @@ impl Store {
                 J::Null => *slot = J::Array(vec![elem]),
                 J::Array(items) => items.push(elem),
                 other => {
-                    return Err(dyn_err(format!("`{at}` is {}, not a list; cannot append to it", json_kind(other))))
+                    return Err(dyn_err(format!("`{}` is {}, not a list; cannot append to it", at(), json_kind(other))))
                 }
             }
             self.write_json(info, f, &k, key, &root)
