@@ -284,7 +284,7 @@ fn predicate(f: &str, which: usize, li: usize) -> String {
         5 => format!("empty({f})"),
         6 => {
             let n = pick(&["0", "1", "2", "3", "11", "1.5"]);
-            if li % 7 == 0 {
+            if li.is_multiple_of(7) {
                 format!("{n} {} len({f})", ops[li / 7 % 6])
             } else {
                 format!("len({f}) {} {n}", ops[li % 6])
@@ -293,8 +293,8 @@ fn predicate(f: &str, which: usize, li: usize) -> String {
         7 => format!("{sub:?} in {f}"),
         8 => format!("{f} in {:?}", pick(&["labé", "ab", "", "line\nbreak!", "10.1.2.3 ABc"])),
         _ => {
-            let (func, lit) = if li % 2 == 0 { ("lower", "abc") } else { ("upper", "ABC") };
-            let lit = if li % 3 == 0 { "a" } else { lit };
+            let (func, lit) = if li.is_multiple_of(2) { ("lower", "abc") } else { ("upper", "ABC") };
+            let lit = if li.is_multiple_of(3) { "a" } else { lit };
             format!("{func}({f}) {} {lit:?}", ["==", "!="][li / 2 % 2])
         }
     }

@@ -48,6 +48,11 @@ pub(crate) struct RuleCode<'a> {
     pub keys: Vec<(PathId, u32)>,
 }
 
+/// Predicates the generated code reads by address: each boxed so that its
+/// address survives the vector growing.
+#[allow(clippy::vec_box)]
+pub(crate) type Consts = Vec<Box<Pred>>;
+
 /// The signature of `helpers::herald_jit_pred`: `(slot, bufs, pred) -> u32`.
 pub(crate) fn pred_signature(module: &JITModule) -> cranelift_codegen::ir::Signature {
     let ptr = module.target_config().pointer_type();
@@ -75,7 +80,7 @@ pub(crate) fn define(
     rules: &[RuleCode<'_>],
     syms: &dyn Syms,
     pred_fn: FuncId,
-    consts: &mut Vec<Box<Pred>>,
+    consts: &mut Consts,
 ) -> Result<FuncId, String> {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
@@ -200,7 +205,7 @@ struct Gen<'a, 'f> {
     pred_ref: FuncRef,
     /// Predicates the helpers read, owned by the matcher (boxed: the code
     /// embeds their addresses).
-    consts: &'a mut Vec<Box<Pred>>,
+    consts: &'a mut Consts,
     /// Index in `consts` of each predicate already boxed.
     const_at: HashMap<Pred, usize>,
     /// Slot fields already loaded: (path, offset).

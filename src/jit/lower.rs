@@ -65,10 +65,13 @@ pub(crate) enum Pred {
     UpperEq(String, bool),
 }
 
+/// Kind, string argument, CIDR, `len` comparison, negation.
+type PredKey<'a> = (u8, Option<&'a str>, Option<Cidr>, Option<(CmpOp, &'a Lit)>, bool);
+
 impl Pred {
     /// A hashable identity for common-subexpression elimination (a regex
     /// by its source text).
-    fn key(&self) -> (u8, Option<&str>, Option<Cidr>, Option<(CmpOp, &Lit)>, bool) {
+    fn key(&self) -> PredKey<'_> {
         match self {
             Pred::StartsWith(s) => (0, Some(s), None, None, false),
             Pred::EndsWith(s) => (1, Some(s), None, None, false),

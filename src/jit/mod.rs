@@ -85,7 +85,7 @@ pub struct JitMatcher {
     fallbacks: Vec<(RuleId, String)>,
     /// The predicates the generated code passes to the helpers by address.
     /// Declared before `module`, never touched after `compile`.
-    _consts: Vec<Box<lower::Pred>>,
+    _consts: codegen::Consts,
     /// Owns the machine code the function pointers in `types` point into.
     module: Mutex<Option<JITModule>>,
 }
@@ -124,7 +124,7 @@ impl JitMatcher {
         let pred_fn = module
             .declare_function(helpers::PRED_SYMBOL, cranelift_module::Linkage::Import, &pred_sig)
             .map_err(|e| JitError::Codegen(e.to_string()))?;
-        let mut consts: Vec<Box<lower::Pred>> = Vec::new();
+        let mut consts: codegen::Consts = Vec::new();
 
         // Lower every rule once; a rule that fails anywhere runs interpreted.
         let mut fallbacks = Vec::new();
