@@ -184,6 +184,10 @@ const STRS: &[(&str, &str)] = &[
     (r#""line\nbreak""#, r#""line\nbreak""#),
     (r#""é""#, r#""é""#),
     (r#""\u{1F600}""#, r#""😀""#),
+    (r#""10.1.2.3""#, r#""10.1.2.3""#),
+    (r#""192.168.1.7""#, r#""192.168.1.7""#),
+    (r#""2001:db8::1""#, r#""2001:db8::1""#),
+    (r#""ABc""#, r#""ABc""#),
 ];
 const INTS: &[&str] = &["0", "1", "2", "42", "9223372036854775807", "9007199254740993"];
 const FLOATS: &[&str] = &["0.0", "1.5", "42.0", "0.1", "9007199254740992.0"];
@@ -260,31 +264,71 @@ fn ordered(kind: Kind) -> bool {
     matches!(kind, Kind::Str | Kind::Int | Kind::Float | Kind::Ts | Kind::Any)
 }
 
-/// A random condition over `fields`, as Herald text.
-fn cond(fields: &'static [(&'static str, Kind)]) -> impl Strategy<Value = String> {
-    let atom = (0..fields.len(), 0usize..8, 0usize..64, 0usize..4).prop_map(move |(fi, opi, li, shape)| {
-        let (f, kind) = fields[fi];
-        let ops = ["==", "!=", "<", "<=", ">", ">="];
-        let op = if ordered(kind) { ops[opi % 6] } else { ops[opi % 2] };
-        match (shape, opi) {
-            (_, 6) => format!("{f} {} null", ["==", "!="][li % 2]),
-            (_, 7) => {
-                let n = 1 + li % 3;
-                let items: Vec<String> = (0..n).map(|j| lit_against(kind, li + j * 18)).collect();
-                format!("{f} in [{}]", items.join(", "))
-            }
-            _ => {
-                let l = lit_against(kind, li);
-                // Bools have no order, even through `any`.
-                let op = if l == "true" || l == "false" { ops[opi % 2] } else { op };
-                if shape == 0 {
-                    format!("{l} {op} {f}")
-                } else {
-                    format!("{f} {op} {l}")
-                }
+/// A predicate call (or substring test) on a string or `any` field, with
+/// arguments that match some of the generated values.
+fn predicate(f: &str, which: usize, li: usize) -> String {
+    let pick = |xs: &[&str]| xs[li % xs.len()].to_string();
+    let sub = pick(&["", "a", "ab", "l", "é", "1", "A", "b", "."]);
+    let ops = ["==", "!=", "<", "<=", ">", ">="];
+    match which {
+        0 => format!("starts_with({f}, {sub:?})"),
+        1 => format!("ends_with({f}, {sub:?})"),
+        2 => format!("contains({f}, {sub:?})"),
+        3 => {
+            format!("matches({f}, {:?})", pick(&["^a", "b$", "^[a-z]+$", "\n", "é", "^$", "^[0-9.]+$", "(?i)ab", "."]))
+        }
+        4 => format!(
+            "ip_in({f}, {:?})",
+            pick(&["10.0.0.0/8", "192.168.1.0/24", "::ffff:0:0/96", "0.0.0.0/0", "2001:db8::/32", "10.1.2.3"])
+        ),
+        5 => format!("empty({f})"),
+        6 => {
+            let n = pick(&["0", "1", "2", "3", "11", "1.5"]);
+            if li.is_multiple_of(7) {
+                format!("{n} {} len({f})", ops[li / 7 % 6])
+            } else {
+                format!("len({f}) {} {n}", ops[li % 6])
             }
         }
-    });
+        7 => format!("{sub:?} in {f}"),
+        8 => format!("{f} in {:?}", pick(&["labé", "ab", "", "line\nbreak!", "10.1.2.3 ABc"])),
+        _ => {
+            let (func, lit) = if li.is_multiple_of(2) { ("lower", "abc") } else { ("upper", "ABC") };
+            let lit = if li.is_multiple_of(3) { "a" } else { lit };
+            format!("{func}({f}) {} {lit:?}", ["==", "!="][li / 2 % 2])
+        }
+    }
+}
+
+/// A random condition over `fields`, as Herald text.
+fn cond(fields: &'static [(&'static str, Kind)]) -> impl Strategy<Value = String> {
+    let atom =
+        (0..fields.len(), 0usize..8, 0usize..64, 0usize..4, 0usize..20).prop_map(move |(fi, opi, li, shape, pr)| {
+            let (f, kind) = fields[fi];
+            let ops = ["==", "!=", "<", "<=", ">", ">="];
+            let op = if ordered(kind) { ops[opi % 6] } else { ops[opi % 2] };
+            if matches!(kind, Kind::Str | Kind::Any) && pr < 10 {
+                return predicate(f, pr, li + opi);
+            }
+            match (shape, opi) {
+                (_, 6) => format!("{f} {} null", ["==", "!="][li % 2]),
+                (_, 7) => {
+                    let n = 1 + li % 3;
+                    let items: Vec<String> = (0..n).map(|j| lit_against(kind, li + j * 18)).collect();
+                    format!("{f} in [{}]", items.join(", "))
+                }
+                _ => {
+                    let l = lit_against(kind, li);
+                    // Bools have no order, even through `any`.
+                    let op = if l == "true" || l == "false" { ops[opi % 2] } else { op };
+                    if shape == 0 {
+                        format!("{l} {op} {f}")
+                    } else {
+                        format!("{f} {op} {l}")
+                    }
+                }
+            }
+        });
     atom.prop_recursive(3, 12, 2, |inner| {
         prop_oneof![
             inner.clone().prop_map(|c| format!("not ({c})")),
@@ -442,6 +486,7 @@ fn generated_programs_agree() {
     let evaluations = std::cell::Cell::new(0usize);
     let events_seen = std::cell::Cell::new(0usize);
     let rejected = std::cell::Cell::new(0usize);
+    let (rules_total, rules_interpreted) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
     let strategy = (proptest::collection::vec(rule(), 1..12), proptest::collection::vec(event(), EVENTS));
     let result = runner.run(&strategy, |(rules, events)| {
         let text: String =
@@ -458,6 +503,12 @@ fn generated_programs_agree() {
             }
         };
         let mut pair = Pair::new(program);
+        rules_total.set(rules_total.get() + rules.len());
+        rules_interpreted.set(rules_interpreted.get() + pair.jit.interpreted().len());
+        if let Some((r, why)) = pair.jit.fallbacks().first() {
+            // Everything the generator writes is in the compiled subset.
+            return Err(TestCaseError::fail(format!("rule {} runs interpreted: {why}\nprogram:\n{text}", r.0)));
+        }
         for e in &events {
             let n = pair.check(e.as_bytes()).map_err(|m| TestCaseError::fail(format!("{m}\nprogram:\n{text}")))?;
             evaluations.set(evaluations.get() + n);
@@ -469,7 +520,10 @@ fn generated_programs_agree() {
         panic!("{e}");
     }
     eprintln!(
-        "generated: {PROGRAMS} programs, {} events compared, {} rule evaluations, {} programs rejected",
+        "generated: {PROGRAMS} programs, {} rules ({} interpreted), {} events compared, {} rule evaluations, \
+         {} programs rejected",
+        rules_total.get(),
+        rules_interpreted.get(),
         events_seen.get(),
         evaluations.get(),
         rejected.get()

@@ -49,17 +49,37 @@ fn non_firing_events_allocate_nothing() {
         .filter(|p| p.extension().is_some_and(|e| e == "herald"))
         .collect();
     names.sort();
-    let ids: Vec<_> =
+    let mut ids: Vec<_> =
         names.iter().map(|p| sources.add(p.display().to_string(), std::fs::read_to_string(p).expect("read"))).collect();
-    let program = Arc::new(compile(&mut sources, SchemaChoice::Auto, &ids).program.expect("examples compile"));
+    // Predicates compiled as calls into Rust helpers (regex, CIDR, prefix)
+    // must not allocate either; the lines below have these fields set.
+    ids.push(
+        sources.add(
+            "predicates.herald",
+            r#"rule predicates {
+             match model_created | model_updated
+               where matches(event.context.model.model_name, "^(?:usr|grp)[0-9]+$")
+                  or starts_with(event.context.model.app, "zzz")
+                  or "evil" in event.context.model.model_name
+             action log("predicate")
+           }
+           rule predicates_ip {
+             match any where ends_with(event.client_ip, ".255") or ip_in(event.client_ip, "10.0.0.0/8")
+             action log("ip")
+           }"#
+            .to_string(),
+        ),
+    );
+    let c = compile(&mut sources, SchemaChoice::Auto, &ids);
+    let program = Arc::new(c.program.unwrap_or_else(|| panic!("examples compile: {:#?}", c.diagnostics)));
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
     let jit = JitMatcher::compile(program.clone(), &plan).expect("jit");
     assert!(jit.fallbacks().is_empty(), "{:?}", jit.fallbacks());
     // Non-firing: right types, other values (and an undeclared type).
     let lines: Vec<&[u8]> = vec![
-        br#"{"action":"model_created","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{"model":{"app":"authentik_core","model_name":"group","pk":"x"}}}"#,
+        br#"{"action":"model_created","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","client_ip":"192.168.1.7","context":{"model":{"app":"authentik_core","model_name":"group","pk":"x"}}}"#,
         br#"{"action":"model_updated","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{"model":{"app":"authentik_\u0063ore","model_name":"token","pk":1}}}"#,
-        br#"{"action":"login","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{"auth_method_args":{"known_device":true}}}"#,
+        br#"{"action":"login","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","client_ip":"2001:db8::\u0031","context":{"auth_method_args":{"known_device":true}}}"#,
         br#"{"action":"login","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z","context":{}}"#,
         br#"{"action":"something_else","event_uuid":"75ef35e6-e6b6-48f1-8e7b-90029db5103f","created":"2026-01-01T00:00:00Z"}"#,
     ];

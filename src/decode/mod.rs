@@ -272,7 +272,7 @@ fn kind_name(c: u8) -> &'static str {
 
 /// The bytes a STR/ARRAY/OBJECT slot's `a` and `b` designate; empty when
 /// out of range (never for slots this module produced).
-fn slot_bytes<'a>(line: &'a [u8], scratch: &'a [u8], a: u64, b: u64) -> &'a [u8] {
+pub(crate) fn slot_bytes<'a>(line: &'a [u8], scratch: &'a [u8], a: u64, b: u64) -> &'a [u8] {
     let (base, off) = if a & SCRATCH != 0 { (scratch, a & !SCRATCH) } else { (line, a) };
     let (Ok(off), Ok(len)) = (usize::try_from(off), usize::try_from(b)) else {
         return &[];

@@ -18,12 +18,12 @@
 //! before a decision ask the interpreter, which then reproduces exactly the
 //! interpreter's value or run-time error.
 
-use super::lower::{Atom, Cond, Lit};
+use super::lower::{Atom, Cond, Lit, Pred};
 use crate::decode::{tag, Slot};
 use crate::ir::{CmpOp, PathId};
 use crate::value::{parse_timestamp, parse_uuid};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, UserFuncName, Value};
+use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, MemFlagsData, UserFuncName, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Switch};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
@@ -48,7 +48,23 @@ pub(crate) struct RuleCode<'a> {
     pub keys: Vec<(PathId, u32)>,
 }
 
-/// Generate one function `fn(slots: *const Slot, out: *mut u8) -> u32`:
+/// Predicates the generated code reads by address: each boxed so that its
+/// address survives the vector growing.
+#[allow(clippy::vec_box)]
+pub(crate) type Consts = Vec<Box<Pred>>;
+
+/// The signature of `helpers::herald_jit_pred`: `(slot, bufs, pred) -> u32`.
+pub(crate) fn pred_signature(module: &JITModule) -> cranelift_codegen::ir::Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = module.make_signature();
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    sig.returns.push(AbiParam::new(types::I32));
+    sig
+}
+
+/// Generate one function `fn(slots: *const Slot, out: *mut u8, bufs: *const Bufs) -> u32`:
 /// `out[i]` gets rule `i`'s three-valued result; the return value is
 /// non-zero when any result is non-zero (so a non-firing event costs one
 /// call and no further work).
@@ -63,17 +79,21 @@ pub(crate) fn define(
     name: &str,
     rules: &[RuleCode<'_>],
     syms: &dyn Syms,
+    pred_fn: FuncId,
+    consts: &mut Consts,
 ) -> Result<FuncId, String> {
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
-    sig.params.push(AbiParam::new(ptr));
-    sig.params.push(AbiParam::new(ptr));
+    for _ in 0..3 {
+        sig.params.push(AbiParam::new(ptr));
+    }
     sig.returns.push(AbiParam::new(types::I32));
     let id = module.declare_function(name, Linkage::Local, &sig).map_err(|e| e.to_string())?;
     let cfg = module.target_config();
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let pred_ref = module.declare_func_in_func(pred_fn, &mut ctx.func);
 
     // The dispatch path: the one that leaves the least work for the worst
     // case, i.e. the fewest rules outside its groups plus its largest group.
@@ -111,7 +131,19 @@ pub(crate) fn define(
         b.switch_to_block(block);
         let slots = b.block_params(block)[0];
         let out = b.block_params(block)[1];
-        let mut g = Gen { b, slots, loads: HashMap::new(), atoms: HashMap::new(), syms };
+        let bufs = b.block_params(block)[2];
+        let mut g = Gen {
+            b,
+            slots,
+            bufs,
+            ptr,
+            pred_ref,
+            consts,
+            const_at: HashMap::new(),
+            loads: HashMap::new(),
+            atoms: HashMap::new(),
+            syms,
+        };
         let mut any = g.k(0);
         for &i in &always {
             let v = g.cond(rules[i].cond)?;
@@ -167,6 +199,15 @@ pub(crate) fn define(
 struct Gen<'a, 'f> {
     b: FunctionBuilder<'f>,
     slots: Value,
+    /// The `*const Bufs` parameter, passed on to the helpers.
+    bufs: Value,
+    ptr: types::Type,
+    pred_ref: FuncRef,
+    /// Predicates the helpers read, owned by the matcher (boxed: the code
+    /// embeds their addresses).
+    consts: &'a mut Consts,
+    /// Index in `consts` of each predicate already boxed.
+    const_at: HashMap<Pred, usize>,
     /// Slot fields already loaded: (path, offset).
     loads: HashMap<(PathId, i32), Value>,
     /// Atoms already evaluated (common-subexpression elimination).
@@ -258,6 +299,23 @@ impl Gen<'_, '_> {
                 self.select(is_bool, bit, unk)
             }
             Atom::Cmp { path, op, lit } => self.cmp(*path, *op, lit)?,
+            Atom::Call { path, pred } => {
+                let i = match self.const_at.get(pred) {
+                    Some(&i) => i,
+                    None => {
+                        self.consts.push(Box::new(pred.clone()));
+                        self.const_at.insert(pred.clone(), self.consts.len() - 1);
+                        self.consts.len() - 1
+                    }
+                };
+                // The box's heap address is stable while the matcher lives.
+                let addr = &*self.consts[i] as *const Pred as i64;
+                let k = self.b.ins().iconst(self.ptr, addr);
+                let slot = self.b.ins().iadd_imm_s(self.slots, path.0 as i64 * SLOT_SIZE);
+                let call = self.b.ins().call(self.pred_ref, &[slot, self.bufs, k]);
+                let r = self.b.inst_results(call)[0];
+                self.b.ins().ireduce(types::I8, r)
+            }
             Atom::In { path, items } => {
                 // Three-valued `any`: 1 if an item is equal, else 2 if one
                 // is undecided, else 0. Equality never fails, so no order.

@@ -4,8 +4,9 @@
 //! interpreted, with the reason returned here.
 
 use crate::interp::ops;
-use crate::ir::{CmpOp, Expr, ExprKind, LocalId, PathId, Rule};
+use crate::ir::{Builtin, Cidr, CmpOp, Expr, ExprKind, LocalId, PathId, Rule};
 use crate::value::Value;
+use std::sync::Arc;
 
 /// A literal an atom compares against. Floats by their bits so atoms can be
 /// hashed for common-subexpression elimination.
@@ -32,12 +33,80 @@ pub(crate) enum Atom {
     Cmp { path: PathId, op: CmpOp, lit: Lit },
     /// `path in [literals]`.
     In { path: PathId, items: Vec<Lit> },
+    /// A predicate on one path's value run by a Rust helper
+    /// (`helpers::herald_jit_pred`), which may also answer "ask".
+    Call { path: PathId, pred: Pred },
+}
+
+/// A predicate over one event value with constant arguments, evaluated by
+/// `helpers::eval` with the interpreter's semantics.
+#[derive(Debug, Clone)]
+pub(crate) enum Pred {
+    /// `starts_with(path, "lit")`.
+    StartsWith(String),
+    /// `ends_with(path, "lit")`.
+    EndsWith(String),
+    /// `contains(path, "lit")` and `"lit" in path`: the same on a string
+    /// (the slot kinds where they differ are left to the interpreter).
+    Contains(String),
+    /// `path in "lit"`: the value is a substring of the literal.
+    SubstrOf(String),
+    /// `matches(path, "re")`.
+    Matches(Arc<regex::Regex>),
+    /// `ip_in(path, "cidr")`.
+    IpIn(Cidr),
+    /// `empty(path)`.
+    Empty,
+    /// `len(path) op literal` (an int or float literal).
+    Len(CmpOp, Lit),
+    /// `lower(path) == "lit"` (`negated`: `!=`).
+    LowerEq(String, bool),
+    /// `upper(path) == "lit"` (`negated`: `!=`).
+    UpperEq(String, bool),
+}
+
+/// Kind, string argument, CIDR, `len` comparison, negation.
+type PredKey<'a> = (u8, Option<&'a str>, Option<Cidr>, Option<(CmpOp, &'a Lit)>, bool);
+
+impl Pred {
+    /// A hashable identity for common-subexpression elimination (a regex
+    /// by its source text).
+    fn key(&self) -> PredKey<'_> {
+        match self {
+            Pred::StartsWith(s) => (0, Some(s), None, None, false),
+            Pred::EndsWith(s) => (1, Some(s), None, None, false),
+            Pred::Contains(s) => (2, Some(s), None, None, false),
+            Pred::SubstrOf(s) => (3, Some(s), None, None, false),
+            Pred::Matches(r) => (4, Some(r.as_str()), None, None, false),
+            Pred::IpIn(c) => (5, None, Some(*c), None, false),
+            Pred::Empty => (6, None, None, None, false),
+            Pred::Len(op, l) => (7, None, None, Some((*op, l)), false),
+            Pred::LowerEq(s, n) => (8, Some(s), None, None, *n),
+            Pred::UpperEq(s, n) => (9, Some(s), None, None, *n),
+        }
+    }
+}
+
+impl PartialEq for Pred {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Pred {}
+
+impl std::hash::Hash for Pred {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.key().hash(h)
+    }
 }
 
 impl Atom {
     pub(crate) fn path(&self) -> PathId {
         match self {
-            Atom::IsNull { path, .. } | Atom::Cmp { path, .. } | Atom::In { path, .. } => *path,
+            Atom::IsNull { path, .. } | Atom::Cmp { path, .. } | Atom::In { path, .. } | Atom::Call { path, .. } => {
+                *path
+            }
             Atom::Truthy(p) => *p,
         }
     }
@@ -134,7 +203,7 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> Vec<(PathId, String)>
                 op: CmpOp::Eq | CmpOp::Ne,
                 lit: Lit::Str(_) | Lit::Int(_) | Lit::Float(_) | Lit::Bool(_),
             } if scalar.contains_key(path) => {}
-            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } => break,
+            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } | Atom::Call { .. } => break,
         }
     }
     out
@@ -219,6 +288,11 @@ impl Lowerer<'_> {
             ExprKind::Not(x) => Ok(Cond::Not(Box::new(self.cond(x)?))),
             ExprKind::And(a, b) => Ok(Cond::And(Box::new(self.cond(a)?), Box::new(self.cond(b)?))),
             ExprKind::Or(a, b) => Ok(Cond::Or(Box::new(self.cond(a)?), Box::new(self.cond(b)?))),
+            ExprKind::Cmp { op, lhs, rhs } if matches!(lhs.kind, ExprKind::Call { .. }) => self.call_cmp(*op, lhs, rhs),
+            ExprKind::Cmp { op, lhs, rhs } if matches!(rhs.kind, ExprKind::Call { .. }) => {
+                self.call_cmp(swap(*op), rhs, lhs)
+            }
+            ExprKind::Call { func, args } => self.call(func, args),
             ExprKind::Cmp { op, lhs, rhs } => match (self.operand(lhs)?, self.operand(rhs)?) {
                 (Operand::Path(p), Operand::Lit(v)) => Ok(cmp_atom(p, *op, &v)?),
                 (Operand::Lit(v), Operand::Path(p)) => Ok(cmp_atom(p, swap(*op), &v)?),
@@ -242,7 +316,16 @@ impl Lowerer<'_> {
                     }
                     Ok(Cond::Atom(Atom::In { path, items: lits }))
                 }
-                (Operand::Path(_), Operand::Lit(_)) => Err("uses `in` on a string (substring test)".into()),
+                (Operand::Path(path), Operand::Lit(Value::Str(s))) => {
+                    Ok(Cond::Atom(Atom::Call { path, pred: Pred::SubstrOf(s.to_string()) }))
+                }
+                // Membership in a list value: the slot is an array, which
+                // only the interpreter reads.
+                (_, Operand::Path(_)) if is_list(&container.ty) => Err("uses `in` over an event value".into()),
+                (Operand::Lit(Value::Str(s)), Operand::Path(path)) => {
+                    Ok(Cond::Atom(Atom::Call { path, pred: Pred::Contains(s.to_string()) }))
+                }
+                (Operand::Path(_), Operand::Lit(_)) => Err("uses `in` on a non-list, non-string literal".into()),
                 (Operand::Lit(x), Operand::Lit(c)) => Ok(Cond::Const(ops::contains(&c, &x))),
                 (_, Operand::Path(_)) => Err("uses `in` over an event value".into()),
             },
@@ -254,13 +337,107 @@ impl Lowerer<'_> {
             | ExprKind::Interp(_)
             | ExprKind::Neg(_)
             | ExprKind::Arith { .. }
-            | ExprKind::Call { .. }
             | ExprKind::Lookup { .. }
             | ExprKind::LookupMany { .. }
             | ExprKind::Query { .. }
             | ExprKind::Row { .. } => Err(format!("uses {}", describe(e))),
         }
     }
+}
+
+impl Lowerer<'_> {
+    /// The one event path a function reads, or why not.
+    fn path_arg(&self, func: &Builtin, e: &Expr) -> Result<PathId, String> {
+        match self.operand(e) {
+            Ok(Operand::Path(p)) => Ok(p),
+            Ok(Operand::Lit(_)) | Err(_) => {
+                Err(format!("uses `{}(...)` on something other than an event value", func.name()))
+            }
+        }
+    }
+
+    /// The string literal argument of a function, or why not.
+    fn str_arg(&self, func: &Builtin, e: &Expr) -> Result<String, String> {
+        match &e.kind {
+            ExprKind::Lit(Value::Str(s)) => Ok(s.to_string()),
+            _ => Err(format!("uses `{}(...)` with a non-literal argument", func.name())),
+        }
+    }
+
+    /// A boolean function call used as a condition.
+    fn call(&self, func: &Builtin, args: &[Expr]) -> Result<Cond, String> {
+        let unsupported = || Err(format!("uses `{}(...)`", func.name()));
+        let pred = match (func, args) {
+            (Builtin::StartsWith, [_, b]) => Pred::StartsWith(self.str_arg(func, b)?),
+            (Builtin::EndsWith, [_, b]) => Pred::EndsWith(self.str_arg(func, b)?),
+            (Builtin::Contains, [a, _]) if is_list(&a.ty) => return Err("uses `contains(...)` on a list".into()),
+            (Builtin::Contains, [_, b]) => Pred::Contains(self.str_arg(func, b)?),
+            (Builtin::Matches(re), [_]) => Pred::Matches(re.clone()),
+            (Builtin::IpIn(c), [_]) => Pred::IpIn(*c),
+            (Builtin::Empty, [_]) => Pred::Empty,
+            (
+                Builtin::Len
+                | Builtin::Empty
+                | Builtin::Lower
+                | Builtin::Upper
+                | Builtin::Trim
+                | Builtin::StartsWith
+                | Builtin::EndsWith
+                | Builtin::Contains
+                | Builtin::Matches(_)
+                | Builtin::IpIn(_)
+                | Builtin::Now
+                | Builtin::ToString
+                | Builtin::ToInt,
+                _,
+            ) => return unsupported(),
+        };
+        let path = self.path_arg(func, &args[0])?;
+        Ok(Cond::Atom(Atom::Call { path, pred }))
+    }
+
+    /// `call op other` (a call on the left after swapping).
+    fn call_cmp(&self, op: CmpOp, call: &Expr, other: &Expr) -> Result<Cond, String> {
+        let ExprKind::Call { func, args } = &call.kind else {
+            return Err(format!("uses {}", describe(call)));
+        };
+        let [arg] = args.as_slice() else {
+            return Err(format!("uses {}", describe(call)));
+        };
+        let lit = match &other.kind {
+            ExprKind::Lit(v) => v,
+            _ => return Err(format!("compares `{}(...)` with a non-literal", func.name())),
+        };
+        let eq = matches!(op, CmpOp::Eq | CmpOp::Ne);
+        let pred = match (func, lit) {
+            (Builtin::Len, Value::Int(n)) => Pred::Len(op, Lit::Int(*n)),
+            (Builtin::Len, Value::Float(f)) => Pred::Len(op, Lit::Float(f.to_bits())),
+            (Builtin::Lower, Value::Str(s)) if eq => Pred::LowerEq(s.to_string(), op == CmpOp::Ne),
+            (Builtin::Upper, Value::Str(s)) if eq => Pred::UpperEq(s.to_string(), op == CmpOp::Ne),
+            (
+                Builtin::Len
+                | Builtin::Empty
+                | Builtin::Lower
+                | Builtin::Upper
+                | Builtin::Trim
+                | Builtin::StartsWith
+                | Builtin::EndsWith
+                | Builtin::Contains
+                | Builtin::Matches(_)
+                | Builtin::IpIn(_)
+                | Builtin::Now
+                | Builtin::ToString
+                | Builtin::ToInt,
+                _,
+            ) => return Err(format!("uses {}", describe(call))),
+        };
+        let path = self.path_arg(func, arg)?;
+        Ok(Cond::Atom(Atom::Call { path, pred }))
+    }
+}
+
+fn is_list(t: &crate::types::Ty) -> bool {
+    matches!(t.unwrap_optional(), crate::types::Ty::List(_))
 }
 
 fn cmp_atom(path: PathId, op: CmpOp, v: &Value) -> Result<Cond, String> {

@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 mod codegen;
+mod helpers;
 mod lower;
 
 use crate::decode::{DecodePlan, Decoded, Slot};
@@ -24,6 +25,7 @@ use crate::types::EventTypeId;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::Module;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -54,8 +56,8 @@ pub fn support(program: &Program) -> Vec<(RuleId, String)> {
     program.rules.iter().filter_map(|r| lower::lower_rule(r).err().map(|why| (r.id, why))).collect()
 }
 
-/// `unsafe extern "C" fn(slots, out) -> any`: see `codegen::define`.
-type MatchFn = unsafe extern "C" fn(*const Slot, *mut u8) -> u32;
+/// `unsafe extern "C" fn(slots, out, bufs) -> any`: see `codegen::define`.
+type MatchFn = unsafe extern "C" fn(*const Slot, *mut u8, *const helpers::Bufs) -> u32;
 
 #[derive(Debug, Clone, Copy)]
 enum Entry {
@@ -81,6 +83,9 @@ pub struct JitMatcher {
     /// Indexed like `RuleIndex`: event type id, then undeclared.
     types: Vec<TypeCode>,
     fallbacks: Vec<(RuleId, String)>,
+    /// The predicates the generated code passes to the helpers by address.
+    /// Declared before `module`, never touched after `compile`.
+    _consts: codegen::Consts,
     /// Owns the machine code the function pointers in `types` point into.
     module: Mutex<Option<JITModule>>,
 }
@@ -112,7 +117,14 @@ impl JitMatcher {
             .map_err(|e| JitError::Target(e.to_string()))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| JitError::Target(e.to_string()))?;
-        let mut module = JITModule::new(JITBuilder::with_isa(isa, cranelift_module::default_libcall_names()));
+        let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        jb.symbol(helpers::PRED_SYMBOL, helpers::herald_jit_pred as *const u8);
+        let mut module = JITModule::new(jb);
+        let pred_sig = codegen::pred_signature(&module);
+        let pred_fn = module
+            .declare_function(helpers::PRED_SYMBOL, cranelift_module::Linkage::Import, &pred_sig)
+            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        let mut consts: codegen::Consts = Vec::new();
 
         // Lower every rule once; a rule that fails anywhere runs interpreted.
         let mut fallbacks = Vec::new();
@@ -137,7 +149,10 @@ impl JitMatcher {
                                 lower::Lit::Str(s) => Some(s),
                                 _ => None,
                             })),
-                            lower::Atom::Cmp { .. } | lower::Atom::IsNull { .. } | lower::Atom::Truthy(_) => {}
+                            lower::Atom::Cmp { .. }
+                            | lower::Atom::IsNull { .. }
+                            | lower::Atom::Truthy(_)
+                            | lower::Atom::Call { .. } => {}
                         }
                         strs.iter()
                             .find(|s| plan.sym(s).is_none())
@@ -190,7 +205,10 @@ impl JitMatcher {
                 None
             } else {
                 let name = format!("herald_match_{t}");
-                Some(codegen::define(&mut module, &mut fctx, &name, &conds, &syms).map_err(JitError::Codegen)?)
+                Some(
+                    codegen::define(&mut module, &mut fctx, &name, &conds, &syms, pred_fn, &mut consts)
+                        .map_err(JitError::Codegen)?,
+                )
             };
             let any_interpreted = entries.iter().any(|e| matches!(e, Entry::Interpreted(_)));
             pending.push((func, entries, conds.len(), slots_needed, any_interpreted));
@@ -202,7 +220,7 @@ impl JitMatcher {
                 let func = func.map(|id| {
                     let p = module.get_finalized_function(id);
                     // SAFETY: `p` is the entry of a function just defined and
-                    // finalized with the signature `(ptr, ptr) -> i32` in the
+                    // finalized with the signature `(ptr, ptr, ptr) -> i32` in the
                     // host's default calling convention (`make_signature`),
                     // which is `extern "C"` on every host Cranelift supports.
                     // The module owning the code lives as long as `self`.
@@ -211,7 +229,7 @@ impl JitMatcher {
                 TypeCode { func, entries, outputs, slots_needed, any_interpreted }
             })
             .collect();
-        Ok(JitMatcher { program, types, fallbacks, module: Mutex::new(Some(module)) })
+        Ok(JitMatcher { program, types, fallbacks, _consts: consts, module: Mutex::new(Some(module)) })
     }
 
     /// Rules run by the interpreter, with the reason, in declaration order.
@@ -249,11 +267,14 @@ impl Matcher for JitMatcher {
                 if out.len() < tc.outputs {
                     out.resize(tc.outputs, 0);
                 }
+                let bufs = helpers::Bufs::new(ev.line(), ev.scratch());
                 // SAFETY: `f` reads only the slots below `tc.slots_needed`
                 // (checked above to be in bounds) and writes only
-                // `out[..tc.outputs]` (resized above); both pointers are valid
-                // for the call and `f` keeps neither.
-                let any = unsafe { f(slots.as_ptr(), out.as_mut_ptr()) };
+                // `out[..tc.outputs]` (resized above); it passes `bufs` (built
+                // from slices alive for the call) and boxed predicates owned
+                // by `self` to `helpers::herald_jit_pred`; all pointers are
+                // valid for the call and nothing keeps them.
+                let any = unsafe { f(slots.as_ptr(), out.as_mut_ptr(), &bufs) };
                 if any == 0 && !tc.any_interpreted {
                     return;
                 }
