@@ -10,42 +10,9 @@ use herald::span::{FileId, SourceMap};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
-/// Tokens to insert: keywords, punctuation, literals, and non-ASCII text
-/// (multi-byte characters are where byte/char confusions panic).
-const VOCAB: &[&str] = &[
-    "rule",
-    "match",
-    "where",
-    "guard",
-    "let",
-    "action",
-    "const",
-    "for",
-    "in",
-    "and",
-    "or",
-    "not",
-    "true",
-    "false",
-    "null",
-    "set",
-    "append",
-    "to",
-    "remove",
-    "exists",
-    "count",
-    "first",
-    "all",
-    "any",
-    "event",
-    "entity",
-    "type",
-    "key",
-    "discriminator",
-    "identity",
-    "recipient",
-    "if",
-    "else",
+/// Tokens to insert besides the keywords: punctuation, literals, and non-ASCII
+/// text (multi-byte characters are where byte/char confusions panic).
+const OTHER_TOKENS: &[&str] = &[
     "{",
     "}",
     "(",
@@ -104,6 +71,12 @@ const VOCAB: &[&str] = &[
     "!",
 ];
 
+/// Every keyword of the language, then the other tokens.
+fn vocab() -> &'static [&'static str] {
+    static V: OnceLock<Vec<&'static str>> = OnceLock::new();
+    V.get_or_init(|| herald::syntax::KEYWORDS.iter().chain(OTHER_TOKENS).copied().collect())
+}
+
 fn corpus() -> &'static Vec<String> {
     static C: OnceLock<Vec<String>> = OnceLock::new();
     C.get_or_init(|| {
@@ -158,7 +131,7 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         any::<usize>().prop_map(Mutation::DeleteToken),
-        (any::<usize>(), 0..VOCAB.len()).prop_map(|(a, b)| Mutation::InsertToken(a, b)),
+        (any::<usize>(), 0..vocab().len()).prop_map(|(a, b)| Mutation::InsertToken(a, b)),
         any::<usize>().prop_map(Mutation::DuplicateToken),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapTokens(a, b)),
         any::<usize>().prop_map(Mutation::DeleteByte),
@@ -179,7 +152,7 @@ fn apply(text: &str, muts: &[Mutation]) -> String {
             Mutation::DeleteToken(i) => {
                 toks.remove(i % n);
             }
-            Mutation::InsertToken(i, v) => toks.insert(i % (n + 1), VOCAB[v].to_string()),
+            Mutation::InsertToken(i, v) => toks.insert(i % (n + 1), vocab()[v].to_string()),
             Mutation::DuplicateToken(i) => {
                 let t = toks[i % n].clone();
                 toks.insert(i % n, t);
@@ -252,8 +225,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_token_soup_never_panics(toks in prop::collection::vec(0..VOCAB.len(), 0..60)) {
-        let text: String = toks.iter().map(|&i| VOCAB[i]).collect::<Vec<_>>().join(" ");
+    fn random_token_soup_never_panics(toks in prop::collection::vec(0..vocab().len(), 0..60)) {
+        let text: String = toks.iter().map(|&i| vocab()[i]).collect::<Vec<_>>().join(" ");
         front_end(&text);
     }
 

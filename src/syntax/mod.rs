@@ -19,6 +19,8 @@ mod error;
 mod parser;
 mod scan;
 
+pub use scan::KEYWORDS;
+
 use crate::diag::Diagnostic;
 use crate::span::{FileId, Span};
 use build::Builder;

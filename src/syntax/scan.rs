@@ -28,7 +28,7 @@ pub(crate) const ITEM_KEYWORDS: &[&str] =
     &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient"];
 
 /// Every keyword of the language.
-pub(crate) const KEYWORDS: &[&str] = &[
+pub const KEYWORDS: &[&str] = &[
     "rule",
     "match",
     "where",
