@@ -127,21 +127,16 @@ fn an_input_that_does_not_continue_the_checkpoint_is_read_again_from_its_first_l
     lines.push(extra);
     let text = lines.join("\n") + "\n";
     tmp.write("events.ndjson", &text);
-    let again = herald(
-        &[
-            "run",
-            "--db",
-            &db,
-            "--events",
-            &events,
-            AUTHENTIK_POLICIES[0],
-            AUTHENTIK_POLICIES[1],
-            AUTHENTIK_POLICIES[2],
-            AUTHENTIK_POLICIES[3],
-            AUTHENTIK_POLICIES[4],
-        ],
-        None,
-    );
+    // `herald run` with the five policies, from `--events` or standard input.
+    let run_all = |db: &str, events: Option<&str>, stdin: Option<&[u8]>| {
+        let mut args = vec!["run", "--db", db];
+        if let Some(e) = events {
+            args.extend(["--events", e]);
+        }
+        args.extend(AUTHENTIK_POLICIES);
+        herald(&args, stdin)
+    };
+    let again = run_all(&db, Some(&events), None);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stderr.contains("reading it from its first line"), "{}", again.stderr);
     for l in again.stdout_lines() {
@@ -151,35 +146,9 @@ fn an_input_that_does_not_continue_the_checkpoint_is_read_again_from_its_first_l
     // The same on standard input.
     let t2 = Tmp::new();
     let db2 = fresh(&t2, "h.db");
-    let piped = herald(
-        &[
-            "run",
-            "--quiet",
-            "--db",
-            &db2,
-            AUTHENTIK_POLICIES[0],
-            AUTHENTIK_POLICIES[1],
-            AUTHENTIK_POLICIES[2],
-            AUTHENTIK_POLICIES[3],
-            AUTHENTIK_POLICIES[4],
-        ],
-        Some(all.as_bytes()),
-    );
+    let piped = run_all(&db2, None, Some(all.as_bytes()));
     assert_eq!(piped.code, 0, "{}", piped.stderr);
-    let piped_again = herald(
-        &[
-            "run",
-            "--quiet",
-            "--db",
-            &db2,
-            AUTHENTIK_POLICIES[0],
-            AUTHENTIK_POLICIES[1],
-            AUTHENTIK_POLICIES[2],
-            AUTHENTIK_POLICIES[3],
-            AUTHENTIK_POLICIES[4],
-        ],
-        Some(text.as_bytes()),
-    );
+    let piped_again = run_all(&db2, None, Some(text.as_bytes()));
     assert_eq!(piped_again.code, 0, "{}", piped_again.stderr);
     assert_eq!(piped_again.stdout_lines().len(), 1, "{}", piped_again.stdout);
 }
