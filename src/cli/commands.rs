@@ -538,48 +538,28 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
 
 /// What the demo changed, read back from the store.
 fn report(store: &Store) -> String {
-    let conn = store.connection();
+    let r = store.demo_report();
     let mut out = String::from("\nWhat happened (read back from the store):\n");
-    let rows = |sql: &str| -> Vec<Vec<String>> {
-        let Ok(mut st) = conn.prepare(sql) else { return vec![] };
-        let n = st.column_count();
-        st.query_map([], |r| {
-            Ok((0..n)
-                .map(|i| match r.get_ref(i) {
-                    Ok(rusqlite::types::ValueRef::Null) => "-".to_string(),
-                    Ok(rusqlite::types::ValueRef::Integer(x)) => x.to_string(),
-                    Ok(rusqlite::types::ValueRef::Real(x)) => x.to_string(),
-                    Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
-                    _ => "?".to_string(),
-                })
-                .collect())
-        })
-        .map(|it| it.flatten().collect())
-        .unwrap_or_default()
-    };
     out.push_str("  notifications (herald_notification):\n");
-    for r in rows("SELECT n.severity, u.username, n.body, n.rule FROM herald_notification n LEFT JOIN \"User\" u ON u.pk = n.user_pk ORDER BY n.id") {
-        out.push_str(&format!("    [{}] to {}: {}  ({})\n", r[0], r[1], r[2], r[3]));
+    for [severity, user, body, rule] in &r.notifications {
+        out.push_str(&format!("    [{severity}] to {user}: {body}  ({rule})\n"));
     }
     out.push_str("  email (herald_outbox):\n");
-    for r in rows("SELECT status, to_addrs, subject, rule FROM herald_outbox ORDER BY id") {
-        out.push_str(&format!("    {} to {}: {:?}  ({})\n", r[0], r[1], r[2], r[3]));
+    for [status, to, subject, rule] in &r.emails {
+        out.push_str(&format!("    {status} to {to}: {subject:?}  ({rule})\n"));
     }
     out.push_str("  user attributes:\n");
-    for r in
-        rows("SELECT username, attributes FROM \"User\" WHERE attributes LIKE '%inactiveSSHPublicKey%' ORDER BY pk")
-    {
-        out.push_str(&format!("    {}: {}\n", r[0], r[1]));
+    for [name, attributes] in &r.user_attributes {
+        out.push_str(&format!("    {name}: {attributes}\n"));
     }
     out.push_str("  group attributes:\n");
-    for r in rows("SELECT name, attributes FROM \"Group\" WHERE attributes LIKE '%UserAddedHistory%' ORDER BY name") {
-        out.push_str(&format!("    {}: {}\n", r[0], r[1]));
+    for [name, attributes] in &r.group_attributes {
+        out.push_str(&format!("    {name}: {attributes}\n"));
     }
-    let errors = rows("SELECT rule, code, message FROM herald_rule_error ORDER BY id");
-    if !errors.is_empty() {
+    if !r.rule_errors.is_empty() {
         out.push_str("  rule errors (herald_rule_error):\n");
-        for r in errors {
-            out.push_str(&format!("    {} {}: {}\n", r[1], r[0], r[2]));
+        for [rule, code, message] in &r.rule_errors {
+            out.push_str(&format!("    {code} {rule}: {message}\n"));
         }
     }
     out.push_str("Inspect it yourself: sqlite3 herald-demo.db 'SELECT * FROM herald_firing'\n");

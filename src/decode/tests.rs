@@ -694,7 +694,7 @@ fn match_and_full_paths_differ() {
 }
 
 fn reference_lines() -> Vec<String> {
-    include_str!("../../tests/data/authentik-events.ndjson").lines().map(String::from).collect()
+    include_str!("../../examples/authentik/events.ndjson").lines().map(String::from).collect()
 }
 
 /// The reference extraction from serde_json: absent when missing or when a

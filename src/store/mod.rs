@@ -21,6 +21,7 @@ mod convert;
 pub mod filter;
 mod herald;
 mod load;
+mod report;
 #[doc(hidden)]
 pub mod testing;
 mod write;
@@ -28,6 +29,7 @@ mod write;
 pub use filter::filter_supported;
 pub use herald::{Checkpoint, OutboxEntry};
 pub use load::{LoadError, LoadStats};
+pub use report::DemoReport;
 
 use crate::diag::{Code, RuntimeError};
 use crate::ir::{self, ExprKind, FieldRef, QueryKind};
