@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use herald::mail::{
-    check_header, counts, list, list_json, parse_mailbox, validate_address, DeliveryReport, MailError, Mailer, Mode,
+    check_header, list, list_json, parse_mailbox, validate_address, DeliveryReport, MailError, Mailer, Mode,
     OutboxCounts, SmtpConfig,
 };
+use herald::store::OutboxStore;
 use herald::value::{format_timestamp_store, now_nanos};
 use mailin_embedded::{Handler, Response, Server, SslConfig};
 use rusqlite::{params, Connection};
@@ -72,6 +73,8 @@ struct Policy {
     reject_rcpt: Vec<String>,
     /// Every message gets `554 5.7.1 ...` after its data.
     reject_data: bool,
+    /// How long accepting a message takes (a relay doing its checks).
+    accept_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -116,6 +119,7 @@ impl Handler for Collector {
     }
 
     fn data_end(&mut self) -> Response {
+        std::thread::sleep(self.policy.accept_delay);
         if self.policy.reject_data {
             return Response::custom(554, "5.7.1 message refused by policy".to_string());
         }
@@ -185,14 +189,18 @@ fn free_port() -> u16 {
 
 struct Db {
     _dir: tempfile::TempDir,
+    /// For setting rows up and reading them back.
     conn: Connection,
+    /// What delivery uses.
+    outbox: OutboxStore,
 }
 
 fn db() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let conn = Connection::open(dir.path().join("herald.db")).unwrap();
     conn.execute_batch(TABLES).unwrap();
-    Db { _dir: dir, conn }
+    let outbox = OutboxStore::open(&dir.path().join("herald.db")).unwrap();
+    Db { _dir: dir, conn, outbox }
 }
 
 struct Mail<'a> {
@@ -366,8 +374,8 @@ fn delivers_each_row_once_with_headers_and_hidden_bcc() {
     let b = insert(&db.conn, &Mail { to: &["dave@example.org"], cc: &[], bcc: &[], subject: "Second", body: "two" });
     let m = mailer(server.port);
 
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
-    assert_eq!(r, DeliveryReport { sent: 2, failed: 0, held_back: 0, remaining: 0, connection_error: None });
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
+    assert_eq!(r, DeliveryReport { sent: 2, ..DeliveryReport::default() });
 
     let got = server.received();
     assert_eq!(got.len(), 2, "{got:#?}");
@@ -409,12 +417,12 @@ fn delivers_each_row_once_with_headers_and_hidden_bcc() {
 
     // Nothing is sent twice, in either mode.
     for mode in [Mode::Due, Mode::All] {
-        let r = m.deliver(&db.conn, mode).unwrap();
+        let r = m.deliver(&db.outbox, mode).unwrap();
         assert_eq!(r, DeliveryReport::default());
     }
     assert_eq!(server.received().len(), 2);
     assert_eq!(server.sessions(), 1, "no connection when nothing is due");
-    assert_eq!(counts(&db.conn).unwrap(), OutboxCounts { pending: 0, failed: 0, sent: 2 });
+    assert_eq!(db.outbox.counts().unwrap(), OutboxCounts { pending: 0, failed: 0, sent: 2 });
 }
 
 #[test]
@@ -424,7 +432,7 @@ fn utf8_subject_and_body_survive() {
     let subject = "Grüße aus Köln — ✓ erledigt";
     let body = "Hallo Jürgen,\nschön, dass du da bist. Ünïcödé ✓\n";
     insert(&db.conn, &Mail { to: &["jurgen@example.de"], cc: &[], bcc: &[], subject, body });
-    let r = mailer(server.port).deliver(&db.conn, Mode::Due).unwrap();
+    let r = mailer(server.port).deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!(r.sent, 1);
     let got = server.received();
     let raw_subject = got[0].header("Subject");
@@ -441,7 +449,7 @@ fn outage_keeps_rows_then_flush_delivers_each_once() {
     let b = one(&db.conn, "bob@example.com", "second");
     let m = mailer(port);
 
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed, r.held_back, r.remaining), (0, 2, 0, 2), "{r:?}");
     let err = r.connection_error.expect("connection error");
     assert!(err.contains(&format!("cannot connect to 127.0.0.1:{port}")), "{err}");
@@ -460,15 +468,15 @@ fn outage_keeps_rows_then_flush_delivers_each_once() {
     // While the outage is fresh, `Due` does not even connect: a new row
     // stays pending, untouched.
     let c = one(&db.conn, "carol@example.com", "third");
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed, r.held_back, r.remaining), (0, 0, 1, 3), "{r:?}");
     let s = state(&db.conn, c);
     assert_eq!((s.status.as_str(), s.attempts), ("pending", 0));
 
     // The server comes back on the same port; `outbox flush` sends all.
     let server = TestServer::start_on(port, Policy::default());
-    let r = m.deliver(&db.conn, Mode::All).unwrap();
-    assert_eq!(r, DeliveryReport { sent: 3, failed: 0, held_back: 0, remaining: 0, connection_error: None });
+    let r = m.deliver(&db.outbox, Mode::All).unwrap();
+    assert_eq!(r, DeliveryReport { sent: 3, ..DeliveryReport::default() });
     let got = server.received();
     let mut subjects: Vec<String> = got.iter().map(|g| g.header("Subject")).collect();
     subjects.sort();
@@ -477,7 +485,7 @@ fn outage_keeps_rows_then_flush_delivers_each_once() {
     assert_eq!(state(&db.conn, a).last_error, None);
     assert_eq!(state(&db.conn, c).attempts, 1);
 
-    let r = m.deliver(&db.conn, Mode::All).unwrap();
+    let r = m.deliver(&db.outbox, Mode::All).unwrap();
     assert_eq!(r, DeliveryReport::default());
     assert_eq!(server.received().len(), 3);
 }
@@ -489,7 +497,7 @@ fn outage_with_a_long_queue_marks_every_row_once() {
     let mut ids: Vec<i64> = (0..50).map(|i| one(&db.conn, &format!("user{i}@example.com"), &format!("n{i}"))).collect();
     let bad = insert_raw(&db.conn, "oops", "[]", "[]", "s", "b");
     ids.push(one(&db.conn, "last@example.com", "last"));
-    let r = mailer(port).deliver(&db.conn, Mode::Due).unwrap();
+    let r = mailer(port).deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed, r.remaining), (0, 52, 52), "{r:?}");
     let err = r.connection_error.unwrap();
     for id in ids {
@@ -523,7 +531,7 @@ fn backoff_is_honoured_by_due_and_ignored_by_all() {
     set(unset, None);
     let m = mailer(server.port);
 
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed, r.remaining), (2, 0, 1), "{r:?}");
     let s = state(&db.conn, later);
     assert_eq!((s.status.as_str(), s.attempts), ("failed", 3));
@@ -531,7 +539,7 @@ fn backoff_is_honoured_by_due_and_ignored_by_all() {
     assert_eq!(state(&db.conn, ready).attempts, 4);
     assert_eq!(state(&db.conn, unset).status, "sent");
 
-    let r = m.deliver(&db.conn, Mode::All).unwrap();
+    let r = m.deliver(&db.outbox, Mode::All).unwrap();
     assert_eq!((r.sent, r.failed, r.remaining), (1, 0, 0), "{r:?}");
     let s = state(&db.conn, later);
     assert_eq!((s.status.as_str(), s.attempts, s.last_error), ("sent", 4, None));
@@ -545,7 +553,7 @@ fn rcpt_rejection_records_the_servers_reply_and_the_pass_goes_on() {
     let db = db();
     let ghost = one(&db.conn, "ghost@example.com", "to nobody");
     let alice = one(&db.conn, "alice@example.com", "to alice");
-    let r = mailer(server.port).deliver(&db.conn, Mode::Due).unwrap();
+    let r = mailer(server.port).deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed, r.remaining, r.connection_error.clone()), (1, 1, 1, None), "{r:?}");
 
     let s = state(&db.conn, ghost);
@@ -571,7 +579,7 @@ fn data_rejection_records_the_servers_reply() {
     // After an error reply to the data, mailin stays in its data state and
     // never answers lettre's QUIT; a short timeout keeps the test fast.
     let m = mailer_for(&format!("smtp://127.0.0.1:{}?timeout=2", server.port));
-    let r = m.deliver(&db.conn, Mode::All).unwrap();
+    let r = m.deliver(&db.outbox, Mode::All).unwrap();
     assert_eq!((r.sent, r.failed), (0, 1));
     let s = state(&db.conn, id);
     assert_eq!(s.status, "failed");
@@ -597,7 +605,7 @@ fn unbuildable_rows_fail_with_a_reason_and_do_not_stop_the_pass() {
     let good = one(&db.conn, "alice@example.com", "good");
 
     let m = mailer(server.port);
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed, r.remaining), (1, 6, 6), "{r:?}");
 
     let expect = [
@@ -622,7 +630,7 @@ fn unbuildable_rows_fail_with_a_reason_and_do_not_stop_the_pass() {
     assert!(got.iter().all(|g| !g.data.contains("evil")));
 
     // Kept, and tried again by a flush.
-    let r = m.deliver(&db.conn, Mode::All).unwrap();
+    let r = m.deliver(&db.outbox, Mode::All).unwrap();
     assert_eq!((r.sent, r.failed), (0, 6));
     assert_eq!(state(&db.conn, blob).attempts, 2);
 }
@@ -634,7 +642,7 @@ fn tls_required_never_falls_back_to_clear_text() {
     let db = db();
     let id = one(&db.conn, "alice@example.com", "secret");
     let m = mailer_for(&format!("smtp://127.0.0.1:{}?tls=required", server.port));
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed), (0, 1));
     let e = state(&db.conn, id).last_error.unwrap();
     assert!(e.contains("STARTTLS"), "{e}");
@@ -642,7 +650,7 @@ fn tls_required_never_falls_back_to_clear_text() {
 
     // `opportunistic` sends in clear text when STARTTLS is not offered.
     let m = mailer_for(&format!("smtp://127.0.0.1:{}?tls=opportunistic", server.port));
-    let r = m.deliver(&db.conn, Mode::All).unwrap();
+    let r = m.deliver(&db.outbox, Mode::All).unwrap();
     assert_eq!((r.sent, r.failed), (1, 0));
     assert_eq!(server.received().len(), 1);
 }
@@ -653,7 +661,7 @@ fn credentials_are_not_used_without_auth_and_nothing_is_sent() {
     let db = db();
     let id = one(&db.conn, "alice@example.com", "s");
     let m = mailer_for(&format!("smtp://herald:s3cret@127.0.0.1:{}", server.port));
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed), (0, 1));
     let e = state(&db.conn, id).last_error.unwrap();
     assert!(e.starts_with("cannot log in to 127.0.0.1:"), "{e}");
@@ -670,7 +678,7 @@ fn a_server_that_never_answers_times_out() {
     let id = one(&db.conn, "alice@example.com", "s");
     let m = mailer_for(&format!("smtp://127.0.0.1:{port}?timeout=1"));
     let started = Instant::now();
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!((r.sent, r.failed), (0, 1));
     assert!(state(&db.conn, id).last_error.unwrap().contains("cannot connect"));
@@ -678,24 +686,11 @@ fn a_server_that_never_answers_times_out() {
 }
 
 #[test]
-fn delivery_refuses_to_run_inside_a_transaction() {
-    let server = TestServer::start(Policy::default());
-    let db = db();
-    let id = one(&db.conn, "alice@example.com", "s");
-    db.conn.execute_batch("BEGIN").unwrap();
-    let e = mailer(server.port).deliver(&db.conn, Mode::Due).unwrap_err();
-    assert!(matches!(e, MailError::InTransaction), "{e}");
-    db.conn.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(state(&db.conn, id).status, "pending");
-    assert!(server.received().is_empty());
-}
-
-#[test]
 fn list_counts_and_json() {
     let server = TestServer::start(Policy { reject_rcpt: vec!["ghost@example.com".into()], ..Policy::default() });
     let db = db();
     let mut out = Vec::new();
-    list(&db.conn, &mut out).unwrap();
+    list(&db.outbox, &mut out).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), "the outbox is empty\n");
 
     let sent = insert(
@@ -709,14 +704,14 @@ fn list_counts_and_json() {
         },
     );
     let failed = one(&db.conn, "ghost@example.com", "bounced");
-    mailer(server.port).deliver(&db.conn, Mode::Due).unwrap();
+    mailer(server.port).deliver(&db.outbox, Mode::Due).unwrap();
     let pending = one(&db.conn, "dave@example.com", "queued\r\nline");
 
-    assert_eq!(counts(&db.conn).unwrap(), OutboxCounts { pending: 1, failed: 1, sent: 1 });
-    assert_eq!(counts(&db.conn).unwrap().unsent(), 2);
+    assert_eq!(db.outbox.counts().unwrap(), OutboxCounts { pending: 1, failed: 1, sent: 1 });
+    assert_eq!(db.outbox.counts().unwrap().unsent(), 2);
 
     let mut out = Vec::new();
-    list(&db.conn, &mut out).unwrap();
+    list(&db.outbox, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
@@ -737,7 +732,7 @@ fn list_counts_and_json() {
     assert!(lines[3].contains("pending") && lines[3].contains("queued\\r\\nline"), "{text}");
 
     let mut out = Vec::new();
-    list_json(&db.conn, &mut out).unwrap();
+    list_json(&db.outbox, &mut out).unwrap();
     let rows: Vec<serde_json::Value> =
         String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3);
@@ -848,7 +843,7 @@ fn starttls_verifies_the_certificate() {
     // Unknown issuer: refused before any mail is sent.
     let id = one(&db.conn, "alice@example.com", "over tls");
     let m = mailer_for(&format!("smtp://127.0.0.1:{}?tls=required", server.port));
-    let r = m.deliver(&db.conn, Mode::Due).unwrap();
+    let r = m.deliver(&db.outbox, Mode::Due).unwrap();
     assert_eq!((r.sent, r.failed), (0, 1));
     let e = state(&db.conn, id).last_error.unwrap();
     assert!(e.contains("cannot connect") && e.to_lowercase().contains("certificate"), "{e}");
@@ -858,7 +853,7 @@ fn starttls_verifies_the_certificate() {
     let ca = tmp.path().join("ca.pem");
     std::fs::write(&ca, TEST_CA).unwrap();
     let m = mailer_for(&format!("smtp://127.0.0.1:{}?tls=required&ca={}", server.port, ca.display()));
-    let r = m.deliver(&db.conn, Mode::All).unwrap();
+    let r = m.deliver(&db.outbox, Mode::All).unwrap();
     assert_eq!((r.sent, r.failed, r.connection_error.clone()), (1, 0, None), "{r:?}");
     assert_eq!(server.received().len(), 1);
     assert_eq!(server.received()[0].header("Subject"), "over tls");
@@ -870,4 +865,156 @@ fn unreadable_ca_file_is_a_config_error() {
     let e = Mailer::new(config, parse_mailbox("h@example.com").unwrap()).unwrap_err();
     assert!(matches!(e, MailError::Config(_)), "{e}");
     assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+}
+
+// ---------------------------------------------------------------- leases
+
+fn set_lease(conn: &Connection, id: i64, owner: &str, until: &str) {
+    conn.execute(
+        "UPDATE herald_outbox SET lease_owner = ?1, lease_until = ?2 WHERE id = ?3",
+        params![owner, until, id],
+    )
+    .unwrap();
+}
+
+fn lease(conn: &Connection, id: i64) -> (Option<String>, Option<String>) {
+    conn.query_row("SELECT lease_owner, lease_until FROM herald_outbox WHERE id = ?1", [id], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .unwrap()
+}
+
+#[test]
+fn an_expired_lease_is_taken_over_and_a_live_one_is_left_alone() {
+    let server = TestServer::start(Policy::default());
+    let db = db();
+    let dead = one(&db.conn, "dead@example.com", "orphaned");
+    let busy = one(&db.conn, "busy@example.com", "in flight");
+    let free = one(&db.conn, "free@example.com", "free");
+    // A sender that died mid-delivery a while ago, and one still at work.
+    set_lease(&db.conn, dead, "herald:1:1:0", &now_plus(-5));
+    set_lease(&db.conn, busy, "herald:2:2:0", &now_plus(300));
+
+    let r = mailer(server.port).deliver(&db.outbox, Mode::All).unwrap();
+    assert_eq!((r.sent, r.failed, r.leased_elsewhere, r.remaining), (2, 0, 1, 1), "{r:?}");
+    let mut subjects: Vec<String> = server.received().iter().map(|m| m.header("Subject")).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["free", "orphaned"]);
+    for id in [dead, free] {
+        assert_eq!(state(&db.conn, id).status, "sent");
+        assert_eq!(lease(&db.conn, id), (None, None), "a result ends the lease");
+    }
+    let s = state(&db.conn, busy);
+    assert_eq!((s.status.as_str(), s.attempts), ("pending", 0));
+    assert_eq!(lease(&db.conn, busy).0.as_deref(), Some("herald:2:2:0"));
+
+    // `Due` passes respect the live lease too, and take it once it lapses.
+    let m = mailer(server.port);
+    assert_eq!(m.deliver(&db.outbox, Mode::Due).unwrap().sent, 0);
+    set_lease(&db.conn, busy, "herald:2:2:0", &now_plus(-1));
+    assert_eq!(m.deliver(&db.outbox, Mode::Due).unwrap().sent, 1);
+    assert_eq!(server.received().len(), 3);
+}
+
+#[test]
+fn only_the_lease_holder_records_a_result() {
+    let db = db();
+    let id = one(&db.conn, "alice@example.com", "s");
+    let now = now_plus(0);
+    let claimed = db.outbox.claim("a", herald::store::Due::Any, &now, &now_plus(-1), 0, 10).unwrap();
+    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    // `a`'s lease has lapsed (it was stuck); `b` takes the row over.
+    let taken = db.outbox.claim("b", herald::store::Due::Any, &now, &now_plus(60), 0, 10).unwrap();
+    assert_eq!(taken.len(), 1);
+    // While `b` holds it, nobody else can claim it.
+    assert!(db.outbox.claim("c", herald::store::Due::Any, &now, &now_plus(60), 0, 10).unwrap().is_empty());
+    // `a` finds out before sending, and cannot record anything.
+    assert_eq!(db.outbox.renew(id, "a", &now_plus(60)).unwrap(), None);
+    assert!(!db.outbox.mark_sent(id, "a", &now).unwrap());
+    assert!(!db.outbox.mark_failed(id, "a", "x", &now).unwrap());
+    assert_eq!(state(&db.conn, id).status, "pending");
+    assert!(db.outbox.renew(id, "b", &now_plus(60)).unwrap().is_some());
+    assert!(db.outbox.mark_sent(id, "b", &now).unwrap());
+    assert_eq!(state(&db.conn, id).status, "sent");
+    assert_eq!(lease(&db.conn, id), (None, None));
+    // A sent row is never claimed again.
+    assert!(db.outbox.claim("c", herald::store::Due::Any, &now, &now_plus(60), 0, 10).unwrap().is_empty());
+}
+
+#[test]
+fn two_mailers_at_once_send_each_row_once() {
+    const N: usize = 40;
+    let server = TestServer::start(Policy { accept_delay: Duration::from_millis(10), ..Policy::default() });
+    let db = db();
+    let ids: Vec<i64> = (0..N).map(|i| one(&db.conn, &format!("user{i}@example.com"), &format!("n{i}"))).collect();
+    let path = db._dir.path().join("herald.db");
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let path = path.clone();
+            let port = server.port;
+            std::thread::spawn(move || {
+                let outbox = OutboxStore::open(&path).unwrap();
+                mailer(port).deliver(&outbox, Mode::All).unwrap()
+            })
+        })
+        .collect();
+    let reports: Vec<DeliveryReport> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(reports.iter().map(|r| r.sent).sum::<usize>(), N, "{reports:?}");
+    let got = server.received();
+    let mut message_ids: Vec<String> = got.iter().map(|m| m.header("Message-ID")).collect();
+    message_ids.sort();
+    message_ids.dedup();
+    assert_eq!((got.len(), message_ids.len()), (N, N));
+    for id in ids {
+        let s = state(&db.conn, id);
+        assert_eq!((s.status.as_str(), s.attempts), ("sent", 1), "row {id}");
+    }
+}
+
+#[test]
+fn a_store_made_before_leases_gains_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let old = Connection::open(&path).unwrap();
+    let before: String = TABLES
+        .replace("next_attempt_at TEXT,", "next_attempt_at TEXT")
+        .lines()
+        .filter(|l| !l.contains("lease_owner") && !l.contains("lease_until"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    old.execute_batch(&before).unwrap();
+    let id = one(&old, "alice@example.com", "s");
+    let server = TestServer::start(Policy::default());
+    let outbox = OutboxStore::open(&path).unwrap();
+    let r = mailer(server.port).deliver(&outbox, Mode::Due).unwrap();
+    assert_eq!(r.sent, 1);
+    assert_eq!(state(&old, id).status, "sent");
+    assert_eq!(lease(&old, id), (None, None));
+}
+
+// ---------------------------------------------------------------- line ends
+
+#[test]
+fn bare_cr_and_lf_in_a_body_reach_the_server_as_crlf() {
+    let server = TestServer::start(Policy::default());
+    let db = db();
+    // `\r.\r\n` would end the DATA early at a server that takes a lone CR
+    // as a line end; what follows would be read as commands.
+    let body = "one\r.\r\nMAIL FROM:<evil@example.com>\rtwo\n.\nthree\r\n.\r\nend";
+    insert(&db.conn, &Mail { to: &["alice@example.com"], cc: &[], bcc: &[], subject: "s", body });
+    let r = mailer(server.port).deliver(&db.outbox, Mode::All).unwrap();
+    assert_eq!(r.sent, 1, "{r:?}");
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    let raw = got[0].data.as_bytes();
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\r' {
+            assert_eq!(raw.get(i + 1), Some(&b'\n'), "bare CR at {i}: {:?}", got[0].data);
+        }
+        if b == b'\n' {
+            assert!(i > 0 && raw[i - 1] == b'\r', "bare LF at {i}: {:?}", got[0].data);
+        }
+    }
+    assert_eq!(got[0].body(), "one\r\n.\r\nMAIL FROM:<evil@example.com>\r\ntwo\r\n.\r\nthree\r\n.\r\nend");
+    assert_eq!(got[0].rcpt, ["alice@example.com"]);
 }

@@ -12,7 +12,7 @@ use crate::jit::JitMatcher;
 use crate::mail::{self, Mailer, Mode};
 use crate::schema::Schema;
 use crate::span::{FileId, SourceMap};
-use crate::store::Store;
+use crate::store::{OutboxStore, Store};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -115,21 +115,33 @@ struct MailTotals {
     last_error: Option<String>,
 }
 
-/// Email delivery in its own thread with its own connection, woken after
-/// every commit; the final pass runs when the sender is dropped.
-fn spawn_mail(db: PathBuf, mailer: Mailer) -> (mpsc::Sender<()>, std::thread::JoinHandle<MailTotals>) {
-    let (tx, rx) = mpsc::channel::<()>();
-    let handle = std::thread::spawn(move || {
+/// A run's mail thread: woken after every commit, its final pass runs when
+/// the sender is dropped, and its totals come back on `done`.
+struct MailThread {
+    wake: mpsc::Sender<()>,
+    done: mpsc::Receiver<MailTotals>,
+    /// How long `run` waits for the final pass once its events are
+    /// committed: one delivery's deadline.
+    grace: std::time::Duration,
+}
+
+/// Email delivery in its own thread with its own connection (through
+/// `store::OutboxStore`), so a slow server never holds the writer.
+fn spawn_mail(db: PathBuf, mailer: Mailer) -> MailThread {
+    let (wake, rx) = mpsc::channel::<()>();
+    let (done_tx, done) = mpsc::channel::<MailTotals>();
+    let grace = mailer.config().deadline;
+    std::thread::spawn(move || {
         let mut totals = MailTotals::default();
-        let conn = match rusqlite::Connection::open(&db) {
-            Ok(c) => c,
+        let outbox = match OutboxStore::open(&db) {
+            Ok(o) => o,
             Err(e) => {
                 totals.last_error = Some(e.to_string());
-                return totals;
+                let _ = done_tx.send(totals);
+                return;
             }
         };
-        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-        let pass = |totals: &mut MailTotals| match mailer.deliver(&conn, Mode::Due) {
+        let pass = |totals: &mut MailTotals| match mailer.deliver(&outbox, Mode::Due) {
             Ok(r) => {
                 totals.sent += r.sent;
                 totals.failed += r.failed;
@@ -145,9 +157,20 @@ fn spawn_mail(db: PathBuf, mailer: Mailer) -> (mpsc::Sender<()>, std::thread::Jo
             pass(&mut totals);
         }
         pass(&mut totals);
-        totals
+        let _ = done_tx.send(totals);
     });
-    (tx, handle)
+    MailThread { wake, done, grace }
+}
+
+impl MailThread {
+    /// Ends the thread after a final pass and returns its totals, waiting
+    /// at most `grace`: a stuck server must not keep `run` alive once its
+    /// events are committed. The rows of an unfinished pass stay unsent
+    /// (leased until their lease lapses) for a later run or flush.
+    fn finish(self) -> Option<MailTotals> {
+        drop(self.wake);
+        self.done.recv_timeout(self.grace).ok()
+    }
 }
 
 struct RunSetup<'a> {
@@ -188,8 +211,8 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
     if let Some(t) = setup.threads {
         opts.workers = t.max(1);
     }
-    if let Some((tx, _)) = &mail {
-        let tx = tx.clone();
+    if let Some(m) = &mail {
+        let tx = m.wake.clone();
         opts.on_commit = Some(Box::new(move || {
             let _ = tx.send(());
         }));
@@ -206,30 +229,33 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    let totals = mail.map(|(tx, handle)| {
-        drop(tx);
-        handle.join().unwrap_or_default()
-    });
+    let mail_running = mail.is_some();
+    let totals = mail.and_then(MailThread::finish);
     let stats = match result {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
     if !setup.quiet {
-        let queued = mail::counts(setup.store.connection()).map(|c| c.unsent()).unwrap_or(0);
+        let queued = setup.store.outbox_counts().map(|c| c.unsent()).unwrap_or(0);
+        let mail = match (&totals, mail_running) {
+            (Some(t), _) => MailSummary::Done(t),
+            (None, true) => MailSummary::Unfinished,
+            (None, false) => MailSummary::NoSmtp,
+        };
         eprint!(
             "{}",
-            summary(
-                &stats,
-                started.elapsed(),
-                engine_name,
-                &interpreted,
-                setup.program.rules.len(),
-                totals.as_ref(),
-                queued
-            )
+            summary(&stats, started.elapsed(), engine_name, &interpreted, setup.program.rules.len(), mail, queued)
         );
     }
     EXIT_OK
+}
+
+/// What the summary says about email.
+enum MailSummary<'a> {
+    NoSmtp,
+    Done(&'a MailTotals),
+    /// The mail thread's final pass did not end within its grace time.
+    Unfinished,
 }
 
 fn summary(
@@ -238,7 +264,7 @@ fn summary(
     engine: &str,
     interpreted: &[String],
     rules: usize,
-    mail: Option<&MailTotals>,
+    mail: MailSummary<'_>,
     queued: u64,
 ) -> String {
     let secs = elapsed.as_secs_f64();
@@ -272,7 +298,7 @@ fn summary(
         s.dead_letters, s.rule_errors, s.duplicates
     ));
     match mail {
-        Some(m) => {
+        MailSummary::Done(m) => {
             out.push_str(&format!(
                 "  email: {} sent, {} failed, {} waiting in the outbox",
                 m.sent, m.failed, m.remaining
@@ -282,10 +308,14 @@ fn summary(
             }
             out.push('\n');
         }
-        None if queued > 0 => out.push_str(&format!(
+        MailSummary::Unfinished => out.push_str(&format!(
+            "  email: the server did not finish in time; {queued} waiting in the outbox \
+             (retried by the next run or `herald outbox flush`)\n"
+        )),
+        MailSummary::NoSmtp if queued > 0 => out.push_str(&format!(
             "  email: {queued} queued in the outbox (no --smtp; deliver with `herald outbox flush`)\n"
         )),
-        None => {}
+        MailSummary::NoSmtp => {}
     }
     out
 }
@@ -395,26 +425,19 @@ pub fn db(command: DbCommand) -> i32 {
     }
 }
 
-fn open_plain(db: &Path) -> Result<rusqlite::Connection, i32> {
-    if !db.exists() {
-        return Err(fail(format!("no database at `{}`", db.display())));
-    }
-    let conn = rusqlite::Connection::open(db).map_err(|e| fail(format!("cannot open `{}`: {e}", db.display())))?;
-    let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
-    Ok(conn)
-}
-
 pub fn outbox(command: OutboxCommand) -> i32 {
     match command {
         OutboxCommand::List { db, format } => {
-            let conn = match open_plain(&db) {
-                Ok(c) => c,
-                Err(code) => return code,
+            // Read-only: listing works on a store nobody may write (a
+            // read-only file or directory) and never migrates it.
+            let outbox = match OutboxStore::open_read_only(&db) {
+                Ok(o) => o,
+                Err(e) => return fail(e),
             };
             let mut out = std::io::stdout().lock();
             let r = match format {
-                Format::Human => mail::list(&conn, &mut out),
-                Format::Json => mail::list_json(&conn, &mut out),
+                Format::Human => mail::list(&outbox, &mut out),
+                Format::Json => mail::list_json(&outbox, &mut out),
             };
             match r {
                 Ok(()) => EXIT_OK,
@@ -422,21 +445,28 @@ pub fn outbox(command: OutboxCommand) -> i32 {
             }
         }
         OutboxCommand::Flush { db, smtp, mail_from } => {
-            let conn = match open_plain(&db) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
             let mailer = match mailer(&smtp, &mail_from) {
                 Ok(m) => m,
                 Err(code) => return code,
             };
-            match mailer.deliver(&conn, Mode::All) {
+            let outbox = match OutboxStore::open(&db) {
+                Ok(o) => o,
+                Err(e) => return fail(e),
+            };
+            match mailer.deliver(&outbox, Mode::All) {
                 Ok(r) => {
-                    eprintln!("herald: {} sent, {} failed, {} still unsent", r.sent, r.failed, r.remaining);
+                    let elsewhere = if r.leased_elsewhere > 0 {
+                        format!(" ({} being delivered by another sender)", r.leased_elsewhere)
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("herald: {} sent, {} failed, {} still unsent{elsewhere}", r.sent, r.failed, r.remaining);
                     if let Some(e) = &r.connection_error {
-                        eprintln!("herald: the server could not be reached: {e}");
+                        eprintln!("herald: gave up on the server: {e}");
                     }
-                    if r.remaining == 0 {
+                    // Rows another sender is delivering right now are not
+                    // this flush's failure.
+                    if r.remaining <= r.leased_elsewhere {
                         EXIT_OK
                     } else {
                         EXIT_USAGE

@@ -7,8 +7,8 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::{Address, Message};
 
-use super::outbox::OutboxRow;
 use super::validate::{check_header, parse_address};
+use crate::store::OutboxRow;
 
 /// A message ready to send.
 pub(crate) struct Composed {
@@ -78,9 +78,33 @@ pub(crate) fn compose(row: &OutboxRow, from: &Mailbox) -> Result<Composed, Strin
     }
     let message = builder
         .envelope(envelope.clone())
-        .body(row.body.clone())
+        .body(crlf_lines(&row.body))
         .map_err(|e| format!("cannot build the message: {e}"))?;
     Ok(Composed { envelope, message })
+}
+
+/// Every line end as CRLF: a lone CR or a lone LF becomes CRLF. lettre
+/// sends a 7-bit body as it is, and a bare CR or LF in it is how SMTP
+/// smuggling starts (`\r.\r\n` ends the message early for a server that
+/// takes a lone CR as a line end, and whatever follows is read as a new
+/// command or a second message). After this, the only `.` lines are those
+/// lettre's dot-stuffing escapes.
+pub(crate) fn crlf_lines(body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + body.len() / 32);
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push_str("\r\n");
+            }
+            '\n' => out.push_str("\r\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The row's `created` time as the message's `Date`.
@@ -129,6 +153,26 @@ mod tests {
         assert!(!text.to_ascii_lowercase().contains("bcc"), "{text}");
         assert!(!text.contains("audit@"), "{text}");
         assert!(text.ends_with("line 1\r\nline 2\r\n"), "{text:?}");
+    }
+
+    #[test]
+    fn line_ends_become_crlf() {
+        assert_eq!(crlf_lines("a\rb\nc\r\nd\r\re"), "a\r\nb\r\nc\r\nd\r\n\r\ne");
+        assert_eq!(crlf_lines("x\r.\r\ny"), "x\r\n.\r\ny");
+        assert_eq!(crlf_lines("\n\r"), "\r\n\r\n");
+        assert_eq!(crlf_lines("é\rü"), "é\r\nü");
+        let mut r = row();
+        r.body = "one\r.\r\nMAIL FROM:<x@y.z>\rtwo\n.\nthree".into();
+        let text = String::from_utf8(compose(&r, &from()).unwrap().message.formatted()).unwrap();
+        let bytes = text.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'\r' {
+                assert_eq!(bytes.get(i + 1), Some(&b'\n'), "bare CR at {i}: {text:?}");
+            }
+            if b == b'\n' {
+                assert_eq!(bytes[i - 1], b'\r', "bare LF at {i}: {text:?}");
+            }
+        }
     }
 
     #[test]

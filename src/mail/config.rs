@@ -1,8 +1,8 @@
 //! `--smtp URL`: where and how to deliver.
 //!
 //! ```text
-//! smtp://[user:pass@]host[:port][?tls=required|opportunistic|none][&timeout=SECS][&ca=PATH]
-//! smtps://[user:pass@]host[:port][?timeout=SECS][&ca=PATH]
+//! smtp://[user:pass@]host[:port][?tls=required|opportunistic|none][&timeout=SECS][&deadline=SECS][&ca=PATH]
+//! smtps://[user:pass@]host[:port][?timeout=SECS][&deadline=SECS][&ca=PATH]
 //! ```
 //!
 //! - `smtp://` defaults to port 25, `smtps://` (TLS from the first byte) to 465.
@@ -14,6 +14,10 @@
 //! - User and password are percent-decoded (`user%40example.com`).
 //! - `timeout` (seconds, 1..=600, default 10) bounds the TCP connect and every
 //!   read and write.
+//! - `deadline` (seconds, 1..=3600, default 60) bounds each delivery as a
+//!   whole: connecting (with greeting, TLS and login) must finish within it,
+//!   and so must each message. A server that answers a byte at a time within
+//!   `timeout` still cannot hold a delivery longer.
 //! - `ca` names a PEM file of extra root certificates to trust (an internal
 //!   relay with a private CA), in addition to the built-in web roots; it needs
 //!   TLS (`tls=required`, `tls=opportunistic` or `smtps://`).
@@ -25,6 +29,9 @@ use std::time::Duration;
 
 /// The connect, read and write timeout when the URL does not name one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The time one delivery may take in all when the URL does not name one.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +67,8 @@ pub struct SmtpConfig {
     /// User name and password, percent-decoded.
     pub credentials: Option<(String, String)>,
     pub timeout: Duration,
+    /// The whole time one delivery may take (see the module docs).
+    pub deadline: Duration,
     /// Extra trusted root certificates (PEM), from `ca=PATH`.
     pub ca_file: Option<PathBuf>,
     warning: Option<String>,
@@ -104,6 +113,7 @@ impl SmtpConfig {
 
         let mut tls_param: Option<TlsMode> = None;
         let mut timeout_param: Option<Duration> = None;
+        let mut deadline_param: Option<Duration> = None;
         let mut ca_param: Option<PathBuf> = None;
         for (key, value) in parsed.query_pairs() {
             match key.as_ref() {
@@ -140,6 +150,15 @@ impl SmtpConfig {
                     })?;
                     timeout_param = Some(Duration::from_secs(secs));
                 }
+                "deadline" => {
+                    if deadline_param.is_some() {
+                        return Err("invalid SMTP URL: `deadline` given twice".to_string());
+                    }
+                    let secs = value.parse::<u64>().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| {
+                        format!("invalid SMTP URL: `deadline={value}` is not a number of seconds from 1 to 3600")
+                    })?;
+                    deadline_param = Some(Duration::from_secs(secs));
+                }
                 "ca" => {
                     if ca_param.is_some() {
                         return Err("invalid SMTP URL: `ca` given twice".to_string());
@@ -152,7 +171,7 @@ impl SmtpConfig {
                 other => {
                     return Err(format!(
                         "invalid SMTP URL: unknown parameter `{other}` (expected `tls`, \
-                         `timeout` or `ca`)"
+                         `timeout`, `deadline` or `ca`)"
                     ))
                 }
             }
@@ -204,6 +223,7 @@ impl SmtpConfig {
             tls,
             credentials,
             timeout: timeout_param.unwrap_or(DEFAULT_TIMEOUT),
+            deadline: deadline_param.unwrap_or(DEFAULT_DEADLINE),
             ca_file: ca_param,
             warning,
         })
@@ -248,6 +268,10 @@ impl fmt::Display for SmtpConfig {
             write!(f, "{sep}timeout={}", self.timeout.as_secs())?;
             sep = '&';
         }
+        if self.deadline != DEFAULT_DEADLINE {
+            write!(f, "{sep}deadline={}", self.deadline.as_secs())?;
+            sep = '&';
+        }
         if let Some(ca) = &self.ca_file {
             write!(f, "{sep}ca={}", ca.display())?;
         }
@@ -264,6 +288,7 @@ impl fmt::Debug for SmtpConfig {
             .field("user", &self.credentials.as_ref().map(|(u, _)| u))
             .field("password", &self.credentials.as_ref().map(|_| "***"))
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
             .field("ca_file", &self.ca_file)
             .field("warning", &self.warning)
             .finish()
@@ -407,6 +432,12 @@ mod tests {
         assert!(err("smtp://localhost?timeout=0").contains("timeout"));
         assert!(err("smtp://localhost?timeout=x").contains("timeout"));
         assert!(err("smtp://localhost?timeout=1&timeout=2").contains("twice"));
+        assert_eq!(ok("smtp://localhost").deadline, DEFAULT_DEADLINE);
+        assert_eq!(ok("smtp://localhost?deadline=5").deadline, Duration::from_secs(5));
+        assert!(err("smtp://localhost?deadline=0").contains("`deadline=0`"));
+        assert!(err("smtp://localhost?deadline=3601").contains("deadline"));
+        assert!(err("smtp://localhost?deadline=1&deadline=2").contains("twice"));
+        assert_eq!(ok("smtp://localhost?deadline=7").to_string(), "smtp://localhost:25?tls=none&deadline=7");
     }
 
     #[test]

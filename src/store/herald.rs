@@ -55,6 +55,10 @@ fn parse_list(s: &str) -> Vec<String> {
 /// Columns holding times, shown as `<time>` by `dump`.
 const TIME_COLUMNS: &[&str] = &["created", "fired_at", "sent_at", "updated", "processed_at", "next_attempt_at"];
 
+/// Columns left out of the dump: an outbox lease names a sender process
+/// and lapses by itself; it is not part of what a store holds.
+const TRANSIENT_COLUMNS: &[&str] = &["lease_owner", "lease_until"];
+
 /// Herald's tables in dump order, with their ORDER BY.
 const HERALD_DUMP: &[(&str, &str)] = &[
     ("herald_notification", "id"),
@@ -273,8 +277,13 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
     }
 
-    // Delivery state (sent, failed with a retry time) is written only by
-    // `mail::outbox`, so there is one convention for it.
+    /// Outbox row counts by status (for the run summary).
+    pub fn outbox_counts(&self) -> Result<super::OutboxCounts, RuntimeError> {
+        super::outbox::counts(&self.conn).map_err(sql_err)
+    }
+
+    // Delivery state (leases, sent, failed with a retry time) is written
+    // only by `store::outbox`, so there is one convention for it.
 
     // ---- dump -----------------------------------------------------------
 
@@ -332,7 +341,7 @@ impl Store {
             while let Some(r) = rows.next().map_err(sql_err)? {
                 let mut obj = serde_json::Map::new();
                 for (i, name) in names.iter().enumerate() {
-                    if name == "id" {
+                    if name == "id" || TRANSIENT_COLUMNS.contains(&name.as_str()) {
                         continue;
                     }
                     let v = r.get_ref(i).map_err(sql_err)?;

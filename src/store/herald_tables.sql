@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS herald_outbox (
     last_error      TEXT,
     created         TEXT    NOT NULL,
     sent_at         TEXT,
-    next_attempt_at TEXT                            -- earliest retry after a failure
+    next_attempt_at TEXT,                           -- earliest retry after a failure
+    lease_owner     TEXT,                           -- the sender delivering the row now
+    lease_until     TEXT                            -- when that claim lapses (src/store/outbox.rs)
 );
 CREATE INDEX IF NOT EXISTS herald_outbox_unsent ON herald_outbox (status) WHERE status <> 'sent';
 

@@ -21,6 +21,7 @@ mod convert;
 pub mod filter;
 mod herald;
 mod load;
+pub mod outbox;
 mod report;
 #[doc(hidden)]
 pub mod testing;
@@ -29,6 +30,7 @@ mod write;
 pub use filter::filter_supported;
 pub use herald::{Checkpoint, OutboxEntry};
 pub use load::{LoadError, LoadStats};
+pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
 
 use crate::diag::{Code, RuntimeError};
@@ -365,6 +367,7 @@ impl Store {
     fn create_tables(&self) -> Result<(), StoreError> {
         self.conn.execute_batch(HERALD_TABLES)?;
         self.conn.execute_batch(HERALD_EXTRA)?;
+        outbox::migrate(&self.conn)?;
         for e in &self.ents {
             self.ensure_table(&e.name, &e.ddl, &e.expected_columns())?;
             for f in &e.fields {

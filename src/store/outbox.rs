@@ -1,0 +1,553 @@
+//! The outbox table (`herald_outbox`) as delivery sees it: claiming due rows
+//! under a lease, recording results, counting and listing.
+//!
+//! Every SQL statement about delivery state lives here, so that a sender
+//! (email today, webhooks and other stores later) only calls operations:
+//! [`OutboxStore::claim`], [`OutboxStore::renew`], [`OutboxStore::mark_sent`],
+//! [`OutboxStore::mark_failed`], [`OutboxStore::release`]. Nothing here knows
+//! what a row delivers.
+//!
+//! # Leases
+//! Several senders may work on one outbox at once (`herald run --smtp`
+//! beside `herald outbox flush`, two flushes). A sender first *claims* rows:
+//! in one `BEGIN IMMEDIATE` transaction, before any network IO, it writes its
+//! owner token and a `lease_until` time into rows that are unsent, due, and
+//! not leased by anyone else (no lease, or an expired one). Only the holder
+//! may record a result, and every result clears the lease. Right before each
+//! attempt the holder [renews](OutboxStore::renew) the lease for the length
+//! of one attempt, which also proves it still holds the row: a sender that
+//! was stuck past its lease, whose rows another sender took over, finds out
+//! there and skips them. A sender that died leaves its rows leased until the
+//! lease expires; then any sender takes them over.
+//!
+//! Rows may have been written (or edited) by hand, so every column is read
+//! leniently: a blob or number where text was expected becomes text.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::StoreError;
+
+/// One outbox row, as a sender needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub rule: String,
+    pub event_uuid: String,
+    pub to_addrs: String,
+    pub cc: String,
+    pub bcc: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i64,
+    pub created: String,
+}
+
+/// Every column of a row, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxListRow {
+    pub id: i64,
+    pub rule: String,
+    pub event_uuid: String,
+    pub to_addrs: String,
+    pub cc: String,
+    pub bcc: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created: String,
+    pub sent_at: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<String>,
+}
+
+/// How many rows are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub failed: u64,
+    pub sent: u64,
+}
+
+impl OutboxCounts {
+    /// Rows not sent yet (`pending` + `failed`).
+    pub fn unsent(&self) -> u64 {
+        self.pending + self.failed
+    }
+}
+
+/// Which unsent rows a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due<'a> {
+    /// `pending` rows, and `failed` rows whose `next_attempt_at` is not
+    /// after this time (store format).
+    At(&'a str),
+    /// Every unsent row, whatever its `next_attempt_at`.
+    Any,
+}
+
+/// The lease columns, added to stores made before leases existed. Adding
+/// nullable columns is the only kind of change Herald's tables allow.
+const LEASE_COLUMNS: [(&str, &str); 2] = [("lease_owner", "TEXT"), ("lease_until", "TEXT")];
+
+/// Adds the columns this module needs to an existing `herald_outbox`.
+/// Called inside the store's schema transaction and by
+/// [`OutboxStore::open`].
+pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut have = Vec::new();
+    {
+        let mut st = conn.prepare("SELECT name FROM pragma_table_info('herald_outbox')")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            have.push(r.get::<_, String>(0)?);
+        }
+    }
+    if have.is_empty() {
+        return Ok(());
+    }
+    for (name, ty) in LEASE_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE herald_outbox ADD COLUMN {name} {ty}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn text(v: SqlValue) -> String {
+    match v {
+        SqlValue::Null => String::new(),
+        SqlValue::Integer(i) => i.to_string(),
+        SqlValue::Real(f) => f.to_string(),
+        SqlValue::Text(s) => s,
+        SqlValue::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+    }
+}
+
+fn opt_text(v: SqlValue) -> Option<String> {
+    match v {
+        SqlValue::Null => None,
+        v => Some(text(v)),
+    }
+}
+
+fn int(v: SqlValue) -> i64 {
+    match v {
+        SqlValue::Integer(i) => i,
+        SqlValue::Real(f) => f as i64,
+        SqlValue::Text(s) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+const ROW_COLS: &str = "id, rule, event_uuid, to_addrs, cc, bcc, subject, body, attempts, created";
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        rule: text(r.get(1)?),
+        event_uuid: text(r.get(2)?),
+        to_addrs: text(r.get(3)?),
+        cc: text(r.get(4)?),
+        bcc: text(r.get(5)?),
+        subject: text(r.get(6)?),
+        body: text(r.get(7)?),
+        attempts: int(r.get(8)?),
+        created: text(r.get(9)?),
+    })
+}
+
+/// One sentence for an SQLite failure; a lock held by another process says
+/// so instead of SQLite's terse "database is locked".
+fn sql(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreError::Sql(
+            "the database is locked by another process (a running `herald run` or `db load`); \
+             try again when it is done"
+                .to_string(),
+        ),
+        _ => StoreError::Sql(e.to_string()),
+    }
+}
+
+/// The words of an error, for a sentence that already says what failed.
+fn plain(e: StoreError) -> String {
+    match e {
+        StoreError::Sql(m) | StoreError::Schema(m) => m,
+        e => e.to_string(),
+    }
+}
+
+/// A connection to a store's outbox, independent of the schema: `herald
+/// outbox list|flush` need no policies, and `herald run` delivers on its own
+/// connection so that a slow server never holds the writer's transaction.
+pub struct OutboxStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for OutboxStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxStore").field("path", &self.conn.path()).finish()
+    }
+}
+
+/// How long a sender waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl OutboxStore {
+    /// Opens an existing store for delivery, adding the lease columns when
+    /// the store predates them.
+    pub fn open(path: &Path) -> Result<OutboxStore, StoreError> {
+        let open_err = |m: String| StoreError::Open { path: path.display().to_string(), message: m };
+        if !path.exists() {
+            return Err(open_err("there is no such file".into()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_err(e.to_string()))?;
+        let store = OutboxStore { conn };
+        store.check_table().map_err(|e| open_err(plain(e)))?;
+        migrate(&store.conn).map_err(|e| open_err(plain(sql(e))))?;
+        Ok(store)
+    }
+
+    /// Opens an existing store only to read it: no migration, no write, no
+    /// lock beyond a reader's. Works on a read-only file or directory.
+    pub fn open_read_only(path: &Path) -> Result<OutboxStore, StoreError> {
+        let open_err = |m: String| StoreError::Open { path: path.display().to_string(), message: m };
+        if !path.exists() {
+            return Err(open_err("there is no such file".into()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_err(e.to_string()))?;
+        let probe = conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0));
+        let conn = match probe {
+            // A WAL database needs its `-shm` file even to be read; in a
+            // read-only directory where it does not exist (the last writer
+            // closed cleanly and removed it) SQLite cannot create it. No
+            // process can be writing such a store, so it is read as
+            // immutable (no locks, no `-shm`).
+            // (SQLite reports that as CANTOPEN, or as READONLY_CANTINIT.)
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+                ) =>
+            {
+                let Some(p) = path.to_str() else {
+                    return Err(open_err(e.to_string()));
+                };
+                let uri = format!("file:{}?immutable=1", uri_path(p));
+                Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+                    .map_err(|e| open_err(e.to_string()))?
+            }
+            _ => conn,
+        };
+        let store = OutboxStore { conn };
+        store.check_table().map_err(|e| open_err(plain(e)))?;
+        Ok(store)
+    }
+
+    fn check_table(&self) -> Result<(), StoreError> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'herald_outbox')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        if exists {
+            Ok(())
+        } else {
+            Err(StoreError::Schema("it is not a Herald store (it has no `herald_outbox` table)".into()))
+        }
+    }
+
+    /// Whether the store has the lease columns (a read-only store made by an
+    /// older Herald has not).
+    fn has_leases(&self) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('herald_outbox') WHERE name = 'lease_until'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n > 0)
+            .map_err(sql)
+    }
+
+    /// Claims up to `limit` unsent rows with `id > after` that are `due` and
+    /// not leased by another sender (or whose lease expired before `now`):
+    /// they are leased to `owner` until `until`. Returns them in id order.
+    /// One `BEGIN IMMEDIATE` transaction, so two senders never claim the
+    /// same row.
+    pub fn claim(
+        &self,
+        owner: &str,
+        due: Due<'_>,
+        now: &str,
+        until: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (due_only, due_at) = match due {
+            Due::At(t) => (true, t),
+            Due::Any => (false, ""),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.immediate(|conn| {
+            let mut st = conn.prepare_cached(&format!(
+                "UPDATE herald_outbox SET lease_owner = ?1, lease_until = ?2 \
+                 WHERE id IN (SELECT id FROM herald_outbox \
+                     WHERE status IN ('pending', 'failed') AND id > ?3 \
+                       AND (lease_until IS NULL OR lease_until < ?4) \
+                       AND (NOT ?5 OR status = 'pending' OR next_attempt_at IS NULL OR next_attempt_at <= ?6) \
+                     ORDER BY id LIMIT ?7) \
+                 RETURNING {ROW_COLS}"
+            ))?;
+            let rows = st.query_map(params![owner, until, after, now, due_only, due_at, limit], outbox_row)?;
+            let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
+            rows.sort_by_key(|r| r.id);
+            Ok(rows)
+        })
+    }
+
+    /// Extends `owner`'s lease on row `id` to `until` and reads the row
+    /// again, right before an attempt. `None` when the row is no longer
+    /// `owner`'s (another sender took over an expired lease) or was sent.
+    pub fn renew(&self, id: i64, owner: &str, until: &str) -> Result<Option<OutboxRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "UPDATE herald_outbox SET lease_until = ?3 \
+                 WHERE id = ?1 AND lease_owner = ?2 AND status <> 'sent' RETURNING {ROW_COLS}"
+            ))
+            .map_err(sql)?;
+        st.query_row(params![id, owner, until], outbox_row).optional().map_err(sql)
+    }
+
+    /// Records the server's acceptance of `owner`'s row and ends the lease.
+    /// Autocommit: once this returns, a crash cannot make the row eligible
+    /// again. `false` when `owner` no longer holds the row.
+    pub fn mark_sent(&self, id: i64, owner: &str, now: &str) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE herald_outbox \
+                 SET status = 'sent', sent_at = ?1, attempts = attempts + 1, last_error = NULL, \
+                     next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL \
+                 WHERE id = ?2 AND lease_owner = ?3 AND status <> 'sent'",
+            )
+            .and_then(|mut st| st.execute(params![now, id, owner]))
+            .map_err(sql)?;
+        Ok(n > 0)
+    }
+
+    /// Records a failed attempt of `owner`'s row, when to try again, and
+    /// ends the lease. `false` when `owner` no longer holds the row.
+    pub fn mark_failed(&self, id: i64, owner: &str, error: &str, next_attempt_at: &str) -> Result<bool, StoreError> {
+        mark_failed(&self.conn, id, owner, error, next_attempt_at).map_err(sql)
+    }
+
+    /// [`mark_failed`](Self::mark_failed) for many `(id, error, next
+    /// attempt)` in one transaction (an outage fails a whole queue at the
+    /// cost of one commit). Returns how many rows were recorded; on an
+    /// error none is.
+    pub fn mark_failed_all(&self, owner: &str, failures: &[(i64, String, String)]) -> Result<usize, StoreError> {
+        if failures.is_empty() {
+            return Ok(0);
+        }
+        self.immediate(|conn| {
+            let mut n = 0;
+            for (id, error, next) in failures {
+                n += usize::from(mark_failed(conn, *id, owner, error, next)?);
+            }
+            Ok(n)
+        })
+    }
+
+    /// Gives back every lease `owner` holds on unsent rows, unchanged
+    /// otherwise (rows claimed but not attempted when a pass stops).
+    pub fn release(&self, owner: &str) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE herald_outbox SET lease_owner = NULL, lease_until = NULL \
+                 WHERE lease_owner = ?1 AND status <> 'sent'",
+            )
+            .and_then(|mut st| st.execute([owner]))
+            .map_err(sql)
+    }
+
+    /// How many rows a claim with `due` at `now` would consider, leased or
+    /// not (a read: nothing is claimed).
+    pub fn count_due(&self, due: Due<'_>) -> Result<usize, StoreError> {
+        let (due_only, due_at) = match due {
+            Due::At(t) => (true, t),
+            Due::Any => (false, ""),
+        };
+        self.conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM herald_outbox WHERE status IN ('pending', 'failed') \
+                 AND (NOT ?1 OR status = 'pending' OR next_attempt_at IS NULL OR next_attempt_at <= ?2)",
+            )
+            .and_then(|mut st| st.query_row(params![due_only, due_at], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as usize)
+            .map_err(sql)
+    }
+
+    /// Unsent rows another sender holds a live lease on at `now`.
+    pub fn leased_elsewhere(&self, owner: &str, now: &str) -> Result<usize, StoreError> {
+        if !self.has_leases()? {
+            return Ok(0);
+        }
+        self.conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM herald_outbox WHERE status <> 'sent' AND lease_until >= ?2 \
+                 AND lease_owner IS NOT ?1",
+            )
+            .and_then(|mut st| st.query_row(params![owner, now], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as usize)
+            .map_err(sql)
+    }
+
+    /// Row counts by status.
+    pub fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        counts(&self.conn).map_err(sql)
+    }
+
+    /// Every row in id order, for listing.
+    pub fn for_each(&self, mut f: impl FnMut(OutboxListRow) -> std::io::Result<()>) -> Result<(), ListError> {
+        let leases = self.has_leases()?;
+        let cols = if leases { "lease_owner, lease_until" } else { "NULL, NULL" };
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT id, rule, event_uuid, to_addrs, cc, bcc, subject, status, attempts, last_error, \
+                        created, sent_at, next_attempt_at, {cols} \
+                 FROM herald_outbox ORDER BY id"
+            ))
+            .map_err(sql)?;
+        let mut rows = stmt.query([]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
+            let row = (|| -> rusqlite::Result<OutboxListRow> {
+                Ok(OutboxListRow {
+                    id: r.get(0)?,
+                    rule: text(r.get(1)?),
+                    event_uuid: text(r.get(2)?),
+                    to_addrs: text(r.get(3)?),
+                    cc: text(r.get(4)?),
+                    bcc: text(r.get(5)?),
+                    subject: text(r.get(6)?),
+                    status: text(r.get(7)?),
+                    attempts: int(r.get(8)?),
+                    last_error: opt_text(r.get(9)?),
+                    created: text(r.get(10)?),
+                    sent_at: opt_text(r.get(11)?),
+                    next_attempt_at: opt_text(r.get(12)?),
+                    lease_owner: opt_text(r.get(13)?),
+                    lease_until: opt_text(r.get(14)?),
+                })
+            })()
+            .map_err(sql)?;
+            f(row)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken
+    /// first (waiting up to the busy timeout), so the rows `f` reads cannot
+    /// change before it writes them.
+    fn immediate<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
+        match f(&self.conn) {
+            Ok(v) => match self.conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(sql(e))
+                }
+            },
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(sql(e))
+            }
+        }
+    }
+}
+
+/// A listing failed: reading the store or writing the output.
+#[derive(Debug)]
+pub enum ListError {
+    Store(StoreError),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ListError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListError::Store(e) => write!(f, "{e}"),
+            ListError::Io(e) => write!(f, "cannot write the listing: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ListError {}
+
+impl From<StoreError> for ListError {
+    fn from(e: StoreError) -> Self {
+        ListError::Store(e)
+    }
+}
+
+impl From<std::io::Error> for ListError {
+    fn from(e: std::io::Error) -> Self {
+        ListError::Io(e)
+    }
+}
+
+fn mark_failed(conn: &Connection, id: i64, owner: &str, error: &str, next: &str) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE herald_outbox \
+             SET status = 'failed', attempts = attempts + 1, last_error = ?1, next_attempt_at = ?2, \
+                 lease_owner = NULL, lease_until = NULL \
+             WHERE id = ?3 AND lease_owner = ?4 AND status <> 'sent'",
+        )?
+        .execute(params![error, next, id, owner])?;
+    Ok(n > 0)
+}
+
+/// Row counts by status, on any connection to a store.
+pub(crate) fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM herald_outbox GROUP BY status")?;
+    let mut rows = stmt.query([])?;
+    let mut c = OutboxCounts::default();
+    while let Some(r) = rows.next()? {
+        let n = r.get::<_, i64>(1)?.max(0) as u64;
+        match text(r.get(0)?).as_str() {
+            "pending" => c.pending += n,
+            "failed" => c.failed += n,
+            "sent" => c.sent += n,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+/// A path in an SQLite URI: `%`, `?` and `#` escaped.
+fn uri_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
