@@ -131,32 +131,30 @@ pub enum Step {
     },
 }
 
+/// The `severity` of a `notify`: an enumeration, parsed once by the checker
+/// (E-code for a bad literal), so nothing downstream handles a bad string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NotifySeverity {
+pub enum Severity {
     Notice,
     Warning,
     Alert,
 }
 
-impl NotifySeverity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotifySeverity::Notice => "notice",
-            NotifySeverity::Warning => "warning",
-            NotifySeverity::Alert => "alert",
-        }
+impl Severity {
+    pub const ALL: [Severity; 3] = [Severity::Notice, Severity::Warning, Severity::Alert];
+    /// The literals, in the order of `ALL`.
+    pub const NAMES: [&'static str; 3] = ["notice", "warning", "alert"];
+
+    pub const fn as_str(self) -> &'static str {
+        Severity::NAMES[self as usize]
     }
 
-    pub fn parse(s: &str) -> Option<NotifySeverity> {
-        match s {
-            "notice" => Some(NotifySeverity::Notice),
-            "warning" => Some(NotifySeverity::Warning),
-            "alert" => Some(NotifySeverity::Alert),
-            _ => None,
-        }
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::NAMES.iter().position(|n| *n == s).map(|i| Severity::ALL[i])
     }
 }
 
+/// The `level` of a `log`: an enumeration like [`Severity`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LogLevel {
     Debug,
@@ -166,23 +164,16 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warning => "warning",
-            LogLevel::Error => "error",
-        }
+    pub const ALL: [LogLevel; 4] = [LogLevel::Debug, LogLevel::Info, LogLevel::Warning, LogLevel::Error];
+    /// The literals, in the order of `ALL`.
+    pub const NAMES: [&'static str; 4] = ["debug", "info", "warning", "error"];
+
+    pub const fn as_str(self) -> &'static str {
+        LogLevel::NAMES[self as usize]
     }
 
     pub fn parse(s: &str) -> Option<LogLevel> {
-        match s {
-            "debug" => Some(LogLevel::Debug),
-            "info" => Some(LogLevel::Info),
-            "warning" => Some(LogLevel::Warning),
-            "error" => Some(LogLevel::Error),
-            _ => None,
-        }
+        LogLevel::NAMES.iter().position(|n| *n == s).map(|i| LogLevel::ALL[i])
     }
 }
 
@@ -194,7 +185,7 @@ pub enum Stmt {
     Notify {
         to: Expr,
         body: Expr,
-        severity: NotifySeverity,
+        severity: Severity,
         span: Span,
     },
     SendEmail {
@@ -301,8 +292,10 @@ pub enum ArithOp {
     Mod,
 }
 
-/// Built-in functions. `matches` and `ip_in` carry their literal argument,
-/// compiled at check time.
+/// A call of a built-in function. Everything else about each function
+/// (parameters, typing, evaluation, JIT/SQL eligibility, docs) is its entry
+/// in [`crate::builtins`]. `matches` and `ip_in` carry their literal
+/// argument, compiled at check time.
 #[derive(Debug, Clone)]
 pub enum Builtin {
     Len,
@@ -325,22 +318,9 @@ pub enum Builtin {
 }
 
 impl Builtin {
+    /// The function's name, from its registry entry.
     pub fn name(&self) -> &'static str {
-        match self {
-            Builtin::Len => "len",
-            Builtin::Empty => "empty",
-            Builtin::Lower => "lower",
-            Builtin::Upper => "upper",
-            Builtin::Trim => "trim",
-            Builtin::StartsWith => "starts_with",
-            Builtin::EndsWith => "ends_with",
-            Builtin::Contains => "contains",
-            Builtin::Matches(_) => "matches",
-            Builtin::IpIn(_) => "ip_in",
-            Builtin::Now => "now",
-            Builtin::ToString => "string",
-            Builtin::ToInt => "int",
-        }
+        crate::builtins::def(self).name
     }
 }
 
@@ -641,6 +621,18 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enumerations_round_trip() {
+        for s in Severity::ALL {
+            assert_eq!(Severity::parse(s.as_str()), Some(s));
+        }
+        for l in LogLevel::ALL {
+            assert_eq!(LogLevel::parse(l.as_str()), Some(l));
+        }
+        assert_eq!(Severity::parse("critical"), None);
+        assert_eq!(LogLevel::parse("Info"), None);
+    }
 
     #[test]
     fn cidr_membership() {

@@ -11,16 +11,19 @@
 //! IO, no SQLite, no `unsafe`. Only `jit` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod builtins;
 pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod decode;
 pub mod diag;
+pub mod effect;
 pub mod engine;
 pub mod interp;
 pub mod ir;
 pub mod jit;
 pub mod mail;
+pub mod matcher;
 pub mod schema;
 pub mod span;
 pub mod store;

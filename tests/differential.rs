@@ -9,10 +9,10 @@
 
 use herald::compile::{compile, SchemaChoice};
 use herald::decode::{DecodePlan, Decoder, PlanSpec};
-use herald::engine::matcher::{InterpMatcher, MatchScratch, Matcher};
 use herald::interp::{self, Env};
 use herald::ir::Program;
 use herald::jit::JitMatcher;
+use herald::matcher::{InterpMatcher, MatchScratch, Matcher};
 use herald::span::SourceMap;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -100,7 +100,7 @@ impl Pair {
             Ok(ev) => ev.event_type,
             Err(_) => return Ok(0),
         };
-        Ok(herald::engine::matcher::RuleIndex::new(&self.program).rules(ty).len())
+        Ok(herald::matcher::RuleIndex::new(&self.program).rules(ty).len())
     }
 }
 

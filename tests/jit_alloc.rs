@@ -2,8 +2,8 @@
 
 use herald::compile::{compile, SchemaChoice};
 use herald::decode::{DecodePlan, Decoder, PlanSpec};
-use herald::engine::matcher::{MatchScratch, Matcher};
 use herald::jit::JitMatcher;
+use herald::matcher::{MatchScratch, Matcher};
 use herald::span::SourceMap;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

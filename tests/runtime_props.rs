@@ -5,9 +5,10 @@
 
 use herald::compile::{self, SchemaChoice};
 use herald::decode::{DecodePlan, Decoder, PlanSpec};
+use herald::effect::RuleEffects;
 use herald::engine::{self, InterpMatcher, MatchScratch, Matcher, RunOptions};
-use herald::interp::{self, EffectCounts, Interp, LogSink, Outcome};
-use herald::ir::{LogLevel, Program};
+use herald::interp::{self, Interp, Outcome};
+use herald::ir::Program;
 use herald::span::SourceMap;
 use herald::store::Store;
 use proptest::prelude::*;
@@ -49,11 +50,6 @@ fn store(program: &Program) -> Store {
         .expect("update");
     store.ensure_indexes(program).expect("indexes");
     store
-}
-
-struct Discard;
-impl LogSink for Discard {
-    fn log(&mut self, _: &str, _: &str, _: LogLevel, _: &str) {}
 }
 
 // ---------------------------------------------------------------- strategies
@@ -229,7 +225,8 @@ fn evaluate(program: &Program, store: &Store, decoder: &mut Decoder, line: &[u8]
         }
     };
     let Ok(ev) = decoder.decode_full(line) else { return 0 };
-    let key = ev.identity().unwrap_or_default();
+    // The identity must not panic on hostile input either.
+    let _ = ev.identity();
     let mut env = Vec::new();
     let mut fired = 0;
     for (id, err) in matched {
@@ -240,7 +237,7 @@ fn evaluate(program: &Program, store: &Store, decoder: &mut Decoder, line: &[u8]
         interp::bind_patterns(rule, &ev, &mut env);
         let it = Interp { program, event: &ev, db: store, now: 0 };
         store.savepoint("p").unwrap();
-        match interp::run_rule(&it, rule, &mut env, &key, &mut Discard, &mut EffectCounts::default()) {
+        match interp::run_rule(&it, rule, &mut env, &mut RuleEffects::default()) {
             Ok(Outcome::Fired) => {
                 fired += 1;
                 store.release("p").unwrap();

@@ -158,3 +158,69 @@ fn architecture_lists_every_module() {
     let stale: Vec<_> = table.iter().filter(|t| !modules.contains(t)).collect();
     assert!(stale.is_empty(), "ARCHITECTURE.md lists modules that do not exist: {stale:?}");
 }
+
+/// Lines of a module (`src/<module>.rs` and `src/<module>/`) whose code
+/// contains any of `tokens`.
+fn module_offenders(module: &str, tokens: &[&str]) -> Vec<String> {
+    let (dir, file) = (format!("src/{module}/"), format!("src/{module}.rs"));
+    let mut out = Vec::new();
+    for (path, text) in sources() {
+        if !(path.starts_with(&dir) || path == file) {
+            continue;
+        }
+        for (i, line) in text.lines().enumerate() {
+            if tokens.iter().any(|t| code(line).contains(t)) {
+                out.push(format!("{path}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn interp_does_not_use_mail() {
+    // Address and header validation are effect checks (`engine::effects`):
+    // the interpreter only produces effect values.
+    let bad = module_offenders("interp", &["crate::mail", "mail::"]);
+    assert!(bad.is_empty(), "`interp` references `crate::mail`:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn jit_does_not_use_engine() {
+    // syntax → check → ir → {interp, jit} → engine: the matcher trait the JIT
+    // implements lives in `crate::matcher`.
+    let bad = module_offenders("jit", &["crate::engine", "engine::"]);
+    assert!(bad.is_empty(), "`jit` references `crate::engine`:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn severity_and_level_parsing_cannot_panic() {
+    // Severity and log-level literals come from user input: parsed once in
+    // the checker, a bad one is a coded diagnostic, never a panic.
+    let mut bad = Vec::new();
+    for (path, text) in sources() {
+        let lines: Vec<&str> = text.lines().map(code).collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !(line.contains("Severity::parse") || line.contains("LogLevel::parse")) {
+                continue;
+            }
+            // The call and the rest of its statement (rustfmt may wrap it).
+            let stmt = lines[i..(i + 3).min(lines.len())].join("\n");
+            let stmt = stmt.split(';').next().unwrap_or("");
+            if stmt.contains(".expect(") || stmt.contains(".unwrap(") {
+                bad.push(format!("{path}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    // Nor do the parsers themselves.
+    let ir = std::fs::read_to_string(root().join("src/ir.rs")).expect("read ir.rs");
+    for ty in ["Severity", "LogLevel"] {
+        let start = ir.find(&format!("impl {ty} {{")).unwrap_or_else(|| panic!("no `impl {ty}` in src/ir.rs"));
+        let body = &ir[start..];
+        let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+        if [".expect(", ".unwrap(", "panic!", "unreachable!"].iter().any(|t| body.contains(t)) {
+            bad.push(format!("src/ir.rs: `impl {ty}` may panic"));
+        }
+    }
+    assert!(bad.is_empty(), "severity/level parsing may panic:\n{}", bad.join("\n"));
+}

@@ -2,8 +2,20 @@
 //! into prose ([`CheckError::to_diagnostic`]). Types are carried already
 //! rendered (`found: "string?"`) so the data needs no schema to print.
 
+use crate::builtins;
 use crate::diag::{Code, Diagnostic};
+use crate::ir::{LogLevel, Severity};
 use crate::span::Span;
+
+/// `"a", "b" or "c"`: the literals of an enumerated parameter.
+fn quoted_choices(choices: &[&str]) -> String {
+    let quoted: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
 
 /// "`a`", "`a` and `b`", "`a`, `b` and `c`"
 fn list_names(names: &[String]) -> String {
@@ -120,13 +132,13 @@ impl CheckError {
                 .with_help(did_you_mean(suggestion).unwrap_or_else(|| "queries read entities declared with `entity`".into())),
             UnknownFunction { span, name, suggestion } => Diagnostic::new(Code::UnknownFunction, *span, format!("unknown function `{name}`"))
                 .with_label("not a built-in function")
-                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "the built-in functions are `len`, `empty`, `lower`, `upper`, `trim`, `starts_with`, `ends_with`, `contains`, `matches`, `ip_in`, `now`, `string` and `int`".into())),
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("the built-in functions are {}", builtins::backticked_list(builtins::function_names())))),
             UnknownStatement { span, name, suggestion, is_function } => {
                 let d = Diagnostic::new(Code::UnknownStatement, *span, format!("`{name}` is not an action"));
                 if *is_function {
-                    d.with_label("a function, not an action").with_help("an action statement is `notify`, `send_email`, `log`, `set`, `append`, `remove`, `for` or `if`; a function's result would be discarded")
+                    d.with_label("a function, not an action").with_help(format!("an action statement is {}, `set`, `append`, `remove`, `for` or `if`; a function's result would be discarded", builtins::actions::action_names().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))
                 } else {
-                    d.with_label("unknown action").with_help(did_you_mean(suggestion).unwrap_or_else(|| "actions are `notify`, `send_email` and `log`".into()))
+                    d.with_label("unknown action").with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("actions are {}", builtins::backticked_list(builtins::actions::action_names()))))
                 }
             }
             DuplicateRule { span, name, first } => Diagnostic::new(Code::DuplicateRule, *span, format!("rule `{name}` is defined twice"))
@@ -244,10 +256,10 @@ impl CheckError {
                 .with_help(format!("give {}", a(expected))),
             InvalidSeverity { span, found, suggestion } => Diagnostic::new(Code::InvalidSeverity, *span, format!("`{found}` is not a severity"))
                 .with_label("invalid severity")
-                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "use \"notice\", \"warning\" or \"alert\"".into())),
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("use {}", quoted_choices(&Severity::NAMES)))),
             InvalidLevel { span, found, suggestion } => Diagnostic::new(Code::InvalidLevel, *span, format!("`{found}` is not a log level"))
                 .with_label("invalid level")
-                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "use \"debug\", \"info\", \"warning\" or \"error\"".into())),
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("use {}", quoted_choices(&LogLevel::NAMES)))),
             NoRecipientEntity { span } => Diagnostic::new(Code::NoRecipientEntity, *span, "`notify` needs a `recipient` entity, and the schema declares none")
                 .with_label("no recipient entity")
                 .with_help("declare one in the schema, e.g. `recipient User`"),

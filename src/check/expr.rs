@@ -1,51 +1,13 @@
 //! Checking expressions: names, paths, operators, calls, queries.
 
 use super::{CheckError, Checker, Hint, Phase, RuleCx};
+use crate::builtins::{self, actions, ArgInfo, Expected, Param, TypeFault};
 use crate::diag::suggest;
-use crate::ir::{ArithOp, Builtin, Cidr, CmpOp, Expr, ExprKind, FieldRef, InterpPart};
+use crate::ir::{ArithOp, CmpOp, Expr, ExprKind, FieldRef, InterpPart};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, QueryKind, UnOp};
 use crate::types::Ty;
 use crate::value::{parse_timestamp, parse_uuid, Value};
-use std::sync::Arc;
-
-pub(crate) const BUILTINS: [&str; 13] = [
-    "len",
-    "empty",
-    "lower",
-    "upper",
-    "trim",
-    "starts_with",
-    "ends_with",
-    "contains",
-    "matches",
-    "ip_in",
-    "now",
-    "string",
-    "int",
-];
-pub(crate) const ACTIONS: [&str; 3] = ["notify", "send_email", "log"];
-
-/// Names from other languages for Herald's built-in functions, for "did you
-/// mean": edit distance alone does not get from `length` to `len`.
-fn function_alias(name: &str) -> Option<&'static str> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "length" | "lenght" | "size" | "count" | "strlen" => "len",
-        "is_empty" | "isempty" | "blank" => "empty",
-        "lowercase" | "to_lower" | "tolower" | "downcase" => "lower",
-        "uppercase" | "to_upper" | "toupper" | "upcase" => "upper",
-        "strip" | "chomp" => "trim",
-        "startswith" | "has_prefix" | "hasprefix" | "begins_with" => "starts_with",
-        "endswith" | "has_suffix" | "hassuffix" => "ends_with",
-        "includes" | "has" | "find" => "contains",
-        "regex" | "re_match" | "match_regex" | "regex_match" => "matches",
-        "cidr_match" | "in_cidr" | "ip_in_range" | "cidr" => "ip_in",
-        "str" | "to_string" | "tostring" | "format" => "string",
-        "to_int" | "parse_int" | "integer" | "toint" => "int",
-        "time" | "timestamp" | "current_time" => "now",
-        _ => return None,
-    })
-}
 
 /// `a.b.c` rooted at `event`: the static path segments. (Whether `event`
 /// is shadowed inside a filter is the caller's business.)
@@ -247,7 +209,7 @@ impl Checker<'_> {
                 "`{}` is a keyword: it names a field after `.` or inside a query filter such as `exists User({} == ...)`",
                 id.name, id.name
             ))
-        } else if BUILTINS.contains(&id.name.as_str()) {
+        } else if builtins::function(&id.name).is_some() {
             Some(format!("`{}` is a function: call it with `{}(...)`", id.name, id.name))
         } else if cx.phase == Phase::Match && cx.filter.is_none() {
             Some("a `match` clause sees only `event`, consts and its own pattern bindings".to_string())
@@ -724,24 +686,6 @@ pub(crate) fn comparable(a: &Ty, b: &Ty) -> bool {
     }
 }
 
-/// A parameter of a built-in function or action.
-pub(crate) struct Param {
-    pub name: &'static str,
-    pub required: bool,
-}
-
-pub(crate) const fn req(name: &'static str) -> Param {
-    Param { name, required: true }
-}
-
-pub(crate) const fn opt(name: &'static str) -> Param {
-    Param { name, required: false }
-}
-
-fn stringish(t: &Ty) -> bool {
-    matches!(t.unwrap_optional(), Ty::String | Ty::Any | Ty::Error | Ty::Never)
-}
-
 impl Checker<'_> {
     /// Match call arguments to parameters, named or positional in declared
     /// order; reports unknown, duplicate, missing and extra arguments.
@@ -822,7 +766,7 @@ impl Checker<'_> {
 
     fn call(&mut self, func: &ast::Ident, args: &[ast::Arg], cx: &mut RuleCx, span: Span) -> Expr {
         let name = func.name.as_str();
-        if ACTIONS.contains(&name) {
+        if actions::action(name).is_some() {
             self.errors.push(CheckError::ActionInExpression {
                 span,
                 name: name.to_string(),
@@ -830,168 +774,85 @@ impl Checker<'_> {
             });
             return error(span);
         }
-        let params: &[Param] = match name {
-            "len" | "empty" | "lower" | "upper" | "trim" | "string" | "int" => &[req("value")],
-            "starts_with" => &[req("value"), req("prefix")],
-            "ends_with" => &[req("value"), req("suffix")],
-            "contains" => &[req("value"), req("part")],
-            "matches" => &[req("value"), req("pattern")],
-            "ip_in" => &[req("ip"), req("range")],
-            "now" => &[],
-            _ => {
-                let suggestion = function_alias(name).map(str::to_string).or_else(|| suggest(name, BUILTINS));
-                self.errors.push(CheckError::UnknownFunction { span: func.span, name: name.to_string(), suggestion });
-                for a in args {
-                    self.expr(&a.value, cx, Hint::None);
+        let Some(def) = builtins::function(name) else {
+            let suggestion = builtins::function_alias(name)
+                .map(str::to_string)
+                .or_else(|| suggest(name, builtins::function_names()));
+            self.errors.push(CheckError::UnknownFunction { span: func.span, name: name.to_string(), suggestion });
+            for a in args {
+                self.expr(&a.value, cx, Hint::None);
+            }
+            return error(span);
+        };
+        let params = def.params;
+        let slots = self.resolve_args(name, span, params, args);
+        let mut vals = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            match slot {
+                Some(a) => vals.push(self.expr(&a.value, cx, Hint::None)),
+                // `resolve_args` reported the missing argument.
+                None => return error(span),
+            }
+        }
+        if !def.in_match && cx.phase == Phase::Match {
+            self.errors.push(CheckError::NowInMatch { span });
+        }
+        let infos: Vec<ArgInfo<'_>> = vals
+            .iter()
+            .map(|v| ArgInfo {
+                ty: &v.ty,
+                lit: match &v.kind {
+                    ExprKind::Lit(l) => Some(l),
+                    _ => None,
+                },
+            })
+            .collect();
+        let (builtin, ty) = match (def.typing)(&infos) {
+            Ok(typed) => typed,
+            Err(faults) => {
+                for fault in faults {
+                    self.type_fault(def.name, params, &vals, fault);
                 }
                 return error(span);
             }
         };
-        let slots = self.resolve_args(name, span, params, args);
-        if slots.iter().zip(params).any(|(s, p)| s.is_none() && p.required) {
-            return error(span);
-        }
-        let vals: Vec<Expr> = slots.iter().map(|s| self.expr(&s.expect("required").value, cx, Hint::None)).collect();
-        let bad = |this: &mut Self, i: usize, expected: &str| -> bool {
-            let v: &Expr = &vals[i];
-            if v.ty.has_error() {
-                return true;
-            }
-            let found = this.show(&v.ty);
-            this.errors.push(CheckError::ArgumentType {
-                span: v.span,
-                func: name.to_string(),
-                name: params[i].name.to_string(),
-                expected: expected.to_string(),
-                found,
-            });
-            true
-        };
-        let absent_in = vals.first().is_some_and(|v| v.ty.admits_absent());
-        let (builtin, ty) = match name {
-            "len" => {
-                if !matches!(vals[0].ty.unwrap_optional(), Ty::String | Ty::List(_) | Ty::Any | Ty::Error) {
-                    bad(self, 0, "string or list");
-                    return error(span);
-                }
-                (Builtin::Len, opt_if(Ty::Int, absent_in))
-            }
-            "empty" => (Builtin::Empty, Ty::Bool),
-            "lower" | "upper" | "trim" => {
-                if !stringish(&vals[0].ty) {
-                    bad(self, 0, "string");
-                    return error(span);
-                }
-                let b = match name {
-                    "lower" => Builtin::Lower,
-                    "upper" => Builtin::Upper,
-                    _ => Builtin::Trim,
-                };
-                (b, opt_if(Ty::String, absent_in))
-            }
-            "starts_with" | "ends_with" => {
-                let mut ok = true;
-                for (i, v) in vals.iter().enumerate().take(2) {
-                    if !stringish(&v.ty) {
-                        bad(self, i, "string");
-                        ok = false;
-                    }
-                }
-                if !ok {
-                    return error(span);
-                }
-                (if name == "starts_with" { Builtin::StartsWith } else { Builtin::EndsWith }, Ty::Bool)
-            }
-            "contains" => {
-                match vals[0].ty.unwrap_optional().clone() {
-                    Ty::String => {
-                        if !stringish(&vals[1].ty) {
-                            bad(self, 1, "string");
-                            return error(span);
-                        }
-                    }
-                    Ty::List(elem) => {
-                        if !comparable(elem.unwrap_optional(), vals[1].ty.unwrap_optional()) {
-                            let expected = self.show(&elem);
-                            bad(self, 1, &expected);
-                            return error(span);
-                        }
-                    }
-                    Ty::Any | Ty::Error => {}
-                    _ => {
-                        bad(self, 0, "string or list");
-                        return error(span);
-                    }
-                }
-                (Builtin::Contains, Ty::Bool)
-            }
-            "matches" | "ip_in" => {
-                if !stringish(&vals[0].ty) {
-                    bad(self, 0, "string");
-                    return error(span);
-                }
-                let lit = match &vals[1].kind {
-                    ExprKind::Lit(Value::Str(s)) => s.clone(),
-                    _ => {
-                        if !vals[1].ty.has_error() {
-                            let what = if name == "matches" { "pattern" } else { "range" };
-                            self.errors.push(CheckError::NotALiteral {
-                                span: vals[1].span,
-                                func: if name == "matches" { "matches" } else { "ip_in" },
-                                what,
-                            });
-                        }
-                        return error(span);
-                    }
-                };
-                if name == "matches" {
-                    match regex::Regex::new(&lit) {
-                        Ok(re) => (Builtin::Matches(Arc::new(re)), Ty::Bool),
-                        Err(e) => {
-                            let msg = e.to_string();
-                            let last = msg
-                                .lines()
-                                .rev()
-                                .find(|l| l.starts_with("error:"))
-                                .unwrap_or("the pattern does not compile");
-                            self.errors.push(CheckError::InvalidRegex {
-                                span: vals[1].span,
-                                error: last.trim_start_matches("error: ").to_string(),
-                            });
-                            return error(span);
-                        }
-                    }
-                } else {
-                    match Cidr::parse(&lit) {
-                        Some(c) => (Builtin::IpIn(c), Ty::Bool),
-                        None => {
-                            self.errors.push(CheckError::InvalidCidr { span: vals[1].span, found: lit.to_string() });
-                            return error(span);
-                        }
-                    }
-                }
-            }
-            "now" => {
-                if cx.phase == Phase::Match {
-                    self.errors.push(CheckError::NowInMatch { span });
-                }
-                (Builtin::Now, Ty::Timestamp)
-            }
-            "string" => (Builtin::ToString, opt_if(Ty::String, absent_in)),
-            "int" => {
-                if !matches!(vals[0].ty.unwrap_optional(), Ty::Int | Ty::Float | Ty::String | Ty::Any | Ty::Error) {
-                    bad(self, 0, "int, float or string");
-                    return error(span);
-                }
-                (Builtin::ToInt, opt_if(Ty::Int, absent_in))
-            }
-            _ => unreachable!("names were matched above"),
-        };
-        let mut vals = vals;
-        if matches!(builtin, Builtin::Matches(_) | Builtin::IpIn(_)) {
-            vals.truncate(1);
-        }
+        // Literal-only parameters (a `matches` pattern, an `ip_in` range)
+        // are compiled into the call; only the arguments before them stay.
+        let keep = params.iter().take_while(|p| !p.literal).count();
+        vals.truncate(keep);
         Expr { kind: ExprKind::Call { func: builtin, args: vals }, ty, span }
+    }
+
+    /// Report one fault of a built-in's typing rule. A fault on an argument
+    /// that already failed is a consequence, not reported again.
+    fn type_fault(&mut self, func: &'static str, params: &[Param], vals: &[Expr], fault: TypeFault) {
+        let (index, arg_span) = match &fault {
+            TypeFault::Arg { index, .. }
+            | TypeFault::NotALiteral { index }
+            | TypeFault::InvalidRegex { index, .. }
+            | TypeFault::InvalidCidr { index, .. } => (*index, vals.get(*index).map(|v| v.span)),
+        };
+        let (Some(v), Some(span), Some(param)) = (vals.get(index), arg_span, params.get(index)) else {
+            return;
+        };
+        if v.ty.has_error() {
+            return;
+        }
+        self.errors.push(match fault {
+            TypeFault::Arg { expected, .. } => CheckError::ArgumentType {
+                span,
+                func: func.to_string(),
+                name: param.name.to_string(),
+                expected: match expected {
+                    Expected::Text(t) => t.to_string(),
+                    Expected::Ty(t) => self.show(&t),
+                },
+                found: self.show(&v.ty),
+            },
+            TypeFault::NotALiteral { .. } => CheckError::NotALiteral { span, func, what: param.name },
+            TypeFault::InvalidRegex { error, .. } => CheckError::InvalidRegex { span, error },
+            TypeFault::InvalidCidr { found, .. } => CheckError::InvalidCidr { span, found },
+        });
     }
 
     fn query(

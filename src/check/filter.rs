@@ -3,6 +3,7 @@
 //! This is the one definition of the filter subset: the checker rejects
 //! anything else (E0309) and the store compiles exactly this.
 
+use crate::builtins::{self, Sql};
 use crate::ir::{Builtin, Expr, ExprKind};
 use crate::span::Span;
 
@@ -49,11 +50,11 @@ fn cond(e: &Expr) -> Result<(), (Span, &'static str)> {
             term(elem)?;
             term(container)
         }
-        ExprKind::Call { func: Builtin::StartsWith | Builtin::EndsWith | Builtin::Contains, args } => {
-            args.iter().try_for_each(term)
-        }
-        ExprKind::Call { func: Builtin::Empty, args } => term(&args[0]),
-        ExprKind::Call { func, .. } => Err((e.span, unsupported_call(func))),
+        // Which calls may read the row is the registry's `sql` data.
+        ExprKind::Call { func, args } => match builtins::def(func).sql {
+            Sql::Condition => args.iter().try_for_each(term),
+            _ => Err((e.span, unsupported_call(func))),
+        },
         _ => Err((e.span, "only comparisons, `in`, `and`, `or`, `not` and a few predicates can read the row")),
     }
 }
@@ -64,19 +65,20 @@ fn term(e: &Expr) -> Result<(), (Span, &'static str)> {
     }
     match &e.kind {
         ExprKind::Row { .. } => Ok(()),
-        ExprKind::Call { func: Builtin::Len, args } if matches!(args[0].kind, ExprKind::Row { .. }) => Ok(()),
+        ExprKind::Call { func, args }
+            if builtins::def(func).sql == Sql::FieldTerm
+                && args.first().is_some_and(|a| matches!(a.kind, ExprKind::Row { .. })) =>
+        {
+            Ok(())
+        }
         ExprKind::Call { func, .. } => Err((e.span, unsupported_call(func))),
         _ => Err((e.span, "a computed value of the row's fields cannot be compared")),
     }
 }
 
 fn unsupported_call(func: &Builtin) -> &'static str {
-    match func {
-        Builtin::Lower | Builtin::Upper | Builtin::Trim => {
-            "case and whitespace functions on fields are not supported (SQLite's `lower` is ASCII-only)"
-        }
-        Builtin::Matches(_) => "`matches` on fields is not supported",
-        Builtin::IpIn(_) => "`ip_in` on fields is not supported",
-        _ => "this function cannot read the row's fields",
+    match builtins::def(func).sql {
+        Sql::Unsupported(reason) => reason,
+        Sql::Condition | Sql::FieldTerm => "this function cannot read the row's fields",
     }
 }

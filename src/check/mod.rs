@@ -11,6 +11,7 @@ mod filter;
 mod stmt;
 
 pub use errors::CheckError;
+pub(crate) use expr::comparable;
 pub use filter::filter_supported;
 
 use crate::diag::{suggest, Diagnostic};

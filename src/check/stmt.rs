@@ -1,9 +1,9 @@
 //! Checking action statements.
 
-use super::expr::{opt, req, ACTIONS, BUILTINS};
 use super::{CheckError, Checker, Hint, RuleCx};
+use crate::builtins::{self, actions, ActionDef};
 use crate::diag::suggest;
-use crate::ir::{self, Expr, ExprKind, FieldRef, LogLevel, NotifySeverity};
+use crate::ir::{self, Expr, ExprKind, FieldRef, LogLevel, Severity};
 use crate::span::Span;
 use crate::syntax::ast;
 use crate::types::Ty;
@@ -94,21 +94,31 @@ impl Checker<'_> {
     }
 
     fn action_call(&mut self, name: &ast::Ident, args: &[ast::Arg], cx: &mut RuleCx, span: Span) -> Option<ir::Stmt> {
-        match name.name.as_str() {
+        let Some(def) = actions::action(&name.name) else {
+            let other = name.name.as_str();
+            let is_function = builtins::function(other).is_some();
+            let suggestion = suggest(other, actions::action_names());
+            self.errors.push(CheckError::UnknownStatement {
+                span: name.span,
+                name: other.to_string(),
+                suggestion,
+                is_function,
+            });
+            for a in args {
+                self.expr(&a.value, cx, Hint::None);
+            }
+            return None;
+        };
+        let slots = self.resolve_args(def.name, span, def.params, args);
+        match def.name {
             "notify" => {
-                let slots = self.resolve_args("notify", span, &[req("to"), req("body"), opt("severity")], args);
                 let recipient = self.schema.recipient;
                 if recipient.is_none() {
                     self.errors.push(CheckError::NoRecipientEntity { span: name.span });
                 }
                 let to = slots[0].map(|a| self.expr(&a.value, cx, Hint::List));
                 let body = slots[1].map(|a| self.expr(&a.value, cx, Hint::None));
-                let severity = match slots[2] {
-                    None => Some(NotifySeverity::Notice),
-                    Some(a) => self
-                        .literal_choice(a, cx, "notify", "severity", &["notice", "warning", "alert"])
-                        .map(|s| NotifySeverity::parse(&s).expect("validated choice")),
-                };
+                let severity = self.choice(slots[2], cx, def, "severity", Severity::parse);
                 let (to, body, severity) = (to?, body?, severity?);
                 if let Some(r) = recipient {
                     let def = self.schema.entity(r);
@@ -135,12 +145,6 @@ impl Checker<'_> {
                 Some(ir::Stmt::Notify { to, body, severity, span })
             }
             "send_email" => {
-                let slots = self.resolve_args(
-                    "send_email",
-                    span,
-                    &[req("to"), req("subject"), req("body"), opt("cc"), opt("bcc")],
-                    args,
-                );
                 let vals: Vec<Option<Expr>> =
                     slots.iter().map(|s| s.map(|a| self.expr(&a.value, cx, Hint::None))).collect();
                 let mut it = vals.into_iter();
@@ -190,30 +194,21 @@ impl Checker<'_> {
                 Some(ir::Stmt::SendEmail { to, subject, body, cc, bcc, span })
             }
             "log" => {
-                let slots = self.resolve_args("log", span, &[req("message"), opt("level")], args);
                 let message = slots[0].map(|a| self.expr(&a.value, cx, Hint::None));
-                let level = match slots[1] {
-                    None => Some(LogLevel::Info),
-                    Some(a) => self
-                        .literal_choice(a, cx, "log", "level", &["debug", "info", "warning", "error"])
-                        .map(|s| LogLevel::parse(&s).expect("validated choice")),
-                };
+                let level = self.choice(slots[1], cx, def, "level", LogLevel::parse);
                 let (message, level) = (message?, level?);
                 self.require_text(&message, "log", "message");
                 Some(ir::Stmt::Log { message, level, span })
             }
+            // An action in the registry that this checker does not know is
+            // a bug; it is reported rather than dropped silently.
             other => {
-                let is_function = BUILTINS.contains(&other);
-                let suggestion = suggest(other, ACTIONS);
                 self.errors.push(CheckError::UnknownStatement {
                     span: name.span,
                     name: other.to_string(),
-                    suggestion,
-                    is_function,
+                    suggestion: None,
+                    is_function: false,
                 });
-                for a in args {
-                    self.expr(&a.value, cx, Hint::None);
-                }
                 None
             }
         }
@@ -233,28 +228,34 @@ impl Checker<'_> {
         }
     }
 
-    /// A string-literal argument from a fixed set (`severity`, `level`).
-    fn literal_choice(
+    /// An enumerated argument (`severity`, `level`): a string literal among
+    /// the parameter's registered choices, parsed here once; the registered
+    /// default when left out. `None` after reporting a bad argument.
+    fn choice<T>(
         &mut self,
-        a: &ast::Arg,
+        a: Option<&ast::Arg>,
         cx: &mut RuleCx,
-        func: &'static str,
+        action: &'static ActionDef,
         name: &'static str,
-        choices: &[&str],
-    ) -> Option<String> {
+        parse: fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let param = action.param(name)?;
+        let Some(a) = a else {
+            return param.default.and_then(parse);
+        };
         let e = self.expr(&a.value, cx, Hint::None);
         let s = match &e.kind {
             ExprKind::Lit(Value::Str(s)) => s.to_string(),
             _ if e.ty.has_error() => return None,
             _ => {
-                self.errors.push(CheckError::NotALiteral { span: e.span, func, what: name });
+                self.errors.push(CheckError::NotALiteral { span: e.span, func: action.name, what: name });
                 return None;
             }
         };
-        if choices.contains(&s.as_str()) {
-            return Some(s);
+        if let Some(v) = parse(&s) {
+            return Some(v);
         }
-        let suggestion = suggest(&s, choices.iter().copied());
+        let suggestion = suggest(&s, param.choices.iter().copied());
         self.errors.push(if name == "severity" {
             CheckError::InvalidSeverity { span: e.span, found: s, suggestion }
         } else {

@@ -51,28 +51,6 @@ impl Db for Store {
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError> {
         Store::remove(self, entity, key, field, path)
     }
-    fn notify(
-        &self,
-        rule: &str,
-        event_key: &str,
-        user_pk: &Value,
-        severity: &str,
-        body: &str,
-    ) -> Result<(), RuntimeError> {
-        Store::insert_notification(self, rule, event_key, user_pk, severity, body).map(|_| ())
-    }
-    fn send_email(
-        &self,
-        rule: &str,
-        event_key: &str,
-        to: &[String],
-        cc: &[String],
-        bcc: &[String],
-        subject: &str,
-        body: &str,
-    ) -> Result<(), RuntimeError> {
-        Store::insert_outbox(self, rule, event_key, to, cc, bcc, subject, body).map(|_| ())
-    }
 }
 
 /// The store as one rule sees it: the rule's savepoint is opened just before
@@ -170,7 +148,11 @@ impl Db for RuleStore<'_> {
         self.before_write()?;
         self.store.remove(entity, key, field, path)
     }
-    fn notify(
+}
+
+impl RuleStore<'_> {
+    /// Apply a `notify` effect's row for one recipient, in the rule's savepoint.
+    pub(super) fn notify(
         &self,
         rule: &str,
         event_key: &str,
@@ -179,9 +161,12 @@ impl Db for RuleStore<'_> {
         body: &str,
     ) -> Result<(), RuntimeError> {
         self.before_write()?;
-        Db::notify(self.store, rule, event_key, user_pk, severity, body)
+        self.store.insert_notification(rule, event_key, user_pk, severity, body).map(|_| ())
     }
-    fn send_email(
+
+    /// Queue a checked `send_email` effect, in the rule's savepoint.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_email(
         &self,
         rule: &str,
         event_key: &str,
@@ -192,6 +177,6 @@ impl Db for RuleStore<'_> {
         body: &str,
     ) -> Result<(), RuntimeError> {
         self.before_write()?;
-        Db::send_email(self.store, rule, event_key, to, cc, bcc, subject, body)
+        self.store.insert_outbox(rule, event_key, to, cc, bcc, subject, body).map(|_| ())
     }
 }

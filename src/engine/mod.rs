@@ -18,18 +18,21 @@
 mod db;
 #[cfg(test)]
 mod db_tests;
-pub mod matcher;
+mod effects;
 #[cfg(test)]
 mod reader_tests;
 
-pub use matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
+// The matcher lives beside `interp` and `jit` (which must not depend on
+// the engine); the engine re-exports it for its callers.
+pub use crate::matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
 
 use db::RuleStore;
 
 use crate::decode::{fnv1a_128, DecodePlan, Decoder, PlanSpec};
 use crate::diag::RuntimeError;
-use crate::interp::{self, EffectCounts, Env, Interp, LogSink, Outcome};
-use crate::ir::{LogLevel, Program, RuleId};
+use crate::effect::{EffectCounts, RuleEffects};
+use crate::interp::{self, Env, Interp, Outcome};
+use crate::ir::{Program, RuleId};
 use crate::store::Store;
 use crate::value::now_nanos;
 use std::collections::BTreeMap;
@@ -395,18 +398,6 @@ struct Pending {
     stderr: Vec<u8>,
 }
 
-struct BufferedLogs<'a> {
-    out: &'a mut Vec<u8>,
-    line: u64,
-}
-
-impl LogSink for BufferedLogs<'_> {
-    fn log(&mut self, rule: &str, event_key: &str, level: LogLevel, message: &str) {
-        let j = serde_json::json!({"level": level.as_str(), "rule": rule, "event_uuid": event_key, "line": self.line, "message": message});
-        let _ = writeln!(self.out, "{j}");
-    }
-}
-
 /// The single writer: applies matched events to the store in input order.
 struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     program: &'a Program,
@@ -512,12 +503,18 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             }
             interp::bind_patterns(rule, &ev, &mut self.env);
             // The rule's savepoint opens at its first write (see RuleStore).
+            let mut out = RuleEffects::default();
             let mut logs = Vec::new();
-            let mut counts = EffectCounts::default();
-            let outcome = {
-                let mut sink = BufferedLogs { out: &mut logs, line: line_no };
-                interp::run_rule(&interp, rule, &mut self.env, &key, &mut sink, &mut counts)
-            };
+            // The interpreter produces the effects; they are checked and
+            // applied here, in the same savepoint as the rule's entity writes.
+            let outcome = interp::run_rule(&interp, rule, &mut self.env, &mut out).and_then(|o| {
+                if o == Outcome::Fired {
+                    let mut target =
+                        effects::Target { db: &db, rule: &rule.name, event_key: &key, line: line_no, logs: &mut logs };
+                    effects::check_and_apply(&out.effects, &mut target)?;
+                }
+                Ok(o)
+            });
             match outcome {
                 Ok(Outcome::Fired) => {
                     db.finish(true)?;
@@ -526,11 +523,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                     let _ = writeln!(self.pending.stdout, "{j}");
                     self.pending.stderr.extend_from_slice(&logs);
                     self.stats.firings += 1;
-                    let e = &mut self.stats.effects;
-                    e.notifications += counts.notifications;
-                    e.emails += counts.emails;
-                    e.writes += counts.writes;
-                    e.logs += counts.logs;
+                    self.stats.effects.add(out.counts());
                     touched = true;
                     fired = true;
                 }

@@ -2,16 +2,19 @@
 //!
 //! It evaluates `match` conditions (the oracle the JIT must agree with) and
 //! runs `let`/`guard`/`action` clauses against the store through the [`Db`]
-//! trait, which the SQLite store implements. Value semantics live in [`ops`].
+//! trait, which the SQLite store implements. Value semantics live in [`ops`];
+//! each built-in function's evaluation is its entry in [`crate::builtins`].
+//! Actions produce [`Effect`] values that the caller checks and applies;
+//! only entity writes go to the store from here (later reads must see them).
 
 pub mod ops;
 
+use crate::builtins::{self, EvalCx};
 use crate::diag::{Code, RuntimeError};
-use crate::ir::{
-    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, LogLevel, PathId, Program, QueryKind, Rule, Step, Stmt,
-};
+use crate::effect::{Addresses, Effect, RuleEffects};
+use crate::ir::{Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, QueryKind, Rule, Step, Stmt};
 use crate::types::EntityId;
-use crate::value::{now_nanos, Row, Value};
+use crate::value::{Row, Value};
 use std::sync::Arc;
 
 /// Read access to one decoded event.
@@ -51,25 +54,6 @@ pub trait Db {
         value: &Value,
     ) -> Result<Value, RuntimeError>;
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError>;
-    fn notify(
-        &self,
-        rule: &str,
-        event_key: &str,
-        user_pk: &Value,
-        severity: &str,
-        body: &str,
-    ) -> Result<(), RuntimeError>;
-    #[allow(clippy::too_many_arguments)]
-    fn send_email(
-        &self,
-        rule: &str,
-        event_key: &str,
-        to: &[String],
-        cc: &[String],
-        bcc: &[String],
-        subject: &str,
-        body: &str,
-    ) -> Result<(), RuntimeError>;
 }
 
 /// The store of a `match` clause: there is none. The checker guarantees a
@@ -106,21 +90,6 @@ impl Db for NoDb {
         Err(no_db())
     }
     fn remove(&self, _: EntityId, _: &Value, _: usize, _: &[String]) -> Result<Value, RuntimeError> {
-        Err(no_db())
-    }
-    fn notify(&self, _: &str, _: &str, _: &Value, _: &str, _: &str) -> Result<(), RuntimeError> {
-        Err(no_db())
-    }
-    fn send_email(
-        &self,
-        _: &str,
-        _: &str,
-        _: &[String],
-        _: &[String],
-        _: &[String],
-        _: &str,
-        _: &str,
-    ) -> Result<(), RuntimeError> {
         Err(no_db())
     }
 }
@@ -166,29 +135,15 @@ pub enum Outcome {
     Stopped,
 }
 
-/// Where `log` statements go.
-pub trait LogSink {
-    fn log(&mut self, rule: &str, event_key: &str, level: LogLevel, message: &str);
-}
-
-/// Counts of effects a rule run produced.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct EffectCounts {
-    pub notifications: u64,
-    pub emails: u64,
-    pub writes: u64,
-    pub logs: u64,
-}
-
 /// Run the `let`/`guard`/`action` clauses of a rule whose `match` accepted
-/// the event (pattern bindings already in `env`).
+/// the event (pattern bindings already in `env`). The actions' effects are
+/// appended to `out` for the caller to check and apply; entity writes are
+/// applied to `interp.db` as they run (and counted in `out`).
 pub fn run_rule(
     interp: &Interp<'_>,
     rule: &Rule,
     env: &mut Env,
-    event_key: &str,
-    logs: &mut dyn LogSink,
-    counts: &mut EffectCounts,
+    out: &mut RuleEffects,
 ) -> Result<Outcome, RuntimeError> {
     for step in &rule.steps {
         match step {
@@ -210,7 +165,7 @@ pub fn run_rule(
             },
         }
     }
-    let mut exec = Exec { interp, rule, event_key, logs, counts };
+    let mut exec = Exec { interp, out };
     exec.block(&rule.actions, env)?;
     Ok(Outcome::Fired)
 }
@@ -327,54 +282,14 @@ impl Interp<'_> {
 
     fn call(&self, func: &Builtin, args: &[Expr], env: &Env) -> Result<Value, RuntimeError> {
         let vals = args.iter().map(|a| self.eval(a, env)).collect::<Result<Vec<_>, _>>()?;
-        let pred = |f: &dyn Fn(&str, &str) -> bool| -> Result<Value, RuntimeError> {
-            match (ops::str_arg(&vals[0])?, ops::str_arg(&vals[1])?) {
-                (Some(a), Some(b)) => Ok(Value::Bool(f(a, b))),
-                _ => Ok(Value::Bool(false)),
-            }
-        };
-        let map_str = |f: &dyn Fn(&str) -> String| -> Result<Value, RuntimeError> {
-            Ok(match ops::str_arg(&vals[0])? {
-                Some(s) => Value::str(&f(s)),
-                None => Value::Absent,
-            })
-        };
-        Ok(match func {
-            Builtin::Len => ops::len(&vals[0])?,
-            Builtin::Empty => Value::Bool(ops::empty(&vals[0])),
-            Builtin::Lower => map_str(&|s| s.to_lowercase())?,
-            Builtin::Upper => map_str(&|s| s.to_uppercase())?,
-            Builtin::Trim => map_str(&|s| s.trim().to_string())?,
-            Builtin::StartsWith => pred(&|a, b| a.starts_with(b))?,
-            Builtin::EndsWith => pred(&|a, b| a.ends_with(b))?,
-            Builtin::Contains => match &vals[0] {
-                Value::List(_) => Value::Bool(ops::contains(&vals[0], &vals[1])),
-                _ => pred(&|a, b| a.contains(b))?,
-            },
-            Builtin::Matches(re) => match ops::str_arg(&vals[0])? {
-                Some(s) => Value::Bool(re.is_match(s)),
-                None => Value::Bool(false),
-            },
-            Builtin::IpIn(cidr) => match ops::str_arg(&vals[0])? {
-                Some(s) => Value::Bool(cidr.contains_str(s)),
-                None => Value::Bool(false),
-            },
-            Builtin::Now => Value::Timestamp(if self.now == 0 { now_nanos() } else { self.now }),
-            Builtin::ToString => match &vals[0] {
-                Value::Absent | Value::Null => Value::Absent,
-                v => Value::str(&v.to_text(Some(&self.program.schema))),
-            },
-            Builtin::ToInt => ops::to_int(&vals[0])?,
-        })
+        let cx = EvalCx { schema: &self.program.schema, now: self.now };
+        (builtins::def(func).eval)(func, &vals, &cx)
     }
 }
 
 struct Exec<'a, 'b> {
     interp: &'a Interp<'b>,
-    rule: &'a Rule,
-    event_key: &'a str,
-    logs: &'a mut dyn LogSink,
-    counts: &'a mut EffectCounts,
+    out: &'a mut RuleEffects,
 }
 
 impl Exec<'_, '_> {
@@ -393,7 +308,7 @@ impl Exec<'_, '_> {
         let db = self.interp.db;
         let schema = &self.interp.program.schema;
         match s {
-            Stmt::Notify { to, body, severity, .. } => {
+            Stmt::Notify { to, body, severity, span } => {
                 let to_v = self.interp.eval(to, env)?;
                 let body = self.text(body, env)?;
                 let recipient = schema
@@ -416,65 +331,49 @@ impl Exec<'_, '_> {
                     Value::List(items) => items.iter().try_for_each(&mut add)?,
                     v => add(v)?,
                 }
-                for k in &keys {
-                    db.notify(&self.rule.name, self.event_key, k, severity.as_str(), &body)?;
-                    self.counts.notifications += 1;
-                }
+                self.out.effects.push(Effect::Notify { recipients: keys, severity: *severity, body, span: *span });
             }
-            Stmt::SendEmail { to, subject, body, cc, bcc, .. } => {
-                let to_list = self.addresses(to, env)?;
-                if to_list.is_empty() {
-                    return Err(
-                        RuntimeError::new(Code::InvalidAddress, "`send_email` has no recipient address").at(to.span)
-                    );
-                }
-                let cc_list = match cc {
-                    Some(e) => self.addresses(e, env)?,
-                    None => vec![],
-                };
-                let bcc_list = match bcc {
-                    Some(e) => self.addresses(e, env)?,
-                    None => vec![],
-                };
+            Stmt::SendEmail { to, subject, body, cc, bcc, span } => {
+                // Addresses and the subject are validated when the effect is
+                // checked, outside the interpreter.
+                let to = self.addresses(to, env)?;
+                let cc = cc.as_ref().map(|e| self.addresses(e, env)).transpose()?;
+                let bcc = bcc.as_ref().map(|e| self.addresses(e, env)).transpose()?;
                 let subject_text = self.text(subject, env)?;
-                crate::mail::check_header("subject", &subject_text)
-                    .map_err(|m| RuntimeError::new(Code::HeaderInjection, m).at(subject.span))?;
-                let body_text = self.text(body, env)?;
-                db.send_email(
-                    &self.rule.name,
-                    self.event_key,
-                    &to_list,
-                    &cc_list,
-                    &bcc_list,
-                    &subject_text,
-                    &body_text,
-                )?;
-                self.counts.emails += 1;
+                let body = self.text(body, env)?;
+                self.out.effects.push(Effect::SendEmail {
+                    to,
+                    cc,
+                    bcc,
+                    subject: subject_text,
+                    subject_span: subject.span,
+                    body,
+                    span: *span,
+                });
             }
-            Stmt::Log { message, level, .. } => {
-                let m = self.text(message, env)?;
-                self.logs.log(&self.rule.name, self.event_key, *level, &m);
-                self.counts.logs += 1;
+            Stmt::Log { message, level, span } => {
+                let message = self.text(message, env)?;
+                self.out.effects.push(Effect::Log { level: *level, message, span: *span });
             }
             Stmt::Set { place, value, .. } => {
                 let v = self.interp.eval(value, env)?;
                 let key = self.row_key(place.local, env)?;
                 let new = db.set_field(place.entity, &key, place.field, &place.path, &v)?;
                 self.refresh(place.local, place.field, new, env);
-                self.counts.writes += 1;
+                self.out.writes += 1;
             }
             Stmt::Append { place, value, .. } => {
                 let v = self.interp.eval(value, env)?;
                 let key = self.row_key(place.local, env)?;
                 let new = db.append(place.entity, &key, place.field, &place.path, &v)?;
                 self.refresh(place.local, place.field, new, env);
-                self.counts.writes += 1;
+                self.out.writes += 1;
             }
             Stmt::Remove { place, .. } => {
                 let key = self.row_key(place.local, env)?;
                 let new = db.remove(place.entity, &key, place.field, &place.path)?;
                 self.refresh(place.local, place.field, new, env);
-                self.counts.writes += 1;
+                self.out.writes += 1;
             }
             Stmt::For { var, iter, body, .. } => match self.interp.eval(iter, env)? {
                 Value::Absent | Value::Null => {}
@@ -497,16 +396,15 @@ impl Exec<'_, '_> {
         Ok(())
     }
 
-    /// Email addresses from a string or a list of strings, validated.
-    fn addresses(&self, e: &Expr, env: &Env) -> Result<Vec<String>, RuntimeError> {
+    /// Email addresses from a string or a list of strings (absent and null
+    /// items skipped), as written: validation is the effect check's.
+    fn addresses(&self, e: &Expr, env: &Env) -> Result<Addresses, RuntimeError> {
         let v = self.interp.eval(e, env)?;
         let mut out = Vec::new();
         let mut one = |v: &Value| -> Result<(), RuntimeError> {
             match v {
                 Value::Absent | Value::Null => Ok(()),
                 Value::Str(s) => {
-                    crate::mail::validate_address(s)
-                        .map_err(|m| RuntimeError::new(Code::InvalidAddress, m).at(e.span))?;
                     out.push(s.to_string());
                     Ok(())
                 }
@@ -517,7 +415,7 @@ impl Exec<'_, '_> {
             Value::List(items) => items.iter().try_for_each(&mut one)?,
             v => one(v)?,
         }
-        Ok(out)
+        Ok(Addresses { list: out, span: e.span })
     }
 
     fn row_key(&self, local: LocalId, env: &Env) -> Result<Value, RuntimeError> {

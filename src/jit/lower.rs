@@ -3,6 +3,7 @@
 //! combined with `not`/`and`/`or`. Anything else makes the rule run
 //! interpreted, with the reason returned here.
 
+use crate::builtins::{self, Jit};
 use crate::interp::ops;
 use crate::ir::{Builtin, Cidr, CmpOp, Expr, ExprKind, LocalId, PathId, Rule};
 use crate::value::Value;
@@ -366,7 +367,11 @@ impl Lowerer<'_> {
 
     /// A boolean function call used as a condition.
     fn call(&self, func: &Builtin, args: &[Expr]) -> Result<Cond, String> {
-        let unsupported = || Err(format!("uses `{}(...)`", func.name()));
+        // Whether a function compiles at all is its registry entry's data;
+        // how it compiles is below.
+        if builtins::def(func).jit != Jit::Predicate {
+            return Err(format!("uses `{}(...)`", func.name()));
+        }
         let pred = match (func, args) {
             (Builtin::StartsWith, [_, b]) => Pred::StartsWith(self.str_arg(func, b)?),
             (Builtin::EndsWith, [_, b]) => Pred::EndsWith(self.str_arg(func, b)?),
@@ -375,22 +380,7 @@ impl Lowerer<'_> {
             (Builtin::Matches(re), [_]) => Pred::Matches(re.clone()),
             (Builtin::IpIn(c), [_]) => Pred::IpIn(*c),
             (Builtin::Empty, [_]) => Pred::Empty,
-            (
-                Builtin::Len
-                | Builtin::Empty
-                | Builtin::Lower
-                | Builtin::Upper
-                | Builtin::Trim
-                | Builtin::StartsWith
-                | Builtin::EndsWith
-                | Builtin::Contains
-                | Builtin::Matches(_)
-                | Builtin::IpIn(_)
-                | Builtin::Now
-                | Builtin::ToString
-                | Builtin::ToInt,
-                _,
-            ) => return unsupported(),
+            _ => return Err(format!("uses `{}(...)` in a form the JIT does not compile", func.name())),
         };
         let path = self.path_arg(func, &args[0])?;
         Ok(Cond::Atom(Atom::Call { path, pred }))
@@ -408,28 +398,16 @@ impl Lowerer<'_> {
             ExprKind::Lit(v) => v,
             _ => return Err(format!("compares `{}(...)` with a non-literal", func.name())),
         };
+        if builtins::def(func).jit != Jit::CompareWithLiteral {
+            return Err(format!("uses {}", describe(call)));
+        }
         let eq = matches!(op, CmpOp::Eq | CmpOp::Ne);
         let pred = match (func, lit) {
             (Builtin::Len, Value::Int(n)) => Pred::Len(op, Lit::Int(*n)),
             (Builtin::Len, Value::Float(f)) => Pred::Len(op, Lit::Float(f.to_bits())),
             (Builtin::Lower, Value::Str(s)) if eq => Pred::LowerEq(s.to_string(), op == CmpOp::Ne),
             (Builtin::Upper, Value::Str(s)) if eq => Pred::UpperEq(s.to_string(), op == CmpOp::Ne),
-            (
-                Builtin::Len
-                | Builtin::Empty
-                | Builtin::Lower
-                | Builtin::Upper
-                | Builtin::Trim
-                | Builtin::StartsWith
-                | Builtin::EndsWith
-                | Builtin::Contains
-                | Builtin::Matches(_)
-                | Builtin::IpIn(_)
-                | Builtin::Now
-                | Builtin::ToString
-                | Builtin::ToInt,
-                _,
-            ) => return Err(format!("uses {}", describe(call))),
+            _ => return Err(format!("uses {}", describe(call))),
         };
         let path = self.path_arg(func, arg)?;
         Ok(Cond::Atom(Atom::Call { path, pred }))

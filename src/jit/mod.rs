@@ -18,9 +18,9 @@ mod helpers;
 mod lower;
 
 use crate::decode::{DecodePlan, Decoded, Slot};
-use crate::engine::matcher::{MatchScratch, Matcher, RuleIndex};
 use crate::interp;
 use crate::ir::{Program, RuleId};
+use crate::matcher::{MatchScratch, Matcher, RuleIndex};
 use crate::types::EventTypeId;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;

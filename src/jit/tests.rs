@@ -2,7 +2,7 @@
 use super::*;
 use crate::compile::{compile, SchemaChoice};
 use crate::decode::{Decoder, PlanSpec};
-use crate::engine::matcher::InterpMatcher;
+use crate::matcher::InterpMatcher;
 use crate::span::SourceMap;
 
 const SCHEMA: &str = r#"

@@ -1,0 +1,27 @@
+//! `lower(value)`: the string in lower case (Unicode).
+
+use super::*;
+
+pub(super) static DEF: BuiltinDef = BuiltinDef {
+    name: "lower",
+    params: &[Param::req("value", "string")],
+    returns: "string",
+    doc: "the string in lower case (Unicode); absent stays absent",
+    aliases: &["lowercase", "to_lower", "tolower", "downcase"],
+    in_match: true,
+    jit: Jit::CompareWithLiteral,
+    // SQLite's `lower`/`upper` are ASCII-only, so they would disagree with
+    // the interpreter on other letters.
+    sql: Sql::Unsupported("case and whitespace functions on fields are not supported (SQLite's `lower` is ASCII-only)"),
+    typing,
+    eval,
+};
+
+fn typing(args: &[ArgInfo<'_>]) -> Result<(Builtin, Ty), Vec<TypeFault>> {
+    strings(args, &[0])?;
+    Ok((Builtin::Lower, absent_through(Ty::String, args)))
+}
+
+fn eval(_: &Builtin, args: &[Value], _: &EvalCx<'_>) -> Result<Value, RuntimeError> {
+    map_str(&args[0], |s| s.to_lowercase())
+}

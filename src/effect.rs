@@ -1,0 +1,90 @@
+//! Effects as data: what a rule's actions ask for.
+//!
+//! The interpreter evaluates an action's arguments and produces an
+//! [`Effect`]; it does not write notifications, queue emails or print log
+//! lines itself. A backend checks and applies the effects of a rule that
+//! fired (today `engine::effects`, into SQLite and the event's buffered
+//! output), in order, inside the rule's savepoint. Entity writes (`set`,
+//! `append`, `remove`) are not effects: a later read in the same rule or
+//! event must see them, so the interpreter applies them through `Db` as it
+//! goes (see ARCHITECTURE.md).
+
+use crate::ir::{LogLevel, Severity};
+use crate::span::Span;
+use crate::value::Value;
+
+/// Email addresses as evaluated, not yet validated, and where they came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addresses {
+    pub list: Vec<String>,
+    pub span: Span,
+}
+
+/// One action's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A notification for each recipient key (distinct, in order).
+    Notify { recipients: Vec<Value>, severity: Severity, body: String, span: Span },
+    /// One email to queue. Addresses and the subject are checked by the
+    /// backend before anything is queued (R0003, R0004).
+    SendEmail {
+        to: Addresses,
+        cc: Option<Addresses>,
+        bcc: Option<Addresses>,
+        subject: String,
+        subject_span: Span,
+        body: String,
+        span: Span,
+    },
+    /// One log line, written to stderr after the event commits.
+    Log { level: LogLevel, message: String, span: Span },
+    // A `webhook` action will be one more variant: the interpreter computes
+    // its URL and payload, the backend checks and queues it.
+}
+
+/// Everything one run of a rule's actions produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RuleEffects {
+    /// The effects, in statement order.
+    pub effects: Vec<Effect>,
+    /// Entity writes already applied through `Db`.
+    pub writes: u64,
+}
+
+impl RuleEffects {
+    pub fn clear(&mut self) {
+        self.effects.clear();
+        self.writes = 0;
+    }
+
+    /// The counts of the run summary.
+    pub fn counts(&self) -> EffectCounts {
+        let mut c = EffectCounts { writes: self.writes, ..EffectCounts::default() };
+        for e in &self.effects {
+            match e {
+                Effect::Notify { recipients, .. } => c.notifications += recipients.len() as u64,
+                Effect::SendEmail { .. } => c.emails += 1,
+                Effect::Log { .. } => c.logs += 1,
+            }
+        }
+        c
+    }
+}
+
+/// Counts of effects a rule run produced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EffectCounts {
+    pub notifications: u64,
+    pub emails: u64,
+    pub writes: u64,
+    pub logs: u64,
+}
+
+impl EffectCounts {
+    pub fn add(&mut self, o: EffectCounts) {
+        self.notifications += o.notifications;
+        self.emails += o.emails;
+        self.writes += o.writes;
+        self.logs += o.logs;
+    }
+}
