@@ -6,7 +6,7 @@ pub(super) static DEF: BuiltinDef = BuiltinDef {
     name: "len",
     params: &[Param::req("value", "string or list")],
     returns: "int",
-    doc: "characters in a string, items in a list, keys in an object; absent stays absent",
+    doc: "characters in a string, items in a list (keys in an `any` object); absent stays absent",
     aliases: &["length", "lenght", "size", "count", "strlen"],
     in_match: true,
     jit: Jit::CompareWithLiteral,

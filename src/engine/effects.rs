@@ -85,3 +85,114 @@ fn apply(e: &Effect, t: &mut Target<'_>) -> Result<(), RuntimeError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{self, SchemaChoice};
+    use crate::effect::RuleEffects;
+    use crate::engine::{self, InterpMatcher, RunOptions};
+    use crate::interp::{self, EventView, Interp, NoDb, Outcome};
+    use crate::ir::{LogLevel, PathId, Program, Severity};
+    use crate::span::SourceMap;
+    use crate::store::Store;
+    use crate::value::Value;
+    use std::sync::Arc;
+
+    const POLICY: &str = r#"
+rule notifies {
+  match login { user.pk: pk }
+  action notify(to: pk, body: "signed in")
+}
+rule notifies_then_mails_badly {
+  match login { user.pk: pk }
+  action {
+    notify(to: [pk, pk], body: "twice the same recipient", severity: "alert")
+    send_email(to: "not an address", subject: "Hi", body: "b")
+    log("never printed", level: "warning")
+  }
+}
+rule injects_a_header {
+  match login
+  action send_email(to: "a@example.com", subject: "Hi\nBcc: x@example.com", body: "b")
+}
+"#;
+
+    const FIXTURES: &str = r#"{"User": [{"pk": 12, "username": "alice", "name": "Alice", "email": "alice@example.com",
+  "is_active": true, "attributes": {}}]}"#;
+
+    const EVENT: &str = r#"{"event_uuid":"f3f96358-b6aa-4140-a66f-48758f289d20","user":{"username":"alice","pk":12},"action":"login","context":{},"created":"2026-04-14T10:10:39.565808Z"}
+"#;
+
+    fn program() -> Arc<Program> {
+        let mut sources = SourceMap::new();
+        let id = sources.add("policy.herald", POLICY);
+        let compiled = compile::compile(&mut sources, SchemaChoice::Builtin, &[id]);
+        Arc::new(compiled.program.expect("the policy compiles"))
+    }
+
+    /// Every path reads 12: enough for `user.pk`.
+    struct Pk12;
+    impl EventView for Pk12 {
+        fn path(&self, _: PathId) -> Value {
+            Value::Int(12)
+        }
+    }
+
+    #[test]
+    fn the_interpreter_produces_effects_without_a_store_or_validation() {
+        let program = program();
+        let rule = program.rules.iter().find(|r| r.name == "notifies_then_mails_badly").expect("rule");
+        // `NoDb` fails every store call: had the interpreter written the
+        // notification or queued the email itself, the rule would fail.
+        let it = Interp { program: &program, event: &Pk12, db: &NoDb, now: 1 };
+        let mut env = Vec::new();
+        interp::bind_patterns(rule, &Pk12, &mut env);
+        let mut out = RuleEffects::default();
+        let outcome = interp::run_rule(&it, rule, &mut env, &mut out).expect("runs");
+        assert_eq!(outcome, Outcome::Fired);
+        match &out.effects[..] {
+            [Effect::Notify { recipients, severity: Severity::Alert, body, .. }, Effect::SendEmail { to, subject, .. }, Effect::Log { level: LogLevel::Warning, message, .. }] =>
+            {
+                assert_eq!(recipients, &vec![Value::Int(12)], "recipients are distinct");
+                assert_eq!(body, "twice the same recipient");
+                assert_eq!(to.list, vec!["not an address".to_string()], "not validated by the interpreter");
+                assert_eq!(subject, "Hi");
+                assert_eq!(message, "never printed");
+            }
+            other => panic!("unexpected effects: {other:?}"),
+        }
+        assert_eq!(out.counts().notifications, 1);
+        let err = out.effects.iter().try_for_each(check).expect_err("the address is invalid");
+        assert_eq!(err.code, Code::InvalidAddress);
+        let at = err.span.and_then(|s| program.locate(s)).expect("located");
+        assert!(at.ends_with(":10:20"), "the error sits on the `to` argument: {at}");
+    }
+
+    #[test]
+    fn a_failed_check_applies_nothing_of_its_rule() {
+        let program = program();
+        let mut store = Store::open_in_memory(program.schema.clone()).expect("store");
+        store.load_fixtures(FIXTURES).expect("fixtures load");
+        let matcher = Arc::new(InterpMatcher::new(program.clone()));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let opts = RunOptions { workers: 1, ..RunOptions::default() };
+        let stats = engine::run(program, matcher, &store, EVENT.as_bytes(), opts, &mut out, &mut err).expect("runs");
+        let err = String::from_utf8_lossy(&err);
+        assert_eq!((stats.firings, stats.rule_errors), (1, 2), "{err}");
+        assert_eq!(stats.effects.notifications, 1, "only the rule that fired counts");
+        assert!(err.contains("rule `notifies_then_mails_badly` failed: R0003"), "{err}");
+        assert!(err.contains("rule `injects_a_header` failed: R0004"), "{err}");
+        assert!(!err.contains("never printed"), "a failed rule's log line is dropped: {err}");
+        let rows: Vec<(String, String)> = {
+            let conn = store.connection();
+            let mut st = conn.prepare("SELECT rule, severity FROM herald_notification ORDER BY rule").expect("prepare");
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query");
+            rows.collect::<Result<_, _>>().expect("rows")
+        };
+        assert_eq!(rows, vec![("notifies".to_string(), "notice".to_string())]);
+        let queued: i64 =
+            store.connection().query_row("SELECT count(*) FROM herald_outbox", [], |r| r.get(0)).expect("count");
+        assert_eq!(queued, 0);
+    }
+}
