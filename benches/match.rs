@@ -7,9 +7,9 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use herald::compile::{compile, SchemaChoice};
 use herald::decode::{DecodePlan, Decoded, Decoder, PlanSpec};
-use herald::engine::matcher::{InterpMatcher, MatchScratch, Matcher};
 use herald::ir::Program;
 use herald::jit::JitMatcher;
+use herald::matcher::{InterpMatcher, MatchScratch, Matcher};
 use herald::span::SourceMap;
 use std::hint::black_box;
 use std::sync::Arc;
