@@ -1,8 +1,8 @@
 //! Deciding which rules an event matches: the rule index and the two
 //! engines behind one trait.
 
-use crate::decode::Decoded;
-use crate::diag::RuntimeError;
+use crate::decode::{DecodeError, Decoded};
+use crate::diag::{Code, RuntimeError};
 use crate::interp::{self, Env, EventView};
 use crate::ir::{MatchEvents, PathId, Program, RuleId};
 use crate::types::EventTypeId;
@@ -10,8 +10,15 @@ use crate::value::Value;
 use std::sync::Arc;
 
 impl EventView for Decoded<'_> {
-    fn path(&self, p: PathId) -> Value {
-        self.value(p)
+    fn path(&self, p: PathId) -> Result<Value, RuntimeError> {
+        match self.contradiction(p) {
+            None => Ok(self.value(p)),
+            Some(DecodeError::Type { path, expected, found }) => Err(RuntimeError::new(
+                Code::SchemaContradiction,
+                format!("`{path}` contradicts the schema: expected {expected}, found {found}"),
+            )),
+            Some(e) => Err(RuntimeError::new(Code::SchemaContradiction, e.to_string())),
+        }
     }
 }
 

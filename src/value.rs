@@ -215,50 +215,61 @@ pub fn format_uuid(u: u128) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// The first instant a timestamp may denote: `0001-01-01T00:00:00Z`.
+pub const MIN_TIMESTAMP: i128 = -62_135_596_800 * 1_000_000_000;
+/// The last instant a timestamp may denote: `9999-12-31T23:59:59.999999999Z`.
+pub const MAX_TIMESTAMP: i128 = 253_402_300_800 * 1_000_000_000 - 1;
+
+/// Is `nanos` within years 1 to 9999 in UTC, where every timestamp has one
+/// four-digit text form (and text order is time order)?
+pub fn timestamp_in_range(nanos: i128) -> bool {
+    (MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&nanos)
+}
+
 /// Parse an RFC 3339 timestamp into nanoseconds since the epoch (UTC).
+/// `None` also for a valid text whose instant falls outside years 1 to 9999
+/// in UTC (`9999-12-31T23:59:59-23:59` is in year 10000): such a text is
+/// not a timestamp anywhere in Herald, so no other layer meets one.
 pub fn parse_timestamp(s: &str) -> Option<i128> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(t.unix_timestamp_nanos())
+    Some(t.unix_timestamp_nanos()).filter(|&n| timestamp_in_range(n))
+}
+
+/// The UTC calendar fields of `nanos`, clamped into the timestamp range
+/// (only `now()` could leave it, some 8,000 years from now).
+fn utc_fields(nanos: i128) -> time::OffsetDateTime {
+    let n = nanos.clamp(MIN_TIMESTAMP, MAX_TIMESTAMP);
+    time::OffsetDateTime::from_unix_timestamp_nanos(n).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 /// RFC 3339 in UTC with whole seconds: `2026-04-14T08:02:07Z`.
 pub fn format_timestamp(nanos: i128) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => {
-            let t = t.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        }
-        Err(_) => String::new(),
-    }
+    let t = utc_fields(nanos);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// RFC 3339 in UTC with fixed microseconds, as the store writes times:
 /// `2026-04-14T08:02:07.556423Z`. Fixed width, so text order is time order.
 pub fn format_timestamp_store(nanos: i128) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => {
-            let t = t.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                t.microsecond()
-            )
-        }
-        Err(_) => String::new(),
-    }
+    let t = utc_fields(nanos);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
 /// The current time, for `now()` and the store's `created` columns.
@@ -289,6 +300,31 @@ mod tests {
         assert_eq!(format_timestamp(u), "2026-04-14T08:02:07Z");
         assert!(parse_timestamp("yesterday").is_none());
         assert_eq!(format_timestamp_store(t), "2026-04-14T08:02:07.556423Z");
+    }
+
+    #[test]
+    fn timestamps_outside_years_1_to_9999_in_utc_are_not_timestamps() {
+        // Valid RFC 3339 texts whose instant is in year 10000 or year 0 in UTC.
+        assert_eq!(parse_timestamp("9999-12-31T23:59:59-23:59"), None);
+        assert_eq!(parse_timestamp("0000-01-01T00:00:00+23:59"), None);
+        assert_eq!(parse_timestamp("0000-12-31T23:59:59Z"), None);
+        // The edges themselves are timestamps, with one four-digit form.
+        let lo = parse_timestamp("0001-01-01T00:00:00Z").unwrap();
+        let hi = parse_timestamp("9999-12-31T23:59:59.999999999Z").unwrap();
+        assert_eq!((lo, hi), (MIN_TIMESTAMP, MAX_TIMESTAMP));
+        assert_eq!(format_timestamp_store(lo), "0001-01-01T00:00:00.000000Z");
+        assert_eq!(format_timestamp_store(hi), "9999-12-31T23:59:59.999999Z");
+        assert_eq!(format_timestamp(hi), "9999-12-31T23:59:59Z");
+        let late = parse_timestamp("9999-12-31T23:59:59+23:59").unwrap();
+        assert_eq!(format_timestamp_store(late), "9999-12-31T00:00:59.000000Z");
+        let early = parse_timestamp("0001-01-01T00:00:00-23:59").unwrap();
+        assert_eq!(format_timestamp_store(early), "0001-01-01T23:59:00.000000Z");
+        // Formatting never yields an empty or signed year.
+        for n in [i128::MIN, MIN_TIMESTAMP - 1, MAX_TIMESTAMP + 1, i128::MAX] {
+            let t = format_timestamp_store(n);
+            assert_eq!(t.len(), 27, "{t}");
+            assert!(t.as_bytes()[0].is_ascii_digit(), "{t}");
+        }
     }
 
     #[test]

@@ -307,10 +307,12 @@ fn run_exits_0_when_bad_lines_are_dead_lettered() {
     let out = herald(&["run", "--schema", &schema, "--db", &db, &pol], Some(&input), &d).code(0);
     assert_eq!(out.firings().len(), 1);
     let dl = rows(&db, "SELECT source, line, raw FROM herald_dead_letter ORDER BY line");
-    assert_eq!(dl.len(), 2, "{dl:?}");
+    assert_eq!(dl.len(), 1, "{dl:?}");
     assert_eq!(dl[0][1], json!(2));
     assert_eq!(dl[0][2], json!("not json"));
-    assert_eq!(dl[1][1], json!(3), "a value contradicting the schema is a dead letter");
+    // A value contradicting the schema fails the rule that reads it (v1).
+    let errors = rows(&db, "SELECT rule, code, line FROM herald_rule_error");
+    assert_eq!(errors, vec![vec![json!("r"), json!("R0006"), json!(3)]], "{errors:?}");
 }
 
 #[test]
@@ -1001,7 +1003,9 @@ fn only_values_a_rule_reads_are_checked_and_undeclared_fields_are_ignored() {
         ],
     );
     assert_eq!(out.logs(), ["a"]);
-    assert_eq!(rows(&db, "SELECT line FROM herald_dead_letter"), vec![vec![json!(2)]]);
+    // The value the rule reads contradicts the schema: its rule error (v1).
+    assert!(rows(&db, "SELECT line FROM herald_dead_letter").is_empty());
+    assert_eq!(rows(&db, "SELECT line, code FROM herald_rule_error"), vec![vec![json!(2), json!("R0006")]]);
 }
 
 #[test]

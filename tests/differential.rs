@@ -390,7 +390,10 @@ fn json_str(text: &str, escape: bool) -> String {
 }
 
 /// A JSON value for a field of `kind`: biased to absent (None), null,
-/// boundary values and, rarely, the wrong type (a dead letter).
+/// boundary values and, rarely, a value that contradicts the schema (the
+/// wrong type, a number out of range, a timestamp outside years 1-9999):
+/// a rule error of every rule that reads it, which both engines must report
+/// alike while deciding the other rules.
 fn json_value(kind: Kind) -> impl Strategy<Value = Option<String>> {
     (0usize..100, 0usize..64, any::<bool>()).prop_map(move |(roll, i, esc)| {
         let ints = ["0", "1", "-1", "2", "42", "9223372036854775807", "-9223372036854775808", "9007199254740993"];
@@ -417,6 +420,9 @@ fn json_value(kind: Kind) -> impl Strategy<Value = Option<String>> {
             0..=14 => None,
             15..=24 => Some("null".into()),
             25..=27 => Some(["\"1\"", "1", "true", "[1]", "{}"][i % 5].into()),
+            28 => Some(
+                ["1e400", "-1e400", "18446744073709551617", "\"9999-12-31T23:59:59-23:59\"", "[1e400]"][i % 5].into(),
+            ),
             _ => Some(match kind {
                 Kind::Any => match i % 9 {
                     0 => typed(Kind::Str, i / 9),

@@ -25,7 +25,9 @@ fn input() -> Vec<(Vec<u8>, Option<&'static str>)> {
         (b"\"just a string\"".to_vec(), Some("the event is not a JSON object (found string)")),
         (b"".to_vec(), None),
         (b"   \t ".to_vec(), None),
-        (login(2, "\"no\"").into_bytes(), Some("`$.context.auth_method_args.known_device`: expected bool, found string \"no\"")),
+        // A value contradicting the schema where a rule reads it: a rule
+        // error (R0006) of that rule, not a dead letter (LANGUAGE.md v1).
+        (login(2, "\"no\"").into_bytes(), None),
         // Wrong type where no rule reads it: not a dead letter, and it fires.
         (login(3, "false").replace("\"password\"", "42").into_bytes(), None),
         // A type the schema does not declare: not matched, not a dead letter.
@@ -34,9 +36,9 @@ fn input() -> Vec<(Vec<u8>, Option<&'static str>)> {
         (br#"{"event_uuid":"00000000-0000-4000-8000-000000000005","action":"logout","created":"2026-04-14T08:00:00Z"}"#.to_vec(), None),
         // The identity of a matched event has the wrong type.
         (login(6, "false").replace("\"00000000-0000-4000-8000-000000000006\"", "6").into_bytes(), Some("`$.event_uuid`: expected uuid, found number 6")),
-        // A matched event's rule reads a model pk through `any`: fine; its
-        // match reads `context.model.app` as a string: here a number.
-        (br#"{"event_uuid":"00000000-0000-4000-8000-000000000007","action":"model_created","created":"2026-04-14T08:00:00Z","context":{"model":{"app":7,"model_name":"user","pk":31}}}"#.to_vec(), Some("`$.context.model.app`: expected string, found number 7")),
+        // A rule reads a model pk through `any`: fine; its match reads
+        // `context.model.app` as a string: here a number, a rule error.
+        (br#"{"event_uuid":"00000000-0000-4000-8000-000000000007","action":"model_created","created":"2026-04-14T08:00:00Z","context":{"model":{"app":7,"model_name":"user","pk":31}}}"#.to_vec(), None),
         (b"{\"action\":\"login\"} trailing".to_vec(), Some("not valid JSON")),
         (login(8, "false").into_bytes(), None),
     ]
@@ -92,7 +94,37 @@ fn every_bad_line_is_a_dead_letter_and_the_rest_is_processed() {
             assert!(out.stderr.contains(&format!("line {line}: dead letter")), "{}", out.stderr);
         }
         assert!(out.stderr.contains("herald: 13 events"), "{}", out.stderr);
-        assert!(out.stderr.contains("dead letters: 8,"), "{}", out.stderr);
+        assert!(out.stderr.contains("dead letters: 6,"), "{}", out.stderr);
+        // The two lines whose values contradict the schema are rule errors
+        // of the rules that read them.
+        let errors: Vec<(i64, String, String)> = table(&dump, "herald_rule_error")
+            .iter()
+            .map(|r| {
+                let m = r["message"].as_str().unwrap();
+                (
+                    r["line"].as_i64().unwrap(),
+                    r["rule"].as_str().unwrap().into(),
+                    m.split(" (at ").next().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                (
+                    8,
+                    "unknown_device_login".to_string(),
+                    "`$.context.auth_method_args.known_device` contradicts the schema: expected bool, found string \"no\""
+                        .to_string()
+                ),
+                (
+                    13,
+                    "welcome_email".to_string(),
+                    "`$.context.model.app` contradicts the schema: expected string, found number 7".to_string()
+                ),
+            ],
+            "{engine}"
+        );
     }
 }
 

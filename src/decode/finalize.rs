@@ -16,6 +16,8 @@ pub(crate) struct Ctx<'a> {
     pub recs: &'a [Rec],
     pub line: &'a [u8],
     pub root_inst: u64,
+    /// The scan saw a number too large for an f64 somewhere in the line.
+    pub wide: bool,
 }
 
 /// `$.a.b` for path segments (non-identifier keys as `["..."]`).
@@ -223,8 +225,22 @@ fn parse_i64(tok: &[u8]) -> Option<i64> {
     std::str::from_utf8(tok).ok()?.parse().ok()
 }
 
+/// Does the number token fit an f64? Only an exponent or a very long
+/// number can overflow one (`1e400`).
+fn fits_f64(tok: &[u8]) -> bool {
+    let risky = tok.len() > 300 || tok.iter().any(|&c| matches!(c, b'e' | b'E'));
+    !risky || parse_f64(tok).is_finite()
+}
+
+/// `number 1e400 (out of range)`: what a number that fits no declared
+/// numeric type is described as.
+fn out_of_range(b: &[u8], start: usize) -> String {
+    format!("{} (out of range)", describe(b, start))
+}
+
 /// The f64 a number token denotes, parsed exactly as serde_json parses it
-/// (so scalar slots agree with numbers inside decoded arrays and objects).
+/// (so scalar slots agree with numbers inside decoded arrays and objects);
+/// NaN when it does not fit.
 fn parse_f64(tok: &[u8]) -> f64 {
     if let Some(i) = parse_i64(tok) {
         if !(i == 0 && tok.first() == Some(&b'-')) {
@@ -246,7 +262,7 @@ fn check(schema: &Schema, b: &[u8], start: usize, end: usize, ty: &Ty) -> Result
         Ty::Null => false,
         Ty::Bool => matches!(c, b't' | b'f'),
         Ty::Int => matches!(c, b'-' | b'0'..=b'9') && parse_i64(&b[start..end]).is_some(),
-        Ty::Float => matches!(c, b'-' | b'0'..=b'9'),
+        Ty::Float => matches!(c, b'-' | b'0'..=b'9') && fits_f64(&b[start..end]),
         Ty::String => c == b'"',
         Ty::Uuid => c == b'"' && parse_uuid(&string_text(b, start, end)).is_some(),
         Ty::Timestamp => c == b'"' && parse_timestamp(&string_text(b, start, end)).is_some(),
@@ -364,20 +380,28 @@ impl Ctx<'_> {
         let b = self.line;
         let c = b[start];
         let ty = match seg {
-            SegTy::Dynamic => return Ok(self.any_slot(start, end, scratch)),
+            SegTy::Dynamic => return self.any_slot(pp, upto, start, end, scratch),
             SegTy::Typed(t) => t.unwrap_optional(),
         };
         let mismatch = || self.path_err(pp, upto, ty_text(&self.plan.schema, ty), describe(b, start));
+        let too_big = || self.path_err(pp, upto, ty_text(&self.plan.schema, ty), out_of_range(b, start));
         let slot = |tag, a, bb| Slot { tag, sym: 0, a, b: bb };
         match ty {
-            t if is_dynamic(t) => Ok(self.any_slot(start, end, scratch)),
+            t if is_dynamic(t) => self.any_slot(pp, upto, start, end, scratch),
             Ty::String if c == b'"' => Ok(self.str_slot(start, end, scratch)),
             Ty::Int if c == b'-' || c.is_ascii_digit() => match parse_i64(&b[start..end]) {
                 Some(v) => Ok(slot(tag::INT, v as u64, 0)),
+                // `18446744073709551617` is an error at the field, not a
+                // silent float.
+                None if is_int_token(&b[start..end]) => Err(too_big()),
                 None => Err(mismatch()),
             },
             Ty::Float if c == b'-' || c.is_ascii_digit() => {
-                Ok(slot(tag::FLOAT, parse_f64(&b[start..end]).to_bits(), 0))
+                let f = parse_f64(&b[start..end]);
+                if f.is_nan() {
+                    return Err(too_big());
+                }
+                Ok(slot(tag::FLOAT, f.to_bits(), 0))
             }
             Ty::Bool if c == b't' || c == b'f' => Ok(slot(tag::BOOL, (c == b't') as u64, 0)),
             Ty::Uuid if c == b'"' => {
@@ -409,8 +433,7 @@ impl Ctx<'_> {
                     }
                     return Err(DecodeError::Type { path, expected: e.expected, found: e.found });
                 }
-                let t = if c == b'[' { tag::ARRAY } else { tag::OBJECT };
-                Ok(slot(t, start as u64, (end - start) as u64))
+                self.container_slot(pp, upto, &ty_text(&self.plan.schema, ty), start, end)
             }
             _ => Err(mismatch()),
         }
@@ -444,26 +467,59 @@ impl Ctx<'_> {
         }
     }
 
-    /// The slot of a value read through `any`: by its JSON kind.
-    fn any_slot(&self, start: usize, end: usize, scratch: &mut Vec<u8>) -> Slot {
+    /// An ARRAY or OBJECT slot. Its value is parsed from the raw JSON when
+    /// read; a number in it too large for an f64 (only possible when the
+    /// scan saw one) makes it a contradiction instead of a silent absent.
+    fn container_slot(
+        &self,
+        pp: &PathPlan,
+        upto: usize,
+        expected: &str,
+        start: usize,
+        end: usize,
+    ) -> Result<Slot, DecodeError> {
+        let b = self.line;
+        if self.wide && serde_json::from_slice::<serde_json::Value>(&b[start..end]).is_err() {
+            let found = format!("{} with a number out of range", describe(b, start));
+            return Err(self.path_err(pp, upto, expected.to_string(), found));
+        }
+        let t = if b[start] == b'[' { tag::ARRAY } else { tag::OBJECT };
+        Ok(Slot { tag: t, sym: 0, a: start as u64, b: (end - start) as u64 })
+    }
+
+    /// The slot of a value read through `any`: by its JSON kind. A number
+    /// too large for an f64 is the one thing `any` cannot hold.
+    fn any_slot(
+        &self,
+        pp: &PathPlan,
+        upto: usize,
+        start: usize,
+        end: usize,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Slot, DecodeError> {
         let b = self.line;
         let slot = |tag, a, bb| Slot { tag, sym: 0, a, b: bb };
-        match b[start] {
+        Ok(match b[start] {
             b'"' => self.str_slot(start, end, scratch),
             b't' => slot(tag::BOOL, 1, 0),
             b'f' => slot(tag::BOOL, 0, 0),
             b'n' => slot(tag::NULL, 0, 0),
-            b'[' => slot(tag::ARRAY, start as u64, (end - start) as u64),
-            b'{' => slot(tag::OBJECT, start as u64, (end - start) as u64),
+            b'[' | b'{' => return self.container_slot(pp, upto, "any", start, end),
             _ => {
                 let tok = &b[start..end];
                 match parse_i64(tok) {
                     // serde_json reads `-0` as the float -0.0.
                     Some(v) if !(v == 0 && tok[0] == b'-') => slot(tag::INT, v as u64, 0),
-                    _ => slot(tag::FLOAT, parse_f64(tok).to_bits(), 0),
+                    _ => {
+                        let f = parse_f64(tok);
+                        if f.is_nan() {
+                            return Err(self.path_err(pp, upto, "a number".into(), out_of_range(b, start)));
+                        }
+                        slot(tag::FLOAT, f.to_bits(), 0)
+                    }
                 }
             }
-        }
+        })
     }
 }
 

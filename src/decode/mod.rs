@@ -29,6 +29,7 @@
 /// | TIMESTAMP  | 0                   | low 64 bits of i128 nanos | high 64 bits |
 /// | ARRAY      | 0                   | offset of raw JSON   | byte length   |
 /// | OBJECT     | 0                   | offset of raw JSON   | byte length   |
+/// | CONTRA     | 0                   | index of the contradiction | 0       |
 ///
 /// Offsets are into the input line, or, when bit 63 ([`SCRATCH`]) is set,
 /// into the decoder's scratch buffer (strings that had escapes). They stay
@@ -55,6 +56,13 @@ pub mod tag {
     pub const TIMESTAMP: u32 = 7;
     pub const ARRAY: u32 = 8;
     pub const OBJECT: u32 = 9;
+    /// The value contradicts the schema (a string where an `int` is
+    /// declared, a number out of range, ...). Not a value: every rule that
+    /// reads the slot fails with a rule error (LANGUAGE.md, run-time
+    /// semantics), the JIT answers "ask the interpreter" for it, and the
+    /// other rules on the event still run. `a` indexes
+    /// [`Decoded::contradiction`]'s list.
+    pub const CONTRA: u32 = 10;
 }
 
 /// Bit 63 of `Slot::a`: the bytes are in the decoder's scratch buffer.
@@ -91,8 +99,6 @@ pub enum DecodeError {
     Syntax { at: usize, reason: &'static str },
     /// Containers nested deeper than 127 levels.
     TooDeep { at: usize },
-    /// A number whose magnitude does not fit an f64.
-    NumberOutOfRange { at: usize },
     /// Valid JSON, but not an object (`found`: "array", "string", ...).
     NotObject { found: &'static str },
     /// A value contradicts the schema where a rule reads it: `path` like
@@ -110,9 +116,6 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::TooDeep { at } => {
                 write!(f, "not valid JSON: nested deeper than {} levels at byte {at}", scan::MAX_DEPTH)
-            }
-            DecodeError::NumberOutOfRange { at } => {
-                write!(f, "not valid JSON: number out of range at byte {at}")
             }
             DecodeError::NotObject { found } => {
                 write!(f, "the event is not a JSON object (found {found})")
@@ -136,7 +139,6 @@ fn scan_error(e: ScanErr, line: &[u8]) -> DecodeError {
         }
         ScanErr::Utf8 { at } => DecodeError::InvalidUtf8 { at },
         ScanErr::Depth { at } => DecodeError::TooDeep { at },
-        ScanErr::Range { at } => DecodeError::NumberOutOfRange { at },
         ScanErr::Rescan => DecodeError::Syntax { at: 0, reason: "internal: rescan" },
     }
 }
@@ -169,6 +171,10 @@ pub struct Decoder {
     event_type: Option<EventTypeId>,
     /// The discriminator's text, encoded like a STR slot's `a`/`b`.
     type_name: (u64, u64),
+    /// What each CONTRA slot of the current event contradicts (each a
+    /// [`DecodeError::Type`]); empty for a well-formed event, so decoding
+    /// one allocates nothing here.
+    contras: Vec<DecodeError>,
 }
 
 impl Decoder {
@@ -185,6 +191,7 @@ impl Decoder {
             type_index: 0,
             event_type: None,
             type_name: (0, 0),
+            contras: Vec::new(),
         }
     }
 
@@ -215,6 +222,7 @@ impl Decoder {
             }
         }
         self.scratch.clear();
+        self.contras.clear();
         self.event_type = None;
         self.type_name = (0, 0);
         self.root_inst = 0;
@@ -227,7 +235,7 @@ impl Decoder {
             return Err(DecodeError::NotObject { found: kind_name(out.root_byte) });
         }
         self.root_inst = out.root_inst;
-        let ctx = Ctx { plan, recs: &self.st.recs, line, root_inst: out.root_inst };
+        let ctx = Ctx { plan, recs: &self.st.recs, line, root_inst: out.root_inst, wide: self.st.wide_number };
 
         // The event type, from the discriminator.
         let mut t = plan.n_types - 1;
@@ -254,7 +262,15 @@ impl Decoder {
         self.filled = Some((t, mode));
         let tp = &plan.per_type[t];
         for pp in if mode == MODE_MATCH { &tp.match_ } else { &tp.full } {
-            self.slots[pp.path.0 as usize] = ctx.resolve(pp, &mut self.scratch)?;
+            // A value that contradicts the schema fails the rules that read
+            // it, not the line: it is kept as a marker in its slot.
+            self.slots[pp.path.0 as usize] = match ctx.resolve(pp, &mut self.scratch) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.contras.push(e);
+                    Slot { tag: tag::CONTRA, sym: 0, a: (self.contras.len() - 1) as u64, b: 0 }
+                }
+            };
         }
         Ok(())
     }
@@ -332,6 +348,16 @@ impl<'a> Decoded<'a> {
         std::str::from_utf8(self.bytes_of(slot)).unwrap_or_default()
     }
 
+    /// Why the value at `p` contradicts the schema, when it does (its slot
+    /// is CONTRA; [`Decoded::value`] gives absent for it).
+    pub fn contradiction(&self, p: PathId) -> Option<&'a DecodeError> {
+        let s = self.slot(p);
+        if s.tag != tag::CONTRA {
+            return None;
+        }
+        self.dec.contras.get(s.a as usize)
+    }
+
     /// The value of a path as a run-time [`Value`]. Arrays and objects are
     /// parsed from their raw JSON; elements in typed positions (`[uuid]`,
     /// record fields) convert by their declared type.
@@ -380,7 +406,7 @@ impl<'a> Decoded<'a> {
         let Some(pp) = &plan.per_type[dec.type_index].ident else {
             return Err(missing("nothing"));
         };
-        let ctx = Ctx { plan, recs: &dec.st.recs, line: self.line, root_inst: dec.root_inst };
+        let ctx = Ctx { plan, recs: &dec.st.recs, line: self.line, root_inst: dec.root_inst, wide: dec.st.wide_number };
         let mut tmp = Vec::new();
         let s = ctx.resolve(pp, &mut tmp)?;
         match s.tag {

@@ -43,6 +43,10 @@ pub(crate) struct ScanState {
     pub frames: Vec<Frame>,
     pub keybuf: Vec<u8>,
     pub inst: u64,
+    /// The line has a number too large for an f64 (`1e400`). Valid JSON:
+    /// only a rule that reads it fails (finalize checks the containers it
+    /// decodes when this is set).
+    pub wide_number: bool,
 }
 
 impl ScanState {
@@ -52,6 +56,7 @@ impl ScanState {
             frames: Vec::with_capacity(MAX_DEPTH + 1),
             keybuf: Vec::with_capacity(64),
             inst: 0,
+            wide_number: false,
         }
     }
 }
@@ -66,9 +71,6 @@ pub(crate) enum ScanErr {
         at: usize,
     },
     Depth {
-        at: usize,
-    },
-    Range {
         at: usize,
     },
     /// The discriminator appeared twice while the scan had specialised on
@@ -200,9 +202,11 @@ fn digits(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Scan a number at `i`; return the index after it.
+/// Scan a number at `i`; return the index after it. Any number of valid
+/// JSON syntax is accepted whatever its magnitude (a field no rule reads
+/// must not matter); `wide` is set when it does not fit an f64.
 #[inline]
-pub(crate) fn number_end(b: &[u8], start: usize) -> Result<usize, ScanErr> {
+pub(crate) fn number_end(b: &[u8], start: usize, wide: &mut bool) -> Result<usize, ScanErr> {
     let mut i = start;
     if b[i] == b'-' {
         i += 1;
@@ -236,10 +240,9 @@ pub(crate) fn number_end(b: &[u8], start: usize) -> Result<usize, ScanErr> {
         i = digits(b, i);
         check = true;
     }
-    // Only an exponent or a very long number can overflow an f64; reject
-    // those that do, as serde_json does.
+    // Only an exponent or a very long number can overflow an f64.
     if (check || i - start > 300) && serde_json::from_slice::<f64>(&b[start..i]).is_err() {
-        return Err(ScanErr::Range { at: start });
+        *wide = true;
     }
     Ok(i)
 }
@@ -304,6 +307,7 @@ pub(crate) fn scan(
 ) -> Result<ScanOut, ScanErr> {
     let n = b.len();
     st.frames.clear();
+    st.wide_number = false;
     let disc = plan.disc_node.unwrap_or(NONE);
     let mut disc_seen = false;
     // The type bit the masks are tested with: "some type" until known.
@@ -412,7 +416,7 @@ pub(crate) fn scan(
                 }
             }
             b'-' | b'0'..=b'9' => {
-                i = number_end(b, i)?;
+                i = number_end(b, i, &mut st.wide_number)?;
             }
             b't' if b[i..].starts_with(b"true") => i += 4,
             b'f' if b[i..].starts_with(b"false") => i += 5,

@@ -142,6 +142,7 @@ codes! {
     InvalidAddress = "R0003", Error, "an invalid email address";
     HeaderInjection = "R0004", Error, "a line break in an email header";
     StoreFailure = "R0005", Error, "the store rejected a write";
+    SchemaContradiction = "R0006", Error, "an event value that contradicts the schema";
 }
 
 impl std::fmt::Display for Code {

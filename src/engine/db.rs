@@ -3,7 +3,7 @@
 use crate::diag::RuntimeError;
 use crate::interp::Db;
 use crate::ir::{Expr, QueryKind};
-use crate::store::Store;
+use crate::store::{PendingAppend, Store};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
 use std::cell::{Cell, RefCell};
@@ -65,13 +65,18 @@ pub(super) struct RuleStore<'a> {
     /// Opening the savepoint failed: a store failure, which ends the run
     /// rather than counting as the rule's error.
     failed: RefCell<Option<RuntimeError>>,
+    /// A run of appends to one place, kept in memory (linear, where a
+    /// write per append rewrote the whole list each time). Flushed before
+    /// any other store access and when the rule's actions end
+    /// (`Db::flush`); dropped, never written, when the rule fails.
+    appends: RefCell<Option<PendingAppend>>,
 }
 
 const SAVEPOINT: &str = "herald_rule";
 
 impl<'a> RuleStore<'a> {
     pub(super) fn new(store: &'a Store) -> RuleStore<'a> {
-        RuleStore { store, open: Cell::new(false), failed: RefCell::new(None) }
+        RuleStore { store, open: Cell::new(false), failed: RefCell::new(None), appends: RefCell::new(None) }
     }
 
     fn before_write(&self) -> Result<(), RuntimeError> {
@@ -85,9 +90,19 @@ impl<'a> RuleStore<'a> {
         Ok(())
     }
 
+    /// Write the buffered appends, if any.
+    fn flush_appends(&self) -> Result<(), RuntimeError> {
+        self.store.flush_append(&mut self.appends.borrow_mut())
+    }
+
     /// End the rule: keep (`keep`) or discard its writes. Fails with the
     /// store's error if a savepoint could not be opened or closed.
     pub(super) fn finish(&self, keep: bool) -> Result<(), RuntimeError> {
+        // Normally already flushed by `Db::flush` at the end of the actions.
+        let mut pending = self.appends.borrow_mut().take();
+        if keep {
+            self.store.flush_append(&mut pending)?;
+        }
         if let Some(e) = self.failed.borrow_mut().take() {
             self.open.set(false);
             return Err(e);
@@ -105,12 +120,15 @@ impl<'a> RuleStore<'a> {
 
 impl Db for RuleStore<'_> {
     fn lookup(&self, entity: EntityId, key: &Value) -> Result<Option<Arc<Row>>, RuntimeError> {
+        self.flush_appends()?;
         self.store.lookup(entity, key)
     }
     fn lookup_many(&self, entity: EntityId, keys: &[Value]) -> Result<Vec<Arc<Row>>, RuntimeError> {
+        self.flush_appends()?;
         self.store.lookup_many(entity, keys)
     }
     fn related(&self, entity: EntityId, key: &Value, field: usize) -> Result<Vec<Arc<Row>>, RuntimeError> {
+        self.flush_appends()?;
         self.store.related(entity, key, field)
     }
     fn query(
@@ -120,6 +138,7 @@ impl Db for RuleStore<'_> {
         filter: Option<&Expr>,
         eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError> {
+        self.flush_appends()?;
         self.store.query(kind, entity, filter, eval)
     }
     fn set_field(
@@ -131,6 +150,7 @@ impl Db for RuleStore<'_> {
         value: &Value,
     ) -> Result<Value, RuntimeError> {
         self.before_write()?;
+        self.flush_appends()?;
         self.store.set_field(entity, key, field, path, value)
     }
     fn append(
@@ -142,10 +162,14 @@ impl Db for RuleStore<'_> {
         value: &Value,
     ) -> Result<Value, RuntimeError> {
         self.before_write()?;
-        self.store.append(entity, key, field, path, value)
+        self.store.append_buffered(&mut self.appends.borrow_mut(), entity, key, field, path, value)
+    }
+    fn flush(&self) -> Result<(), RuntimeError> {
+        self.flush_appends()
     }
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError> {
         self.before_write()?;
+        self.flush_appends()?;
         self.store.remove(entity, key, field, path)
     }
 }
@@ -161,6 +185,7 @@ impl RuleStore<'_> {
         body: &str,
     ) -> Result<(), RuntimeError> {
         self.before_write()?;
+        self.flush_appends()?;
         self.store.insert_notification(rule, event_key, user_pk, severity, body).map(|_| ())
     }
 
@@ -177,6 +202,7 @@ impl RuleStore<'_> {
         body: &str,
     ) -> Result<(), RuntimeError> {
         self.before_write()?;
+        self.flush_appends()?;
         self.store.insert_outbox(rule, event_key, to, cc, bcc, subject, body).map(|_| ())
     }
 }

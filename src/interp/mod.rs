@@ -19,8 +19,10 @@ use std::sync::Arc;
 
 /// Read access to one decoded event.
 pub trait EventView {
-    /// The value at a static event path: absent when missing.
-    fn path(&self, p: PathId) -> Value;
+    /// The value at a static event path: absent when missing; an error
+    /// (`R0006`) when the event's value there contradicts the schema, so
+    /// that only the rules that read it fail.
+    fn path(&self, p: PathId) -> Result<Value, RuntimeError>;
 }
 
 /// The store as the interpreter sees it. Implemented by `store::Store`
@@ -54,6 +56,12 @@ pub trait Db {
         value: &Value,
     ) -> Result<Value, RuntimeError>;
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError>;
+    /// Make every write so far visible in the store; a store may hold
+    /// writes back (a run of `append`s) until then. Called when a rule's
+    /// actions end, so a failure here is that rule's error.
+    fn flush(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
 }
 
 /// The store of a `match` clause: there is none. The checker guarantees a
@@ -122,7 +130,9 @@ pub fn bind_patterns(rule: &Rule, event: &dyn EventView, env: &mut Env) {
     env.clear();
     env.resize(rule.locals.len(), Value::Absent);
     for (local, path) in &rule.matcher.bindings {
-        env[local.0 as usize] = event.path(*path);
+        // A contradicted value binds absent: the match condition tests
+        // every bound path for presence, and that read reports the error.
+        env[local.0 as usize] = event.path(*path).unwrap_or(Value::Absent);
     }
 }
 
@@ -167,6 +177,7 @@ pub fn run_rule(
     }
     let mut exec = Exec { interp, out };
     exec.block(&rule.actions, env)?;
+    interp.db.flush()?;
     Ok(Outcome::Fired)
 }
 
@@ -178,7 +189,7 @@ impl Interp<'_> {
     fn eval_inner(&self, e: &Expr, env: &Env) -> Result<Value, RuntimeError> {
         Ok(match &e.kind {
             ExprKind::Lit(v) => v.clone(),
-            ExprKind::Event(p) => self.event.path(*p),
+            ExprKind::Event(p) => self.event.path(*p)?,
             ExprKind::Local(l) => env[l.0 as usize].clone(),
             // `get` is absent on anything but an object: a path through a
             // missing, null or non-object value yields absent.
@@ -365,6 +376,10 @@ impl Exec<'_, '_> {
             Stmt::Append { place, value, .. } => {
                 let v = self.interp.eval(value, env)?;
                 let key = self.row_key(place.local, env)?;
+                // Drop the snapshot's copy of the column first: the store
+                // extends its own copy in place, which a second reference
+                // would turn into a copy of the whole list per append.
+                self.refresh(place.local, place.field, Value::Absent, env);
                 let new = db.append(place.entity, &key, place.field, &place.path, &v)?;
                 self.refresh(place.local, place.field, new, env);
                 self.out.writes += 1;

@@ -158,6 +158,9 @@ pub(crate) fn define(
                 }
             }
             let sym = g.field(path, OFF_SYM);
+            // Loaded here, in the entry block, so that it dominates the
+            // `otherwise` block that reads it.
+            let dtag = g.field(path, OFF_TAG);
             let exit = g.b.create_block();
             g.b.append_block_param(exit, types::I8);
             let otherwise = g.b.create_block();
@@ -168,7 +171,20 @@ pub(crate) fn define(
             }
             sw.emit(&mut g.b, sym, otherwise);
             g.b.switch_to_block(otherwise);
-            g.b.ins().jump(exit, &[any.into()]);
+            // A dispatch value that contradicts the schema has no symbol:
+            // every grouped rule tests it, so each asks the interpreter
+            // (which reports the rule error).
+            let contra = g.b.ins().icmp_imm_s(IntCC::Equal, dtag, tag::CONTRA as i64);
+            let two = g.k(2);
+            let zero = g.k(0);
+            let ask = g.select(contra, two, zero);
+            for (_, members) in &groups {
+                for &i in members {
+                    g.b.ins().store(MemFlagsData::trusted(), ask, out, i as i32);
+                }
+            }
+            let any_o = g.b.ins().bor(any, ask);
+            g.b.ins().jump(exit, &[any_o.into()]);
             // Values computed in the entry block dominate every group.
             let (loads, atoms) = (g.loads.clone(), g.atoms.clone());
             for ((_, members), blk) in groups.iter().zip(&blocks) {
@@ -335,6 +351,11 @@ impl Gen<'_, '_> {
                 self.select(any_true, one, unk_or_no)
             }
         };
+        // A value that contradicts the schema is no value: the interpreter
+        // reports the rule error (if the rule's logic reaches this atom).
+        let contra = self.tag_is(a.path(), tag::CONTRA);
+        let unk = self.k(2);
+        let v = self.select(contra, unk, v);
         self.atoms.insert(a.clone(), v);
         Ok(v)
     }

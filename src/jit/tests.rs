@@ -193,3 +193,40 @@ fn predicates_agree_with_the_interpreter() {
     );
     assert!(run(&jit, &plan, lines[1]).contains(&(10, true)), "a run-time error on an int");
 }
+
+#[test]
+fn a_contradicted_slot_asks_the_interpreter_for_the_rules_that_read_it() {
+    // r0..r2 test `s` against different literals: the function dispatches
+    // on its interned id, which a contradicted slot does not have.
+    let p = program(
+        r#"
+        rule r0 { match a where event.s == "x" }
+        rule r1 { match a where event.s == "y" }
+        rule r2 { match a where event.s == "z" and event.n == 1 }
+        rule r3 { match a where event.n == 1 }
+        rule r4 { match a where event.n == 2 and event.s != "x" }
+        rule r5 { match a where event.t > "2026-01-01T00:00:00Z" or event.n == 1 }
+        rule r6 { match a where event.f == 1.5 }
+    "#,
+    );
+    let plan = plan(&p);
+    let jit = JitMatcher::compile(p.clone(), &plan).expect("jit");
+    assert!(jit.interpreted().is_empty(), "{:?}", jit.fallbacks());
+    let interp = InterpMatcher::new(p.clone());
+    let lines = [
+        r#"{"kind":"a","id":1,"s":7,"n":1}"#,
+        r#"{"kind":"a","id":1,"s":"x","n":"one","f":1e400}"#,
+        r#"{"kind":"a","id":1,"s":"z","n":1,"t":"9999-12-31T23:59:59-23:59"}"#,
+    ];
+    for l in lines {
+        assert_eq!(run(&jit, &plan, l), run(&interp, &plan, l), "{l}");
+    }
+    // Every rule reading `s` fails; r3 and r5 match; r4 stops at `n == 2`
+    // before it reads `s`.
+    assert_eq!(run(&jit, &plan, lines[0]), vec![(0, true), (1, true), (2, true), (3, false), (5, false)]);
+    // `n` and `f` contradicted: r0 matches, r2 stops at `s == "z"` before
+    // it reads `n`, the rules that read them fail.
+    assert_eq!(run(&jit, &plan, lines[1]), vec![(0, false), (3, true), (4, true), (5, true), (6, true)]);
+    // A timestamp in year 10000: only the rule that reads `t` fails.
+    assert_eq!(run(&jit, &plan, lines[2]), vec![(2, false), (3, false), (5, true)]);
+}

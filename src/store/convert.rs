@@ -1,7 +1,9 @@
 //! Conversions between run-time values, JSON and SQL values.
 
 use super::filter::{Bind, ColKind, Scalar};
-use crate::value::{format_timestamp, format_timestamp_store, format_uuid, parse_timestamp, parse_uuid, Value};
+use crate::value::{
+    format_timestamp, format_timestamp_store, format_uuid, parse_timestamp, parse_uuid, timestamp_in_range, Value,
+};
 use rusqlite::types::{Value as Sql, ValueRef};
 use serde_json::Value as J;
 
@@ -67,7 +69,11 @@ pub(crate) fn scalar_to_sql(v: &Value, s: Scalar) -> Option<Sql> {
         (Scalar::Str, Value::Str(s)) => Some(Sql::Text(s.to_string())),
         (Scalar::Uuid, Value::Uuid(u)) => Some(Sql::Text(format_uuid(*u))),
         (Scalar::Uuid, Value::Str(s)) => parse_uuid(s).map(|u| Sql::Text(format_uuid(u))),
-        (Scalar::Timestamp, Value::Timestamp(t)) => Some(Sql::Text(format_timestamp_store(*t))),
+        // Only `now()` in year 10000 could be out of range; never store a
+        // text whose order would not be time order.
+        (Scalar::Timestamp, Value::Timestamp(t)) if timestamp_in_range(*t) => {
+            Some(Sql::Text(format_timestamp_store(*t)))
+        }
         (Scalar::Timestamp, Value::Str(s)) => parse_timestamp(s).map(|t| Sql::Text(format_timestamp_store(t))),
         _ => None,
     }

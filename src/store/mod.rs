@@ -32,6 +32,7 @@ pub use herald::{Checkpoint, OutboxEntry};
 pub use load::{LoadError, LoadStats};
 pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
+pub use write::PendingAppend;
 
 use crate::diag::{Code, RuntimeError};
 use crate::ir::{self, ExprKind, FieldRef, QueryKind};
