@@ -17,6 +17,7 @@ pub mod compile;
 pub mod decode;
 pub mod diag;
 pub mod engine;
+pub mod filter;
 pub mod interp;
 pub mod ir;
 pub mod jit;

@@ -4,6 +4,7 @@
 //! runs `let`/`guard`/`action` clauses against the store through the [`Db`]
 //! trait, which the SQLite store implements. Value semantics live in [`ops`].
 
+pub mod filter;
 pub mod ops;
 
 use crate::diag::{Code, RuntimeError};
