@@ -253,7 +253,10 @@ pub fn member(elem: &Expr, container: &Expr) -> R<()> {
     if ok {
         Ok(())
     } else {
-        no(elem, "this `in` test between fields of the row has no SQL form; compare with values computed outside the query")
+        no(
+            elem,
+            "this `in` test between fields of the row has no SQL form; compare with values computed outside the query",
+        )
     }
 }
 

@@ -539,17 +539,17 @@ fn generated_programs_agree() {
 fn not_equal_on_absent_and_null() {
     let rules = r#"
 const nothing = null
-rule ne_str { match e0 where s != "a" }
-rule ne_int { match e0 where n != 1 }
-rule ne_float { match e0 where 1.5 != f }
-rule ne_bool { match e0 where b != true }
-rule ne_null { match e0 where s != null }
-rule ne_const_null { match e0 where n != nothing }
-rule ne_any { match e0 where x != "a" }
-rule ne_nested { match e0 where r.s != "a" }
-rule not_eq { match e0 where not (s == "a") }
-rule ne_len { match e0 where len(s) != 1 }
-rule ne_lower { match e0 where lower(s) != "a" }
+rule ne_str { match e0 where event.s != "a" }
+rule ne_int { match e0 where event.n != 1 }
+rule ne_float { match e0 where 1.5 != event.f }
+rule ne_bool { match e0 where event.b != true }
+rule ne_null { match e0 where event.s != null }
+rule ne_const_null { match e0 where event.n != nothing }
+rule ne_any { match e0 where event.x != "a" }
+rule ne_nested { match e0 where event.r.s != "a" }
+rule not_eq { match e0 where not (event.s == "a") }
+rule ne_len { match e0 where len(event.s) != 1 }
+rule ne_lower { match e0 where lower(event.s) != "a" }
 "#;
     let program =
         compile_files(&[("schema.herald", SCHEMA.to_string()), ("ne.herald", rules.to_string())]).expect("compiles");

@@ -206,13 +206,15 @@ fn row() -> impl Strategy<Value = String> {
         // List fields are required (`[T]?` cannot be stored, E0118).
         prop::collection::vec(string().prop_map(|s| json_str(&s)), 0..3)
             .prop_map(|v| Some(format!("[{}]", v.join(", ")))),
-        prop::collection::vec(int().prop_map(|i| i.to_string()), 0..3).prop_map(|v| Some(format!("[{}]", v.join(", ")))),
+        prop::collection::vec(int().prop_map(|i| i.to_string()), 0..3)
+            .prop_map(|v| Some(format!("[{}]", v.join(", ")))),
         opt(any_json()),
     )
         .prop_map(|(name, nick, n, x, flag, tags, nums, data)| {
             let on = name.len() % 2 == 0;
             let mut fields = vec![format!("\"name\": {}, \"on\": {on}", json_str(&name))];
-            for (k, v) in [("nick", nick), ("n", n), ("x", x), ("flag", flag), ("tags", tags), ("nums", nums), ("data", data)]
+            for (k, v) in
+                [("nick", nick), ("n", n), ("x", x), ("flag", flag), ("tags", tags), ("nums", nums), ("data", data)]
             {
                 if let Some(v) = v {
                     fields.push(format!("\"{k}\": {v}"));
@@ -224,8 +226,7 @@ fn row() -> impl Strategy<Value = String> {
 
 fn rows() -> impl Strategy<Value = String> {
     prop::collection::vec(row(), 0..7).prop_map(|rows| {
-        let rows: Vec<String> =
-            rows.iter().enumerate().map(|(i, r)| format!("{{\"id\": \"r{i}\", {r}}}")).collect();
+        let rows: Vec<String> = rows.iter().enumerate().map(|(i, r)| format!("{{\"id\": \"r{i}\", {r}}}")).collect();
         format!("{{\"Thing\": [{}]}}", rows.join(",\n "))
     })
 }
@@ -269,15 +270,8 @@ fn num_lit() -> impl Strategy<Value = String> {
 
 /// A string-valued operand that reads the row.
 fn str_field() -> impl Strategy<Value = String> {
-    prop::sample::select(vec![
-        "name",
-        "nick",
-        "lower(name)",
-        "upper(nick)",
-        "trim(name)",
-        "lower(nick)",
-    ])
-    .prop_map(str::to_string)
+    prop::sample::select(vec!["name", "nick", "lower(name)", "upper(nick)", "trim(name)", "lower(nick)"])
+        .prop_map(str::to_string)
 }
 
 /// A number-valued operand that reads the row.
@@ -322,7 +316,10 @@ fn atom() -> impl Strategy<Value = String> {
         (str_lit(), prop::sample::select(vec!["tags", "name", "nick", "data", "data.l", "data.s"]))
             .prop_map(|(a, c)| format!("{a} in {c}")),
         (num_lit(), prop::sample::select(vec!["nums", "data", "data.l"])).prop_map(|(a, c)| format!("{a} in {c}")),
-        (prop::sample::select(vec!["name", "nick"]), prop::sample::select(vec!["tags", "name", "nick", "data", "data.l"]))
+        (
+            prop::sample::select(vec!["name", "nick"]),
+            prop::sample::select(vec!["tags", "name", "nick", "data", "data.l"])
+        )
             .prop_map(|(a, c)| format!("{a} in {c}")),
         (prop::sample::select(vec!["n", "x"]), prop::sample::select(vec!["nums", "data", "data.l"]))
             .prop_map(|(a, c)| format!("{a} in {c}")),

@@ -1,8 +1,8 @@
 //! Queries: each kind, each filter form, absent/null semantics, indexes.
 
+use herald::filter::classify;
 use herald::ir::{Builtin, CmpOp, Expr, ExprKind, QueryKind};
 use herald::store::testing::*;
-use herald::filter::classify;
 use herald::store::Store;
 use herald::types::{EntityId, Ty};
 use herald::value::{parse_timestamp, parse_uuid, Value};

@@ -298,7 +298,9 @@ impl<'e> Cx<'e, '_> {
                     }
                 }
             }
-            ExprKind::Call { func: func @ (Builtin::Lower | Builtin::Upper | Builtin::Trim), args } if args.len() == 1 => {
+            ExprKind::Call { func: func @ (Builtin::Lower | Builtin::Upper | Builtin::Trim), args }
+                if args.len() == 1 =>
+            {
                 match self.operand(&args[0])? {
                     Opnd::Typed(c, Scalar::Str) => Ok(Opnd::Typed(format!("{}({c})", str_fn(func)), Scalar::Str)),
                     _ => Err((e.span, "internal: a case function on a non-string field")),
@@ -487,7 +489,11 @@ impl<'e> Cx<'e, '_> {
                         }
                         if text {
                             let t = self.bind(Bind::Text(p));
-                            parts.push(format!("({} = 's' AND instr(CAST({t} AS BLOB), CAST({} AS BLOB)) > 0)", dclass(&dc, &dp), dval(&dc, &dp)));
+                            parts.push(format!(
+                                "({} = 's' AND instr(CAST({t} AS BLOB), CAST({} AS BLOB)) > 0)",
+                                dclass(&dc, &dp),
+                                dval(&dc, &dp)
+                            ));
                         }
                     }
                     _ => return Err((span, "internal: an `in` test the checker rejects")),
@@ -558,7 +564,10 @@ impl<'e> Cx<'e, '_> {
                 Opnd::Dyn(dc, dp) => {
                     let j = self.fresh();
                     let text = if k == Scalar::Str {
-                        format!("WHEN 'text' THEN coalesce(instr(CAST({} AS BLOB), CAST({x} AS BLOB)) > 0, 0) ", dval(&dc, &dp))
+                        format!(
+                            "WHEN 'text' THEN coalesce(instr(CAST({} AS BLOB), CAST({x} AS BLOB)) > 0, 0) ",
+                            dval(&dc, &dp)
+                        )
                     } else {
                         String::new()
                     };
