@@ -544,3 +544,32 @@ fn lookup_many_and_related_use_keys() {
     let names: Vec<Value> = rows.iter().map(|r| r.fields[0].clone()).collect();
     assert_eq!(names, vec![Value::str("carol"), Value::str("alice")]);
 }
+
+#[test]
+fn case_functions_and_list_literals_in_filters() {
+    let t = things();
+    let sc = t.schema();
+    let c = |name: &str| row(&sc, EntityId(0), name);
+    let ids = |f: Expr| thing_ids(&t, &f, vec![]);
+    let f1 = |func: Builtin, e: Expr| expr(ExprKind::Call { func, args: vec![e] }, Ty::String);
+    // Rust's Unicode mappings, not SQLite's ASCII-only ones.
+    let t2 = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("h.db"), sc.clone()).unwrap();
+        s.load_fixtures(
+            r#"{"Thing": [{"id": "u", "a": "STRASSE", "b": " Émile "}, {"id": "v", "a": "straße", "b": "émile"}]}"#,
+        )
+        .unwrap();
+        T { _dir: dir, s }
+    };
+    let ids2 = |f: Expr| thing_ids(&t2, &f, vec![]);
+    assert_eq!(ids2(eq(f1(Builtin::Upper, c("a")), s("STRASSE"))), vec!["u", "v"]);
+    assert_eq!(ids2(eq(f1(Builtin::Lower, f1(Builtin::Trim, c("b"))), s("émile"))), vec!["u", "v"]);
+    assert_eq!(ids2(eq(f1(Builtin::Lower, c("b")), s(" émile "))), vec!["u"]);
+    // `x in [value, field]` is `x == value or x == field`.
+    let list = |items: Vec<Expr>| expr(ExprKind::List(items), Ty::String.list());
+    assert_eq!(ids(in_(c("a"), list(vec![s("ab"), c("b")]))), vec!["a", "b"]);
+    assert_eq!(ids(in_(c("a"), list(vec![s("nope"), c("b")]))), vec!["b"]);
+    assert_eq!(ids(not(in_(c("a"), list(vec![s("ab"), c("b")])))), vec!["c"]);
+    assert_eq!(ids(in_(c("a"), lit(Value::list(vec![])))), Vec::<String>::new());
+}
