@@ -19,6 +19,7 @@ pub mod decode;
 pub mod diag;
 pub mod effect;
 pub mod engine;
+pub mod filter;
 pub mod interp;
 pub mod ir;
 pub mod jit;

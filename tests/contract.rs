@@ -724,7 +724,9 @@ fn uuid_lookups_accept_the_32_hex_form() {
 }
 
 #[test]
-fn comparisons_against_absent_are_false_except_null_tests() {
+fn comparisons_against_absent_are_false_except_ne_and_null_tests() {
+    // LANGUAGE.md v1: `!=` is exactly `not ==`, so `neq` fires wherever
+    // `not-eq` does (absent and null included); `!= null` is a null test.
     let (out, ..) = run_both(
         r#"rule neq { match ping where event.s != "x" action log("neq") }
            rule eq { match ping where not (event.s == "x") action log("not-eq") }
@@ -733,7 +735,7 @@ fn comparisons_against_absent_are_false_except_null_tests() {
            rule falsy { match ping where event.ok == false action log("false") }"#,
         &[ping(1, json!({})), ping(2, json!({"s": null})), ping(3, json!({"s": "y", "ok": false}))],
     );
-    assert_eq!(out.logs(), ["not-eq", "null", "not-eq", "null", "neq", "not-eq", "present", "false"]);
+    assert_eq!(out.logs(), ["neq", "not-eq", "null", "neq", "not-eq", "null", "neq", "not-eq", "present", "false"]);
 }
 
 #[test]

@@ -310,7 +310,8 @@ fn cond(fields: &'static [(&'static str, Kind)]) -> impl Strategy<Value = String
                 return predicate(f, pr, li + opi);
             }
             match (shape, opi) {
-                (_, 6) => format!("{f} {} null", ["==", "!="][li % 2]),
+                // `!=` against null: the literal and a const holding it.
+                (_, 6) => format!("{f} {} {}", ["==", "!="][li % 2], ["null", "nothing"][li / 2 % 2]),
                 (_, 7) => {
                     let n = 1 + li % 3;
                     let items: Vec<String> = (0..n).map(|j| lit_against(kind, li + j * 18)).collect();
@@ -494,8 +495,8 @@ fn generated_programs_agree() {
     let (rules_total, rules_interpreted) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
     let strategy = (proptest::collection::vec(rule(), 1..12), proptest::collection::vec(event(), EVENTS));
     let result = runner.run(&strategy, |(rules, events)| {
-        let text: String =
-            rules.iter().enumerate().map(|(i, r)| format!("rule g{i} {{ {r} }}\n")).collect::<Vec<_>>().join("");
+        let mut text = String::from("const nothing = null\n");
+        text.extend(rules.iter().enumerate().map(|(i, r)| format!("rule g{i} {{ {r} }}\n")));
         let program = match compile_files(&[("schema.herald", SCHEMA.to_string()), ("gen.herald", text.clone())]) {
             Ok(p) => p,
             Err(e) => {
@@ -535,4 +536,47 @@ fn generated_programs_agree() {
     );
     assert!(rejected.get() * 20 < PROGRAMS as usize, "too many generated programs fail to check");
     assert!(evaluations.get() >= 100_000, "only {} generated cases", evaluations.get());
+}
+
+/// LANGUAGE.md v1: `!=` is exactly `not ==`, so it holds on an absent or
+/// null value; `x != null` holds when `x` has a value. Both engines, and
+/// the expected answers spelled out.
+#[test]
+fn not_equal_on_absent_and_null() {
+    let rules = r#"
+const nothing = null
+rule ne_str { match e0 where event.s != "a" }
+rule ne_int { match e0 where event.n != 1 }
+rule ne_float { match e0 where 1.5 != event.f }
+rule ne_bool { match e0 where event.b != true }
+rule ne_null { match e0 where event.s != null }
+rule ne_const_null { match e0 where event.n != nothing }
+rule ne_any { match e0 where event.x != "a" }
+rule ne_nested { match e0 where event.r.s != "a" }
+rule not_eq { match e0 where not (event.s == "a") }
+rule ne_len { match e0 where len(event.s) != 1 }
+rule ne_lower { match e0 where lower(event.s) != "a" }
+"#;
+    let program =
+        compile_files(&[("schema.herald", SCHEMA.to_string()), ("ne.herald", rules.to_string())]).expect("compiles");
+    let mut pair = Pair::new(program.clone());
+    assert!(pair.jit.fallbacks().is_empty(), "all compiled: {:?}", pair.jit.fallbacks());
+    let names = |line: &str, pair: &mut Pair| -> Vec<String> {
+        pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
+        let (matched, _) = pair.outcome(true, line.as_bytes()).expect("not a dead letter");
+        matched.iter().map(|(r, _)| program.rules[*r as usize].name.clone()).collect()
+    };
+    let all: Vec<String> = program.rules.iter().map(|r| r.name.clone()).collect();
+    // Everything absent: every `!=` holds, `s != null` does not.
+    let absent: Vec<String> = all.iter().filter(|n| *n != "ne_null" && *n != "ne_const_null").cloned().collect();
+    assert_eq!(names(r#"{"kind":"e0"}"#, &mut pair), absent);
+    // Everything null: the same.
+    let line = r#"{"kind":"e0","s":null,"n":null,"f":null,"b":null,"x":null,"r":{"s":null}}"#;
+    assert_eq!(names(line, &mut pair), absent);
+    // Present and equal: only the null tests hold (and `len("a") != 1` is false).
+    let line = r#"{"kind":"e0","s":"a","n":1,"f":1.5,"b":true,"x":"a","r":{"s":"a"}}"#;
+    assert_eq!(names(line, &mut pair), vec!["ne_null".to_string(), "ne_const_null".to_string()]);
+    // Present and different: everything holds.
+    let line = r#"{"kind":"e0","s":"bb","n":2,"f":2.5,"b":false,"x":"b","r":{"s":"b"}}"#;
+    assert_eq!(names(line, &mut pair), all);
 }

@@ -12,7 +12,7 @@ pub(super) static DEF: BuiltinDef = BuiltinDef {
     jit: Jit::No,
     // SQLite's `lower`/`upper` are ASCII-only, so they would disagree with
     // the interpreter on other letters.
-    sql: Sql::Unsupported("case and whitespace functions on fields are not supported (SQLite's `lower` is ASCII-only)"),
+    sql: Sql::FieldTerm,
     typing,
     eval,
 };

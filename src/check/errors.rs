@@ -220,7 +220,7 @@ impl CheckError {
                 .with_help("give a string without interpolation, a number, a bool, `null` or a list of these"),
             UnsupportedFilter { span, reason } => Diagnostic::new(Code::UnsupportedFilter, *span, format!("this filter cannot run in the store: {reason}"))
                 .with_label("unsupported in a query filter")
-                .with_help("filters compare entity fields with values (`==`, `<`, `in`, `== null`), combine with `and`/`or`/`not`, and may use `starts_with`, `ends_with`, `contains`, `empty` and `len`; compute anything else outside the query"),
+                .with_help("filters compare entity fields with values (`==`, `<`, `in`, `== null`), combine with `and`/`or`/`not`, and may use `starts_with`, `ends_with`, `contains`, `empty`, `len` and `lower`/`upper`/`trim` of string fields; compute anything else outside the query"),
             EntityAsValue { span, name } => Diagnostic::new(Code::UnknownName, *span, format!("`{name}` is an entity, not a value"))
                 .with_label("entity name")
                 .with_help(format!("look a row up with `{name}[key]` or query with `first {name}(...)`")),

@@ -877,7 +877,9 @@ impl Checker<'_> {
             cx.filter = saved;
             self.require_bool(&f, |found| CheckError::ConditionNotBool { span: f.span, clause: "filter", found });
             if !f.ty.has_error() {
-                if let Err((span, reason)) = super::filter_supported(&f) {
+                // The one definition of what a filter may say; the store
+                // compiles everything it accepts.
+                if let Err(crate::filter::Unsupported { span, reason }) = crate::filter::classify(&f) {
                     self.errors.push(CheckError::UnsupportedFilter { span, reason });
                 }
             }

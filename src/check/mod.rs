@@ -7,12 +7,10 @@
 
 mod errors;
 mod expr;
-mod filter;
 mod stmt;
 
 pub use errors::CheckError;
 pub(crate) use expr::comparable;
-pub use filter::filter_supported;
 
 use crate::diag::{suggest, Diagnostic};
 use crate::ir::{self, Expr, ExprKind, LocalId, MatchEvents, PathId, Program, RuleId};
@@ -396,7 +394,12 @@ impl<'s> Checker<'s> {
         for p in patterns {
             let mut path: Vec<&ast::Ident> = prefix.to_vec();
             path.extend(p.path.iter());
-            let Some((pid, ty)) = self.event_path(&path, cx) else { continue };
+            let Some((pid, ty)) = self.event_path(&path, cx) else {
+                // The unknown field is reported once; its bindings still
+                // exist, with the error type, so their uses add nothing.
+                self.error_bindings(std::slice::from_ref(p), cx);
+                continue;
+            };
             let path_span = p.path.first().unwrap().span.to(p.path.last().unwrap().span);
             let field = Expr { kind: ExprKind::Event(pid), ty: ty.clone(), span: path_span };
             let present = |field: Expr, span: Span| Expr {
@@ -437,11 +440,26 @@ impl<'s> Checker<'s> {
                                     .unwrap_or_default(),
                                 ty: format!("{}` (`{}", self.show(other), last.name),
                             });
+                            self.error_bindings(inner, cx);
                             continue;
                         }
                     }
                     self.patterns(inner, &path, cx, conds, bindings);
                 }
+            }
+        }
+    }
+
+    /// Declare the names bound by patterns whose field was already
+    /// reported, with the error type (which is never reported again).
+    fn error_bindings(&mut self, patterns: &[ast::FieldPattern], cx: &mut RuleCx) {
+        for p in patterns {
+            match &p.pattern {
+                ast::Pattern::Bind(name) if !self.consts.contains_key(&name.name) => {
+                    self.new_local(cx, name, Ty::Error, LocalKind::Pattern);
+                }
+                ast::Pattern::Nested(inner, _) => self.error_bindings(inner, cx),
+                ast::Pattern::Bind(_) | ast::Pattern::Wildcard(_) | ast::Pattern::Literal(_) => {}
             }
         }
     }

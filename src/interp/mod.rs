@@ -7,6 +7,7 @@
 //! Actions produce [`Effect`] values that the caller checks and applies;
 //! only entity writes go to the store from here (later reads must see them).
 
+pub mod filter;
 pub mod ops;
 
 use crate::builtins::{self, EvalCx};

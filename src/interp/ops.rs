@@ -3,7 +3,8 @@
 //! rules for the subset it compiles; `tests/differential.rs` holds the two
 //! to agreement.
 //!
-//! - Comparisons are false when either side is absent or null.
+//! - Comparisons are false when either side is absent or null, except
+//!   `!=`, which is exactly `not ==` (so `absent != "x"` is true).
 //! - `int` and `float` compare as `f64`.
 //! - A string compares with a `uuid` or a `timestamp` by parsing it
 //!   (hex or dashed UUIDs; RFC 3339); an unparsable string is unequal.
@@ -86,12 +87,15 @@ pub fn order(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 pub fn compare(op: CmpOp, a: &Value, b: &Value) -> bool {
+    if op == CmpOp::Ne {
+        return !equals(a, b);
+    }
     if a.is_nullish() || b.is_nullish() {
         return false;
     }
     match op {
         CmpOp::Eq => deep_eq(a, b),
-        CmpOp::Ne => !deep_eq(a, b),
+        CmpOp::Ne => unreachable!("`!=` is `not ==`, answered above"),
         CmpOp::Lt => order(a, b) == Some(Ordering::Less),
         CmpOp::Le => matches!(order(a, b), Some(Ordering::Less | Ordering::Equal)),
         CmpOp::Gt => order(a, b) == Some(Ordering::Greater),
@@ -246,11 +250,24 @@ mod tests {
 
     #[test]
     fn absent_and_null_compare_false() {
-        for op in [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Ge] {
+        for op in [CmpOp::Eq, CmpOp::Lt, CmpOp::Ge] {
             assert!(!compare(op, &Value::Absent, &Value::Int(1)));
             assert!(!compare(op, &Value::Null, &Value::Null));
         }
         assert!(compare(CmpOp::Ne, &Value::Int(1), &Value::Int(2)));
+    }
+
+    /// LANGUAGE.md v1: `!=` is exactly `not ==`, absent and null included.
+    #[test]
+    fn not_equal_is_not_equal() {
+        let vals = [Value::Absent, Value::Null, Value::Int(1), Value::Float(1.0), Value::str("x"), Value::Bool(true)];
+        for a in &vals {
+            for b in &vals {
+                assert_eq!(compare(CmpOp::Ne, a, b), !compare(CmpOp::Eq, a, b), "{a:?} != {b:?}");
+            }
+        }
+        assert!(compare(CmpOp::Ne, &Value::Absent, &Value::str("x")));
+        assert!(compare(CmpOp::Ne, &Value::Null, &Value::Null));
     }
 
     #[test]

@@ -369,7 +369,8 @@ impl Gen<'_, '_> {
         let mut result = self.k((op == CmpOp::Ne) as i64);
         let mut cases: Vec<(u32, Value)> = Vec::new();
         match lit {
-            Lit::Null => return Ok(self.k(0)),
+            // `x != null` as a comparison is `not (x == null)`: true.
+            Lit::Null => return Ok(self.k((op == CmpOp::Ne) as i64)),
             Lit::Bool(v) => {
                 if !ordering {
                     let a = self.field(p, OFF_A);
@@ -439,7 +440,8 @@ impl Gen<'_, '_> {
             result = self.select(is, v, result);
         }
         // Arrays and objects become values by parsing their JSON: left to
-        // the interpreter. Absent and null compare false.
+        // the interpreter. Absent and null compare false, except under
+        // `!=`, which is `not ==` (LANGUAGE.md v1).
         let unk = self.k(2);
         let is_arr = self.tag_is(p, tag::ARRAY);
         let is_obj = self.tag_is(p, tag::OBJECT);
@@ -447,8 +449,8 @@ impl Gen<'_, '_> {
         result = self.select(complex, unk, result);
         let tg = self.field(p, OFF_TAG);
         let nullish = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, tg, tag::NULL as i64);
-        let zero = self.k(0);
-        Ok(self.select(nullish, zero, result))
+        let on_nullish = self.k((op == CmpOp::Ne) as i64);
+        Ok(self.select(nullish, on_nullish, result))
     }
 
     fn eq_to_op(&mut self, op: CmpOp, eq: Value) -> Value {

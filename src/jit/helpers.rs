@@ -62,16 +62,15 @@ pub(crate) fn eval(pred: &Pred, slot: &Slot, line: &[u8], scratch: &[u8]) -> u32
         tag::ABSENT | tag::NULL => match pred {
             // String predicates on absent/null are false (`str_arg` gives
             // `None`), `empty` is true, `len` and `lower` give absent, which
-            // compares false with anything (`!=` too).
+            // compares false with anything, and `!=` is `not ==`: true.
             Pred::StartsWith(_)
             | Pred::EndsWith(_)
             | Pred::Contains(_)
             | Pred::SubstrOf(_)
             | Pred::Matches(_)
-            | Pred::IpIn(_)
-            | Pred::Len(..)
-            | Pred::LowerEq(..)
-            | Pred::UpperEq(..) => 0,
+            | Pred::IpIn(_) => 0,
+            Pred::Len(op, _) => (*op == crate::ir::CmpOp::Ne) as u32,
+            Pred::LowerEq(_, negated) | Pred::UpperEq(_, negated) => *negated as u32,
             Pred::Empty => 1,
         },
         tag::STR => {

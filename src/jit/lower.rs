@@ -420,8 +420,9 @@ fn is_list(t: &crate::types::Ty) -> bool {
 
 fn cmp_atom(path: PathId, op: CmpOp, v: &Value) -> Result<Cond, String> {
     match lit(v)? {
-        // Comparisons with null are false whatever the other side.
-        Lit::Null => Ok(Cond::Const(false)),
+        // Comparisons with null are false whatever the other side, and
+        // `!=` is their negation.
+        Lit::Null => Ok(Cond::Const(op == CmpOp::Ne)),
         lit => Ok(Cond::Atom(Atom::Cmp { path, op, lit })),
     }
 }

@@ -27,93 +27,13 @@
 //! with a `uuid` or `timestamp` column is parsed (either uuid form); text
 //! that does not parse is unequal to everything.
 
+use crate::filter::reads_row;
 use crate::ir::{Builtin, CmpOp, Expr, ExprKind, FieldRef};
 use crate::span::Span;
 use crate::types::{EntityId, Ty};
 use crate::value::Value;
 
-/// The scalar kinds a column (or a typed list element) holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scalar {
-    Int,
-    Float,
-    Bool,
-    Str,
-    Uuid,
-    Timestamp,
-}
-
-impl Scalar {
-    pub fn of(ty: &Ty) -> Option<Scalar> {
-        Some(match ty.unwrap_optional() {
-            Ty::Int => Scalar::Int,
-            Ty::Float => Scalar::Float,
-            Ty::Bool => Scalar::Bool,
-            Ty::String => Scalar::Str,
-            Ty::Uuid => Scalar::Uuid,
-            Ty::Timestamp => Scalar::Timestamp,
-            _ => return None,
-        })
-    }
-
-    /// The declared SQL type of a column of this kind.
-    pub fn sql_type(self) -> &'static str {
-        match self {
-            Scalar::Int | Scalar::Bool => "INTEGER",
-            Scalar::Float => "REAL",
-            Scalar::Str | Scalar::Uuid | Scalar::Timestamp => "TEXT",
-        }
-    }
-
-    /// The comparison class: values of different classes never compare.
-    /// Matches the classes of JSON values (see `JSON_CLASS`).
-    pub fn class(self) -> &'static str {
-        match self {
-            Scalar::Int | Scalar::Float => "n",
-            Scalar::Bool => "b",
-            Scalar::Str | Scalar::Uuid | Scalar::Timestamp => "s",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scalar::Int => "int",
-            Scalar::Float => "float",
-            Scalar::Bool => "bool",
-            Scalar::Str => "string",
-            Scalar::Uuid => "uuid",
-            Scalar::Timestamp => "timestamp",
-        }
-    }
-}
-
-/// How an entity field is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColKind {
-    /// One scalar column.
-    Scalar(Scalar),
-    /// JSON text (`any`, and any other non-list type).
-    Any,
-    /// A JSON array of scalars (`Some`) or of any JSON values (`None`).
-    List(Option<Scalar>),
-    /// A many-to-many field: a join table, no column.
-    ManyToMany(EntityId),
-}
-
-impl ColKind {
-    pub fn of(ty: &Ty) -> ColKind {
-        if let Some(s) = Scalar::of(ty) {
-            return ColKind::Scalar(s);
-        }
-        match ty.unwrap_optional() {
-            Ty::List(inner) => match inner.unwrap_optional() {
-                Ty::Entity(e) => ColKind::ManyToMany(*e),
-                t => ColKind::List(Scalar::of(t).filter(|_| !inner.is_optional())),
-            },
-            _ => ColKind::Any,
-        }
-    }
-}
+pub use crate::filter::{json_path_sql, ColKind, Scalar};
 
 /// How one SQL parameter is derived from an outer value (by index into
 /// [`Compiled::outer`]). The store turns each into an SQL value.
@@ -165,44 +85,14 @@ pub trait Columns {
     fn column(&self, entity: EntityId, field: FieldRef, ty: &Ty) -> Result<ColRef, &'static str>;
 }
 
-/// Column kinds from the IR types alone (for the checker).
-struct TypeColumns;
-
-impl Columns for TypeColumns {
-    fn column(&self, _entity: EntityId, field: FieldRef, ty: &Ty) -> Result<ColRef, &'static str> {
-        let kind = ColKind::of(ty);
-        match (field, kind) {
-            (FieldRef::Key, ColKind::Scalar(_)) => Ok(ColRef::Col { sql: "t.\"?\"".into(), kind }),
-            (FieldRef::Key, _) => Err("an entity key must be a scalar"),
-            (_, ColKind::ManyToMany(_)) => {
-                Ok(ColRef::Join { join: "\"?\"".into(), key: "t.\"?\"".into(), target: Scalar::Int })
-            }
-            _ => Ok(ColRef::Col { sql: "t.\"?\"".into(), kind }),
-        }
-    }
-}
-
-/// Can the store run this filter? `Err` names the offending sub-expression
-/// and why. Exactly the filters [`compile_filter`] accepts.
-pub fn filter_supported(expr: &Expr) -> Result<(), (Span, &'static str)> {
-    compile_filter(expr, &TypeColumns).map(|_| ())
-}
-
-/// Compile a checked filter expression to SQL.
+/// Compile a filter that [`crate::filter::classify`] accepts to SQL.
+/// `Err` only for a filter the checker would have rejected (or a schema
+/// that disagrees with the IR): the caller reports it as an internal error.
 pub fn compile_filter<'e>(expr: &'e Expr, cols: &dyn Columns) -> Result<Compiled<'e>, (Span, &'static str)> {
+    crate::filter::classify(expr).map_err(|u| (u.span, u.reason))?;
     let mut cx = Cx { cols, binds: Vec::new(), outer: Vec::new(), alias: 0 };
     let sql = cx.cond(expr, true)?;
     Ok(Compiled { sql, binds: cx.binds, outer: cx.outer })
-}
-
-/// Does `e` read the filtered row? Rows inside nested queries belong to
-/// those queries, so the walk stops there.
-pub fn has_row(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Row { .. } => true,
-        ExprKind::Query { .. } => false,
-        _ => e.children().into_iter().any(has_row),
-    }
 }
 
 type R<T> = Result<T, (Span, &'static str)>;
@@ -267,24 +157,33 @@ fn sql_op(op: CmpOp) -> &'static str {
     }
 }
 
-/// A JSON path literal for SQL: `'$."a"."b"'`; `None` when a key has a
-/// quote or a control character (SQLite's JSON paths cannot escape them).
-pub(crate) fn json_path_sql(path: &[String]) -> Option<String> {
-    let mut s = String::from("'$");
-    for seg in path {
-        if seg.contains('"') || seg.chars().any(char::is_control) {
-            return None;
-        }
-        s.push_str(".\"");
-        s.push_str(&seg.replace('\'', "''"));
-        s.push('"');
-    }
-    s.push('\'');
-    Some(s)
+fn json_path(span: Span, path: &[String]) -> R<String> {
+    json_path_sql(path).ok_or((span, crate::filter::NOT_A_PATH))
 }
 
-fn json_path(span: Span, path: &[String]) -> R<String> {
-    json_path_sql(path).ok_or((span, "a field name with quotes or control characters cannot be queried"))
+/// The comparison classes with an order.
+const ORDERED: [&str; 2] = ["n", "s"];
+
+/// The SQL function counting the characters of a text value. SQLite's
+/// `length` stops at the first NUL; the store registers this one
+/// (`store::functions`), which counts every character as Rust does.
+pub const LEN: &str = "herald_len";
+
+/// A text value as a BLOB, so `substr`, `length` and `instr` work on its
+/// bytes: on text they stop at the first NUL. UTF-8 byte prefixes,
+/// suffixes and substrings are exactly the string ones.
+fn blob(t: String) -> String {
+    format!("CAST({t} AS BLOB)")
+}
+
+/// The store's SQL function for `lower`, `upper` or `trim` (Rust's own
+/// Unicode case mapping and whitespace, unlike SQLite's ASCII-only ones).
+fn str_fn(func: &Builtin) -> &'static str {
+    match func {
+        Builtin::Lower => "herald_lower",
+        Builtin::Upper => "herald_upper",
+        _ => "herald_trim",
+    }
 }
 
 /// Wrap a possibly-NULL SQL boolean so it is two-valued (unless in a
@@ -306,6 +205,10 @@ struct Cx<'e, 'c> {
 
 impl<'e> Cx<'e, '_> {
     fn outer(&mut self, e: &'e Expr) -> usize {
+        // `x in [a, b]` compiles `x` once per item: evaluate it once.
+        if let Some(i) = self.outer.iter().position(|o| std::ptr::eq(*o, e)) {
+            return i;
+        }
         self.outer.push(e);
         self.outer.len() - 1
     }
@@ -323,7 +226,7 @@ impl<'e> Cx<'e, '_> {
 
     /// A boolean condition. `pos`: no `not` above, so NULL may stand for false.
     fn cond(&mut self, e: &'e Expr, pos: bool) -> R<String> {
-        if !has_row(e) {
+        if !reads_row(e) {
             if let ExprKind::Lit(v) = &e.kind {
                 return Ok(if matches!(v, Value::Bool(true)) { "1" } else { "0" }.into());
             }
@@ -344,14 +247,17 @@ impl<'e> Cx<'e, '_> {
             ExprKind::Call { func, args } => match (func, args.as_slice()) {
                 (Builtin::StartsWith, [a, b]) => {
                     let (a, b) = (self.operand(a)?, self.operand(b)?);
-                    let (a, b) = (self.text(a, e.span)?, self.text(b, e.span)?);
-                    Ok(format!("coalesce(substr({a}, 1, length({b})) = {b}, 0)"))
+                    let (a, b) = (blob(self.text(a, e.span)?), blob(self.text(b, e.span)?));
+                    // `substr` of an empty BLOB is NULL, so the empty prefix
+                    // is a case of its own.
+                    Ok(format!("coalesce(length({b}) = 0 AND {a} IS NOT NULL OR substr({a}, 1, length({b})) = {b}, 0)"))
                 }
                 (Builtin::EndsWith, [a, b]) => {
                     let (a, b) = (self.operand(a)?, self.operand(b)?);
-                    let (a, b) = (self.text(a, e.span)?, self.text(b, e.span)?);
+                    let (a, b) = (blob(self.text(a, e.span)?), blob(self.text(b, e.span)?));
                     Ok(format!(
-                        "coalesce(length({b}) <= length({a}) AND substr({a}, length({a}) - length({b}) + 1) = {b}, 0)"
+                        "coalesce(length({b}) = 0 AND {a} IS NOT NULL \
+                         OR length({b}) <= length({a}) AND substr({a}, length({a}) - length({b}) + 1) = {b}, 0)"
                     ))
                 }
                 (Builtin::Contains, [a, b]) => self.member(b, a, pos),
@@ -371,7 +277,7 @@ impl<'e> Cx<'e, '_> {
     }
 
     fn operand(&mut self, e: &'e Expr) -> R<Opnd> {
-        if !has_row(e) {
+        if !reads_row(e) {
             return Ok(Opnd::Param(self.outer(e)));
         }
         match &e.kind {
@@ -390,6 +296,14 @@ impl<'e> Cx<'e, '_> {
                         }
                         Ok(Opnd::Join(join, key, target))
                     }
+                }
+            }
+            ExprKind::Call { func: func @ (Builtin::Lower | Builtin::Upper | Builtin::Trim), args }
+                if args.len() == 1 =>
+            {
+                match self.operand(&args[0])? {
+                    Opnd::Typed(c, Scalar::Str) => Ok(Opnd::Typed(format!("{}({c})", str_fn(func)), Scalar::Str)),
+                    _ => Err((e.span, "internal: a case function on a non-string field")),
                 }
             }
             ExprKind::Call { func: Builtin::Len, args } if args.len() == 1 => {
@@ -413,10 +327,10 @@ impl<'e> Cx<'e, '_> {
 
     fn len(&mut self, o: Opnd, span: Span) -> R<String> {
         match o {
-            Opnd::Typed(c, Scalar::Str) => Ok(format!("length({c})")),
+            Opnd::Typed(c, Scalar::Str) => Ok(format!("{LEN}({c})")),
             Opnd::List(c, _) => Ok(format!("json_array_length({c})")),
             Opnd::Dyn(c, p) => Ok(format!(
-                "(CASE {} WHEN 'text' THEN length({}) WHEN 'array' THEN json_array_length({c}, {p}) \
+                "(CASE {} WHEN 'text' THEN {LEN}({}) WHEN 'array' THEN json_array_length({c}, {p}) \
                  WHEN 'object' THEN (SELECT count(*) FROM json_each({c}, {p})) END)",
                 dtype(&c, &p),
                 dval(&c, &p)
@@ -460,6 +374,12 @@ impl<'e> Cx<'e, '_> {
     }
 
     fn cmp(&mut self, op: CmpOp, lhs: &'e Expr, rhs: &'e Expr, pos: bool) -> R<String> {
+        if op == CmpOp::Ne {
+            // `a != b` is exactly `not (a == b)`: true when either side is
+            // absent or null. The two-valued `==` keeps NOT two-valued.
+            let eq = self.cmp(CmpOp::Eq, lhs, rhs, false)?;
+            return Ok(format!("(NOT {eq})"));
+        }
         let span = lhs.span.to(rhs.span);
         let a = self.operand(lhs)?;
         let b = self.operand(rhs)?;
@@ -475,61 +395,64 @@ impl<'e> Cx<'e, '_> {
         }
         let (a, b, op) = if rank(&a) > rank(&b) { (b, a, flip(op)) } else { (a, b, op) };
         let o = sql_op(op);
-        let ne = op == CmpOp::Ne;
+        // Only numbers and strings have an order (`ops::order`): bools,
+        // lists and objects never compare with `<`.
+        let ordering = op != CmpOp::Eq;
         Ok(match (a, b) {
             (Opnd::Typed(x, k), Opnd::Param(p)) => {
                 let v = self.bind(Bind::Coerce(p, k));
-                if ne {
-                    let pr = self.bind(Bind::Present(p));
-                    format!("coalesce({x} <> {v}, {x} IS NOT NULL AND {pr})")
-                } else {
-                    tv(format!("{x} {o} {v}"), pos)
-                }
+                tv(format!("{x} {o} {v}"), pos)
             }
             (Opnd::Typed(x, k1), Opnd::Typed(y, k2)) => {
                 if k1.class() == k2.class() {
-                    tv(format!("{x} {o} {y}"), pos && !ne)
-                } else if ne {
-                    format!("({x} IS NOT NULL AND {y} IS NOT NULL)")
+                    tv(format!("{x} {o} {y}"), pos)
                 } else {
                     "0".into()
                 }
             }
             (Opnd::Typed(x, k), Opnd::Dyn(c, p)) => {
-                let eq = |o: &str| format!("{} = '{}' AND {x} {o} {}", dclass(&c, &p), k.class(), dval(&c, &p));
-                if ne {
-                    format!("({x} IS NOT NULL AND {} AND NOT coalesce({}, 0))", dpresent(&c, &p), eq("="))
+                if ordering && !ORDERED.contains(&k.class()) {
+                    "0".into()
                 } else {
-                    tv(eq(o), pos)
+                    tv(format!("{} = '{}' AND {x} {o} {}", dclass(&c, &p), k.class(), dval(&c, &p)), pos)
                 }
             }
             (Opnd::Dyn(c, p), Opnd::Param(q)) => {
                 let cls = self.bind(Bind::DynClass(q));
                 let v = self.bind(Bind::DynVal(q));
-                let eq = |o: &str| format!("{} = {cls} AND {} {o} {v}", dclass(&c, &p), dval(&c, &p));
-                if ne {
-                    format!("({} AND {cls} IS NOT NULL AND NOT coalesce({}, 0))", dpresent(&c, &p), eq("="))
-                } else {
-                    tv(eq(o), pos)
-                }
+                let only = if ordering { format!(" AND {cls} IN ('n', 's')") } else { String::new() };
+                tv(format!("{} = {cls}{only} AND {} {o} {v}", dclass(&c, &p), dval(&c, &p)), pos)
             }
             (Opnd::Dyn(c1, p1), Opnd::Dyn(c2, p2)) => {
-                let eq = |o: &str| {
-                    format!("{} = {} AND {} {o} {}", dclass(&c1, &p1), dclass(&c2, &p2), dval(&c1, &p1), dval(&c2, &p2))
-                };
-                if ne {
-                    format!("({} AND {} AND NOT coalesce({}, 0))", dpresent(&c1, &p1), dpresent(&c2, &p2), eq("="))
-                } else {
-                    tv(eq(o), pos)
-                }
+                let only = if ordering { format!(" AND {} IN ('n', 's')", dclass(&c1, &p1)) } else { String::new() };
+                tv(
+                    format!(
+                        "{} = {}{only} AND {} {o} {}",
+                        dclass(&c1, &p1),
+                        dclass(&c2, &p2),
+                        dval(&c1, &p1),
+                        dval(&c2, &p2)
+                    ),
+                    pos,
+                )
             }
-            _ => return Err((span, "this comparison cannot run in a store query")),
+            _ => return Err((span, "internal: a comparison the checker rejects")),
         })
     }
 
     /// `elem in container` (and `contains(container, elem)`).
     fn member(&mut self, elem: &'e Expr, container: &'e Expr, pos: bool) -> R<String> {
         let span = elem.span.to(container.span);
+        if let ExprKind::List(items) = &container.kind {
+            if reads_row(container) {
+                // `x in [a, b]` is `x == a or x == b` (`ops::contains`).
+                if items.is_empty() {
+                    return Ok("0".into());
+                }
+                let alts = items.iter().map(|i| self.cmp(CmpOp::Eq, elem, i, pos)).collect::<R<Vec<_>>>()?;
+                return Ok(format!("({})", alts.join(" OR ")));
+            }
+        }
         let e = self.operand(elem)?;
         let c = self.operand(container)?;
         let mut parts: Vec<String> = Vec::new();
@@ -550,7 +473,7 @@ impl<'e> Cx<'e, '_> {
                         }
                         if text && k == Scalar::Str {
                             let t = self.bind(Bind::Text(p));
-                            parts.push(format!("instr({t}, {x}) > 0"));
+                            parts.push(format!("instr(CAST({t} AS BLOB), CAST({x} AS BLOB)) > 0"));
                         }
                     }
                     Opnd::Dyn(dc, dp) => {
@@ -566,16 +489,20 @@ impl<'e> Cx<'e, '_> {
                         }
                         if text {
                             let t = self.bind(Bind::Text(p));
-                            parts.push(format!("({} = 's' AND instr({t}, {}) > 0)", dclass(&dc, &dp), dval(&dc, &dp)));
+                            parts.push(format!(
+                                "({} = 's' AND instr(CAST({t} AS BLOB), CAST({} AS BLOB)) > 0)",
+                                dclass(&dc, &dp),
+                                dval(&dc, &dp)
+                            ));
                         }
                     }
-                    _ => return Err((span, "this `in` test cannot run in a store query")),
+                    _ => return Err((span, "internal: an `in` test the checker rejects")),
                 }
             }
             (Opnd::Param(p), c) => match c {
                 Opnd::Typed(x, Scalar::Str) => {
                     let t = self.bind(Bind::Text(p));
-                    parts.push(format!("instr({x}, {t}) > 0"));
+                    parts.push(format!("instr(CAST({x} AS BLOB), CAST({t} AS BLOB)) > 0"));
                 }
                 Opnd::List(x, Some(k)) => {
                     let v = self.bind(Bind::Coerce(p, k));
@@ -598,7 +525,7 @@ impl<'e> Cx<'e, '_> {
                     parts.push(format!(
                         "(CASE {} WHEN 'array' THEN EXISTS (SELECT 1 FROM json_each({dc}, {dp}) AS {j} \
                          WHERE {} = {cls} AND {j}.value = {v}) \
-                         WHEN 'text' THEN coalesce(instr({}, {t}) > 0, 0) ELSE 0 END)",
+                         WHEN 'text' THEN coalesce(instr(CAST({} AS BLOB), CAST({t} AS BLOB)) > 0, 0) ELSE 0 END)",
                         dtype(&dc, &dp),
                         json_class(&format!("{j}.type")),
                         dval(&dc, &dp)
@@ -612,10 +539,15 @@ impl<'e> Cx<'e, '_> {
                         "EXISTS (SELECT 1 FROM {join} AS {j} WHERE {j}.\"source\" = {key} AND {j}.\"target\" = {k})"
                     ));
                 }
-                _ => return Err((span, "`in` needs a list or a string")),
+                _ => return Err((span, "internal: an `in` container the checker rejects")),
             },
             (Opnd::Typed(x, k), c) => match c {
-                Opnd::Typed(y, Scalar::Str) if k == Scalar::Str => parts.push(format!("instr({y}, {x}) > 0")),
+                Opnd::Typed(y, Scalar::Str) => {
+                    // `ops::contains` on a string and a non-string is false.
+                    if k == Scalar::Str {
+                        parts.push(format!("instr(CAST({y} AS BLOB), CAST({x} AS BLOB)) > 0"));
+                    }
+                }
                 Opnd::List(y, Some(k2)) => {
                     if k.class() == k2.class() {
                         parts.push(format!("{x} IN (SELECT value FROM json_each({y}))"));
@@ -632,7 +564,10 @@ impl<'e> Cx<'e, '_> {
                 Opnd::Dyn(dc, dp) => {
                     let j = self.fresh();
                     let text = if k == Scalar::Str {
-                        format!("WHEN 'text' THEN coalesce(instr({}, {x}) > 0, 0) ", dval(&dc, &dp))
+                        format!(
+                            "WHEN 'text' THEN coalesce(instr(CAST({} AS BLOB), CAST({x} AS BLOB)) > 0, 0) ",
+                            dval(&dc, &dp)
+                        )
                     } else {
                         String::new()
                     };
@@ -644,9 +579,9 @@ impl<'e> Cx<'e, '_> {
                         k.class()
                     ));
                 }
-                _ => return Err((span, "this `in` test cannot run in a store query")),
+                _ => return Err((span, "internal: an `in` test the checker rejects")),
             },
-            _ => return Err((span, "this `in` test cannot run in a store query")),
+            _ => return Err((span, "internal: an `in` test the checker rejects")),
         }
         if parts.is_empty() {
             return Ok("0".into());

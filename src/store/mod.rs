@@ -14,11 +14,12 @@
 //! - Every statement is parameterised; identifiers come only from the
 //!   schema and are always quoted.
 //!
-//! Query filters are compiled by [`filter`] (pure, shared with the checker
-//! through [`filter_supported`]).
+//! Query filters are compiled by [`filter`] from what the shared, pure
+//! `crate::filter::classify` admits (the checker reports the rest).
 
 mod convert;
 pub mod filter;
+mod functions;
 mod herald;
 mod load;
 pub mod outbox;
@@ -27,7 +28,6 @@ mod report;
 pub mod testing;
 mod write;
 
-pub use filter::filter_supported;
 pub use herald::{Checkpoint, OutboxEntry};
 pub use load::{LoadError, LoadStats};
 pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
@@ -339,6 +339,7 @@ impl Store {
         // statement cache for the writer's per-event lookups. One plan per
         // statement is what a hot loop of identical queries wants.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        functions::register(&conn)?;
         let ents = schema.entity_ids().map(|id| EntityInfo::new(&schema, id)).collect::<Result<Vec<_>, _>>()?;
         check_names(&ents)?;
         let mut fp_text = String::new();
@@ -757,8 +758,15 @@ impl Store {
             None => (None, Vec::new()),
             Some(f) => {
                 let cols = SchemaColumns { info };
+                // The checker admits only filters `crate::filter::classify`
+                // accepts, and the compiler translates all of those: an
+                // error here is a bug, not a user's mistake.
                 let c = filter::compile_filter(f, &cols).map_err(|(span, msg)| {
-                    RuntimeError::new(Code::StoreFailure, format!("unsupported query filter: {msg}")).at(span)
+                    RuntimeError::new(
+                        Code::StoreFailure,
+                        format!("internal error: a checked query filter has no SQL form: {msg}"),
+                    )
+                    .at(span)
                 })?;
                 let mut outer = Vec::with_capacity(c.outer.len());
                 for e in &c.outer {
