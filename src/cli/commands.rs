@@ -49,8 +49,8 @@ fn schema_only(schema: Option<&str>) -> Result<Arc<Schema>, i32> {
     Ok(schema)
 }
 
-fn open_store(path: &Path, schema: Arc<Schema>) -> Result<Store, i32> {
-    Store::open(path, schema).map_err(fail)
+fn open_store(path: &Path, schema: Arc<Schema>, wait: std::time::Duration) -> Result<Store, i32> {
+    Store::open_waiting(path, schema, wait).map_err(fail)
 }
 
 fn load_fixture_file(store: &mut Store, path: &Path) -> Result<(), i32> {
@@ -183,6 +183,7 @@ struct RunSetup<'a> {
     input_len: Option<u64>,
     batch: usize,
     threads: Option<usize>,
+    max_line: usize,
     from_start: bool,
     quiet: bool,
     mailer: Option<Mailer>,
@@ -206,6 +207,7 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         source: setup.source.clone(),
         batch: setup.batch,
         from_start: setup.from_start,
+        max_line: setup.max_line,
         ..RunOptions::default()
     };
     if let Some(t) = setup.threads {
@@ -277,6 +279,13 @@ fn summary(
     if s.resumed_lines > 0 {
         out.push_str(&format!("  resumed after line {} (already processed)\n", s.resumed_lines));
     }
+    if s.resolved_dead_letters > 0 {
+        out.push_str(&format!(
+            "  {} earlier dead letter{} resolved (the line was processed this time)\n",
+            s.resolved_dead_letters,
+            plural(s.resolved_dead_letters)
+        ));
+    }
     let e = &s.effects;
     out.push_str(&format!(
         "  fired {} rule{} on {} event{}: {} notification{}, {} email{}, {} store write{}, {} log line{}\n",
@@ -337,7 +346,7 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let mut store = match open_store(&args.db, program.schema.clone()) {
+    let mut store = match open_store(&args.db, program.schema.clone(), args.wait.duration()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -360,7 +369,7 @@ pub fn run(args: &RunArgs) -> i32 {
         },
         None => None,
     };
-    let (input, input_len): (Box<dyn std::io::Read + Send>, Option<u64>) = if args.events == "-" {
+    let (input, input_len): (Box<dyn std::io::Read + Send>, Option<u64>) = if args.events.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
         match std::fs::File::open(&args.events) {
@@ -368,7 +377,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 let len = f.metadata().ok().map(|m| m.len());
                 (Box::new(f), len)
             }
-            Err(e) => return fail(format!("cannot read `{}`: {e}", args.events)),
+            Err(e) => return fail(format!("cannot read `{}`: {e}", args.events.display())),
         }
     };
     let setup = RunSetup {
@@ -376,11 +385,14 @@ pub fn run(args: &RunArgs) -> i32 {
         matcher,
         store: &store,
         db_path: args.db.clone(),
-        source: args.events.clone(),
+        // A name that is not UTF-8 is recorded lossily in dead letters.
+        source: args.events.to_string_lossy().into_owned(),
         input,
         input_len,
+        // Both within the ranges the flags accept (`cli::MAX_BATCH`, ...).
         batch: args.batch as usize,
-        threads: args.threads,
+        threads: args.threads.map(|t| t as usize),
+        max_line: args.max_line_bytes as usize,
         from_start: args.from_start,
         quiet: args.quiet,
         mailer,
@@ -391,12 +403,12 @@ pub fn run(args: &RunArgs) -> i32 {
 
 pub fn db(command: DbCommand) -> i32 {
     match command {
-        DbCommand::Init { schema, db } => {
+        DbCommand::Init { schema, db, wait } => {
             let schema = match schema_only(schema.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match open_store(&db, schema.clone()) {
+            match open_store(&db, schema.clone(), wait.duration()) {
                 Ok(_) => {
                     eprintln!(
                         "herald: {} is ready ({} entity tables and Herald's tables)",
@@ -408,12 +420,12 @@ pub fn db(command: DbCommand) -> i32 {
                 Err(code) => code,
             }
         }
-        DbCommand::Load { schema, db, fixtures } => {
+        DbCommand::Load { schema, db, wait, fixtures } => {
             let schema = match schema_only(schema.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let mut store = match open_store(&db, schema) {
+            let mut store = match open_store(&db, schema, wait.duration()) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -519,7 +531,7 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         "herald demo: {} policies from examples/authentik/ checked against the built-in authentik schema",
         program.rules.len()
     );
-    let mut store = match open_store(db, program.schema.clone()) {
+    let mut store = match open_store(db, program.schema.clone(), crate::store::DEFAULT_WAIT) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -552,6 +564,7 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         input_len: None,
         batch: 1000,
         threads: None,
+        max_line: engine::DEFAULT_MAX_LINE,
         from_start: true,
         quiet: false,
         mailer,

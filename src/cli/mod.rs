@@ -5,7 +5,9 @@ pub mod render;
 
 use crate::compile::{self, SchemaChoice};
 use crate::diag::Code;
+use crate::engine::DEFAULT_MAX_LINE;
 use crate::span::{FileId, SourceMap};
+use crate::store::DEFAULT_WAIT;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -98,7 +100,7 @@ pub struct RunArgs {
     pub db: PathBuf,
     /// NDJSON events: a file, or `-` for standard input.
     #[arg(long, default_value = "-")]
-    pub events: String,
+    pub events: PathBuf,
     #[arg(long, value_enum, default_value = "jit")]
     pub engine: Engine,
     /// Deliver email through this server: `smtp://host:port`, `smtps://host`.
@@ -107,8 +109,8 @@ pub struct RunArgs {
     /// The sender of emails.
     #[arg(long, default_value = "herald@localhost")]
     pub mail_from: String,
-    /// Events per transaction, at most.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Events per transaction, at most (1 to 1000000).
+    #[arg(long, default_value_t = 10_000, allow_negative_numbers = true, value_parser = ranged(1, MAX_BATCH))]
     pub batch: u64,
     /// Load these fixtures into the store before running.
     #[arg(long)]
@@ -117,15 +119,51 @@ pub struct RunArgs {
     /// (events already processed are still skipped).
     #[arg(long)]
     pub from_start: bool,
-    /// Decode+match threads (default: one per core).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Decode+match threads, 1 to 256 (default: one per core, at most 8).
+    #[arg(long, allow_negative_numbers = true, value_parser = ranged(1, MAX_THREADS))]
+    pub threads: Option<u64>,
+    /// Lines longer than this many bytes are dead letters, skipped without
+    /// being held in memory whole (1 to 1 GiB; default 64 MiB).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_LINE as u64,
+          allow_negative_numbers = true, value_parser = ranged(1, MAX_LINE_BYTES))]
+    pub max_line_bytes: u64,
+    #[command(flatten)]
+    pub wait: WaitArg,
     /// No summary on standard error.
     #[arg(long)]
     pub quiet: bool,
     /// Policy files, or directories of `.herald` files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+/// Bounds of the numeric flags: beyond them a value is a usage error, not
+/// a panic or a huge allocation.
+pub const MAX_THREADS: u64 = 256;
+pub const MAX_BATCH: u64 = 1_000_000;
+pub const MAX_LINE_BYTES: u64 = 1 << 30;
+pub const MAX_WAIT_SECONDS: u64 = 86_400;
+
+/// A `u64` flag within `lo..=hi`. Parsed as a signed number so that `-1`
+/// is reported as out of range rather than as an unknown option.
+fn ranged(lo: u64, hi: u64) -> clap::builder::RangedI64ValueParser<u64> {
+    clap::builder::RangedI64ValueParser::new().range(lo as i64..=hi as i64)
+}
+
+/// `--wait`, shared by the commands that write to the store.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct WaitArg {
+    /// How long to wait for another process's lock on the store before
+    /// giving up, in seconds (0 to 86400).
+    #[arg(long = "wait", value_name = "SECONDS", default_value_t = DEFAULT_WAIT.as_secs(),
+          allow_negative_numbers = true, value_parser = ranged(0, MAX_WAIT_SECONDS))]
+    pub seconds: u64,
+}
+
+impl WaitArg {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +175,8 @@ pub enum DbCommand {
         /// The SQLite store (created when missing).
         #[arg(long, default_value = "herald.db")]
         db: PathBuf,
+        #[command(flatten)]
+        wait: WaitArg,
     },
     /// Load fixtures (`{"User": [{...}], ...}`), upserting rows by key.
     Load {
@@ -145,6 +185,8 @@ pub enum DbCommand {
         /// The SQLite store (created and initialised when missing).
         #[arg(long, default_value = "herald.db")]
         db: PathBuf,
+        #[command(flatten)]
+        wait: WaitArg,
         fixtures: PathBuf,
     },
 }

@@ -19,6 +19,8 @@ mod db;
 #[cfg(test)]
 mod db_tests;
 mod effects;
+pub mod hash;
+mod reader;
 #[cfg(test)]
 mod reader_tests;
 
@@ -26,7 +28,11 @@ mod reader_tests;
 // the engine); the engine re-exports it for its callers.
 pub use crate::matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
 
+pub use reader::DEFAULT_MAX_LINE;
+
 use db::RuleStore;
+use hash::{hex64, Xxh64};
+use reader::{Chunk, ChunkReader, RAW_PREFIX};
 
 use crate::decode::{fnv1a_128, DecodePlan, Decoder, PlanSpec};
 use crate::diag::RuntimeError;
@@ -35,19 +41,12 @@ use crate::interp::{self, Env, Interp, Outcome};
 use crate::ir::{Program, RuleId};
 use crate::store::Store;
 use crate::value::now_nanos;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The most input `skip_lines` keeps to read again when a checkpoint turns
-/// out not to belong to this input.
-const KEEP_LIMIT: usize = 64 << 20;
-
-/// Bytes per chunk handed to a worker.
-const CHUNK: usize = 1 << 20;
 
 /// The longest a transaction stays open: its effects (and their output
 /// lines) become visible at most this long after the event was read.
@@ -63,6 +62,9 @@ pub struct RunOptions {
     pub workers: usize,
     /// Ignore a stored checkpoint and read the input from its first line.
     pub from_start: bool,
+    /// Lines longer than this (bytes, without the terminator) are dead
+    /// letters, streamed past without being held whole.
+    pub max_line: usize,
     /// Called after every commit (e.g. to wake email delivery).
     pub on_commit: Option<Box<dyn FnMut() + Send>>,
     /// Called with the number of input bytes consumed so far.
@@ -81,6 +83,7 @@ impl Default for RunOptions {
             batch: 10_000,
             workers: default_workers(),
             from_start: false,
+            max_line: DEFAULT_MAX_LINE,
             on_commit: None,
             on_progress: None,
         }
@@ -106,6 +109,8 @@ pub struct RunStats {
     pub rule_errors: u64,
     /// Matching events skipped because their id was already processed.
     pub duplicates: u64,
+    /// Dead letters of earlier runs whose line was processed this time.
+    pub resolved_dead_letters: u64,
     pub bytes: u64,
 }
 
@@ -122,7 +127,8 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Io(e) => write!(f, "cannot read the events: {e}"),
-            RunError::Store(e) => write!(f, "the store failed: {}", e.message),
+            // The message already says what failed (see `store::sql_err`).
+            RunError::Store(e) => f.write_str(&e.message),
             RunError::Checkpoint(m) => f.write_str(m),
         }
     }
@@ -134,18 +140,10 @@ impl From<RuntimeError> for RunError {
     }
 }
 
-/// A piece of the input ending at a line boundary.
-struct Chunk {
-    seq: u64,
-    data: Vec<u8>,
-    /// Line number of the first line in `data` (1-based).
-    first_line: u64,
-    /// Byte offset of `data` in the input.
-    offset: u64,
-}
-
 enum ItemKind {
-    Dead(String),
+    /// The reason, and the line's length and hash when it was too long to
+    /// be in the chunk whole.
+    Dead(String, Option<reader::Oversized>),
     Matched(Vec<(RuleId, Option<RuntimeError>)>),
 }
 
@@ -189,8 +187,27 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| b.is_ascii_whitespace())
 }
 
+fn too_long(length: u64, max_line: usize) -> String {
+    format!("the line is {length} bytes long, over the limit of {max_line} bytes (`--max-line-bytes`)")
+}
+
 /// Decode and match one chunk (a worker's job).
-fn process(chunk: Chunk, decoder: &mut Decoder, matcher: &dyn Matcher, scratch: &mut MatchScratch) -> ChunkResult {
+fn process(
+    chunk: Chunk,
+    decoder: &mut Decoder,
+    matcher: &dyn Matcher,
+    scratch: &mut MatchScratch,
+    max_line: usize,
+) -> ChunkResult {
+    if let Some(o) = chunk.oversized {
+        let item = Item {
+            line: chunk.first_line,
+            start: 0,
+            end: chunk.data.len(),
+            kind: ItemKind::Dead(too_long(o.length, max_line), Some(o)),
+        };
+        return ChunkResult { chunk, items: vec![item], events: 1, lines: 1 };
+    }
     let mut items = Vec::new();
     let mut events = 0;
     let mut count = 0;
@@ -201,8 +218,15 @@ fn process(chunk: Chunk, decoder: &mut Decoder, matcher: &dyn Matcher, scratch: 
             continue;
         }
         events += 1;
+        if line.len() > max_line {
+            // Read whole in one go, but still over the limit: the same
+            // dead letter as a line streamed past.
+            let kind = ItemKind::Dead(too_long(line.len() as u64, max_line), None);
+            items.push(Item { line: line_no, start, end, kind });
+            continue;
+        }
         match decoder.decode_match(line) {
-            Err(e) => items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string()) }),
+            Err(e) => items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string(), None) }),
             Ok(ev) => {
                 matcher.matches(&ev, scratch);
                 if !scratch.matched.is_empty() {
@@ -217,162 +241,6 @@ fn process(chunk: Chunk, decoder: &mut Decoder, matcher: &dyn Matcher, scratch: 
         }
     }
     ChunkResult { chunk, items, events, lines: count }
-}
-
-/// Reads the input in chunks that end at line boundaries.
-struct ChunkReader<R: Read> {
-    input: R,
-    buf: Vec<u8>,
-    /// Buffers of chunks the writer is done with, to read the next chunks
-    /// into: reusing them saves allocating, and faulting in, a fresh
-    /// megabyte per chunk.
-    spare: Option<Receiver<Vec<u8>>>,
-    seq: u64,
-    line: u64,
-    offset: u64,
-    eof: bool,
-    /// The last read returned less than asked: the input has nothing more
-    /// ready for now.
-    short: bool,
-}
-
-impl<R: Read> ChunkReader<R> {
-    fn new(input: R) -> Self {
-        ChunkReader { input, buf: Vec::new(), spare: None, seq: 0, line: 1, offset: 0, eof: false, short: false }
-    }
-
-    /// Read until the buffer holds at least one full line (or EOF) and
-    /// either `want` bytes or everything the input has ready: a short read
-    /// (a pipe whose producer is slow, `tail -f | herald run`) hands over
-    /// the complete lines at once instead of waiting for a full chunk. A
-    /// regular file only reads short at its end.
-    fn fill(&mut self, want: usize) -> std::io::Result<()> {
-        while !self.eof && (memchr::memchr(b'\n', &self.buf).is_none() || (self.buf.len() < want && !self.short)) {
-            let old = self.buf.len();
-            let ask = CHUNK.max(want.saturating_sub(old));
-            self.buf.resize(old + ask, 0);
-            let n = loop {
-                match self.input.read(&mut self.buf[old..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(old);
-                        return Err(e);
-                    }
-                }
-            };
-            self.buf.truncate(old + n);
-            self.short = n < ask;
-            if n == 0 {
-                self.eof = true;
-            }
-        }
-        Ok(())
-    }
-
-    /// The first line of the input (for its fingerprint), without consuming
-    /// it. Called once, before anything else reads: it also drops a UTF-8
-    /// byte order mark at the very start (editors on Windows write one; JSON
-    /// parsers may ignore it), which would otherwise make line 1 a dead letter.
-    fn first_line(&mut self) -> std::io::Result<&[u8]> {
-        self.fill(3)?;
-        if self.offset == 0 && self.buf.starts_with(b"\xef\xbb\xbf") {
-            self.buf.drain(..3);
-            // Offsets stay byte offsets in the input.
-            self.offset = 3;
-        }
-        let end = memchr::memchr(b'\n', &self.buf).unwrap_or(self.buf.len());
-        let mut line = &self.buf[..end];
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
-        }
-        Ok(line)
-    }
-
-    /// Consume `n` lines; returns the last one consumed (for verification).
-    /// The consumed bytes are appended to `keep` while it stays under
-    /// [`KEEP_LIMIT`] (it becomes `None` beyond), so that the caller can
-    /// [`unread`](Self::unread) them when the lines turn out to be another
-    /// input's.
-    fn skip_lines(&mut self, n: u64, keep: &mut Option<Vec<u8>>) -> std::io::Result<Option<Vec<u8>>> {
-        let mut last = None;
-        let mut done = 0;
-        while done < n {
-            self.fill(1)?;
-            if self.buf.is_empty() {
-                return Ok(None);
-            }
-            // Consume every whole line in the buffer, then drop them at
-            // once: draining line by line moved the rest of the buffer for
-            // every skipped line.
-            let mut pos = 0;
-            let mut last_line = None;
-            while done < n && pos < self.buf.len() {
-                let end = match memchr::memchr(b'\n', &self.buf[pos..]) {
-                    Some(i) => pos + i + 1,
-                    None if self.eof => self.buf.len(),
-                    None => break,
-                };
-                last_line = Some((pos, end));
-                pos = end;
-                done += 1;
-                self.line += 1;
-            }
-            if let Some((start, end)) = last_line {
-                let mut line = &self.buf[start..end];
-                while let Some(b'\n' | b'\r') = line.last() {
-                    line = &line[..line.len() - 1];
-                }
-                last = Some(line.to_vec());
-            }
-            if let Some(k) = keep {
-                if k.len() + pos <= KEEP_LIMIT {
-                    k.extend_from_slice(&self.buf[..pos]);
-                } else {
-                    *keep = None;
-                }
-            }
-            self.buf.drain(..pos);
-            self.offset += pos as u64;
-        }
-        Ok(last)
-    }
-
-    /// Put back the bytes `skip_lines` kept: the input reads again from its
-    /// first line (after a byte order mark).
-    fn unread(&mut self, mut kept: Vec<u8>) {
-        let skipped = kept.len() as u64;
-        kept.extend_from_slice(&self.buf);
-        self.buf = kept;
-        self.line = 1;
-        self.offset -= skipped;
-    }
-
-    fn next_chunk(&mut self) -> std::io::Result<Option<Chunk>> {
-        self.fill(CHUNK)?;
-        if self.buf.is_empty() {
-            return Ok(None);
-        }
-        let cut = if self.eof {
-            self.buf.len()
-        } else {
-            memchr::memrchr(b'\n', &self.buf).map(|i| i + 1).unwrap_or(self.buf.len())
-        };
-        // The partial line after the cut starts the next buffer, a spent one
-        // when the writer has returned any.
-        let mut next = self.spare.as_ref().and_then(|r| r.try_recv().ok()).unwrap_or_default();
-        next.clear();
-        next.reserve(CHUNK + (self.buf.len() - cut));
-        next.extend_from_slice(&self.buf[cut..]);
-        self.buf.truncate(cut);
-        let data = std::mem::replace(&mut self.buf, next);
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last() != Some(&b'\n'));
-        let chunk = Chunk { seq: self.seq, data, first_line: self.line, offset: self.offset };
-        self.seq += 1;
-        self.line += lines;
-        self.offset += chunk.data.len() as u64;
-        Ok(Some(chunk))
-    }
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
@@ -414,10 +282,25 @@ struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     txn_events: usize,
     txn_started: Instant,
     pending: Pending,
-    /// (line, offset after the line, hash of the line) of the last line
-    /// whose processing is reflected in the store. The hash is formatted
-    /// only when a commit writes it.
-    position: (u64, u64, u128),
+    /// The last line whose processing is reflected in the store.
+    position: Position,
+    /// Lines of this source with an unresolved dead letter from an earlier
+    /// run: one that is processed now without a dead letter resolves it.
+    unresolved: BTreeSet<u64>,
+    /// Lines of the current chunk dead-lettered in this run.
+    chunk_dead: Vec<u64>,
+}
+
+/// A resume point: hashes are formatted only when a commit writes them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Position {
+    line: u64,
+    /// Bytes of input up to the end of the line (its terminator included).
+    offset: u64,
+    /// XXH64 of those bytes.
+    prefix_hash: u64,
+    /// XXH64 of the line itself (informative only).
+    line_hash: u64,
 }
 
 impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
@@ -432,8 +315,15 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
 
     fn commit(&mut self) -> Result<(), RunError> {
         self.ensure_txn()?;
-        let (line, offset, hash) = self.position;
-        self.store.set_checkpoint(&self.source_key, &self.opts.source, line, offset, &hex(hash))?;
+        let p = self.position;
+        self.store.set_checkpoint(
+            &self.source_key,
+            &self.opts.source,
+            p.line,
+            p.offset,
+            &hex64(p.line_hash),
+            &hex64(p.prefix_hash),
+        )?;
         self.store.commit()?;
         self.in_txn = false;
         self.txn_events = 0;
@@ -447,9 +337,40 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         Ok(())
     }
 
-    fn dead_letter(&mut self, line_no: u64, raw: &[u8], error: &str) -> Result<(), RunError> {
+    /// `whole`: the length and hash of a line of which `raw` is only the
+    /// start.
+    fn dead_letter(
+        &mut self,
+        line_no: u64,
+        raw: &[u8],
+        error: &str,
+        whole: Option<reader::Oversized>,
+    ) -> Result<(), RunError> {
         self.ensure_txn()?;
-        self.store.insert_dead_letter(&self.opts.source, line_no, &String::from_utf8_lossy(raw), error)?;
+        let (length, hash) = match whole {
+            Some(o) => (o.length, o.hash),
+            None => (raw.len() as u64, Xxh64::of(raw)),
+        };
+        // Only a bounded start of the line is stored: a line of hundreds of
+        // megabytes would exceed SQLite's limit on a value and stop every
+        // later run at the same place.
+        let mut kept = &raw[..raw.len().min(RAW_PREFIX)];
+        if let Err(e) = std::str::from_utf8(kept) {
+            // Do not cut a character in two when the line is valid UTF-8.
+            if e.error_len().is_none() && kept.len() < raw.len() {
+                kept = &kept[..e.valid_up_to()];
+            }
+        }
+        let dl = crate::store::DeadLetter {
+            source: &self.opts.source,
+            line: line_no,
+            raw: &String::from_utf8_lossy(kept),
+            length,
+            hash: &hex64(hash),
+            error,
+        };
+        self.store.insert_dead_letter(&dl)?;
+        self.chunk_dead.push(line_no);
         self.stats.dead_letters += 1;
         let _ = writeln!(self.pending.stderr, "herald: line {line_no}: dead letter: {error}");
         self.txn_events += 1;
@@ -472,13 +393,13 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     ) -> Result<(), RunError> {
         let ev = match decoder.decode_full(line) {
             Ok(ev) => ev,
-            Err(e) => return self.dead_letter(line_no, line, &e.to_string()),
+            Err(e) => return self.dead_letter(line_no, line, &e.to_string(), None),
         };
         let key = match ev.identity() {
             Ok(k) => k,
             Err(e) => {
                 let msg = e.to_string();
-                return self.dead_letter(line_no, line, &msg);
+                return self.dead_letter(line_no, line, &msg, None);
             }
         };
         self.ensure_txn()?;
@@ -559,37 +480,83 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         Ok(())
     }
 
+    /// Mark resolved the earlier dead letters of `candidates` (lines of the
+    /// current chunk, ascending) up to line `upto` that were not
+    /// dead-lettered again now; `done` counts the candidates handled.
+    fn resolve_upto(&mut self, candidates: &[u64], done: &mut usize, upto: u64) -> Result<(), RunError> {
+        while let Some(&line) = candidates.get(*done) {
+            if line > upto {
+                break;
+            }
+            *done += 1;
+            if self.chunk_dead.contains(&line) {
+                continue;
+            }
+            self.ensure_txn()?;
+            self.stats.resolved_dead_letters += self.store.resolve_dead_letters(&self.opts.source, line)?;
+            self.unresolved.remove(&line);
+        }
+        Ok(())
+    }
+
     /// Apply one chunk's results; gives back the chunk's buffer for reuse.
     fn chunk(&mut self, r: ChunkResult) -> Result<Vec<u8>, RunError> {
-        let data = &r.chunk.data;
+        let c = &r.chunk;
+        let data = &c.data;
+        let last_line_no = c.first_line + r.lines.max(1) - 1;
+        // Usually none: only lines that were dead letters before.
+        let candidates: Vec<u64> = self.unresolved.range(c.first_line..=last_line_no).copied().collect();
+        let mut resolved = 0;
+        self.chunk_dead.clear();
         for item in &r.items {
             let line = &data[item.start..item.end];
             match &item.kind {
-                ItemKind::Dead(reason) => self.dead_letter(item.line, line, reason)?,
+                ItemKind::Dead(reason, whole) => self.dead_letter(item.line, line, reason, *whole)?,
                 ItemKind::Matched(m) => self.apply(item.line, line, m)?,
             }
             if self.txn_events >= self.opts.batch {
                 // The checkpoint is this line only when a commit records it
                 // here; otherwise the chunk's end (below) supersedes it, so
                 // the position is worked out only when needed.
-                let after = memchr::memchr(b'\n', &data[item.end..]).map_or(data.len(), |i| item.end + i + 1);
-                self.position = (item.line, r.chunk.offset + after as u64, fnv1a_128(line));
+                self.position = if c.oversized.is_some() {
+                    Position {
+                        line: item.line,
+                        offset: c.end,
+                        prefix_hash: c.hash_after,
+                        line_hash: c.oversized.map_or(0, |o| o.hash),
+                    }
+                } else {
+                    let after = memchr::memchr(b'\n', &data[item.end..]).map_or(data.len(), |i| item.end + i + 1);
+                    let mut h = c.hash_before.clone();
+                    h.update(&data[..after]);
+                    Position {
+                        line: item.line,
+                        offset: c.offset + after as u64,
+                        prefix_hash: h.digest(),
+                        line_hash: Xxh64::of(line),
+                    }
+                };
+                self.resolve_upto(&candidates, &mut resolved, item.line)?;
                 self.commit()?;
             }
         }
+        self.resolve_upto(&candidates, &mut resolved, last_line_no)?;
         self.stats.events += r.events;
-        self.stats.bytes += data.len() as u64;
+        self.stats.bytes += c.end - c.offset;
         // The chunk's end is processed too: everything after the last item
         // matched nothing.
         if r.lines > 0 {
-            let line_no = r.chunk.first_line + r.lines - 1;
-            self.position = (line_no, r.chunk.offset + data.len() as u64, fnv1a_128(last_line(data)));
+            let line_hash = match c.oversized {
+                Some(o) => o.hash,
+                None => Xxh64::of(last_line(data)),
+            };
+            self.position = Position { line: last_line_no, offset: c.end, prefix_hash: c.hash_after, line_hash };
         }
         if self.in_txn && self.txn_started.elapsed() > IDLE_COMMIT {
             self.commit()?;
         }
         if let Some(f) = self.opts.on_progress.as_mut() {
-            f(r.chunk.offset + data.len() as u64);
+            f(c.end);
         }
         Ok(r.chunk.data)
     }
@@ -607,46 +574,59 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     stderr: &mut E,
 ) -> Result<RunStats, RunError> {
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
-    let mut reader = ChunkReader::new(input);
+    let max_line = opts.max_line.max(1);
+    let mut reader = ChunkReader::with_max_line(input, max_line);
     let source_key = hash_hex(reader.first_line().map_err(RunError::Io)?);
 
     let mut stats = RunStats::default();
-    let mut position = (0, 0, 0);
-    if !opts.from_start {
-        if let Some(cp) = store.checkpoint(&source_key)? {
-            let mut kept = Some(Vec::new());
-            let last = reader.skip_lines(cp.line, &mut kept).map_err(RunError::Io)?;
-            match last {
-                Some(l) if hash_hex(&l) == cp.last_hash => {
-                    stats.resumed_lines = cp.line;
-                    position = (cp.line, cp.offset, fnv1a_128(&l));
+    // Nothing processed yet (but a byte order mark, perhaps).
+    let mut position = Position { offset: reader.offset, prefix_hash: reader.prefix_hash(), ..Position::default() };
+    let checkpoint = if opts.from_start { None } else { store.checkpoint(&source_key)? };
+    if let Some(cp) = checkpoint {
+        // The checkpoint holds only if the input starts with the very bytes
+        // it covered: comparing lines would miss a line fixed in place or
+        // another stream with the same first and N-th line.
+        let mut kept = Some(Vec::new());
+        let same = match cp.prefix_hash.as_deref().map(|h| u64::from_str_radix(h, 16)) {
+            Some(Ok(expected)) => reader.skip_to(cp.offset, expected, &mut kept).map_err(RunError::Io)?,
+            // Written by a Herald that did not hash the prefix: unverifiable.
+            _ => false,
+        };
+        if same {
+            stats.resumed_lines = cp.line;
+            reader.line = cp.line + 1;
+            position = Position {
+                line: cp.line,
+                offset: cp.offset,
+                prefix_hash: u64::from_str_radix(cp.prefix_hash.as_deref().unwrap_or_default(), 16).unwrap_or(0),
+                line_hash: u64::from_str_radix(&cp.last_hash, 16).unwrap_or(0),
+            };
+        } else {
+            // The input starts like an earlier one but does not continue it
+            // (changed, shortened, another stream): read it from its first
+            // line. The replay records skip what was already applied, so
+            // this applies nothing twice.
+            match kept {
+                Some(kept) => {
+                    let _ = writeln!(
+                        stderr,
+                        "herald: the input does not continue the run recorded in the store (checkpoint at line \
+                         {}); reading it from its first line (events already processed are skipped)",
+                        cp.line
+                    );
+                    reader.unread(kept);
                 }
-                // The input starts like an earlier one but does not continue
-                // it (rewritten, shortened, another stream): read it from its
-                // first line. The replay records skip what was already
-                // applied, so this applies nothing twice.
-                _ => match kept {
-                    Some(kept) => {
-                        let _ = writeln!(
-                            stderr,
-                            "herald: the input does not continue the run recorded in the store (checkpoint at \
-                             line {}); reading it from its first line (events already processed are skipped)",
-                            cp.line
-                        );
-                        reader.unread(kept);
-                    }
-                    None => {
-                        return Err(RunError::Checkpoint(format!(
-                            "the input does not continue the run recorded in the store (checkpoint at line {}); \
-                             pass --from-start to read it from its first line (events already processed are \
-                             skipped)",
-                            cp.line
-                        )))
-                    }
-                },
+                None => {
+                    return Err(RunError::Checkpoint(format!(
+                        "the input does not continue the run recorded in the store (checkpoint at line {}); \
+                         pass --from-start to read it from its first line (events already processed are skipped)",
+                        cp.line
+                    )))
+                }
             }
         }
     }
+    let unresolved: BTreeSet<u64> = store.unresolved_dead_letters(&opts.source)?.into_iter().collect();
 
     let workers = opts.workers.max(1);
     let (job_tx, job_rx): (SyncSender<Chunk>, Receiver<Chunk>) = mpsc::sync_channel(workers * 2);
@@ -696,7 +676,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
                 loop {
                     let job = job_rx.lock().unwrap().recv();
                     let Ok(chunk) = job else { break };
-                    let r = process(chunk, &mut decoder, &*matcher, &mut scratch);
+                    let r = process(chunk, &mut decoder, &*matcher, &mut scratch, max_line);
                     if res_tx.send(r).is_err() {
                         break;
                     }
@@ -720,6 +700,8 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             txn_started: Instant::now(),
             pending: Pending::default(),
             position,
+            unresolved,
+            chunk_dead: Vec::new(),
         };
         let mut next = 0u64;
         let mut parked: BTreeMap<u64, ChunkResult> = BTreeMap::new();

@@ -16,9 +16,36 @@ pub struct Checkpoint {
     pub line: u64,
     /// Bytes fully processed.
     pub offset: u64,
-    /// Hash of the last processed line.
+    /// Hash of the last processed line (informative).
     pub last_hash: String,
+    /// Hash of the input's first `offset` bytes (16 hex digits); `None` in
+    /// checkpoints written before it was kept.
+    pub prefix_hash: Option<String>,
 }
+
+/// A malformed input line, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetter<'a> {
+    /// The input's name (`-` for standard input).
+    pub source: &'a str,
+    pub line: u64,
+    /// The line, or its start when it is long (lossily decoded).
+    pub raw: &'a str,
+    /// The whole line's length in bytes.
+    pub length: u64,
+    /// The whole line's hash (16 hex digits).
+    pub hash: &'a str,
+    pub error: &'a str,
+}
+
+/// Columns added to Herald's tables after their first release, added to
+/// older stores when opened: (table, column, declaration).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("herald_dead_letter", "raw_length", "INTEGER"),
+    ("herald_dead_letter", "raw_hash", "TEXT"),
+    ("herald_dead_letter", "resolved", "TEXT"),
+    ("herald_checkpoint", "prefix_hash", "TEXT"),
+];
 
 /// A row of `herald_outbox`.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,7 +80,8 @@ fn parse_list(s: &str) -> Vec<String> {
 }
 
 /// Columns holding times, shown as `<time>` by `dump`.
-const TIME_COLUMNS: &[&str] = &["created", "fired_at", "sent_at", "updated", "processed_at", "next_attempt_at"];
+const TIME_COLUMNS: &[&str] =
+    &["created", "fired_at", "sent_at", "updated", "processed_at", "next_attempt_at", "resolved"];
 
 /// Columns left out of the dump: an outbox lease names a sender process
 /// and lapses by itself; it is not part of what a store holds.
@@ -111,6 +139,22 @@ fn dump_value(v: ValueRef<'_>) -> serde_json::Value {
         ValueRef::Real(f) => serde_json::Number::from_f64(f).map(serde_json::Value::Number).unwrap_or_default(),
         ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned().into(),
     }
+}
+
+/// Add the columns of [`ADDED_COLUMNS`] a store made by an older Herald
+/// lacks (inside the transaction that creates the tables).
+pub(super) fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for (table, column, decl) in ADDED_COLUMNS {
+        let have: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        if !have {
+            conn.execute_batch(&format!("ALTER TABLE {} ADD COLUMN {} {decl}", quote(table), quote(column)))?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -184,16 +228,40 @@ impl Store {
     }
 
     /// Record a malformed input line. The same line again (same source,
-    /// line number and text: a replay of the input) is not recorded twice;
+    /// line number and bytes: a replay of the input) is not recorded twice;
     /// another input's line with that number is.
-    pub fn insert_dead_letter(&self, source: &str, line: u64, raw: &str, error: &str) -> Result<(), RuntimeError> {
+    pub fn insert_dead_letter(&self, d: &DeadLetter<'_>) -> Result<(), RuntimeError> {
+        // Rows written before lines were hashed are recognised by their text.
         self.exec(
-            "INSERT INTO herald_dead_letter (source, line, raw, error, created) \
-             SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS \
-             (SELECT 1 FROM herald_dead_letter WHERE source = ?1 AND line = ?2 AND raw = ?3)",
-            &[&source, &(line as i64), &raw, &error, &now()],
+            "INSERT INTO herald_dead_letter (source, line, raw, error, created, raw_length, raw_hash) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS \
+             (SELECT 1 FROM herald_dead_letter WHERE source = ?1 AND line = ?2 \
+              AND (raw_hash = ?7 OR (raw_hash IS NULL AND raw = ?3)))",
+            &[&d.source, &(d.line as i64), &d.raw, &d.error, &now(), &(d.length as i64), &d.hash],
         )?;
         Ok(())
+    }
+
+    /// Lines of `source` with a dead letter not yet resolved.
+    pub fn unresolved_dead_letters(&self, source: &str) -> Result<Vec<u64>, RuntimeError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT line FROM herald_dead_letter WHERE source = ?1 AND resolved IS NULL ORDER BY line",
+            )
+            .map_err(sql_err)?;
+        let rows = st.query_map([source], |r| r.get::<_, i64>(0)).map_err(sql_err)?;
+        rows.map(|r| r.map(|l| l as u64)).collect::<Result<Vec<_>, _>>().map_err(sql_err)
+    }
+
+    /// Line `line` of `source` was processed without a dead letter: its
+    /// earlier dead letters are resolved. Returns how many.
+    pub fn resolve_dead_letters(&self, source: &str, line: u64) -> Result<u64, RuntimeError> {
+        let n = self.exec(
+            "UPDATE herald_dead_letter SET resolved = ?3 WHERE source = ?1 AND line = ?2 AND resolved IS NULL",
+            &[&source, &(line as i64), &now()],
+        )?;
+        Ok(n as u64)
     }
 
     /// Record a run-time error of a rule (`code`: an R code).
@@ -236,19 +304,23 @@ impl Store {
     pub fn checkpoint(&self, source_key: &str) -> Result<Option<Checkpoint>, RuntimeError> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT line, \"offset\", last_hash FROM herald_checkpoint WHERE source_key = ?1")
+            .prepare_cached(
+                "SELECT line, \"offset\", last_hash, prefix_hash FROM herald_checkpoint WHERE source_key = ?1",
+            )
             .map_err(sql_err)?;
         st.query_row([source_key], |r| {
             Ok(Checkpoint {
                 line: r.get::<_, i64>(0)? as u64,
                 offset: r.get::<_, i64>(1)? as u64,
                 last_hash: r.get(2)?,
+                prefix_hash: r.get(3)?,
             })
         })
         .optional()
         .map_err(sql_err)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn set_checkpoint(
         &self,
         source_key: &str,
@@ -256,13 +328,14 @@ impl Store {
         line: u64,
         offset: u64,
         last_hash: &str,
+        prefix_hash: &str,
     ) -> Result<(), RuntimeError> {
         self.exec(
-            "INSERT INTO herald_checkpoint (source_key, source, line, \"offset\", last_hash, updated) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (source_key) DO UPDATE SET source = excluded.source, \
+            "INSERT INTO herald_checkpoint (source_key, source, line, \"offset\", last_hash, updated, prefix_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (source_key) DO UPDATE SET source = excluded.source, \
              line = excluded.line, \"offset\" = excluded.\"offset\", last_hash = excluded.last_hash, \
-             updated = excluded.updated",
-            &[&source_key, &source, &(line as i64), &(offset as i64), &last_hash, &now()],
+             updated = excluded.updated, prefix_hash = excluded.prefix_hash",
+            &[&source_key, &source, &(line as i64), &(offset as i64), &last_hash, &now(), &prefix_hash],
         )?;
         Ok(())
     }

@@ -47,9 +47,12 @@ CREATE TABLE IF NOT EXISTS herald_dead_letter (
     id       INTEGER PRIMARY KEY,
     source   TEXT    NOT NULL,      -- the input's name (`-` for standard input)
     line     INTEGER NOT NULL,
-    raw      TEXT    NOT NULL,      -- the line, lossily decoded when not UTF-8
+    raw      TEXT    NOT NULL,      -- the line (its first 64 KiB), lossily decoded when not UTF-8
     error    TEXT    NOT NULL,
-    created  TEXT    NOT NULL
+    created  TEXT    NOT NULL,
+    raw_length INTEGER,             -- the whole line's length in bytes
+    raw_hash   TEXT,                -- XXH64 of the whole line (16 hex digits)
+    resolved   TEXT                 -- when a later run processed the line without error
 );
 
 CREATE TABLE IF NOT EXISTS herald_rule_error (
@@ -77,7 +80,8 @@ CREATE TABLE IF NOT EXISTS herald_checkpoint (
     line        INTEGER NOT NULL,     -- lines fully processed
     offset      INTEGER NOT NULL,     -- bytes fully processed
     last_hash   TEXT    NOT NULL,     -- hash of the last processed line
-    updated     TEXT    NOT NULL
+    updated     TEXT    NOT NULL,
+    prefix_hash TEXT                  -- XXH64 of the input's first `offset` bytes: resuming needs the same bytes
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS herald_meta (

@@ -28,7 +28,7 @@ mod report;
 pub mod testing;
 mod write;
 
-pub use herald::{Checkpoint, OutboxEntry};
+pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
 pub use load::{LoadError, LoadStats};
 pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
@@ -94,12 +94,34 @@ impl std::error::Error for StoreError {}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
-        StoreError::Sql(e.to_string())
+        StoreError::Sql(describe_sqlite(&e))
+    }
+}
+
+/// How long a store waits for another process's lock by default.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+/// An SQLite failure in words. A lock held by another process (a second
+/// `herald run`, a `sqlite3` shell in a transaction) past the busy timeout
+/// is the common one, and SQLite's "database is locked" names neither
+/// the cause nor the remedy.
+fn describe_sqlite(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            "another process holds the lock on the store and did not release it in time; \
+             retry when it is done, or wait longer with `--wait SECONDS`"
+                .into()
+        }
+        _ => e.to_string(),
     }
 }
 
 pub(crate) fn sql_err(e: rusqlite::Error) -> RuntimeError {
-    RuntimeError::new(Code::StoreFailure, format!("the store failed: {e}"))
+    let message = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => describe_sqlite(&e),
+        _ => format!("the store failed: {e}"),
+    };
+    RuntimeError::new(Code::StoreFailure, message)
 }
 
 /// `"name"`, with `"` doubled.
@@ -308,10 +330,16 @@ impl Store {
     /// optional columns the schema gained since, and fails on a change it
     /// cannot make (a new required column, a column of another type).
     pub fn open(path: &Path, schema: Arc<Schema>) -> Result<Store, StoreError> {
+        Store::open_waiting(path, schema, DEFAULT_WAIT)
+    }
+
+    /// [`Store::open`], waiting up to `wait` for another process's lock
+    /// (then and on every later statement) before failing.
+    pub fn open_waiting(path: &Path, schema: Arc<Schema>, wait: Duration) -> Result<Store, StoreError> {
         let open_err =
-            |e: rusqlite::Error| StoreError::Open { path: path.display().to_string(), message: e.to_string() };
+            |e: rusqlite::Error| StoreError::Open { path: path.display().to_string(), message: describe_sqlite(&e) };
         let conn = Connection::open(path).map_err(open_err)?;
-        Store::init(conn, schema).map_err(|e| match e {
+        Store::init(conn, schema, wait).map_err(|e| match e {
             StoreError::Sql(m) => StoreError::Open { path: path.display().to_string(), message: m },
             e => e,
         })
@@ -319,11 +347,11 @@ impl Store {
 
     /// A private in-memory store (tests, `herald test`).
     pub fn open_in_memory(schema: Arc<Schema>) -> Result<Store, StoreError> {
-        Store::init(Connection::open_in_memory()?, schema)
+        Store::init(Connection::open_in_memory()?, schema, DEFAULT_WAIT)
     }
 
-    fn init(conn: Connection, schema: Arc<Schema>) -> Result<Store, StoreError> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+    fn init(conn: Connection, schema: Arc<Schema>, wait: Duration) -> Result<Store, StoreError> {
+        conn.busy_timeout(wait)?;
         let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
@@ -368,6 +396,7 @@ impl Store {
 
     fn create_tables(&self) -> Result<(), StoreError> {
         self.conn.execute_batch(HERALD_TABLES)?;
+        herald::add_missing_columns(&self.conn)?;
         self.conn.execute_batch(HERALD_EXTRA)?;
         outbox::migrate(&self.conn)?;
         for e in &self.ents {
