@@ -117,6 +117,10 @@ pub struct RunArgs {
     /// (events already processed are still skipped).
     #[arg(long)]
     pub from_start: bool,
+    /// Apply rules new to already-processed events (a rule name never
+    /// applied to them); reads the input from its first line.
+    #[arg(long)]
+    pub backfill: bool,
     /// Decode+match threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -130,22 +134,33 @@ pub struct RunArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
-    /// Create the store's tables from the schema.
+    /// Create the store's tables from the schema (and the entities the
+    /// policy files declare).
     Init {
         #[arg(long)]
         schema: Option<String>,
         /// The SQLite store (created when missing).
         #[arg(long, default_value = "herald.db")]
         db: PathBuf,
+        /// Policy files, or directories of `.herald` files, whose schema
+        /// items extend the schema (as for `run`).
+        files: Vec<PathBuf>,
     },
-    /// Load fixtures (`{"User": [{...}], ...}`), upserting rows by key.
+    /// Load fixtures (`{"User": [{...}], ...}`), upserting rows by key and
+    /// merging into existing rows.
     Load {
         #[arg(long)]
         schema: Option<String>,
         /// The SQLite store (created and initialised when missing).
         #[arg(long, default_value = "herald.db")]
         db: PathBuf,
+        /// Replace whole rows: fields the file omits become empty.
+        #[arg(long)]
+        replace: bool,
         fixtures: PathBuf,
+        /// Policy files, or directories of `.herald` files, whose schema
+        /// items extend the schema (as for `run`).
+        files: Vec<PathBuf>,
     },
 }
 
