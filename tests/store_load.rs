@@ -358,7 +358,7 @@ entity Device key id: string {
 rule untrusted_device_login {
   match login { context.device: dev }
   guard let d = Device[dev]
-  guard d.trusted != true
+  guard not (d.trusted == true)
   action notify(to: d.owner, severity: \"alert\", body: \"Sign-in from untrusted device {d.id}\")
 }
 ";
