@@ -318,3 +318,25 @@ fn thread_counts_do_not_change_the_result() {
         assert!(dumped == store, "--threads {threads}: another store than --threads 1");
     }
 }
+
+/// A store made before rule sets gains the `rule_set` column on open, its
+/// records kept (and read as "every rule applied", above).
+#[test]
+fn an_older_store_gains_the_rule_set_column() {
+    let tmp = Tmp::new();
+    let conn = rusqlite::Connection::open(tmp.path("old.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE herald_processed (event_key TEXT PRIMARY KEY, line INTEGER, processed_at TEXT NOT NULL) \
+         WITHOUT ROWID; INSERT INTO herald_processed VALUES ('e1', 3, '2026-04-14T08:02:07.000000Z');",
+    )
+    .unwrap();
+    drop(conn);
+    let store = open_store(&tmp.path("old.db"), None);
+    assert_eq!(store.processed_rule_set("e1").unwrap(), Some(None));
+    assert_eq!(store.processed_rule_set("e2").unwrap(), None);
+    // Rule sets are sets: order and repeats do not matter.
+    let a = store.rule_set_id(&["b", "a"]).unwrap();
+    assert_eq!(store.rule_set_id(&["a", "b", "a"]).unwrap(), a);
+    assert_ne!(store.rule_set_id(&["a"]).unwrap(), a);
+    assert_eq!(store.rule_set(a).unwrap(), vec!["a".to_string(), "b".to_string()]);
+}
