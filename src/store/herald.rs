@@ -244,11 +244,6 @@ impl Store {
         st.query_row([event_key], |r| r.get::<_, Option<i64>>(0)).optional().map_err(sql_err)
     }
 
-    /// Was the event with this key already processed (replay protection)?
-    pub fn is_processed(&self, event_key: &str) -> Result<bool, RuntimeError> {
-        Ok(self.processed_rule_set(event_key)?.is_some())
-    }
-
     /// Record the event as processed with the rules of `rule_set` applied
     /// to it. A second call replaces the rule set (a backfill applied more
     /// rules) and keeps the line and time of the first processing.
