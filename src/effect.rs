@@ -75,6 +75,8 @@ impl RuleEffects {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EffectCounts {
     pub notifications: u64,
+    /// `notify` to a recipient key with no row: nobody is notified.
+    pub notifications_dropped: u64,
     pub emails: u64,
     pub writes: u64,
     pub logs: u64,
@@ -83,6 +85,7 @@ pub struct EffectCounts {
 impl EffectCounts {
     pub fn add(&mut self, o: EffectCounts) {
         self.notifications += o.notifications;
+        self.notifications_dropped += o.notifications_dropped;
         self.emails += o.emails;
         self.writes += o.writes;
         self.logs += o.logs;

@@ -1041,8 +1041,9 @@ fn alternatives_share_the_patterns_of_their_common_fields() {
 fn db_load_replaces_a_row_as_given_and_resolves_keys_across_entities() {
     let d = Dir::new();
     let (schema, db) = d.store();
-    // Decision: a loaded row is the row's whole new state. An omitted optional
-    // field becomes NULL, an omitted many-to-many field an empty set.
+    // With `--replace` (v1; the v0 default), a loaded row is the row's whole
+    // new state. An omitted optional field becomes NULL, an omitted
+    // many-to-many field an empty set. The default merges (see store_load.rs).
     let fx = d.write(
         "fx.json",
         r#"{"Group": [{"pk": "11111111-2222-3333-4444-555555555555", "name": "ops", "attributes": {}},
@@ -1050,7 +1051,7 @@ fn db_load_replaces_a_row_as_given_and_resolves_keys_across_entities() {
             "User": [{"pk": 1, "username": "ann", "email": "ann@x", "is_active": true, "attributes": {}},
                      {"pk": 5, "username": "eve", "email": "e@x", "is_active": true, "attributes": {}}]}"#,
     );
-    herald(&["db", "load", "--schema", &schema, "--db", &db, &fx], None, &d).code(0);
+    herald(&["db", "load", "--replace", "--schema", &schema, "--db", &db, &fx], None, &d).code(0);
     assert_eq!(rows(&db, "SELECT name, seen, ref FROM \"User\" WHERE pk = 1"), vec![vec![Value::Null; 3]]);
     // A group listed before its members' entity still links them.
     assert_eq!(

@@ -1,6 +1,6 @@
 //! Crash safety: a large run killed with SIGKILL at several moments and
 //! restarted on the same input until it finishes leaves exactly the store
-//! an uninterrupted run leaves.
+//! an uninterrupted run leaves; so does a killed `--backfill` run.
 
 mod runtime_support;
 
@@ -87,4 +87,108 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
             expected.lines().count()
         );
     }
+}
+
+/// A rule on every login, so that login events are processed before
+/// `unknown_device_login` is added and backfilled.
+const EVERY_LOGIN: &str =
+    "rule every_login {\n  match login\n  action notify(to: event.user.pk, severity: \"notice\", body: \"login\")\n}\n";
+
+/// Copy a closed store (and its WAL, if one is left).
+fn copy_store(tmp: &Tmp, from: &str, to: &str) {
+    std::fs::copy(tmp.path(from), tmp.path(to)).expect("copy the store");
+    for ext in ["-wal", "-shm"] {
+        let src = tmp.path(&format!("{from}{ext}"));
+        if src.exists() {
+            std::fs::copy(src, tmp.path(&format!("{to}{ext}"))).expect("copy the WAL");
+        }
+    }
+}
+
+#[test]
+fn killed_backfill_runs_resume_to_the_uninterrupted_result() {
+    let tmp = Tmp::new();
+    // A third of the big input: the backfill re-reads it from the start on
+    // every restart.
+    let mut text = String::new();
+    for (i, l) in generated_events(800).lines().enumerate() {
+        text.push_str(l);
+        text.push('\n');
+        if i % 997 == 0 {
+            text.push_str("{\"action\": broken\n");
+        }
+    }
+    let events = tmp.write("events.ndjson", text);
+    let every = tmp.write("every_login.herald", EVERY_LOGIN);
+    let before: Vec<&str> = vec![&every, POLICIES[0], POLICIES[1], POLICIES[3]];
+    let after: Vec<&str> = vec![&every, POLICIES[0], POLICIES[1], POLICIES[2], POLICIES[3]];
+    let run_args = |db: &'_ str, policies: &[&'_ str], backfill: bool| -> Vec<String> {
+        let mut a: Vec<String> = ["run", "--quiet", "--db", db, "--events", &events, "--batch", "500"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if backfill {
+            a.push("--backfill".into());
+        }
+        a.extend(policies.iter().map(|s| s.to_string()));
+        a
+    };
+
+    // Both stores start from the same processed input without the new rule.
+    let base = tmp.p("base.db");
+    load(&base, None, AUTHENTIK_FIXTURES);
+    let a = run_args(&base, &before, false);
+    herald(&a.iter().map(String::as_str).collect::<Vec<_>>(), None).ok();
+    copy_store(&tmp, "base.db", "reference.db");
+    copy_store(&tmp, "base.db", "crashed.db");
+
+    // The reference: one uninterrupted backfill.
+    let reference = tmp.p("reference.db");
+    let a = run_args(&reference, &after, true);
+    let started = Instant::now();
+    let out = herald(&a.iter().map(String::as_str).collect::<Vec<_>>(), None).ok();
+    let full = started.elapsed();
+    // Every firing is the new rule's, on an event processed before.
+    let firings = out.stdout.lines().count();
+    assert!(firings > 1_000, "the backfill does real work: {firings} firings");
+    assert_eq!(out.stdout.lines().filter(|l| l.contains("\"unknown_device_login\"")).count(), firings);
+    let expected = dump(&tmp.path("reference.db"), None, Some(&tmp)).replace("reference.db", "DB");
+
+    // The same backfill killed at several moments, then restarted (with
+    // `--backfill` again) until done.
+    let db = tmp.p("crashed.db");
+    let a = run_args(&db, &after, true);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let delays = [Duration::from_millis(5), full / 5, full / 3, full / 4, full / 2];
+    let mut interrupted = 0;
+    let mut runs = 0;
+    for delay in delays.iter().copied().chain(std::iter::repeat(Duration::ZERO)) {
+        runs += 1;
+        assert!(runs < 40, "the backfill never finished");
+        let mut child =
+            command(&a).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+        if delay.is_zero() {
+            let out = child.wait_with_output().expect("wait");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            break;
+        }
+        std::thread::sleep(delay);
+        if child.try_wait().expect("try_wait").is_none() {
+            interrupted += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(interrupted >= 3, "only {interrupted} runs were killed mid-way (a full backfill takes {full:?})");
+    let got = dump(&tmp.path("crashed.db"), None, Some(&tmp)).replace("crashed.db", "DB");
+    if got != expected {
+        let diff = got.lines().zip(expected.lines()).enumerate().find(|(_, (a, b))| a != b);
+        panic!(
+            "the stores differ ({} vs {} lines); first difference: {diff:?}",
+            got.lines().count(),
+            expected.lines().count()
+        );
+    }
+    // The records name the rule set with the new rule.
+    assert_eq!(table(&got, "herald_rule_set").len(), 2, "before and after the new rule");
 }

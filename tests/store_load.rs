@@ -1,9 +1,13 @@
-//! `db load` fixtures: happy path, every error kind, all-or-nothing.
+//! `db load` fixtures: happy path, merge and replace, every error kind,
+//! all-or-nothing.
 
 use herald::store::testing::*;
-use herald::store::{LoadError, Store};
+use herald::store::{LoadError, LoadMode, Store};
 use herald::value::{parse_uuid, Value};
 use std::sync::Arc;
+
+mod runtime_support;
+use runtime_support::{herald as cli, Tmp, AUTHENTIK_EVENTS, AUTHENTIK_FIXTURES};
 
 fn file_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -57,13 +61,14 @@ fn loads_authentik_fixtures() {
 fn rows_upsert_by_key_and_replace_fields_and_links() {
     let (_d, mut s) = file_store();
     s.load_fixtures(&authentik_fixtures()).unwrap();
+    // `--replace`: the file's row is the whole row.
     // alice loses her type and attributes, the admins group gets user 31 only.
     let again = format!(
         r#"{{"User": [{{"pk": 12, "username": "alice2", "name": "Alice", "email": "a@x", "is_active": false}}],
             "Group": [{{"pk": "{}", "name": "authentik Admins", "users": [31]}}]}}"#,
         ADMINS.replace('-', "").to_uppercase()
     );
-    let stats = s.load_fixtures(&again).unwrap();
+    let stats = s.load_fixtures_with(&again, LoadMode::Replace).unwrap();
     assert_eq!(stats.total(), 2);
     let alice = s.lookup(USER, &Value::Int(12)).unwrap().unwrap();
     assert_eq!(alice.fields[0], Value::str("alice2"));
@@ -191,4 +196,220 @@ fn a_failed_load_leaves_earlier_data_alone() {
     );
     assert_eq!(errs.len(), 4, "{errs:?}");
     assert_eq!(s.dump(), before);
+}
+
+fn attributes(s: &Store, pk: i64) -> serde_json::Value {
+    let text: Option<String> =
+        s.connection().query_row("SELECT attributes FROM \"User\" WHERE pk = ?1", [pk], |r| r.get(0)).unwrap();
+    text.map(|t| serde_json::from_str(&t).unwrap()).unwrap_or(serde_json::Value::Null)
+}
+
+fn user_text(s: &Store, pk: i64, col: &str) -> Option<String> {
+    s.connection().query_row(&format!("SELECT \"{col}\" FROM \"User\" WHERE pk = ?1"), [pk], |r| r.get(0)).unwrap()
+}
+
+/// The default load merges into existing rows: what rules wrote into an
+/// `any` field survives a re-sync, fields the file omits keep their value,
+/// given fields (even `null`) are replaced, and links change only when the
+/// file gives them.
+#[test]
+fn a_reload_merges_into_existing_rows() {
+    let (_d, mut s) = file_store();
+    s.load_fixtures(&authentik_fixtures()).unwrap();
+    // What a rule would have written: new keys, and a nested object.
+    s.connection()
+        .execute(
+            "UPDATE \"User\" SET attributes = json_set(attributes, '$.lastCountry', 'DE', \
+             '$.settings', json('{\"locale\": \"de\", \"theme\": \"dark\"}')) WHERE pk = 12",
+            [],
+        )
+        .unwrap();
+    let resync = format!(
+        r#"{{"User": [
+              {{"pk": 12, "username": "alice2", "attributes": {{"level": 4, "settings": {{"locale": "en"}}, "admin": null}}}},
+              {{"pk": 40, "attributes": ["not", "an", "object"], "type": null}},
+              {{"pk": 50, "username": "erin", "name": "Erin", "email": "e@x", "is_active": true}}
+            ],
+            "Group": [{{"pk": "{ADMINS}", "name": "Admins"}}, {{"pk": "{OPS_HEX}", "users": [12]}}]}}"#
+    );
+    let stats = s.load_fixtures(&resync).unwrap();
+    assert_eq!(stats.total(), 5);
+    assert_eq!(
+        attributes(&s, 12),
+        serde_json::json!({
+            "sshPublicKey": ["ssh-ed25519 AAAA alice"],
+            "level": 4,
+            "admin": null,
+            "lastCountry": "DE",
+            "settings": {"locale": "en", "theme": "dark"},
+        }),
+        "the file's keys win, deep inside too; the rule's keys stay"
+    );
+    assert_eq!(user_text(&s, 12, "username").as_deref(), Some("alice2"));
+    assert_eq!(user_text(&s, 12, "email").as_deref(), Some("alice@example.com"), "omitted: kept");
+    assert_eq!(user_text(&s, 12, "type").as_deref(), Some("internal"), "omitted optional: kept");
+    // A non-object replaces the stored value; an explicit null empties an optional field.
+    assert_eq!(attributes(&s, 40), serde_json::json!(["not", "an", "object"]));
+    assert_eq!(user_text(&s, 40, "type"), None);
+    assert_eq!(user_text(&s, 40, "username").as_deref(), Some("carol"));
+    // A new row is the file's row.
+    assert_eq!(user_text(&s, 50, "username").as_deref(), Some("erin"));
+    assert_eq!(attributes(&s, 50), serde_json::Value::Null);
+    // Omitted links stay; given links replace.
+    let keys = |g: &str| -> Vec<Value> {
+        s.related(GROUP, &Value::str(g), 3).unwrap().iter().map(|r| r.key.clone()).collect()
+    };
+    assert_eq!(keys(ADMINS), vec![Value::Int(1), Value::Int(12)]);
+    assert_eq!(keys(OPS_HEX), vec![Value::Int(12)]);
+    let name: String =
+        s.connection().query_row("SELECT name FROM \"Group\" WHERE name = 'Admins'", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "Admins");
+    // A new row still needs its required fields; an explicit null on a
+    // required field of an existing row is still an error.
+    let errs = errors(&mut s, r#"{"User": [{"pk": 60, "username": "x"}, {"pk": 12, "email": null}]}"#);
+    assert_eq!(
+        errs,
+        vec![
+            "User[0].name: missing required field (row key 60)",
+            "User[0].email: missing required field (row key 60)",
+            "User[0].is_active: missing required field (row key 60)",
+            "User[1].email: a required field cannot be null (row key 12)",
+        ]
+    );
+    // The same file twice changes nothing the second time.
+    let before = s.dump();
+    s.load_fixtures(&resync).unwrap();
+    assert_eq!(s.dump(), before);
+}
+
+/// `--replace` restores whole-row replacement: the rule's keys are gone.
+#[test]
+fn replace_mode_replaces_whole_rows() {
+    let (_d, mut s) = file_store();
+    s.load_fixtures(&authentik_fixtures()).unwrap();
+    s.connection()
+        .execute("UPDATE \"User\" SET attributes = json_set(attributes, '$.lastCountry', 'DE') WHERE pk = 12", [])
+        .unwrap();
+    s.load_fixtures_with(
+        r#"{"User": [{"pk": 12, "username": "alice", "name": "Alice", "email": "a@x", "is_active": true, "attributes": {"level": 4}}]}"#,
+        LoadMode::Replace,
+    )
+    .unwrap();
+    assert_eq!(attributes(&s, 12), serde_json::json!({"level": 4}));
+    assert_eq!(user_text(&s, 12, "type"), None);
+}
+
+fn group_attributes(db: &std::path::Path) -> Vec<(String, serde_json::Value)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn.prepare("SELECT name, attributes FROM \"Group\" ORDER BY name").unwrap();
+    st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))
+        .unwrap()
+        .map(|r| {
+            let (n, a) = r.unwrap();
+            (n, a.map(|a| serde_json::from_str(&a).unwrap()).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The nightly re-sync: `db load` of the same fixtures after a run keeps
+/// the history a rule appended to a group's attributes; `--replace` wipes it.
+#[test]
+fn a_resync_keeps_what_rules_wrote_unless_replace() {
+    let tmp = Tmp::new();
+    let db = tmp.p("h.db");
+    cli(&["db", "load", "--db", &db, AUTHENTIK_FIXTURES], None).ok();
+    cli(
+        &[
+            "run",
+            "--quiet",
+            "--db",
+            &db,
+            "--events",
+            AUTHENTIK_EVENTS,
+            "examples/authentik/group_addition_history.herald",
+        ],
+        None,
+    )
+    .ok();
+    let after_run = group_attributes(&tmp.path("h.db"));
+    let with_history = |attrs: &[(String, serde_json::Value)]| {
+        attrs
+            .iter()
+            .filter(|(_, a)| a.get("UserAddedHistory").is_some_and(|h| h.as_array().is_some_and(|h| !h.is_empty())))
+            .count()
+    };
+    assert!(with_history(&after_run) > 0, "the rule wrote a history: {after_run:?}");
+
+    cli(&["db", "load", "--db", &db, AUTHENTIK_FIXTURES], None).ok();
+    assert_eq!(group_attributes(&tmp.path("h.db")), after_run, "a merge keeps what the rule wrote");
+
+    let out = cli(&["db", "load", "--replace", "--db", &db, AUTHENTIK_FIXTURES], None).ok();
+    assert!(out.stderr.contains("loaded"), "{}", out.stderr);
+    assert_eq!(with_history(&group_attributes(&tmp.path("h.db"))), 0, "--replace restores the file's rows");
+}
+
+const DEVICE_POLICY: &str = "event login { context: { device: string? }? }
+
+entity Device key id: string {
+  owner: int,
+  trusted: bool?,
+}
+
+rule untrusted_device_login {
+  match login { context.device: dev }
+  guard let d = Device[dev]
+  guard not (d.trusted == true)
+  action notify(to: d.owner, severity: \"alert\", body: \"Sign-in from untrusted device {d.id}\")
+}
+";
+
+/// `db load` and `db init` take the policy files (and `--schema`) as `run`
+/// does, so the entities a policy declares can be loaded.
+#[test]
+fn db_load_and_init_know_the_entities_of_policy_files() {
+    let tmp = Tmp::new();
+    let policy = tmp.write("device.herald", DEVICE_POLICY);
+    let fixtures = tmp.write(
+        "devices.json",
+        r#"{"Device": [{"id": "d1", "owner": 12, "trusted": true}, {"id": "d2", "owner": 12}],
+            "User": [{"pk": 12, "username": "alice", "name": "Alice", "email": "a@x", "is_active": true}]}"#,
+    );
+    let db = tmp.p("h.db");
+    // Without the policy file the entity is unknown, and nothing is loaded.
+    let out = cli(&["db", "load", "--db", &db, &fixtures], None).expect_code(2);
+    assert!(out.stderr.contains("Device: unknown entity"), "{}", out.stderr);
+    // With it (the existing form, plus policy files), it loads.
+    let out = cli(&["db", "load", "--db", &db, &fixtures, &policy], None).ok();
+    assert!(out.stderr.contains("2 Device"), "{}", out.stderr);
+    let events = tmp.write(
+        "events.ndjson",
+        concat!(
+            r#"{"event_uuid": "00000000-0000-4000-8000-000000000001", "action": "login", "created": "2026-04-14T08:00:00Z", "context": {"device": "d1"}}"#,
+            "\n",
+            r#"{"event_uuid": "00000000-0000-4000-8000-000000000002", "action": "login", "created": "2026-04-14T08:00:00Z", "context": {"device": "d2"}}"#,
+            "\n"
+        ),
+    );
+    let ran = cli(&["run", "--quiet", "--db", &db, "--events", &events, &policy], None).ok();
+    assert_eq!(ran.stdout_lines().len(), 1, "{}", ran.stdout);
+    assert_eq!(ran.stdout_lines()[0]["event_uuid"], "00000000-0000-4000-8000-000000000002");
+
+    // `db init` creates the policy's tables; `--schema` is taken as for `run`.
+    let db2 = tmp.p("init.db");
+    cli(&["db", "init", "--db", &db2, "--schema", "authentik", &policy], None).ok();
+    let conn = rusqlite::Connection::open(tmp.path("init.db")).unwrap();
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('Device') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(cols, vec!["id", "owner", "trusted"]);
+
+    // A policy file that does not compile loads nothing (exit 1, as `check`).
+    let bad = tmp.write("bad.herald", "entity Device key id: string { owner: nosuchtype }\n");
+    let db3 = tmp.p("bad.db");
+    let out = cli(&["db", "load", "--db", &db3, &fixtures, &bad], None).expect_code(1);
+    assert!(out.stderr.contains("nosuchtype"), "{}", out.stderr);
 }

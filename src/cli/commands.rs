@@ -12,7 +12,7 @@ use crate::jit::JitMatcher;
 use crate::mail::{self, Mailer, Mode};
 use crate::schema::Schema;
 use crate::span::{FileId, SourceMap};
-use crate::store::{OutboxStore, Store};
+use crate::store::{LoadMode, OutboxStore, Store};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -35,6 +35,17 @@ fn compile_or_report(sources: &mut SourceMap, choice: SchemaChoice, ids: &[FileI
     compiled.program.map(Arc::new).ok_or(EXIT_COMPILE)
 }
 
+/// The schema `run` would use with these arguments: the schema choice
+/// extended (or replaced) by the schema items of the policy files. With
+/// policy files, they must compile, as for `run`.
+fn schema_for(schema: Option<&str>, files: &[PathBuf]) -> Result<Arc<Schema>, i32> {
+    if files.is_empty() {
+        return schema_only(schema);
+    }
+    let (mut sources, choice, ids) = load_sources(schema, files).map_err(|UsageError(m)| fail(m))?;
+    Ok(compile_or_report(&mut sources, choice, &ids)?.schema.clone())
+}
+
 fn schema_only(schema: Option<&str>) -> Result<Arc<Schema>, i32> {
     let (mut sources, choice, _) = load_sources(schema, &[]).map_err(|UsageError(m)| fail(m))?;
     let choice = if choice == SchemaChoice::Auto { SchemaChoice::Builtin } else { choice };
@@ -53,13 +64,13 @@ fn open_store(path: &Path, schema: Arc<Schema>, wait: std::time::Duration) -> Re
     Store::open_waiting(path, schema, wait).map_err(fail)
 }
 
-fn load_fixture_file(store: &mut Store, path: &Path) -> Result<(), i32> {
+fn load_fixture_file(store: &mut Store, path: &Path, mode: LoadMode) -> Result<(), i32> {
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
-    load_fixture_text(store, &text, &path.display().to_string())
+    load_fixture_text(store, &text, &path.display().to_string(), mode)
 }
 
-fn load_fixture_text(store: &mut Store, text: &str, name: &str) -> Result<(), i32> {
-    match store.load_fixtures(text) {
+fn load_fixture_text(store: &mut Store, text: &str, name: &str, mode: LoadMode) -> Result<(), i32> {
+    match store.load_fixtures_with(text, mode) {
         Ok(stats) => {
             let parts: Vec<String> = stats.rows.iter().map(|(e, n)| format!("{n} {e}")).collect();
             eprintln!("herald: loaded {} rows from {name} ({})", stats.total(), parts.join(", "));
@@ -185,6 +196,7 @@ struct RunSetup<'a> {
     threads: Option<usize>,
     max_line: usize,
     from_start: bool,
+    backfill: bool,
     quiet: bool,
     mailer: Option<Mailer>,
 }
@@ -208,6 +220,7 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         batch: setup.batch,
         from_start: setup.from_start,
         max_line: setup.max_line,
+        backfill: setup.backfill,
         ..RunOptions::default()
     };
     if let Some(t) = setup.threads {
@@ -306,6 +319,28 @@ fn summary(
         "  dead letters: {}, rule errors: {}, duplicate events skipped: {}\n",
         s.dead_letters, s.rule_errors, s.duplicates
     ));
+    if e.notifications_dropped > 0 {
+        out.push_str(&format!(
+            "  {} notification{} dropped: no such recipient\n",
+            e.notifications_dropped,
+            plural(e.notifications_dropped)
+        ));
+    }
+    if s.skipped_pairs > 0 {
+        out.push_str(&format!(
+            "  {} (rule, event) pair{} skipped: rules new to already-processed events (apply them with \
+             --backfill)\n",
+            s.skipped_pairs,
+            plural(s.skipped_pairs)
+        ));
+    }
+    if s.backfilled_pairs > 0 {
+        out.push_str(&format!(
+            "  backfill: {} (rule, event) pair{} applied to already-processed events\n",
+            s.backfilled_pairs,
+            plural(s.backfilled_pairs)
+        ));
+    }
     match mail {
         MailSummary::Done(m) => {
             out.push_str(&format!(
@@ -351,7 +386,7 @@ pub fn run(args: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     if let Some(f) = &args.fixtures {
-        if let Err(code) = load_fixture_file(&mut store, f) {
+        if let Err(code) = load_fixture_file(&mut store, f, LoadMode::Merge) {
             return code;
         }
     }
@@ -394,6 +429,7 @@ pub fn run(args: &RunArgs) -> i32 {
         threads: args.threads.map(|t| t as usize),
         max_line: args.max_line_bytes as usize,
         from_start: args.from_start,
+        backfill: args.backfill,
         quiet: args.quiet,
         mailer,
     };
@@ -403,8 +439,8 @@ pub fn run(args: &RunArgs) -> i32 {
 
 pub fn db(command: DbCommand) -> i32 {
     match command {
-        DbCommand::Init { schema, db, wait } => {
-            let schema = match schema_only(schema.as_deref()) {
+        DbCommand::Init { schema, db, wait, files } => {
+            let schema = match schema_for(schema.as_deref(), &files) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -420,8 +456,8 @@ pub fn db(command: DbCommand) -> i32 {
                 Err(code) => code,
             }
         }
-        DbCommand::Load { schema, db, wait, fixtures } => {
-            let schema = match schema_only(schema.as_deref()) {
+        DbCommand::Load { schema, db, wait, replace, fixtures, files } => {
+            let schema = match schema_for(schema.as_deref(), &files) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -429,7 +465,8 @@ pub fn db(command: DbCommand) -> i32 {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match load_fixture_file(&mut store, &fixtures) {
+            let mode = if replace { LoadMode::Replace } else { LoadMode::Merge };
+            match load_fixture_file(&mut store, &fixtures, mode) {
                 Ok(()) => EXIT_OK,
                 Err(code) => code,
             }
@@ -536,7 +573,9 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         Err(code) => return code,
     };
     eprintln!("herald demo: created the SQLite store {}", db.display());
-    if let Err(code) = load_fixture_text(&mut store, bundled::FIXTURES, "examples/authentik/fixtures.json") {
+    if let Err(code) =
+        load_fixture_text(&mut store, bundled::FIXTURES, "examples/authentik/fixtures.json", LoadMode::Merge)
+    {
         return code;
     }
     if let Err(e) = store.ensure_indexes(&program) {
@@ -566,6 +605,7 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         threads: None,
         max_line: engine::DEFAULT_MAX_LINE,
         from_start: true,
+        backfill: false,
         quiet: false,
         mailer,
     };

@@ -129,6 +129,10 @@ pub struct RunArgs {
     pub max_line_bytes: u64,
     #[command(flatten)]
     pub wait: WaitArg,
+    /// Apply rules new to already-processed events (a rule name never
+    /// applied to them); reads the input from its first line.
+    #[arg(long)]
+    pub backfill: bool,
     /// No summary on standard error.
     #[arg(long)]
     pub quiet: bool,
@@ -168,7 +172,8 @@ impl WaitArg {
 
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
-    /// Create the store's tables from the schema.
+    /// Create the store's tables from the schema (and the entities the
+    /// policy files declare).
     Init {
         #[arg(long)]
         schema: Option<String>,
@@ -177,8 +182,12 @@ pub enum DbCommand {
         db: PathBuf,
         #[command(flatten)]
         wait: WaitArg,
+        /// Policy files, or directories of `.herald` files, whose schema
+        /// items extend the schema (as for `run`).
+        files: Vec<PathBuf>,
     },
-    /// Load fixtures (`{"User": [{...}], ...}`), upserting rows by key.
+    /// Load fixtures (`{"User": [{...}], ...}`), upserting rows by key and
+    /// merging into existing rows.
     Load {
         #[arg(long)]
         schema: Option<String>,
@@ -187,7 +196,13 @@ pub enum DbCommand {
         db: PathBuf,
         #[command(flatten)]
         wait: WaitArg,
+        /// Replace whole rows: fields the file omits become empty.
+        #[arg(long)]
+        replace: bool,
         fixtures: PathBuf,
+        /// Policy files, or directories of `.herald` files, whose schema
+        /// items extend the schema (as for `run`).
+        files: Vec<PathBuf>,
     },
 }
 

@@ -183,10 +183,11 @@ impl RuleStore<'_> {
         user_pk: &Value,
         severity: &str,
         body: &str,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<bool, RuntimeError> {
+        // `false`: no recipient row has that key, nobody was notified.
         self.before_write()?;
         self.flush_appends()?;
-        self.store.insert_notification(rule, event_key, user_pk, severity, body).map(|_| ())
+        self.store.insert_notification(rule, event_key, user_pk, severity, body).map(|id| id.is_some())
     }
 
     /// Queue a checked `send_email` effect, in the rule's savepoint.

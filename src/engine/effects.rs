@@ -46,6 +46,8 @@ pub(super) struct Target<'a> {
     pub event_key: &'a str,
     pub line: u64,
     pub logs: &'a mut Vec<u8>,
+    /// Notifications not written: no recipient row has the key.
+    pub dropped: u64,
 }
 
 /// Check every effect, then apply them in order. Stops at the first
@@ -68,7 +70,9 @@ fn apply(e: &Effect, t: &mut Target<'_>) -> Result<(), RuntimeError> {
     match e {
         Effect::Notify { recipients, severity, body, .. } => {
             for k in recipients {
-                t.db.notify(t.rule, t.event_key, k, severity.as_str(), body)?;
+                if !t.db.notify(t.rule, t.event_key, k, severity.as_str(), body)? {
+                    t.dropped += 1;
+                }
             }
         }
         Effect::SendEmail { to, cc, bcc, subject, body, .. } => {

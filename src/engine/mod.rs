@@ -41,7 +41,7 @@ use crate::interp::{self, Env, Interp, Outcome};
 use crate::ir::{Program, RuleId};
 use crate::store::Store;
 use crate::value::now_nanos;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -65,6 +65,9 @@ pub struct RunOptions {
     /// Lines longer than this (bytes, without the terminator) are dead
     /// letters, streamed past without being held whole.
     pub max_line: usize,
+    /// Apply rules that were never applied to an already-processed event
+    /// (a rule name new to it). Implies reading from the first line.
+    pub backfill: bool,
     /// Called after every commit (e.g. to wake email delivery).
     pub on_commit: Option<Box<dyn FnMut() + Send>>,
     /// Called with the number of input bytes consumed so far.
@@ -84,6 +87,7 @@ impl Default for RunOptions {
             workers: default_workers(),
             from_start: false,
             max_line: DEFAULT_MAX_LINE,
+            backfill: false,
             on_commit: None,
             on_progress: None,
         }
@@ -111,6 +115,11 @@ pub struct RunStats {
     pub duplicates: u64,
     /// Dead letters of earlier runs whose line was processed this time.
     pub resolved_dead_letters: u64,
+    /// (rule, event) pairs not applied: the rule matched an already-processed
+    /// event it was never applied to, and the run was not a backfill.
+    pub skipped_pairs: u64,
+    /// (rule, event) pairs a backfill applied to already-processed events.
+    pub backfilled_pairs: u64,
     pub bytes: u64,
 }
 
@@ -266,6 +275,17 @@ struct Pending {
     stderr: Vec<u8>,
 }
 
+/// What a stored rule set means for the running program.
+struct KnownSet {
+    /// By rule index: the rule's name is in the set (was applied).
+    applied: Vec<bool>,
+    /// Some rule of the program is not in the set.
+    any_new: bool,
+    /// The set together with every rule of the program (the record after
+    /// a backfill), once needed.
+    union: Option<i64>,
+}
+
 /// The single writer: applies matched events to the store in input order.
 struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     program: &'a Program,
@@ -289,6 +309,10 @@ struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     unresolved: BTreeSet<u64>,
     /// Lines of the current chunk dead-lettered in this run.
     chunk_dead: Vec<u64>,
+    /// The id of the program's rule set, once an event needed it.
+    rule_set: Option<i64>,
+    /// Other rule sets met in replay records, by id.
+    known: HashMap<i64, KnownSet>,
 }
 
 /// A resume point: hashes are formatted only when a commit writes them.
@@ -403,9 +427,33 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             }
         };
         self.ensure_txn()?;
-        if self.store.is_processed(&key)? {
-            self.stats.duplicates += 1;
-            return Ok(());
+        let current = self.current_rule_set()?;
+        // Exactly once per (event, rule): an event processed under this very
+        // rule set (the common case: the same policy again) is skipped whole
+        // at the cost of one lookup. Under another set, the rules new to the
+        // event are skipped and counted, or applied with `--backfill`.
+        let mut backfill_of = None;
+        match self.store.processed_rule_set(&key)? {
+            None => {}
+            Some(Some(set)) if set != current => {
+                let known = self.known_set(set)?;
+                let fresh = matched.iter().filter(|(id, _)| !known.applied[id.0 as usize]).count() as u64;
+                if !known.any_new || fresh == 0 {
+                    self.stats.duplicates += 1;
+                    return Ok(());
+                }
+                if !self.opts.backfill {
+                    self.stats.duplicates += 1;
+                    self.stats.skipped_pairs += fresh;
+                    return Ok(());
+                }
+                backfill_of = Some(set);
+            }
+            // The same rule set, or a record older than rule sets.
+            Some(_) => {
+                self.stats.duplicates += 1;
+                return Ok(());
+            }
         }
         // No savepoint around the whole event: nothing ever rolls back to
         // one (a rule's failure rolls back to its own savepoint, a store
@@ -416,6 +464,12 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         let mut touched = false;
         let mut fired = false;
         for (id, match_error) in matched {
+            if let Some(set) = backfill_of {
+                if self.known[&set].applied[id.0 as usize] {
+                    continue;
+                }
+                self.stats.backfilled_pairs += 1;
+            }
             let rule = self.program.rule(*id);
             if let Some(e) = match_error {
                 self.rule_error(&rule.name, &key, line_no, e)?;
@@ -428,11 +482,20 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             let mut logs = Vec::new();
             // The interpreter produces the effects; they are checked and
             // applied here, in the same savepoint as the rule's entity writes.
+            let mut dropped = 0;
             let outcome = interp::run_rule(&interp, rule, &mut self.env, &mut out).and_then(|o| {
                 if o == Outcome::Fired {
-                    let mut target =
-                        effects::Target { db: &db, rule: &rule.name, event_key: &key, line: line_no, logs: &mut logs };
-                    effects::check_and_apply(&out.effects, &mut target)?;
+                    let mut target = effects::Target {
+                        db: &db,
+                        rule: &rule.name,
+                        event_key: &key,
+                        line: line_no,
+                        logs: &mut logs,
+                        dropped: 0,
+                    };
+                    let applied = effects::check_and_apply(&out.effects, &mut target);
+                    dropped = target.dropped;
+                    applied?;
                 }
                 Ok(o)
             });
@@ -444,7 +507,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                     let _ = writeln!(self.pending.stdout, "{j}");
                     self.pending.stderr.extend_from_slice(&logs);
                     self.stats.firings += 1;
-                    self.stats.effects.add(out.counts());
+                    let mut counts = out.counts();
+                    counts.notifications -= dropped;
+                    counts.notifications_dropped = dropped;
+                    self.stats.effects.add(counts);
                     touched = true;
                     fired = true;
                 }
@@ -456,14 +522,56 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 }
             }
         }
-        if touched {
-            self.store.mark_processed(&key, line_no)?;
+        if let Some(set) = backfill_of {
+            // Every rule of the program has now been applied (or does not
+            // match: `match` is pure, so it never will); the record says so
+            // even when the new rules stopped in a guard.
+            let union = self.union_set(set)?;
+            self.store.mark_processed(&key, line_no, union)?;
+            self.txn_events += 1;
+        } else if touched {
+            self.store.mark_processed(&key, line_no, current)?;
             self.txn_events += 1;
         }
         if fired {
             self.stats.fired_events += 1;
         }
         Ok(())
+    }
+
+    /// The program's rule set, created in the store at the first event that
+    /// needs it (inside a transaction, so a rolled-back run leaves none).
+    fn current_rule_set(&mut self) -> Result<i64, RunError> {
+        if let Some(id) = self.rule_set {
+            return Ok(id);
+        }
+        let names: Vec<&str> = self.program.rules.iter().map(|r| r.name.as_str()).collect();
+        let id = self.store.rule_set_id(&names)?;
+        self.rule_set = Some(id);
+        Ok(id)
+    }
+
+    fn known_set(&mut self, set: i64) -> Result<&KnownSet, RunError> {
+        if !self.known.contains_key(&set) {
+            let names = self.store.rule_set(set)?;
+            let applied: Vec<bool> = self.program.rules.iter().map(|r| names.binary_search(&r.name).is_ok()).collect();
+            let any_new = applied.iter().any(|a| !a);
+            self.known.insert(set, KnownSet { applied, any_new, union: None });
+        }
+        Ok(&self.known[&set])
+    }
+
+    fn union_set(&mut self, set: i64) -> Result<i64, RunError> {
+        if let Some(id) = self.known.get(&set).and_then(|k| k.union) {
+            return Ok(id);
+        }
+        let mut names = self.store.rule_set(set)?;
+        names.extend(self.program.rules.iter().map(|r| r.name.clone()));
+        let id = self.store.rule_set_id(&names)?;
+        if let Some(k) = self.known.get_mut(&set) {
+            k.union = Some(id);
+        }
+        Ok(id)
     }
 
     fn rule_error(&mut self, rule: &str, key: &str, line_no: u64, e: &RuntimeError) -> Result<(), RunError> {
@@ -581,7 +689,8 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let mut stats = RunStats::default();
     // Nothing processed yet (but a byte order mark, perhaps).
     let mut position = Position { offset: reader.offset, prefix_hash: reader.prefix_hash(), ..Position::default() };
-    let checkpoint = if opts.from_start { None } else { store.checkpoint(&source_key)? };
+    // A backfill must see the events before the checkpoint too.
+    let checkpoint = if opts.from_start || opts.backfill { None } else { store.checkpoint(&source_key)? };
     if let Some(cp) = checkpoint {
         // The checkpoint holds only if the input starts with the very bytes
         // it covered: comparing lines would miss a line fixed in place or
@@ -702,6 +811,8 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             position,
             unresolved,
             chunk_dead: Vec::new(),
+            rule_set: None,
+            known: HashMap::new(),
         };
         let mut next = 0u64;
         let mut parked: BTreeMap<u64, ChunkResult> = BTreeMap::new();

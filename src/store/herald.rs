@@ -2,6 +2,7 @@
 //! letters, rule errors, replay protection and checkpoints; and `dump`.
 
 use super::{quote, sql_err, Store};
+use crate::decode::fnv1a_128;
 use crate::diag::Code;
 use crate::diag::RuntimeError;
 use crate::value::{format_timestamp_store, now_nanos, Value};
@@ -95,6 +96,7 @@ const HERALD_DUMP: &[(&str, &str)] = &[
     ("herald_dead_letter", "id"),
     ("herald_rule_error", "id"),
     ("herald_processed", "event_key"),
+    ("herald_rule_set", "id"),
     ("herald_checkpoint", "source_key"),
     ("herald_meta", "key"),
 ];
@@ -163,8 +165,11 @@ impl Store {
         st.execute(params).map_err(sql_err)
     }
 
-    /// A `notify` delivery. `user_pk` is stored in its own type (an int
-    /// key as an integer, a uuid as dashed text).
+    /// A `notify` delivery; returns the new row's id, or `None` when no
+    /// recipient row has that key: like authentik, a notification for
+    /// nobody is dropped (the caller counts it), not stored. `user_pk` is
+    /// stored in its own type (an int key as an integer, a uuid as dashed
+    /// text).
     pub fn insert_notification(
         &self,
         rule: &str,
@@ -172,7 +177,7 @@ impl Store {
         user_pk: &Value,
         severity: &str,
         body: &str,
-    ) -> Result<i64, RuntimeError> {
+    ) -> Result<Option<i64>, RuntimeError> {
         // The key is converted to the recipient entity's key type like a
         // lookup key (`"12"` or `12.0` for an int key is 12, a 32-hex uuid is
         // dashed), so notifications join to the recipient's table; a key of
@@ -190,12 +195,14 @@ impl Store {
         let Some(pk) = self.key_sql(info, &key)? else {
             return Err(RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key"));
         };
-        self.exec(
+        // One statement: the existence check cannot drift from the insert.
+        let sql = format!(
             "INSERT INTO herald_notification (rule, event_uuid, user_pk, severity, body, created) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            &[&rule, &event_key, &pk, &severity, &body, &now()],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM {} WHERE {} = ?3)",
+            info.table, info.key_col
+        );
+        let n = self.exec(&sql, &[&rule, &event_key, &pk, &severity, &body, &now()])?;
+        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
     }
 
     /// Queue an email; returns the outbox row id.
@@ -281,23 +288,71 @@ impl Store {
         Ok(())
     }
 
-    /// Was the event with this key already processed (replay protection)?
-    pub fn is_processed(&self, event_key: &str) -> Result<bool, RuntimeError> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM herald_processed WHERE event_key = ?1)")
-            .map_err(sql_err)?;
-        st.query_row([event_key], |r| r.get(0)).map_err(sql_err)
+    /// Bring Herald's tables of an older store up to date (after the
+    /// `CREATE TABLE IF NOT EXISTS`, which leaves existing tables alone).
+    pub(super) fn upgrade_herald_tables(&self) -> Result<(), super::StoreError> {
+        let has_rule_set: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('herald_processed') WHERE name = 'rule_set')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_rule_set {
+            self.conn.execute_batch("ALTER TABLE herald_processed ADD COLUMN rule_set INTEGER")?;
+        }
+        Ok(())
     }
 
-    /// Record the event as processed (a second call changes nothing).
-    pub fn mark_processed(&self, event_key: &str, line: u64) -> Result<(), RuntimeError> {
+    /// The replay record of an event: `None` when it was never processed,
+    /// `Some(set)` with the [rule set](Self::rule_set_id) applied to it
+    /// (`Some(None)` for a record written before rule sets existed: every
+    /// rule counts as applied).
+    pub fn processed_rule_set(&self, event_key: &str) -> Result<Option<Option<i64>>, RuntimeError> {
+        let mut st =
+            self.conn.prepare_cached("SELECT rule_set FROM herald_processed WHERE event_key = ?1").map_err(sql_err)?;
+        st.query_row([event_key], |r| r.get::<_, Option<i64>>(0)).optional().map_err(sql_err)
+    }
+
+    /// Record the event as processed with the rules of `rule_set` applied
+    /// to it. A second call replaces the rule set (a backfill applied more
+    /// rules) and keeps the line and time of the first processing.
+    pub fn mark_processed(&self, event_key: &str, line: u64, rule_set: i64) -> Result<(), RuntimeError> {
         self.exec(
-            "INSERT INTO herald_processed (event_key, line, processed_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (event_key) DO NOTHING",
-            &[&event_key, &(line as i64), &now()],
+            "INSERT INTO herald_processed (event_key, line, processed_at, rule_set) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (event_key) DO UPDATE SET rule_set = excluded.rule_set",
+            &[&event_key, &(line as i64), &now(), &rule_set],
         )?;
         Ok(())
+    }
+
+    /// The id of the set of these rule names (order and repeats do not
+    /// matter), created when new.
+    pub fn rule_set_id<S: AsRef<str>>(&self, names: &[S]) -> Result<i64, RuntimeError> {
+        let mut sorted: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let rules = serde_json::to_string(&sorted).unwrap_or_else(|_| "[]".into());
+        let hash = format!("{:032x}", fnv1a_128(rules.as_bytes()));
+        self.exec(
+            "INSERT INTO herald_rule_set (hash, rules) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
+            &[&hash, &rules],
+        )?;
+        let mut st =
+            self.conn.prepare_cached("SELECT id, rules FROM herald_rule_set WHERE hash = ?1").map_err(sql_err)?;
+        let (id, stored): (i64, String) = st.query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql_err)?;
+        // A 128-bit hash collision would merge two sets: refuse rather than
+        // skip rules that were never applied.
+        if stored != rules {
+            return Err(RuntimeError::new(Code::StoreFailure, format!("two rule sets share the hash {hash}")));
+        }
+        Ok(id)
+    }
+
+    /// The rule names of a rule set, sorted.
+    pub fn rule_set(&self, id: i64) -> Result<Vec<String>, RuntimeError> {
+        let mut st = self.conn.prepare_cached("SELECT rules FROM herald_rule_set WHERE id = ?1").map_err(sql_err)?;
+        let text: String = st.query_row([id], |r| r.get(0)).map_err(sql_err)?;
+        serde_json::from_str(&text)
+            .map_err(|e| RuntimeError::new(Code::StoreFailure, format!("rule set {id} is not a list of names: {e}")))
     }
 
     /// The resume point of an input, by its fingerprint.

@@ -65,13 +65,25 @@ CREATE TABLE IF NOT EXISTS herald_rule_error (
     line        INTEGER
 );
 
--- Replay protection: one row per event that fired at least one rule,
--- written in the same transaction as the event's effects.
+-- Replay protection: one row per event that fired (or failed) at least one
+-- rule, written in the same transaction as the event's effects. `rule_set`
+-- names the set of rules that have been applied to the event; stores made
+-- before it existed have NULL there, read as "every rule of the policy".
 CREATE TABLE IF NOT EXISTS herald_processed (
     event_key     TEXT    PRIMARY KEY,
     line          INTEGER,
-    processed_at  TEXT    NOT NULL
+    processed_at  TEXT    NOT NULL,
+    rule_set      INTEGER             -- herald_rule_set.id
 ) WITHOUT ROWID;
+
+-- The distinct sets of rule names applied to processed events: usually one
+-- per policy version, so a processed event costs one integer, not a row per
+-- rule.
+CREATE TABLE IF NOT EXISTS herald_rule_set (
+    id     INTEGER PRIMARY KEY,
+    hash   TEXT    NOT NULL UNIQUE,  -- hash of `rules`
+    rules  TEXT    NOT NULL          -- JSON array of rule names, sorted
+);
 
 -- Resume point per input, written with every commit.
 CREATE TABLE IF NOT EXISTS herald_checkpoint (

@@ -2,9 +2,16 @@
 //!
 //! All or nothing, in one transaction; every problem is reported, each
 //! naming the entity, the row index (and key when known) and the field.
-//! Rows upsert by key and replace the row: omitted optional fields become
-//! NULL, and a many-to-many array replaces that row's join rows (omitted:
-//! none). Many-to-many targets must exist once the whole file is loaded.
+//! Rows upsert by key. By default ([`LoadMode::Merge`]) a row that exists
+//! keeps what the file does not mention, so a re-sync of users does not
+//! wipe what rules wrote: an `any` field is deep-merged into the stored
+//! value (the file's keys win, other keys stay), any other field given in
+//! the file (even as `null`) is replaced, a field the file omits keeps its
+//! value, and a many-to-many array replaces that row's links. With
+//! [`LoadMode::Replace`] the file's row is the whole row: omitted optional
+//! fields become NULL and omitted many-to-many fields no links. A new row
+//! is the file's row in both modes. Many-to-many targets must exist once
+//! the whole file is loaded.
 
 use super::convert::{describe_json, quote_short};
 use super::filter::{ColKind, Scalar};
@@ -12,6 +19,7 @@ use super::{EntityInfo, Store};
 use crate::diag::suggest;
 use crate::value::{format_timestamp_store, format_uuid, parse_timestamp, parse_uuid};
 use rusqlite::types::Value as Sql;
+use rusqlite::OptionalExtension;
 use serde_json::Value as J;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -154,6 +162,34 @@ fn sql_to_json_elem(v: Sql, s: Scalar) -> J {
     }
 }
 
+/// How a fixture row is applied to a row that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoadMode {
+    /// Keep what the file does not say; deep-merge `any` fields.
+    #[default]
+    Merge,
+    /// The file's row replaces the stored row.
+    Replace,
+}
+
+/// `new` deep-merged into `old`: objects merge key by key (the keys of
+/// `new` win, recursively); anything else is replaced by `new`.
+fn deep_merge(old: &mut J, new: &J) {
+    match (old, new) {
+        (J::Object(o), J::Object(n)) => {
+            for (k, v) in n {
+                match o.get_mut(k) {
+                    Some(slot) => deep_merge(slot, v),
+                    None => {
+                        o.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (old, new) => *old = new.clone(),
+    }
+}
+
 /// A pending check that a many-to-many target exists.
 struct Link {
     entity: String,
@@ -165,9 +201,15 @@ struct Link {
 }
 
 impl Store {
-    /// Load fixtures (`herald db load`). All or nothing: on any problem
-    /// nothing is written and every problem is returned.
+    /// Load fixtures (`herald db load`), merging into existing rows. All or
+    /// nothing: on any problem nothing is written and every problem is
+    /// returned.
     pub fn load_fixtures(&mut self, json: &str) -> Result<LoadStats, Vec<LoadError>> {
+        self.load_fixtures_with(json, LoadMode::Merge)
+    }
+
+    /// [`load_fixtures`](Self::load_fixtures) with an explicit [`LoadMode`].
+    pub fn load_fixtures_with(&mut self, json: &str, mode: LoadMode) -> Result<LoadStats, Vec<LoadError>> {
         let doc: J = serde_json::from_str(json).map_err(|e| {
             vec![LoadError {
                 line: Some(e.line()),
@@ -212,7 +254,7 @@ impl Store {
                 continue;
             };
             let info = &self.ents[id.0 as usize];
-            let n = self.load_rows(info, rows, &mut errors, &mut links, &mut stats.links, &mut failed);
+            let n = self.load_rows(info, rows, mode, &mut errors, &mut links, &mut stats.links, &mut failed);
             stats.rows.push((name.clone(), n));
         }
         // Many-to-many targets must exist (in the database or the file);
@@ -252,10 +294,12 @@ impl Store {
 
     /// Validate and upsert the rows of one entity; returns how many were
     /// valid.
+    #[allow(clippy::too_many_arguments)]
     fn load_rows(
         &self,
         info: &EntityInfo,
         rows: &[J],
+        mode: LoadMode,
         errors: &mut Vec<LoadError>,
         links: &mut Vec<Link>,
         nlinks: &mut usize,
@@ -273,6 +317,16 @@ impl Store {
             placeholders.join(", "),
             info.key_col,
             if update.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", update.join(", ")) }
+        );
+        // Merging reads the stored row first: whether it exists (then the
+        // file may omit required fields) and its `any` columns.
+        let any_fields: Vec<usize> =
+            info.columns.iter().copied().filter(|&i| info.fields[i].kind == ColKind::Any).collect();
+        let existing = format!(
+            "SELECT 1{} FROM {} WHERE {} = ?1",
+            any_fields.iter().map(|&i| format!(", {}", info.fields[i].col)).collect::<String>(),
+            info.table,
+            info.key_col
         );
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut ok_rows = 0;
@@ -334,10 +388,42 @@ impl Store {
                     ));
                 }
             }
+            // The stored row's `any` values (by field index) when merging
+            // into a row that exists.
+            let mut stored: Option<HashMap<usize, Option<String>>> = None;
+            if let (LoadMode::Merge, Some(k)) = (mode, &key) {
+                let found = self.conn.prepare_cached(&existing).and_then(|mut st| {
+                    st.query_row([k], |r| {
+                        let mut m = HashMap::new();
+                        for (n, &i) in any_fields.iter().enumerate() {
+                            m.insert(i, r.get::<_, Option<String>>(n + 1)?);
+                        }
+                        Ok(m)
+                    })
+                    .optional()
+                });
+                match found {
+                    Ok(s) => stored = s,
+                    Err(e) => {
+                        errors.push(LoadError::at(name, Some(idx), key_ref, None, format!("database error: {e}")))
+                    }
+                }
+            }
+            let merging = stored.is_some();
+            // Columns given in the file, in `values` order (the key first).
+            let mut given = vec![true];
             let mut values = vec![key.clone().unwrap_or(Sql::Null)];
             let mut joins: Vec<(usize, Vec<(usize, Sql)>)> = Vec::new();
             for (fi, f) in info.fields.iter().enumerate() {
                 let v = obj.get(&f.name);
+                if merging && v.is_none() {
+                    // Omitted: the stored value (or links) stay.
+                    if f.join.is_none() {
+                        given.push(false);
+                        values.push(Sql::Null);
+                    }
+                    continue;
+                }
                 let err = |m: String, at: String| LoadError::at(name, Some(idx), key_ref, Some(at), m);
                 if let Some(j) = &f.join {
                     let t = &self.ents[j.target.0 as usize];
@@ -378,7 +464,16 @@ impl Store {
                             errors.push(err(m, f.name.clone()));
                             Sql::Null
                         }),
-                        ColKind::Any => Sql::Text(j.to_string()),
+                        ColKind::Any => {
+                            let old = stored.as_ref().and_then(|m| m.get(&fi).cloned().flatten());
+                            match old.and_then(|t| serde_json::from_str::<J>(&t).ok()) {
+                                Some(mut old) => {
+                                    deep_merge(&mut old, j);
+                                    Sql::Text(old.to_string())
+                                }
+                                None => Sql::Text(j.to_string()),
+                            }
+                        }
                         ColKind::List(el) => match j {
                             J::Array(items) => {
                                 let mut arr = Vec::with_capacity(items.len());
@@ -404,6 +499,7 @@ impl Store {
                         ColKind::ManyToMany(_) => Sql::Null,
                     },
                 };
+                given.push(true);
                 values.push(value);
             }
             if errors.len() > before {
@@ -413,8 +509,23 @@ impl Store {
                 continue;
             }
             let key = key.expect("a row without errors has a key");
-            let written =
-                self.conn.prepare_cached(&upsert).and_then(|mut st| st.execute(rusqlite::params_from_iter(&values)));
+            let written = if merging {
+                // Only the columns the file gives; none: nothing to update.
+                let sets: Vec<String> = (1..cols.len())
+                    .filter(|&c| given[c])
+                    .enumerate()
+                    .map(|(n, c)| format!("{} = ?{}", cols[c], n + 2))
+                    .collect();
+                if sets.is_empty() {
+                    Ok(0)
+                } else {
+                    let sql = format!("UPDATE {} SET {} WHERE {} = ?1", info.table, sets.join(", "), info.key_col);
+                    let params = values.iter().zip(&given).filter(|(_, g)| **g).map(|(v, _)| v);
+                    self.conn.prepare_cached(&sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(params)))
+                }
+            } else {
+                self.conn.prepare_cached(&upsert).and_then(|mut st| st.execute(rusqlite::params_from_iter(&values)))
+            };
             if let Err(e) = written {
                 errors.push(LoadError::at(name, Some(idx), key_ref, None, format!("database error: {e}")));
                 continue;

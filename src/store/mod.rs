@@ -29,7 +29,7 @@ pub mod testing;
 mod write;
 
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
-pub use load::{LoadError, LoadStats};
+pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
 pub use write::PendingAppend;
@@ -399,6 +399,7 @@ impl Store {
         herald::add_missing_columns(&self.conn)?;
         self.conn.execute_batch(HERALD_EXTRA)?;
         outbox::migrate(&self.conn)?;
+        self.upgrade_herald_tables()?;
         for e in &self.ents {
             self.ensure_table(&e.name, &e.ddl, &e.expected_columns())?;
             for f in &e.fields {

@@ -132,15 +132,17 @@ pub fn dump(db: &Path, schema: Option<&str>, tmp: Option<&Tmp>) -> String {
     }
 }
 
-/// The dump without Herald's bookkeeping (checkpoints, the processed set,
-/// metadata): what users observe.
+/// The dump without Herald's bookkeeping (checkpoints, the processed set
+/// and its rule sets, metadata): what users observe.
 pub fn effects_dump(db: &Path, schema: Option<&str>) -> String {
     let text = dump(db, schema, None);
     let mut out = String::new();
     let mut keep = true;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("== ") {
-            keep = !["herald_checkpoint", "herald_processed", "herald_meta"].iter().any(|t| rest.starts_with(t));
+            keep = !["herald_checkpoint", "herald_processed", "herald_rule_set", "herald_meta"]
+                .iter()
+                .any(|t| rest.starts_with(t));
         }
         if keep {
             out.push_str(line);
