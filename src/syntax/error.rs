@@ -530,8 +530,7 @@ pub(crate) fn translate(
         }
     }
 
-    let open_end = found_range.map(|(_, e)| e);
-    let hint = hint_for(&found, found_text, prev_text, scan, prev, text, positives, open_end);
+    let hint = hint_for(&found, found_range, prev_text, scan, prev, text, positives);
     SyntaxError::Expected { at, expected, found, hint }
 }
 
@@ -586,14 +585,15 @@ fn unclosed_patterns(
 /// what was expected.
 fn hint_for(
     found: &Found,
-    found_text: Option<&str>,
+    found_range: Option<(usize, usize)>,
     prev_text: Option<&str>,
     scan: &Scan,
     prev: Option<scan::Token>,
     text: &str,
     positives: &[Rule],
-    open_end: Option<usize>,
 ) -> Option<Hint> {
+    let found_text = found_range.map(|(s, e)| &text[s..e]);
+    let open_end = found_range.map(|(_, e)| e);
     if let Some(w) = found.word() {
         let mut candidates: Vec<&str> = Vec::new();
         for &r in positives {
@@ -678,6 +678,50 @@ pub(crate) fn from_lex(file: FileId, e: &LexError) -> SyntaxError {
         LexError::TooComplex { at } => {
             // The operator may be two bytes (`==`); a point span is enough.
             SyntaxError::TooComplex { at: Span::point(file, *at) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::span::FileId;
+
+    fn help_for(call: &str) -> String {
+        let text = format!("rule r {{\n  match login\n  guard {call} == 1\n  action log(\"x\")\n}}\n");
+        let parsed = super::super::parse(FileId(0), &text);
+        let d = parsed.diagnostics.first().unwrap_or_else(|| panic!("`{call}` parsed"));
+        d.help.clone().unwrap_or_default()
+    }
+
+    /// A method call's help names a function only if Herald has it.
+    #[test]
+    fn method_help_names_only_real_functions() {
+        let builtins = crate::check::builtin_function;
+        for (call, want) in [
+            ("x.get(\"k\")", "`x.k`"),
+            ("context.geo.get(\"country\", 1)", "`context.geo.country`"),
+            ("x.keys()", "`x.name`"),
+            ("x.length()", "`len(x)`"),
+            ("x.lower()", "`lower(x)`"),
+            ("x.get(k)", "`x.name`"),
+        ] {
+            let help = help_for(call);
+            assert!(help.contains(want), "`{call}`: {help}");
+            for (i, _) in help.match_indices('(') {
+                let name: String = help[..i]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                assert!(
+                    name.is_empty() || builtins(&name) == Some(name.as_str()),
+                    "`{call}`: help names `{name}`, not a built-in: {help}"
+                );
+            }
+            assert!(!help.contains("??"), "`{call}`: {help}");
         }
     }
 }
