@@ -134,3 +134,29 @@ fn good_policies_cover_custom_schemas() {
         common::fixtures("good").iter().filter(|p| matches!(compile_fixture(p).2.schema, Some(Some(_)))).count();
     assert!(custom >= 2, "{custom} good policies use a custom schema");
 }
+
+/// Human and JSON output name the same line and column (in characters) for
+/// every diagnostic of every fixture. `E0204_after_multibyte` has `é`, `€`
+/// and a tab before its span: miette alone counts bytes there.
+#[test]
+fn human_and_json_agree_on_positions() {
+    let files = fixtures("errors");
+    let mut problems = Vec::new();
+    let mut multibyte_seen = false;
+    for path in &files {
+        let (compiled, sources, _) = compile_fixture(path);
+        let json = render::json(&compiled.diagnostics, &sources);
+        for (d, j) in compiled.diagnostics.iter().zip(json["diagnostics"].as_array().unwrap()) {
+            let human = render::human(std::slice::from_ref(d), &sources, Style::Plain);
+            let want = format!("{}:{}:{}]", j["file"].as_str().unwrap(), j["line"], j["column"]);
+            if !human.contains(&want) {
+                problems.push(format!("{}: JSON says {want} but human output is:\n{human}", rel(path)));
+            }
+            let text = std::fs::read_to_string(path).unwrap();
+            let line = text.lines().nth(j["line"].as_u64().unwrap() as usize - 1).unwrap_or("");
+            multibyte_seen |= line.len() != line.chars().count() && line.contains('\t');
+        }
+    }
+    assert!(multibyte_seen, "no fixture has multi-byte characters and a tab on a diagnostic's line");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

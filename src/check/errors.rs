@@ -42,71 +42,313 @@ fn did_you_mean(s: &Option<String>) -> Option<String> {
 #[derive(Debug, Clone)]
 pub enum CheckError {
     // names
-    UnknownEventType { span: Span, name: String, suggestion: Option<String> },
-    UnknownField { span: Span, field: String, owner: String, suggestion: Option<String> },
-    UnknownName { span: Span, name: String, suggestion: Option<String>, hint: Option<String> },
-    UnknownEntity { span: Span, name: String, suggestion: Option<String> },
-    UnknownFunction { span: Span, name: String, suggestion: Option<String> },
-    UnknownStatement { span: Span, name: String, suggestion: Option<String>, is_function: bool },
-    DuplicateRule { span: Span, name: String, first: Span },
-    DuplicateConst { span: Span, name: String, first: Span },
-    DuplicateBinding { span: Span, name: String, first: Span },
+    UnknownEventType {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+    },
+    UnknownField {
+        span: Span,
+        field: String,
+        owner: String,
+        suggestion: Option<String>,
+    },
+    UnknownName {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+        hint: Option<String>,
+    },
+    UnknownEntity {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+    },
+    UnknownFunction {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+    },
+    UnknownStatement {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+        is_function: bool,
+    },
+    DuplicateRule {
+        span: Span,
+        name: String,
+        first: Span,
+    },
+    DuplicateConst {
+        span: Span,
+        name: String,
+        first: Span,
+    },
+    DuplicateBinding {
+        span: Span,
+        name: String,
+        first: Span,
+    },
     // types
-    TypeMismatch { span: Span, expected: String, found: String, context: String },
-    FieldTypeConflict { span: Span, field: String, a: (String, String), b: (String, String) },
-    OptionalValue { span: Span, found: String, needed: String, help: String },
-    Incomparable { span: Span, op: &'static str, lhs: String, rhs: String },
-    BadArithmetic { span: Span, op: &'static str, lhs: String, rhs: String },
-    NotBoolean { span: Span, op: &'static str, found: String },
-    BadIn { span: Span, elem: String, container: String },
-    NoFields { span: Span, field: String, ty: String },
-    BadIndex { span: Span, ty: String, index: String },
-    ConditionNotBool { span: Span, clause: &'static str, found: String },
-    MixedList { span: Span, first: String, found: String, first_span: Span },
-    NotOrderable { span: Span, op: &'static str, ty: String },
-    BadLookupKey { span: Span, entity: String, key_ty: String, found: String },
+    TypeMismatch {
+        span: Span,
+        expected: String,
+        found: String,
+        context: String,
+    },
+    FieldTypeConflict {
+        span: Span,
+        field: String,
+        a: (String, String),
+        b: (String, String),
+    },
+    OptionalValue {
+        span: Span,
+        found: String,
+        needed: String,
+        help: String,
+    },
+    Incomparable {
+        span: Span,
+        op: &'static str,
+        lhs: String,
+        rhs: String,
+    },
+    /// A `match` pattern literal whose type the field can never have.
+    PatternType {
+        span: Span,
+        field_span: Span,
+        field: String,
+        field_ty: String,
+        pattern_ty: String,
+    },
+    BadArithmetic {
+        span: Span,
+        op: &'static str,
+        lhs: String,
+        rhs: String,
+    },
+    NotBoolean {
+        span: Span,
+        op: &'static str,
+        found: String,
+    },
+    BadIn {
+        span: Span,
+        elem: String,
+        container: String,
+    },
+    NoFields {
+        span: Span,
+        field: String,
+        ty: String,
+    },
+    BadIndex {
+        span: Span,
+        ty: String,
+        index: String,
+    },
+    ConditionNotBool {
+        span: Span,
+        clause: &'static str,
+        found: String,
+    },
+    MixedList {
+        span: Span,
+        first: String,
+        found: String,
+        first_span: Span,
+    },
+    NotOrderable {
+        span: Span,
+        op: &'static str,
+        ty: String,
+    },
+    BadLookupKey {
+        span: Span,
+        entity: String,
+        key_ty: String,
+        found: String,
+    },
     // clause rules and purity
-    QueryInMatch { span: Span },
-    NowInMatch { span: Span },
-    ActionInExpression { span: Span, name: String, in_match: bool },
-    ClauseOrder { span: Span, clause: &'static str, after: &'static str, after_span: Span },
-    MissingMatch { span: Span, rule: String },
-    DuplicateMatch { span: Span, first: Span },
-    PatternOnAny { span: Span },
-    ConstNotLiteral { span: Span, name: String },
-    UnsupportedFilter { span: Span, reason: &'static str },
-    EntityAsValue { span: Span, name: String },
+    QueryInMatch {
+        span: Span,
+    },
+    NowInMatch {
+        span: Span,
+    },
+    ActionInExpression {
+        span: Span,
+        name: String,
+        in_match: bool,
+    },
+    ClauseOrder {
+        span: Span,
+        clause: &'static str,
+        after: &'static str,
+        after_span: Span,
+    },
+    MissingMatch {
+        span: Span,
+        rule: String,
+    },
+    DuplicateMatch {
+        span: Span,
+        first: Span,
+    },
+    PatternOnAny {
+        span: Span,
+    },
+    ConstNotLiteral {
+        span: Span,
+        name: String,
+    },
+    UnsupportedFilter {
+        span: Span,
+        reason: &'static str,
+    },
+    EntityAsValue {
+        span: Span,
+        name: String,
+    },
     // statements
-    EventReadOnly { span: Span },
-    NotAnEntityBinding { span: Span, name: String, found: String },
-    SetTypeMismatch { span: Span, place: String, expected: String, found: String },
-    AppendNotList { span: Span, place: String, found: String },
-    RemoveRequired { span: Span, place: String },
-    ForNotList { span: Span, found: String },
-    UnknownArgument { span: Span, func: String, name: String, suggestion: Option<String>, params: Vec<String> },
-    MissingArgument { span: Span, func: String, name: String },
-    DuplicateArgument { span: Span, name: String, first: Span },
-    ArgumentType { span: Span, func: String, name: String, expected: String, found: String },
-    InvalidSeverity { span: Span, found: String, suggestion: Option<String> },
-    InvalidLevel { span: Span, found: String, suggestion: Option<String> },
-    NoRecipientEntity { span: Span },
-    BadRecipients { span: Span, entity: String, key_ty: String, found: String },
-    TooManyArguments { span: Span, func: String, max: usize },
-    PositionalAfterNamed { span: Span, named: Span },
-    SetKey { span: Span, entity: String, key: String },
-    SetManyToMany { span: Span, stmt: &'static str, field: String },
+    EventReadOnly {
+        span: Span,
+    },
+    NotAnEntityBinding {
+        span: Span,
+        name: String,
+        found: String,
+    },
+    SetTypeMismatch {
+        span: Span,
+        place: String,
+        expected: String,
+        found: String,
+    },
+    AppendNotList {
+        span: Span,
+        place: String,
+        found: String,
+    },
+    RemoveRequired {
+        span: Span,
+        place: String,
+    },
+    ForNotList {
+        span: Span,
+        found: String,
+    },
+    UnknownArgument {
+        span: Span,
+        func: String,
+        name: String,
+        suggestion: Option<String>,
+        params: Vec<String>,
+    },
+    MissingArgument {
+        span: Span,
+        func: String,
+        name: String,
+    },
+    DuplicateArgument {
+        span: Span,
+        name: String,
+        first: Span,
+    },
+    ArgumentType {
+        span: Span,
+        func: String,
+        name: String,
+        expected: String,
+        found: String,
+    },
+    InvalidSeverity {
+        span: Span,
+        found: String,
+        suggestion: Option<String>,
+    },
+    InvalidLevel {
+        span: Span,
+        found: String,
+        suggestion: Option<String>,
+    },
+    NoRecipientEntity {
+        span: Span,
+    },
+    BadRecipients {
+        span: Span,
+        entity: String,
+        key_ty: String,
+        found: String,
+    },
+    TooManyArguments {
+        span: Span,
+        func: String,
+        max: usize,
+    },
+    PositionalAfterNamed {
+        span: Span,
+        named: Span,
+    },
+    SetKey {
+        span: Span,
+        entity: String,
+        key: String,
+    },
+    SetManyToMany {
+        span: Span,
+        stmt: &'static str,
+        field: String,
+    },
     // literals
-    InvalidRegex { span: Span, error: String },
-    InvalidCidr { span: Span, found: String },
-    NotALiteral { span: Span, func: &'static str, what: &'static str },
-    InvalidUuid { span: Span, found: String },
-    InvalidTimestamp { span: Span, found: String },
+    InvalidRegex {
+        span: Span,
+        error: String,
+    },
+    InvalidCidr {
+        span: Span,
+        found: String,
+    },
+    NotALiteral {
+        span: Span,
+        func: &'static str,
+        what: &'static str,
+    },
+    InvalidUuid {
+        span: Span,
+        found: String,
+    },
+    InvalidTimestamp {
+        span: Span,
+        found: String,
+    },
     // warnings
-    FilterShadows { span: Span, name: String, entity: String, outer: Span },
-    UnusedBinding { span: Span, name: String },
-    GuardLetNotOptional { span: Span, found: String },
-    NullCompareNeverAbsent { span: Span, ty: String, always: bool },
-    DuplicateMatchType { span: Span, name: String, first: Span },
+    FilterShadows {
+        span: Span,
+        name: String,
+        entity: String,
+        outer: Span,
+    },
+    UnusedBinding {
+        span: Span,
+        name: String,
+    },
+    GuardLetNotOptional {
+        span: Span,
+        found: String,
+    },
+    NullCompareNeverAbsent {
+        span: Span,
+        ty: String,
+        always: bool,
+    },
+    DuplicateMatchType {
+        span: Span,
+        name: String,
+        first: Span,
+    },
 }
 
 impl CheckError {
@@ -162,6 +404,12 @@ impl CheckError {
             Incomparable { span, op, lhs, rhs } => Diagnostic::new(Code::IncomparableTypes, *span, format!("cannot compare `{lhs}` with `{rhs}`"))
                 .with_label(format!("`{op}` between `{lhs}` and `{rhs}`"))
                 .with_help("compare values of the same type (`int` and `float` mix; `uuid` and `timestamp` compare with strings)"),
+            // Said in terms of the pattern the user wrote: there is no `==`
+            // in `match login { field: "yes" }`, even if it compiles to one.
+            PatternType { span, field_span, field, field_ty, pattern_ty } => Diagnostic::new(Code::IncomparableTypes, *span, format!("this pattern is a `{pattern_ty}` but `{field}` is a `{field_ty}`"))
+                .with_label(format!("a `{pattern_ty}` pattern"))
+                .with_secondary(*field_span, format!("this field is a `{field_ty}`"))
+                .with_help(pattern_help(field_ty)),
             BadArithmetic { span, op, lhs, rhs } => {
                 let help = if *op == "+" && (lhs.contains("string") || rhs.contains("string")) {
                     "to build text from other values, use interpolation: \"{x} and {y}\"".to_string()
@@ -309,5 +557,21 @@ impl CheckError {
                 .with_label("listed again").with_secondary(*first, "first listed here")
                 .with_help("remove the repetition"),
         }
+    }
+}
+
+/// The help for a pattern of the wrong type: an example of a pattern the
+/// field can match, where the type has a literal form.
+fn pattern_help(field_ty: &str) -> String {
+    let example = match field_ty.trim_end_matches('?') {
+        "bool" => Some("`true` or `false`"),
+        "int" => Some("`3`"),
+        "float" => Some("`1.5`"),
+        "string" | "uuid" | "timestamp" => Some("`\"text\"`"),
+        _ => None,
+    };
+    match example {
+        Some(e) => format!("write a pattern of the field's type, such as {e}, or bind the field to a name"),
+        None => "bind the field to a name and test it in a `guard`".to_string(),
     }
 }

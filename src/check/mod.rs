@@ -12,6 +12,13 @@ mod stmt;
 pub use errors::CheckError;
 pub(crate) use expr::comparable;
 
+/// The built-in function `name` names, exactly or by a name other
+/// languages use for it (`length` for `len`), for help texts outside the
+/// checker (a method call found by the parser).
+pub(crate) fn builtin_function(name: &str) -> Option<&'static str> {
+    crate::builtins::function(name).map(|d| d.name).or_else(|| crate::builtins::function_alias(name))
+}
+
 use crate::diag::{suggest, Diagnostic};
 use crate::ir::{self, Expr, ExprKind, LocalId, MatchEvents, PathId, Program, RuleId};
 use crate::schema::Schema;
@@ -423,6 +430,23 @@ impl<'s> Checker<'s> {
                         _ => unreachable!("outer match covers the other patterns"),
                     };
                     let lit = self.expr(&lit_ast, cx, Hint::None);
+                    // A literal of the wrong type is reported as a pattern,
+                    // on the literal, before `equality` would report it as
+                    // an `==` the user never wrote. (`null` is left to
+                    // `equality`: it becomes a presence test.)
+                    let is_null = matches!(lit.kind, ExprKind::Lit(Value::Null)) && !lit.ty.has_error();
+                    let (field, lit) = if is_null { (field, lit) } else { self.coerce_pair(field, lit) };
+                    let (a, b) = (field.ty.unwrap_optional(), lit.ty.unwrap_optional());
+                    if !is_null && !a.has_error() && !b.has_error() && !expr::comparable(a, b) {
+                        self.errors.push(CheckError::PatternType {
+                            span: lit.span,
+                            field_span: path_span,
+                            field: path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
+                            field_ty: self.show(&field.ty),
+                            pattern_ty: self.show(&lit.ty),
+                        });
+                        continue;
+                    }
                     let cond = self.equality(field, lit, p.span, false);
                     conds.push(cond);
                 }

@@ -3,7 +3,10 @@
 
 use crate::diag::{Diagnostic, Severity};
 use crate::span::{SourceMap, Span};
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan,
+    SpanContents,
+};
 use std::fmt;
 
 /// How to draw human output.
@@ -27,13 +30,59 @@ impl Style {
     }
 }
 
+/// A named source whose columns count characters, as the JSON form does.
+///
+/// miette reports the column of the `file:line:col` header in *bytes* since
+/// the start of the line, so a line with `é` or `€` before the span would
+/// get a larger column in human output than in JSON (which counts Unicode
+/// characters, per CONTRACT.md). This wrapper lets miette find the span and
+/// its lines as usual and only recounts the column in characters. (Tabs
+/// count as one character in both; miette widens them only when drawing.)
+struct CharColumns {
+    name: String,
+    text: String,
+}
+
+impl CharColumns {
+    fn new(name: &str, text: &str) -> CharColumns {
+        CharColumns { name: name.to_string(), text: text.to_string() }
+    }
+}
+
+impl SourceCode for CharColumns {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self.text.as_str().read_span(span, context_lines_before, context_lines_after)?;
+        // miette's column is the number of bytes between the start of the
+        // span's line and the span (0 when context lines are included).
+        let bytes = inner.column();
+        let column = span
+            .offset()
+            .checked_sub(bytes)
+            .and_then(|line_start| self.text.get(line_start..span.offset()))
+            .map_or(bytes, |before| before.chars().count());
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
 /// A diagnostic bound to its source, in the shape miette renders.
 struct Report {
     code: String,
     severity: miette::Severity,
     message: String,
     help: Option<String>,
-    source: NamedSource<String>,
+    source: CharColumns,
     labels: Vec<LabeledSpan>,
     /// Labels that point into other files, rendered as related reports.
     related: Vec<Report>,
@@ -112,7 +161,7 @@ fn report(d: &Diagnostic, sources: &SourceMap) -> Report {
                 severity: miette::Severity::Advice,
                 message: l.message.clone(),
                 help: None,
-                source: NamedSource::new(other.name.clone(), other.text.clone()),
+                source: CharColumns::new(&other.name, &other.text),
                 labels: vec![labeled(l.span, "", true)],
                 related: vec![],
             });
@@ -126,7 +175,7 @@ fn report(d: &Diagnostic, sources: &SourceMap) -> Report {
         },
         message: d.message.clone(),
         help: d.help.clone(),
-        source: NamedSource::new(file.name.clone(), file.text.clone()),
+        source: CharColumns::new(&file.name, &file.text),
         labels,
         related,
     }

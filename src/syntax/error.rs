@@ -57,7 +57,7 @@ pub(crate) enum Hint {
     /// A close keyword: "did you mean `action`?"
     DidYouMean(String),
     /// `x.f(...)`: there are no methods.
-    Method(String),
+    Method(MethodCall),
     /// `=` where a comparison could follow.
     Equals,
     /// `&&`, `||`, `!`
@@ -70,6 +70,33 @@ pub(crate) enum Hint {
     Semicolon,
     /// `rule {`: the name is missing.
     RuleName,
+}
+
+/// What is known of a method call `receiver.name(...)` (there are none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MethodCall {
+    /// The dotted path before `.name`, when it is one (`context.geo`).
+    pub receiver: Option<String>,
+    pub name: String,
+    /// The built-in function `name` means, by name or by a common alias
+    /// (`x.length()` means `len`), if any.
+    pub builtin: Option<&'static str>,
+    /// A first argument that is a string literal naming a field (`x.get("k")`).
+    pub key: Option<String>,
+}
+
+impl MethodCall {
+    /// One sentence that never names a function Herald does not have.
+    fn help(&self) -> String {
+        let recv = self.receiver.as_deref().unwrap_or("x");
+        match (self.builtin, &self.key) {
+            (Some(f), _) => format!("there are no methods: call the function `{f}` with the value first, as in `{f}({recv})`"),
+            (None, Some(k)) => format!("there are no methods: read the field directly, as in `{recv}.{k}`"),
+            (None, None) => format!(
+                "there are no methods: read a field as `{recv}.name`, or call a built-in function (see docs/language.md)"
+            ),
+        }
+    }
 }
 
 /// Why an escape sequence is invalid (E0005).
@@ -143,9 +170,7 @@ impl SyntaxError {
                 let list = join_or(expected);
                 let help = hint.as_ref().map(|h| match h {
                     Hint::DidYouMean(s) => format!("did you mean `{s}`?"),
-                    Hint::Method(f) => format!(
-                        "there are no methods: call `{f}` as a function, with the value as its first argument"
-                    ),
+                    Hint::Method(m) => m.help(),
                     Hint::Equals => "use `==` to compare two values".to_string(),
                     Hint::AndOp => "write `and` instead of `&&`".to_string(),
                     Hint::OrOp => "write `or` instead of `||`".to_string(),
@@ -436,6 +461,10 @@ pub(crate) fn translate(
         return SyntaxError::ExpectedItem { at, found, suggestion };
     }
 
+    if let Some(e) = unclosed_patterns(file, text, scan, prev, has(Rule::colon)) {
+        return e;
+    }
+
     let found_text = found_range.map(|(s, e)| &text[s..e]);
     // `a < b < c`: an expression just ended and a comparison follows.
     if let Some(op @ ("==" | "!=" | "<" | "<=" | ">" | ">=" | "in")) = found_text {
@@ -501,21 +530,70 @@ pub(crate) fn translate(
         }
     }
 
-    let hint = hint_for(&found, found_text, prev_text, scan, prev, text, positives);
+    let hint = hint_for(&found, found_range, prev_text, scan, prev, text, positives);
     SyntaxError::Expected { at, expected, found, hint }
+}
+
+/// `match login { a: { b: true }` and the next line starts a clause: the
+/// rule's own `}` balances the brackets, so pest reads `action` as one more
+/// field name and stops at the word after it, expecting `:`. What is missing
+/// is a `}` at the end of the last complete field pattern: report that,
+/// there, against the innermost `{` still open before the clause keyword.
+fn unclosed_patterns(
+    file: FileId,
+    text: &str,
+    scan: &Scan,
+    prev: Option<scan::Token>,
+    expects_colon: bool,
+) -> Option<SyntaxError> {
+    let kw = prev.filter(|t| t.kind == Tok::Word)?;
+    let starts_line = text[..kw.start].rsplit('\n').next().is_some_and(|l| l.trim().is_empty());
+    if !expects_colon || !starts_line || !matches!(&text[kw.start..kw.end], "action" | "guard" | "let" | "match") {
+        return None;
+    }
+    let last = scan.token_before(kw.start)?;
+    let mut depth = 0usize;
+    let mut at = kw.start;
+    let open = loop {
+        let t = scan.token_before(at)?;
+        at = t.start;
+        if t.kind != Tok::Punct {
+            continue;
+        }
+        match &text[t.start..t.end] {
+            "}" => depth += 1,
+            "{" if depth == 0 => break t,
+            "{" => depth -= 1,
+            _ => {}
+        }
+    };
+    // The `{` right after `match EVENT` (or `EVENT | EVENT`) holds the
+    // field patterns; any other is a nested pattern's.
+    let before = scan.token_before(open.start).map(|t| &text[t.start..t.end]);
+    let before2 = scan.token_before(open.start).and_then(|t| scan.token_before(t.start)).map(|t| &text[t.start..t.end]);
+    let opener =
+        if before.is_some() && matches!(before2, Some("match" | "|")) { Opener::Patterns } else { Opener::Plain };
+    Some(SyntaxError::Unclosed {
+        at: Span::point(file, last.end),
+        open: Span::new(file, open.start, open.end),
+        open_ch: '{',
+        opener,
+    })
 }
 
 /// A hint for an unexpected token, from the token, the one before it and
 /// what was expected.
 fn hint_for(
     found: &Found,
-    found_text: Option<&str>,
+    found_range: Option<(usize, usize)>,
     prev_text: Option<&str>,
     scan: &Scan,
     prev: Option<scan::Token>,
     text: &str,
     positives: &[Rule],
 ) -> Option<Hint> {
+    let found_text = found_range.map(|(s, e)| &text[s..e]);
+    let open_end = found_range.map(|(_, e)| e);
     if let Some(w) = found.word() {
         let mut candidates: Vec<&str> = Vec::new();
         for &r in positives {
@@ -537,8 +615,10 @@ fn hint_for(
             // `x.f(` : the token before is a field name after a `.`.
             let p = prev?;
             let before = scan.token_before(p.start)?;
-            (p.kind == Tok::Word && &text[before.start..before.end] == ".")
-                .then(|| Hint::Method(prev_text.unwrap_or_default().to_string()))
+            if p.kind != Tok::Word || &text[before.start..before.end] != "." {
+                return None;
+            }
+            Some(Hint::Method(method_call(scan, text, before, prev_text.unwrap_or_default(), open_end?)))
         }
         "=" if comparison_may_follow => Some(Hint::Equals),
         "&" => Some(Hint::AndOp),
@@ -548,6 +628,33 @@ fn hint_for(
         ";" => Some(Hint::Semicolon),
         _ => None,
     }
+}
+
+/// `receiver.name(` where `dot` is the `.` before `name` and `open_end` the
+/// end of the `(`.
+fn method_call(scan: &Scan, text: &str, dot: scan::Token, name: &str, open_end: usize) -> MethodCall {
+    // The receiver: `a.b.c` walking back from the dot, words and dots only.
+    let mut start = None;
+    let mut at = dot.start;
+    while let Some(w) = scan.token_before(at).filter(|t| t.kind == Tok::Word) {
+        start = Some(w.start);
+        match scan.token_before(w.start) {
+            Some(d) if d.kind == Tok::Punct && &text[d.start..d.end] == "." => at = d.start,
+            _ => break,
+        }
+    }
+    let receiver = start.map(|s| text[s..dot.start].to_string());
+    // `("key"` followed by `)` or `,`: a string literal naming a field.
+    let key = scan.tokens_in(open_end, text.len()).get(..3).and_then(|t| {
+        let [q, body, close] = t else { return None };
+        let word = &text[body.start..body.end];
+        let is_name = word.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !scan::is_keyword(word);
+        (q.kind == Tok::Quote && body.kind == Tok::StrText && close.kind == Tok::StrEnd && is_name)
+            .then(|| word.to_string())
+    });
+    MethodCall { receiver, name: name.to_string(), builtin: crate::check::builtin_function(name), key }
 }
 
 /// A lexical error from the scanner as a syntax error.
@@ -571,6 +678,50 @@ pub(crate) fn from_lex(file: FileId, e: &LexError) -> SyntaxError {
         LexError::TooComplex { at } => {
             // The operator may be two bytes (`==`); a point span is enough.
             SyntaxError::TooComplex { at: Span::point(file, *at) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::span::FileId;
+
+    fn help_for(call: &str) -> String {
+        let text = format!("rule r {{\n  match login\n  guard {call} == 1\n  action log(\"x\")\n}}\n");
+        let parsed = super::super::parse(FileId(0), &text);
+        let d = parsed.diagnostics.first().unwrap_or_else(|| panic!("`{call}` parsed"));
+        d.help.clone().unwrap_or_default()
+    }
+
+    /// A method call's help names a function only if Herald has it.
+    #[test]
+    fn method_help_names_only_real_functions() {
+        let builtins = crate::check::builtin_function;
+        for (call, want) in [
+            ("x.get(\"k\")", "`x.k`"),
+            ("context.geo.get(\"country\", 1)", "`context.geo.country`"),
+            ("x.keys()", "`x.name`"),
+            ("x.length()", "`len(x)`"),
+            ("x.lower()", "`lower(x)`"),
+            ("x.get(k)", "`x.name`"),
+        ] {
+            let help = help_for(call);
+            assert!(help.contains(want), "`{call}`: {help}");
+            for (i, _) in help.match_indices('(') {
+                let name: String = help[..i]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                assert!(
+                    name.is_empty() || builtins(&name) == Some(name.as_str()),
+                    "`{call}`: help names `{name}`, not a built-in: {help}"
+                );
+            }
+            assert!(!help.contains("??"), "`{call}`: {help}");
         }
     }
 }
