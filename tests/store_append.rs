@@ -3,11 +3,12 @@
 //! the same stored JSON once flushed, the same errors; an unflushed buffer
 //! writes nothing.
 
-use herald::store::testing::*;
+mod store_support;
 use herald::store::{PendingAppend, Store};
 use herald::types::EntityId;
 use herald::value::{parse_uuid, Value};
 use std::sync::Arc;
+use store_support::*;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

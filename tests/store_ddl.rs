@@ -1,9 +1,10 @@
 //! Store DDL: tables, columns, types, join tables, reopening, upgrades.
 
-use herald::store::testing::{authentik_entities, authentik_schema, entity, schema_of};
+mod store_support;
 use herald::store::{Store, StoreError};
 use herald::types::Ty;
 use std::sync::Arc;
+use store_support::{authentik_entities, authentik_schema, entity, schema_of};
 
 fn columns(store: &Store, table: &str) -> Vec<(String, String, bool, bool)> {
     let mut st = store
@@ -117,7 +118,7 @@ fn reopen_is_idempotent_and_keeps_data() {
     let schema = Arc::new(authentik_schema());
     {
         let mut s = Store::open(&path, schema.clone()).unwrap();
-        s.load_fixtures(&herald::store::testing::authentik_fixtures()).unwrap();
+        s.load_fixtures(&store_support::authentik_fixtures()).unwrap();
     }
     let before = Store::open(&path, schema.clone()).unwrap().dump();
     let s = Store::open(&path, schema.clone()).unwrap();

@@ -1,10 +1,11 @@
 //! `db load` fixtures: happy path, merge and replace, every error kind,
 //! all-or-nothing.
 
-use herald::store::testing::*;
+mod store_support;
 use herald::store::{LoadError, LoadMode, Store};
 use herald::value::{parse_uuid, Value};
 use std::sync::Arc;
+use store_support::*;
 
 mod runtime_support;
 use runtime_support::{herald as cli, Tmp, AUTHENTIK_EVENTS, AUTHENTIK_FIXTURES};

@@ -1,12 +1,13 @@
 //! Queries: each kind, each filter form, absent/null semantics, indexes.
 
+mod store_support;
 use herald::filter::classify;
 use herald::ir::{Builtin, CmpOp, Expr, ExprKind, QueryKind};
-use herald::store::testing::*;
 use herald::store::Store;
 use herald::types::{EntityId, Ty};
 use herald::value::{parse_timestamp, parse_uuid, Value};
 use std::sync::Arc;
+use store_support::*;
 
 struct T {
     _dir: tempfile::TempDir,

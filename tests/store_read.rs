@@ -1,10 +1,11 @@
 //! Reads: lookup, lookup_many, related.
 
+mod store_support;
 use herald::diag::Code;
-use herald::store::testing::*;
 use herald::store::Store;
 use herald::value::{parse_uuid, Value};
 use std::sync::Arc;
+use store_support::*;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

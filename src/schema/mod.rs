@@ -175,7 +175,8 @@ impl Schema {
         id
     }
 
-    pub(crate) fn add_entity(&mut self, en: EntityDef) -> EntityId {
+    /// Adds an entity (for programs and tests that build a schema by hand).
+    pub fn add_entity(&mut self, en: EntityDef) -> EntityId {
         let id = EntityId(self.entities.len() as u32);
         self.entity_index.insert(en.name.clone(), id);
         self.entities.push(en);

@@ -24,8 +24,6 @@ mod herald;
 mod load;
 pub mod outbox;
 mod report;
-#[doc(hidden)]
-pub mod testing;
 mod write;
 
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};

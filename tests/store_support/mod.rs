@@ -1,8 +1,10 @@
-//! Hand-built schemas for tests (the schema lowering is separate work).
+//! Hand-built schemas, fixtures and IR filter expressions for the store
+//! tests. Test-only: kept out of the shipped library.
+#![allow(dead_code)]
 
-use crate::schema::{EntityDef, FieldDef, Schema};
-use crate::span::Span;
-use crate::types::{EntityId, Ty};
+use herald::schema::{EntityDef, FieldDef, Schema};
+use herald::span::Span;
+use herald::types::{EntityId, Ty};
 
 pub const USER: EntityId = EntityId(0);
 pub const GROUP: EntityId = EntityId(1);
@@ -138,9 +140,9 @@ pub fn authentik_fixtures() -> String {
 
 // ---- IR builders --------------------------------------------------------
 
-use crate::diag::{Code, RuntimeError};
-use crate::ir::{Builtin, CmpOp, Expr, ExprKind, FieldRef, LocalId};
-use crate::value::Value;
+use herald::diag::{Code, RuntimeError};
+use herald::ir::{Builtin, CmpOp, Expr, ExprKind, FieldRef, LocalId};
+use herald::value::Value;
 
 pub fn sp() -> Span {
     Span::default()
