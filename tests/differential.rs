@@ -580,3 +580,26 @@ rule ne_lower { match e0 where lower(event.s) != "a" }
     let line = r#"{"kind":"e0","s":"bb","n":2,"f":2.5,"b":false,"x":"b","r":{"s":"b"}}"#;
     assert_eq!(names(line, &mut pair), all);
 }
+
+/// Found by `generated_programs_agree`: the JIT's switch on a string path
+/// decided a rule from its key alone, while the interpreter reads an earlier
+/// pattern first and reports the contradiction there (R0006). Every rule
+/// here must agree with the interpreter, whichever value the key path has.
+#[test]
+fn dispatch_respects_a_contradiction_read_before_the_key() {
+    let rules = r#"
+rule g0 { match e2 { r.n: 0, t: w } where "b" == event.s }
+rule g1 { match e2 { s: "" } }
+rule g2 { match e2 { r.n: 1 } where event.s == "c" }
+"#;
+    let program =
+        compile_files(&[("schema.herald", SCHEMA.to_string()), ("d.herald", rules.to_string())]).expect("compiles");
+    let mut pair = Pair::new(program);
+    assert!(pair.jit.fallbacks().is_empty(), "all compiled: {:?}", pair.jit.fallbacks());
+    for s in [r#""10.1.2.3""#, r#""b""#, r#""""#, r#""c""#, "null", "5"] {
+        for n in ["[1]", "0", "1", "\"x\"", "null"] {
+            let line = format!(r#"{{"kind":"e2","s":{s},"t":"2026-01-01T00:00:00Z","r":{{"n":{n}}}}}"#);
+            pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
+        }
+    }
+}

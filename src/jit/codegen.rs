@@ -46,6 +46,9 @@ pub(crate) trait Syms {
 pub(crate) struct RuleCode<'a> {
     pub cond: &'a Cond,
     pub keys: Vec<(PathId, u32)>,
+    /// Paths read before the keys: a contradicted one makes the rule ask
+    /// the interpreter whatever the dispatch value (`lower::dispatch_keys`).
+    pub guard: Vec<PathId>,
 }
 
 /// Predicates the generated code reads by address: each boxed so that its
@@ -151,6 +154,42 @@ pub(crate) fn define(
             any = g.b.ins().bor(any, v);
         }
         if let Some(path) = dispatch {
+            let exit = g.b.create_block();
+            g.b.append_block_param(exit, types::I8);
+            // The switch decides a grouped rule from its key alone, which is
+            // right only when nothing read before the key contradicts the
+            // schema (that read is the interpreter's R0006). Such events are
+            // rare: they take a block that evaluates every grouped rule in
+            // order instead.
+            let mut guard: Vec<PathId> =
+                groups.iter().flat_map(|(_, m)| m.iter().flat_map(|&i| rules[i].guard.iter().copied())).collect();
+            guard.sort();
+            guard.dedup();
+            if !guard.is_empty() {
+                let mut contra = g.k(0);
+                for p in guard {
+                    let c = g.tag_is(p, tag::CONTRA);
+                    contra = g.b.ins().bor(contra, c);
+                }
+                let full = g.b.create_block();
+                let fast = g.b.create_block();
+                g.b.ins().brif(contra, full, &[], fast, &[]);
+                let (loads, atoms) = (g.loads.clone(), g.atoms.clone());
+                g.b.switch_to_block(full);
+                let mut any_f = any;
+                for (_, members) in &groups {
+                    for &i in members {
+                        let v = g.cond(rules[i].cond)?;
+                        g.b.ins().store(MemFlagsData::trusted(), v, out, i as i32);
+                        any_f = g.b.ins().bor(any_f, v);
+                    }
+                }
+                g.b.ins().jump(exit, &[any_f.into()]);
+                // Values computed in `full` do not dominate `fast`.
+                g.loads = loads;
+                g.atoms = atoms;
+                g.b.switch_to_block(fast);
+            }
             let zero = g.k(0);
             for (_, members) in &groups {
                 for &i in members {
@@ -158,11 +197,9 @@ pub(crate) fn define(
                 }
             }
             let sym = g.field(path, OFF_SYM);
-            // Loaded here, in the entry block, so that it dominates the
+            // Loaded here, before the switch, so that it dominates the
             // `otherwise` block that reads it.
             let dtag = g.field(path, OFF_TAG);
-            let exit = g.b.create_block();
-            g.b.append_block_param(exit, types::I8);
             let otherwise = g.b.create_block();
             let mut sw = Switch::new();
             let blocks: Vec<_> = groups.iter().map(|_| g.b.create_block()).collect();
@@ -185,7 +222,7 @@ pub(crate) fn define(
             }
             let any_o = g.b.ins().bor(any, ask);
             g.b.ins().jump(exit, &[any_o.into()]);
-            // Values computed in the entry block dominate every group.
+            // Values computed before the switch dominate every group.
             let (loads, atoms) = (g.loads.clone(), g.atoms.clone());
             for ((_, members), blk) in groups.iter().zip(&blocks) {
                 g.b.switch_to_block(*blk);

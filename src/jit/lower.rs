@@ -182,10 +182,16 @@ pub(crate) fn conjuncts(c: &Cond) -> Vec<&Cond> {
 
 /// The conjuncts the code generator may dispatch on: each
 /// `path == "literal"` on a `string` path that is preceded only by
-/// conjuncts that never need the interpreter. When the path's interned id
-/// differs from the literal's, the rule's result is then known to be false.
-pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> Vec<(PathId, String)> {
+/// conjuncts that never need the interpreter on well-typed values. When the
+/// path's interned id differs from the literal's, the rule's result is then
+/// known to be false — unless a slot read before the key contradicts the
+/// schema: that conjunct asks the interpreter (which reports R0006 first),
+/// so the second list holds the paths read before the last key, for the
+/// code generator to check for contradictions before it trusts the switch.
+pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> (Vec<(PathId, String)>, Vec<PathId>) {
     let mut out = Vec::new();
+    let mut before = Vec::new();
+    let mut guard = Vec::new();
     for k in conjuncts(c) {
         let a = match k {
             Cond::Const(_) => continue,
@@ -198,6 +204,7 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> Vec<(PathId, String)>
             // absent or null, so "id differs" means "not equal".
             Atom::Cmp { path, op: CmpOp::Eq, lit: Lit::Str(s) } if scalar.get(path) == Some(&true) => {
                 out.push((*path, s.clone()));
+                guard.clone_from(&before);
             }
             Atom::Cmp {
                 path,
@@ -206,8 +213,11 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> Vec<(PathId, String)>
             } if scalar.contains_key(path) => {}
             Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } | Atom::Call { .. } => break,
         }
+        before.push(a.path());
     }
-    out
+    guard.sort();
+    guard.dedup();
+    (out, guard)
 }
 
 /// An operand of a comparison: an event path or a literal.

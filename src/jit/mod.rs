@@ -192,11 +192,9 @@ impl JitMatcher {
                         for a in atoms {
                             slots_needed = slots_needed.max(a.path().0 as usize + 1);
                         }
-                        let keys = lower::dispatch_keys(c, &scalars[id.0 as usize])
-                            .into_iter()
-                            .filter_map(|(p, lit)| plan.sym(&lit).map(|sym| (p, sym)))
-                            .collect();
-                        conds.push(codegen::RuleCode { cond: c, keys });
+                        let (keys, guard) = lower::dispatch_keys(c, &scalars[id.0 as usize]);
+                        let keys = keys.into_iter().filter_map(|(p, lit)| plan.sym(&lit).map(|sym| (p, sym))).collect();
+                        conds.push(codegen::RuleCode { cond: c, keys, guard });
                     }
                     None => entries.push(Entry::Interpreted(id)),
                 }
