@@ -493,6 +493,8 @@ fn generated_programs_agree() {
     let events_seen = std::cell::Cell::new(0usize);
     let rejected = std::cell::Cell::new(0usize);
     let (rules_total, rules_interpreted) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
+    // (rule, event) decisions the JIT left to the interpreter.
+    let asked = std::cell::Cell::new(0u64);
     let strategy = (proptest::collection::vec(rule(), 1..12), proptest::collection::vec(event(), EVENTS));
     let result = runner.run(&strategy, |(rules, events)| {
         let mut text = String::from("const nothing = null\n");
@@ -520,6 +522,9 @@ fn generated_programs_agree() {
             evaluations.set(evaluations.get() + n);
             events_seen.set(events_seen.get() + 1);
         }
+        // `check` runs the JIT once per event, so every rule evaluation is
+        // one JIT decision (all generated rules are compiled, checked above).
+        asked.set(asked.get() + pair.jit.asked());
         Ok(())
     });
     if let Err(e) = result {
@@ -536,6 +541,12 @@ fn generated_programs_agree() {
     );
     assert!(rejected.get() * 20 < PROGRAMS as usize, "too many generated programs fail to check");
     assert!(evaluations.get() >= 100_000, "only {} generated cases", evaluations.get());
+    // The JIT earns its keep only if it decides by itself: at least 90% of
+    // the generated (rule, event) pairs natively, not by asking the
+    // interpreter (which the generator's bad values and subtle kinds do).
+    let native = 1.0 - asked.get() as f64 / evaluations.get().max(1) as f64;
+    eprintln!("JIT decided {:.1}% of {} (rule, event) pairs natively", native * 100.0, evaluations.get());
+    assert!(native >= 0.90, "the JIT decided only {:.1}% of generated pairs natively", native * 100.0);
 }
 
 /// LANGUAGE.md v1: `!=` is exactly `not ==`, so it holds on an absent or

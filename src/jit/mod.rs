@@ -28,6 +28,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::Module;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why the JIT could not be built (the caller falls back to the interpreter).
@@ -88,6 +89,10 @@ pub struct JitMatcher {
     _consts: codegen::Consts,
     /// Owns the machine code the function pointers in `types` point into.
     module: Mutex<Option<JITModule>>,
+    /// (rule, event) decisions of compiled rules that the native code left
+    /// to the interpreter (an answer of 2, or slots it was not sized for).
+    /// Counted only on that slow path, so the hot path stays untouched.
+    asked: AtomicU64,
 }
 
 impl fmt::Debug for JitMatcher {
@@ -227,12 +232,25 @@ impl JitMatcher {
                 TypeCode { func, entries, outputs, slots_needed, any_interpreted }
             })
             .collect();
-        Ok(JitMatcher { program, types, fallbacks, _consts: consts, module: Mutex::new(Some(module)) })
+        Ok(JitMatcher {
+            program,
+            types,
+            fallbacks,
+            _consts: consts,
+            module: Mutex::new(Some(module)),
+            asked: AtomicU64::new(0),
+        })
     }
 
     /// Rules run by the interpreter, with the reason, in declaration order.
     pub fn fallbacks(&self) -> &[(RuleId, String)] {
         &self.fallbacks
+    }
+
+    /// How many (rule, event) decisions of compiled rules the native code
+    /// has left to the interpreter so far.
+    pub fn asked(&self) -> u64 {
+        self.asked.load(Ordering::Relaxed)
     }
 
     /// Is this rule's `match` clause compiled?
@@ -287,9 +305,16 @@ impl Matcher for JitMatcher {
                 Entry::Compiled(id, i) if decided => match scratch.jit_out[i] {
                     0 => {}
                     1 => scratch.matched.push((id, None)),
-                    _ => self.interpret(id, ev, scratch),
+                    _ => {
+                        self.asked.fetch_add(1, Ordering::Relaxed);
+                        self.interpret(id, ev, scratch)
+                    }
                 },
-                Entry::Compiled(id, _) | Entry::Interpreted(id) => self.interpret(id, ev, scratch),
+                Entry::Compiled(id, _) => {
+                    self.asked.fetch_add(1, Ordering::Relaxed);
+                    self.interpret(id, ev, scratch)
+                }
+                Entry::Interpreted(id) => self.interpret(id, ev, scratch),
             }
         }
     }
