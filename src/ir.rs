@@ -228,6 +228,38 @@ pub enum Stmt {
         else_: Vec<Stmt>,
         span: Span,
     },
+    /// `upsert Entity[key] { field: value, ... }`: fields in source order,
+    /// each at most once, never the key or a many-to-many field.
+    Upsert {
+        entity: EntityId,
+        key: Expr,
+        fields: Vec<UpsertField>,
+        span: Span,
+    },
+    /// `delete Entity[key]`
+    Delete {
+        entity: EntityId,
+        key: Expr,
+        span: Span,
+    },
+    /// `add value to x.field` (`add: true`) or `remove value from x.field`:
+    /// `place` is a many-to-many field (empty path); `value` a key or row
+    /// of its target entity, or a list of them.
+    Link {
+        place: Place,
+        value: Expr,
+        add: bool,
+        span: Span,
+    },
+}
+
+/// One `field: value` of an `upsert`.
+#[derive(Debug, Clone)]
+pub struct UpsertField {
+    /// Index into `EntityDef::fields`.
+    pub field: usize,
+    pub value: Expr,
+    pub span: Span,
 }
 
 /// Which field of an entity: the key or a non-key field by index.
@@ -531,7 +563,10 @@ impl Stmt {
             | Stmt::Append { span, .. }
             | Stmt::Remove { span, .. }
             | Stmt::For { span, .. }
-            | Stmt::If { span, .. } => *span,
+            | Stmt::If { span, .. }
+            | Stmt::Upsert { span, .. }
+            | Stmt::Delete { span, .. }
+            | Stmt::Link { span, .. } => *span,
         }
     }
 
@@ -550,6 +585,9 @@ impl Stmt {
             Stmt::Remove { .. } => vec![],
             Stmt::For { iter, .. } => vec![iter],
             Stmt::If { cond, .. } => vec![cond],
+            Stmt::Upsert { key, fields, .. } => std::iter::once(key).chain(fields.iter().map(|f| &f.value)).collect(),
+            Stmt::Delete { key, .. } => vec![key],
+            Stmt::Link { value, .. } => vec![value],
         }
     }
 

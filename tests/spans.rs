@@ -169,6 +169,23 @@ impl Walker<'_> {
                 self.expr(value, sp);
             }
             ast::StmtKind::Remove { target } => self.place(target, sp),
+            ast::StmtKind::Add { value, target } | ast::StmtKind::RemoveFrom { value, target } => {
+                self.expr(value, sp);
+                self.place(target, sp);
+            }
+            ast::StmtKind::Upsert { entity, key, fields } => {
+                self.ident(entity, sp);
+                self.expr(key, sp);
+                for f in fields {
+                    self.span("upsert field", f.span, sp);
+                    self.ident(&f.name, f.span);
+                    self.expr(&f.value, f.span);
+                }
+            }
+            ast::StmtKind::Delete { entity, key } => {
+                self.ident(entity, sp);
+                self.expr(key, sp);
+            }
             ast::StmtKind::For { var, iter, body } => {
                 self.ident(var, sp);
                 self.expr(iter, sp);

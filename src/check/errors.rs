@@ -301,6 +301,8 @@ pub enum CheckError {
         span: Span,
         stmt: &'static str,
         field: String,
+        /// The binding written through (`group`), for the help's example.
+        root: Option<String>,
     },
     // literals
     InvalidRegex {
@@ -348,6 +350,44 @@ pub enum CheckError {
         span: Span,
         name: String,
         first: Span,
+    },
+    // upsert, delete, add, remove … from
+    LinkNotManyToMany {
+        span: Span,
+        stmt: &'static str,
+        place: String,
+        found: String,
+        is_list: bool,
+    },
+    BadLinkElement {
+        span: Span,
+        stmt: &'static str,
+        place: String,
+        entity: String,
+        key_ty: String,
+        found: String,
+    },
+    BadRowKey {
+        span: Span,
+        stmt: &'static str,
+        entity: String,
+        key_ty: String,
+        found: String,
+    },
+    UpsertKeyField {
+        span: Span,
+        entity: String,
+        key: String,
+    },
+    UpsertDuplicateField {
+        span: Span,
+        field: String,
+        first: Span,
+    },
+    UpsertMissingRequired {
+        span: Span,
+        entity: String,
+        missing: Vec<String>,
     },
 }
 
@@ -523,9 +563,16 @@ impl CheckError {
             SetKey { span, entity, key } => Diagnostic::new(Code::SetKey, *span, format!("`{key}` is the key of `{entity}` and cannot change"))
                 .with_label("key field")
                 .with_help("change other fields; a row's key identifies it"),
-            SetManyToMany { span, stmt, field } => Diagnostic::new(Code::SetManyToMany, *span, format!("`{stmt}` cannot change the many-to-many field `{field}`"))
+            SetManyToMany { span, stmt, field, root } => {
+                let b = root.as_deref().unwrap_or("row");
+                Diagnostic::new(Code::SetManyToMany, *span, format!("`{stmt}` cannot change the many-to-many field `{field}`"))
                 .with_label("many-to-many field")
-                .with_help("many-to-many fields are read-only in policies; load memberships with `herald db load`"),
+                .with_help(match *stmt {
+                    "upsert" => format!("give the other fields here, then link rows with `add X to {b}.{field}` through a binding of the row"),
+                    "remove" => format!("unlink rows with `remove X from {b}.{field}`; to unlink all, `for x in {b}.{field} {{ remove x from {b}.{field} }}`"),
+                    _ => format!("links change one at a time: `add X to {b}.{field}` and `remove X from {b}.{field}`"),
+                })
+            }
             InvalidRegex { span, error } => Diagnostic::new(Code::InvalidRegex, *span, "invalid regular expression")
                 .with_label(error.clone())
                 .with_help("fix the pattern; the syntax is that of the Rust `regex` crate"),
@@ -556,6 +603,35 @@ impl CheckError {
             DuplicateMatchType { span, name, first } => Diagnostic::new(Code::DuplicateMatchType, *span, format!("event type `{name}` is listed twice"))
                 .with_label("listed again").with_secondary(*first, "first listed here")
                 .with_help("remove the repetition"),
+            LinkNotManyToMany { span, stmt, place, found, is_list } => Diagnostic::new(Code::LinkNotManyToMany, *span, format!("`{stmt}` needs a many-to-many field, but `{place}` is `{found}`"))
+                .with_label("not a many-to-many field")
+                .with_help(if *is_list {
+                    "`add`/`remove … from` change links between rows; to grow a list use `append VALUE to ...`, to clear a value `remove x.field`".to_string()
+                } else {
+                    "`add`/`remove … from` work on fields declared `[Entity]`, e.g. `add u to group.users`; use `set` for other fields".to_string()
+                }),
+            BadLinkElement { span, stmt, place, entity, key_ty, found } => Diagnostic::new(Code::BadLinkElement, *span, format!("`{stmt}` on `{place}` needs a `{entity}` or its key (`{key_ty}`), found `{found}`"))
+                .with_label(format!("this is `{found}`"))
+                .with_help(format!("give a `{entity}` row, its key, or a list of either")),
+            BadRowKey { span, stmt, entity, key_ty, found } => Diagnostic::new(Code::BadRowKey, *span, format!("`{stmt} {entity}[...]` needs one `{key_ty}` key, found `{found}`"))
+                .with_label("wrong key type")
+                .with_help(if found.starts_with('[') {
+                    format!("`{stmt}` writes one row; loop over the list: `for k in keys {{ {stmt} {entity}[k] ... }}`")
+                } else {
+                    format!("give {} key", a(key_ty))
+                }),
+            UpsertKeyField { span, entity, key } => Diagnostic::new(Code::UpsertKeyField, *span, format!("`{key}` is the key of `{entity}`; it is given in the brackets"))
+                .with_label("key field")
+                .with_help(format!("remove this field: `upsert {entity}[KEY] {{ ... }}` sets `{key}` to KEY")),
+            UpsertDuplicateField { span, field, first } => Diagnostic::new(Code::UpsertDuplicateField, *span, format!("field `{field}` is given twice"))
+                .with_label("given again").with_secondary(*first, "first given here")
+                .with_help("give each field once"),
+            UpsertMissingRequired { span, entity, missing } => {
+                let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+                Diagnostic::new(Code::UpsertMissingRequired, *span, format!("this `upsert` leaves out the required field{} {list} of `{entity}`", if missing.len() == 1 { "" } else { "s" }))
+                    .with_label("can only update")
+                    .with_help(format!("when no `{entity}` row has this key, creating one fails with R0002; give {list} to create rows, or use `set` on a bound row to update only"))
+            }
         }
     }
 }

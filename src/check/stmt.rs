@@ -63,6 +63,47 @@ impl Checker<'_> {
                 }
                 Some(ir::Stmt::Remove { place, span })
             }
+            ast::StmtKind::Upsert { entity, key, fields } => self.upsert(entity, key, fields, cx, span),
+            ast::StmtKind::Delete { entity, key } => {
+                let entity_id = self.entity_name(entity);
+                let key = self.row_key(entity_id, key, cx, "delete");
+                Some(ir::Stmt::Delete { entity: entity_id?, key: key?, span })
+            }
+            ast::StmtKind::Add { value, target } | ast::StmtKind::RemoveFrom { value, target } => {
+                let add = matches!(s.kind, ast::StmtKind::Add { .. });
+                let stmt = if add { "add" } else { "remove … from" };
+                let place = self.link_place(target, cx, stmt);
+                let value = self.expr(value, cx, Hint::None);
+                let place = place?;
+                let target_entity = self.schema.entity(place.entity).many_to_many(place.field)?;
+                let tdef = self.schema.entity(target_entity);
+                let key_ty = tdef.key.ty.clone();
+                let value = self.coerce(value, &key_ty);
+                let value = self.coerce(value, &key_ty.clone().list());
+                // One element (a row of the target entity or its key) or a
+                // list of them; optional ones are fine (absent adds nothing).
+                let one = |t: &Ty| match t.unwrap_optional() {
+                    Ty::Error | Ty::Any | Ty::Null | Ty::Never => true,
+                    Ty::Entity(e) => *e == target_entity,
+                    t => t.fits(&key_ty),
+                };
+                let ok = match value.ty.unwrap_optional() {
+                    Ty::List(inner) => one(inner),
+                    t => one(t),
+                };
+                if !ok {
+                    self.errors.push(CheckError::BadLinkElement {
+                        span: value.span,
+                        stmt,
+                        place: place_text(target),
+                        entity: tdef.name.clone(),
+                        key_ty: self.show(&key_ty),
+                        found: self.show(&value.ty),
+                    });
+                    return None;
+                }
+                Some(ir::Stmt::Link { place, value, add, span })
+            }
             ast::StmtKind::For { var, iter, body } => {
                 let iter = self.expr(iter, cx, Hint::List);
                 let elem = match iter.ty.unwrap_optional() {
@@ -264,8 +305,194 @@ impl Checker<'_> {
         None
     }
 
-    /// Resolve the target of `set`/`append`/`remove`.
-    fn place(&mut self, p: &ast::Place, cx: &mut RuleCx, stmt: &'static str) -> Option<ir::Place> {
+    /// An entity named by `upsert`/`delete`: reported when unknown.
+    fn entity_name(&mut self, name: &ast::Ident) -> Option<crate::types::EntityId> {
+        let id = self.schema.entity_by_name(&name.name);
+        if id.is_none() {
+            let suggestion = suggest(&name.name, self.schema.entity_names());
+            self.errors.push(CheckError::UnknownEntity { span: name.span, name: name.name.clone(), suggestion });
+        }
+        id
+    }
+
+    /// The key of `upsert E[key]`/`delete E[key]`: one value of the key's
+    /// type (an optional one is checked at run time). A list is refused:
+    /// these statements write one row.
+    fn row_key(
+        &mut self,
+        entity: Option<crate::types::EntityId>,
+        key: &ast::Expr,
+        cx: &mut RuleCx,
+        stmt: &'static str,
+    ) -> Option<Expr> {
+        let key = self.expr(key, cx, Hint::None);
+        let entity = entity?;
+        let def = self.schema.entity(entity);
+        let key_ty = def.key.ty.clone();
+        let key = self.coerce(key, &key_ty);
+        let t = key.ty.unwrap_optional();
+        if !(matches!(t, Ty::Error | Ty::Any) || t.fits(&key_ty) && *t != Ty::Null) {
+            self.errors.push(CheckError::BadRowKey {
+                span: key.span,
+                stmt,
+                entity: def.name.clone(),
+                key_ty: self.show(&key_ty),
+                found: self.show(&key.ty),
+            });
+            return None;
+        }
+        Some(key)
+    }
+
+    fn upsert(
+        &mut self,
+        entity: &ast::Ident,
+        key: &ast::Expr,
+        fields: &[ast::UpsertField],
+        cx: &mut RuleCx,
+        span: Span,
+    ) -> Option<ir::Stmt> {
+        let entity_id = self.entity_name(entity);
+        let key = self.row_key(entity_id, key, cx, "upsert");
+        let Some(eid) = entity_id else {
+            for f in fields {
+                self.expr(&f.value, cx, Hint::None);
+            }
+            return None;
+        };
+        let def = self.schema.entity(eid).clone();
+        let mut out: Vec<ir::UpsertField> = Vec::new();
+        let mut ok = true;
+        let mut seen: Vec<(usize, Span)> = Vec::new();
+        for f in fields {
+            let value = self.expr(&f.value, cx, Hint::None);
+            if def.key.name == f.name.name {
+                self.errors.push(CheckError::UpsertKeyField {
+                    span: f.name.span,
+                    entity: def.name.clone(),
+                    key: f.name.name.clone(),
+                });
+                ok = false;
+                continue;
+            }
+            let Some((idx, field)) = def.field(&f.name.name) else {
+                let names = def.fields.iter().map(|f| f.name.as_str());
+                let suggestion = suggest(&f.name.name, names);
+                self.errors.push(CheckError::UnknownField {
+                    span: f.name.span,
+                    field: f.name.name.clone(),
+                    owner: format!("entity `{}`", def.name),
+                    suggestion,
+                });
+                ok = false;
+                continue;
+            };
+            if let Some(&(_, first)) = seen.iter().find(|(i, _)| *i == idx) {
+                self.errors.push(CheckError::UpsertDuplicateField {
+                    span: f.name.span,
+                    field: f.name.name.clone(),
+                    first,
+                });
+                ok = false;
+                continue;
+            }
+            seen.push((idx, f.name.span));
+            if def.many_to_many(idx).is_some() {
+                self.errors.push(CheckError::SetManyToMany {
+                    span: f.name.span,
+                    stmt: "upsert",
+                    field: f.name.name.clone(),
+                    root: None,
+                });
+                ok = false;
+                continue;
+            }
+            let fty = field.ty.clone();
+            let value = self.coerce(value, &fty);
+            if !value.ty.unwrap_optional().fits(fty.unwrap_optional()) && value.ty != Ty::Null {
+                self.errors.push(CheckError::SetTypeMismatch {
+                    span: value.span,
+                    place: format!("{}.{}", def.name, f.name.name),
+                    expected: self.show(&fty),
+                    found: self.show(&value.ty),
+                });
+                ok = false;
+                continue;
+            }
+            out.push(ir::UpsertField { field: idx, value, span: f.span });
+        }
+        // Creating a row needs every required column; an upsert that leaves
+        // one out can only update. That may be intended (the row is known to
+        // exist), so it is a warning here and a rule error (R0002) at run
+        // time, when the row does not exist.
+        if ok {
+            let missing: Vec<String> = def
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(i, f)| {
+                    def.many_to_many(*i).is_none()
+                        && !f.ty.is_optional()
+                        && !f.ty.admits_absent()
+                        && !seen.iter().any(|(j, _)| j == i)
+                })
+                .map(|(_, f)| f.name.clone())
+                .collect();
+            if !missing.is_empty() {
+                self.errors.push(CheckError::UpsertMissingRequired {
+                    span: entity.span,
+                    entity: def.name.clone(),
+                    missing,
+                });
+            }
+        }
+        let key = key?;
+        if !ok {
+            return None;
+        }
+        Some(ir::Stmt::Upsert { entity: eid, key, fields: out, span })
+    }
+
+    /// Resolve the target of `add … to` / `remove … from`: a many-to-many
+    /// field of an entity binding, with nothing after it.
+    fn link_place(&mut self, p: &ast::Place, cx: &mut RuleCx, stmt: &'static str) -> Option<ir::Place> {
+        let (local, entity) = self.place_root(p, cx)?;
+        let def = self.schema.entity(entity);
+        let first = p.path.first()?;
+        let Some((idx, field)) = def.field(&first.name) else {
+            let names = def.fields.iter().enumerate().filter(|(i, _)| def.many_to_many(*i).is_some());
+            let suggestion = suggest(&first.name, names.map(|(_, f)| f.name.as_str()))
+                .or_else(|| suggest(&first.name, def.fields.iter().map(|f| f.name.as_str())));
+            self.errors.push(CheckError::UnknownField {
+                span: first.span,
+                field: first.name.clone(),
+                owner: format!("entity `{}`", def.name),
+                suggestion,
+            });
+            return None;
+        };
+        if def.many_to_many(idx).is_none() {
+            let is_list = matches!(field.ty.unwrap_optional(), Ty::List(_) | Ty::Any);
+            let found = self.show(&field.ty);
+            self.errors.push(CheckError::LinkNotManyToMany {
+                span: first.span,
+                stmt,
+                place: place_text(p),
+                found,
+                is_list,
+            });
+            return None;
+        }
+        if let Some(next) = p.path.get(1) {
+            let ty = self.show(&field.ty);
+            self.errors.push(CheckError::NoFields { span: next.span, field: next.name.clone(), ty });
+            return None;
+        }
+        Some(ir::Place { local, entity, field: idx, path: Vec::new(), ty: field.ty.clone(), span: p.span })
+    }
+
+    /// The entity binding a place starts from, reported when it is none.
+    fn place_root(&mut self, p: &ast::Place, cx: &mut RuleCx) -> Option<(ir::LocalId, crate::types::EntityId)> {
         if p.root.name == "event" {
             self.errors.push(CheckError::EventReadOnly { span: p.span });
             return None;
@@ -291,9 +518,9 @@ impl Checker<'_> {
         };
         cx.used[local.0 as usize] = true;
         let ty = cx.locals[local.0 as usize].ty.clone();
-        let entity = match &ty {
-            Ty::Entity(e) => *e,
-            Ty::Error => return None,
+        match &ty {
+            Ty::Entity(e) => Some((local, *e)),
+            Ty::Error => None,
             Ty::Optional(inner) if matches!(**inner, Ty::Entity(_)) => {
                 self.errors.push(CheckError::OptionalValue {
                     span: p.root.span,
@@ -304,7 +531,7 @@ impl Checker<'_> {
                         p.root.name
                     ),
                 });
-                return None;
+                None
             }
             other => {
                 self.errors.push(CheckError::NotAnEntityBinding {
@@ -312,9 +539,14 @@ impl Checker<'_> {
                     name: p.root.name.clone(),
                     found: self.show(other),
                 });
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Resolve the target of `set`/`append`/`remove`.
+    fn place(&mut self, p: &ast::Place, cx: &mut RuleCx, stmt: &'static str) -> Option<ir::Place> {
+        let (local, entity) = self.place_root(p, cx)?;
         let def = self.schema.entity(entity);
         let first = p.path.first()?;
         if def.key.name == first.name {
@@ -337,7 +569,12 @@ impl Checker<'_> {
             return None;
         };
         if def.many_to_many(idx).is_some() {
-            self.errors.push(CheckError::SetManyToMany { span: first.span, stmt, field: first.name.clone() });
+            self.errors.push(CheckError::SetManyToMany {
+                span: first.span,
+                stmt,
+                field: first.name.clone(),
+                root: Some(p.root.name.clone()),
+            });
             return None;
         }
         let field_ty = field.ty.clone();

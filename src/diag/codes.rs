@@ -121,6 +121,12 @@ codes! {
     PositionalAfterNamed = "E0416", Error, "a positional argument after a named one";
     SetKey = "E0417", Error, "assignment to an entity's key";
     SetManyToMany = "E0418", Error, "`set` or `remove` on a many-to-many field";
+    // E0430-E0439: `upsert`, `delete`, `add`, `remove … from` (language v1).
+    LinkNotManyToMany = "E0430", Error, "`add` or `remove … from` on a field that is not many-to-many";
+    BadLinkElement = "E0431", Error, "`add` or `remove … from` with a value of the wrong entity or key type";
+    BadRowKey = "E0432", Error, "`upsert` or `delete` with a key of the wrong type";
+    UpsertKeyField = "E0433", Error, "the key given again among an `upsert`'s fields";
+    UpsertDuplicateField = "E0434", Error, "a field given twice in an `upsert`";
 
     // --- E05xx: literal checks ---------------------------------------------
     InvalidRegex = "E0501", Error, "invalid regular expression";
@@ -135,6 +141,7 @@ codes! {
     GuardLetNotOptional = "W0003", Warning, "`guard let` on a value that is never absent";
     NullCompareNeverAbsent = "W0004", Warning, "comparison with `null` of a value that is never absent";
     DuplicateMatchType = "W0005", Warning, "an event type listed twice in `match`";
+    UpsertMissingRequired = "W0010", Warning, "an `upsert` that leaves out a required field";
 
     // --- R0xxx: run-time errors recorded in `herald_rule_error` -------------
     DynamicType = "R0001", Error, "a dynamic (`any`) value of the wrong type";

@@ -51,6 +51,15 @@ impl Db for Store {
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError> {
         Store::remove(self, entity, key, field, path)
     }
+    fn upsert(&self, entity: EntityId, key: &Value, fields: &[(usize, Value)]) -> Result<Arc<Row>, RuntimeError> {
+        Store::upsert(self, entity, key, fields)
+    }
+    fn delete(&self, entity: EntityId, key: &Value) -> Result<bool, RuntimeError> {
+        Store::delete(self, entity, key)
+    }
+    fn link(&self, entity: EntityId, key: &Value, field: usize, target: &Value, add: bool) -> Result<(), RuntimeError> {
+        Store::link(self, entity, key, field, target, add)
+    }
 }
 
 /// The store as one rule sees it: the rule's savepoint is opened just before
@@ -171,6 +180,21 @@ impl Db for RuleStore<'_> {
         self.before_write()?;
         self.flush_appends()?;
         self.store.remove(entity, key, field, path)
+    }
+    fn upsert(&self, entity: EntityId, key: &Value, fields: &[(usize, Value)]) -> Result<Arc<Row>, RuntimeError> {
+        self.before_write()?;
+        self.flush_appends()?;
+        self.store.upsert(entity, key, fields)
+    }
+    fn delete(&self, entity: EntityId, key: &Value) -> Result<bool, RuntimeError> {
+        self.before_write()?;
+        self.flush_appends()?;
+        self.store.delete(entity, key)
+    }
+    fn link(&self, entity: EntityId, key: &Value, field: usize, target: &Value, add: bool) -> Result<(), RuntimeError> {
+        self.before_write()?;
+        self.flush_appends()?;
+        self.store.link(entity, key, field, target, add)
     }
 }
 

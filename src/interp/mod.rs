@@ -57,6 +57,18 @@ pub trait Db {
         value: &Value,
     ) -> Result<Value, RuntimeError>;
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError>;
+    /// `upsert`: create the row with `key` or update the given fields of
+    /// the existing one (each value replaces its column). Returns the row
+    /// as stored afterwards.
+    fn upsert(&self, entity: EntityId, key: &Value, fields: &[(usize, Value)]) -> Result<Arc<Row>, RuntimeError>;
+    /// `delete`: remove the row and every many-to-many link to or from it.
+    /// `false` when there was no such row (nothing changes).
+    fn delete(&self, entity: EntityId, key: &Value) -> Result<bool, RuntimeError>;
+    /// `add`/`remove … from`: link (`add`) or unlink the row with `key` and
+    /// the target row `target` (a key or a row) through many-to-many
+    /// `field`. Adding a link that exists and removing one that does not
+    /// change nothing.
+    fn link(&self, entity: EntityId, key: &Value, field: usize, target: &Value, add: bool) -> Result<(), RuntimeError>;
     /// Make every write so far visible in the store; a store may hold
     /// writes back (a run of `append`s) until then. Called when a rule's
     /// actions end, so a failure here is that rule's error.
@@ -99,6 +111,15 @@ impl Db for NoDb {
         Err(no_db())
     }
     fn remove(&self, _: EntityId, _: &Value, _: usize, _: &[String]) -> Result<Value, RuntimeError> {
+        Err(no_db())
+    }
+    fn upsert(&self, _: EntityId, _: &Value, _: &[(usize, Value)]) -> Result<Arc<Row>, RuntimeError> {
+        Err(no_db())
+    }
+    fn delete(&self, _: EntityId, _: &Value) -> Result<bool, RuntimeError> {
+        Err(no_db())
+    }
+    fn link(&self, _: EntityId, _: &Value, _: usize, _: &Value, _: bool) -> Result<(), RuntimeError> {
         Err(no_db())
     }
 }
@@ -390,6 +411,49 @@ impl Exec<'_, '_> {
                 let new = db.remove(place.entity, &key, place.field, &place.path)?;
                 self.refresh(place.local, place.field, new, env);
                 self.out.writes += 1;
+            }
+            Stmt::Upsert { entity, key, fields, .. } => {
+                let k = self.interp.eval(key, env)?;
+                let vals = fields
+                    .iter()
+                    .map(|f| Ok((f.field, self.interp.eval(&f.value, env).map_err(|e| e.at(f.span))?)))
+                    .collect::<Result<Vec<_>, RuntimeError>>()?;
+                let row = db.upsert(*entity, &k, &vals)?;
+                // Bindings holding this row see the upsert, as they see a
+                // `set` through them.
+                for v in env.iter_mut() {
+                    if let Value::Entity(r) = v {
+                        if r.entity == *entity && ops::deep_eq(&r.key, &row.key) {
+                            *v = Value::Entity(row.clone());
+                        }
+                    }
+                }
+                self.out.writes += 1;
+            }
+            Stmt::Delete { entity, key, .. } => {
+                let k = self.interp.eval(key, env)?;
+                // A binding holding the deleted row keeps its values (a
+                // snapshot, so `log("deleted {u.name}")` still works after
+                // `delete User[u.pk]`); a write through it is an error (no row).
+                if db.delete(*entity, &k)? {
+                    self.out.writes += 1;
+                }
+            }
+            Stmt::Link { place, value, add, .. } => {
+                let v = self.interp.eval(value, env)?;
+                let key = self.row_key(place.local, env)?;
+                let items = match &v {
+                    Value::List(items) => items.clone(),
+                    one => Arc::new(vec![one.clone()]),
+                };
+                for item in items.iter() {
+                    // An absent element (a key that is not there) links nothing.
+                    if item.is_nullish() {
+                        continue;
+                    }
+                    db.link(place.entity, &key, place.field, item, *add).map_err(|e| e.at(value.span))?;
+                    self.out.writes += 1;
+                }
             }
             Stmt::For { var, iter, body, .. } => match self.interp.eval(iter, env)? {
                 Value::Absent | Value::Null => {}

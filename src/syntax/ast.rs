@@ -241,6 +241,22 @@ pub enum StmtKind {
     For { var: Ident, iter: Expr, body: Vec<Stmt> },
     /// `if cond { ... } else { ... }`; `else if` nests another `If` in `else_`.
     If { cond: Expr, then: Vec<Stmt>, else_: Option<Vec<Stmt>> },
+    /// `upsert Entity[key] { field: value, ... }`
+    Upsert { entity: Ident, key: Expr, fields: Vec<UpsertField> },
+    /// `delete Entity[key]`
+    Delete { entity: Ident, key: Expr },
+    /// `add value to x.m2m_field`
+    Add { value: Expr, target: Place },
+    /// `remove value from x.m2m_field` (not `remove x.path`, which is `Remove`)
+    RemoveFrom { value: Expr, target: Place },
+}
+
+/// One `field: value` of an `upsert`.
+#[derive(Debug, Clone)]
+pub struct UpsertField {
+    pub name: Ident,
+    pub value: Expr,
+    pub span: Span,
 }
 
 /// The target of `set`, `append` and `remove`: a binding and a field path.

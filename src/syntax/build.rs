@@ -310,6 +310,39 @@ impl<'s> Builder<'s> {
                 let target = self.place(kids(p).nth(1).expect("remove target"));
                 StmtKind::Remove { target }
             }
+            Rule::upsert_stmt => {
+                let mut it = kids(p).skip(1);
+                let entity = self.ident(next(&mut it));
+                let key = self.expr(next(&mut it));
+                let fields = kids(next(&mut it))
+                    .map(|f| {
+                        let span = self.span(&f);
+                        let mut fit = kids(f);
+                        let name = self.ident(next(&mut fit));
+                        let value = self.expr(next(&mut fit));
+                        UpsertField { name, value, span }
+                    })
+                    .collect();
+                StmtKind::Upsert { entity, key, fields }
+            }
+            Rule::delete_stmt => {
+                let mut it = kids(p).skip(1);
+                let entity = self.ident(next(&mut it));
+                let key = self.expr(next(&mut it));
+                StmtKind::Delete { entity, key }
+            }
+            Rule::add_stmt | Rule::remove_from_stmt => {
+                let add = p.as_rule() == Rule::add_stmt;
+                let mut it = kids(p).skip(1);
+                let value = self.expr(next(&mut it));
+                let _to_or_from = next(&mut it);
+                let target = self.place(next(&mut it));
+                if add {
+                    StmtKind::Add { value, target }
+                } else {
+                    StmtKind::RemoveFrom { value, target }
+                }
+            }
             Rule::for_stmt => {
                 let mut it = kids(p).skip(1);
                 let var = self.ident(next(&mut it));

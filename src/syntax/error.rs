@@ -599,7 +599,7 @@ fn hint_for(
         for &r in positives {
             match rule_info(r).0 {
                 "a clause" => candidates.extend(["match", "let", "guard", "action"]),
-                "a statement" => candidates.extend(["set", "append", "remove", "for", "if"]),
+                "a statement" => candidates.extend(["set", "append", "remove", "for", "if", "upsert", "delete", "add"]),
                 n if n.starts_with('`') && n[1..].starts_with(|c: char| c.is_ascii_alphabetic()) => {
                     candidates.push(n.trim_matches('`'))
                 }
