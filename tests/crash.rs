@@ -32,21 +32,53 @@ fn args<'a>(db: &'a str, events: &'a str) -> Vec<&'a str> {
     a
 }
 
+/// Row and link statements on the same run: logins link their user to a
+/// group and upsert a shadow row, logouts unlink, failed logins delete the
+/// shadow row. The final store depends on every event applied exactly once,
+/// in order.
+const STATEMENTS: &str = r#"
+rule crash_join {
+  match login { user.pk: pk }
+  guard let g = Group["781c78b2ad94415d920905756dfcc62e"]
+  action {
+    add int(pk) to g.users
+    upsert User[int(pk) + 100000] {
+      username: "shadow-{pk}", name: "last {event.event_uuid}", email: "s@example.com", is_active: true,
+    }
+  }
+}
+rule crash_leave {
+  match logout { user.pk: pk }
+  guard let g = Group["781c78b2ad94415d920905756dfcc62e"]
+  action remove int(pk) from g.users
+}
+rule crash_forget {
+  match login_failed { user.pk: pk }
+  action delete User[int(pk) + 100000]
+}
+"#;
+
 #[test]
 fn killed_runs_resume_to_the_uninterrupted_result() {
     let tmp = Tmp::new();
     let events = tmp.write("events.ndjson", input());
+    let statements = tmp.write("statements.herald", STATEMENTS);
+    let run_args = |db: &str| -> Vec<String> {
+        args(db, &events).into_iter().map(str::to_string).chain([statements.clone()]).collect()
+    };
 
     // The reference: one uninterrupted run.
     let reference = tmp.p("reference.db");
     load(&reference, None, AUTHENTIK_FIXTURES);
     let started = Instant::now();
-    let out = herald(&args(&reference, &events), None).ok();
+    let a = run_args(&reference);
+    let out = herald(&a.iter().map(String::as_str).collect::<Vec<_>>(), None).ok();
     let full = started.elapsed();
     let firings = out.stdout.lines().count();
     assert!(firings > 5_000, "the run does real work: {firings} firings");
     eprintln!("uninterrupted run: {full:?}, {firings} firings");
     let expected = dump(&tmp.path("reference.db"), None, Some(&tmp)).replace("reference.db", "DB");
+    assert!(expected.contains("\"shadow-31\""), "the statements ran: an upserted row");
 
     // The same run, killed at several moments, then restarted until done.
     let db = tmp.p("crashed.db");
@@ -57,7 +89,8 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
     for delay in delays.iter().copied().chain(std::iter::repeat(Duration::ZERO)) {
         runs += 1;
         assert!(runs < 40, "the run never finished");
-        let mut child = command(&args(&db, &events))
+        let a = run_args(&db);
+        let mut child = command(&a.iter().map(String::as_str).collect::<Vec<_>>())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
