@@ -389,6 +389,11 @@ pub enum CheckError {
         entity: String,
         missing: Vec<String>,
     },
+    WriteAfterDelete {
+        span: Span,
+        name: String,
+        deleted: Span,
+    },
 }
 
 impl CheckError {
@@ -626,6 +631,9 @@ impl CheckError {
             UpsertDuplicateField { span, field, first } => Diagnostic::new(Code::UpsertDuplicateField, *span, format!("field `{field}` is given twice"))
                 .with_label("given again").with_secondary(*first, "first given here")
                 .with_help("give each field once"),
+            WriteAfterDelete { span, name, deleted } => Diagnostic::new(Code::WriteAfterDelete, *span, format!("`{name}`'s row was deleted above; there is nothing to write to"))
+                .with_label("write to a deleted row").with_secondary(*deleted, "deleted here")
+                .with_help(format!("write before the `delete`, or `upsert` the row again first; reading `{name}` after the `delete` is fine (it keeps the values it had)")),
             UpsertMissingRequired { span, entity, missing } => {
                 let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
                 Diagnostic::new(Code::UpsertMissingRequired, *span, format!("this `upsert` leaves out the required field{} {list} of `{entity}`", if missing.len() == 1 { "" } else { "s" }))

@@ -302,6 +302,8 @@ impl<'s> Checker<'s> {
             }
         }
 
+        self.writes_after_delete(&actions, &cx.locals, &mut Vec::new());
+
         // In a rule with errors, a binding is often unused only because the
         // expression meant to use it is broken (`User[pkk]`): say nothing.
         let rule_has_errors = self.errors[errors_before..].iter().any(CheckError::is_error);

@@ -305,6 +305,65 @@ impl Checker<'_> {
         None
     }
 
+    /// E0435: a write through a binding after the same actions deleted the
+    /// binding's own row (`delete User[user.pk]` then `set user.name = ...`),
+    /// which can only fail at run time (R0005, no row). Only definite cases:
+    /// a `delete` inside a `for` or `if` counts for the rest of its block,
+    /// not after it, and an `upsert` of the same key re-creates the row.
+    pub(crate) fn writes_after_delete(
+        &mut self,
+        stmts: &[ir::Stmt],
+        locals: &[ir::Local],
+        deleted: &mut Vec<(ir::LocalId, Span)>,
+    ) {
+        // The binding whose key a `delete`/`upsert` names: `E[b.key]`.
+        fn own_row(entity: crate::types::EntityId, key: &Expr) -> Option<ir::LocalId> {
+            match &key.kind {
+                ExprKind::Column { base, entity: e, field: FieldRef::Key } if *e == entity => match base.kind {
+                    ExprKind::Local(l) => Some(l),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        for st in stmts {
+            match st {
+                ir::Stmt::Delete { entity, key, span } => {
+                    if let Some(l) = own_row(*entity, key) {
+                        if !deleted.iter().any(|(d, _)| *d == l) {
+                            deleted.push((l, *span));
+                        }
+                    }
+                }
+                ir::Stmt::Upsert { entity, key, .. } => {
+                    if let Some(l) = own_row(*entity, key) {
+                        deleted.retain(|(d, _)| *d != l);
+                    }
+                }
+                ir::Stmt::Set { place, .. }
+                | ir::Stmt::Append { place, .. }
+                | ir::Stmt::Remove { place, .. }
+                | ir::Stmt::Link { place, .. } => {
+                    if let Some(i) = deleted.iter().position(|(d, _)| *d == place.local) {
+                        // Reported once per deletion.
+                        let (l, at) = deleted.remove(i);
+                        self.errors.push(CheckError::WriteAfterDelete {
+                            span: place.span,
+                            name: locals[l.0 as usize].name.clone(),
+                            deleted: at,
+                        });
+                    }
+                }
+                ir::Stmt::For { body, .. } => self.writes_after_delete(body, locals, &mut deleted.clone()),
+                ir::Stmt::If { then, else_, .. } => {
+                    self.writes_after_delete(then, locals, &mut deleted.clone());
+                    self.writes_after_delete(else_, locals, &mut deleted.clone());
+                }
+                ir::Stmt::Notify { .. } | ir::Stmt::SendEmail { .. } | ir::Stmt::Log { .. } => {}
+            }
+        }
+    }
+
     /// An entity named by `upsert`/`delete`: reported when unknown.
     fn entity_name(&mut self, name: &ast::Ident) -> Option<crate::types::EntityId> {
         let id = self.schema.entity_by_name(&name.name);

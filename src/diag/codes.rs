@@ -127,6 +127,7 @@ codes! {
     BadRowKey = "E0432", Error, "`upsert` or `delete` with a key of the wrong type";
     UpsertKeyField = "E0433", Error, "the key given again among an `upsert`'s fields";
     UpsertDuplicateField = "E0434", Error, "a field given twice in an `upsert`";
+    WriteAfterDelete = "E0435", Error, "a write through a binding whose row was deleted";
 
     // --- E05xx: literal checks ---------------------------------------------
     InvalidRegex = "E0501", Error, "invalid regular expression";
