@@ -70,6 +70,12 @@ pub(crate) enum Hint {
     Semicolon,
     /// `rule {`: the name is missing.
     RuleName,
+    /// `upsrt User[1] { ... }`: a misspelt statement word, read as the name
+    /// of an action call (hence "expected `(`" at the next token).
+    StatementWord {
+        word: String,
+        suggestion: String,
+    },
 }
 
 /// What is known of a method call `receiver.name(...)` (there are none).
@@ -180,6 +186,9 @@ impl SyntaxError {
                         "remove the `;`: clauses and statements need no separator".to_string()
                     }
                     Hint::RuleName => "give the rule a name, as in `rule notify_admins {`".to_string(),
+                    Hint::StatementWord { word, suggestion } => {
+                        format!("`{word}` is not a statement; did you mean `{suggestion}`?")
+                    }
                 });
                 Diagnostic::new(
                     Code::UnexpectedToken,
@@ -594,6 +603,18 @@ fn hint_for(
 ) -> Option<Hint> {
     let found_text = found_range.map(|(s, e)| &text[s..e]);
     let open_end = found_range.map(|(_, e)| e);
+    // Only `(` can follow a word at the start of a statement (an action
+    // call); a word close to a statement keyword was meant as one.
+    if positives == [Rule::call_open] {
+        if let (Some(p), Some(w)) = (prev, prev_text) {
+            let words = ["set", "append", "remove", "for", "if", "upsert", "delete", "add"];
+            if p.kind == Tok::Word {
+                if let Some(s) = diag::suggest(w, words) {
+                    return Some(Hint::StatementWord { word: w.to_string(), suggestion: s });
+                }
+            }
+        }
+    }
     if let Some(w) = found.word() {
         let mut candidates: Vec<&str> = Vec::new();
         for &r in positives {
