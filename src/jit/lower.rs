@@ -161,9 +161,15 @@ fn is_scalar(t: &crate::types::Ty) -> bool {
     use crate::types::Ty;
     match t.unwrap_optional() {
         Ty::Bool | Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Uuid => true,
-        Ty::Error | Ty::Never | Ty::Null | Ty::Any | Ty::Optional(_) | Ty::List(_) | Ty::Record(_) | Ty::Entity(_) => {
-            false
-        }
+        Ty::Error
+        | Ty::Never
+        | Ty::Null
+        | Ty::Any
+        | Ty::Optional(_)
+        | Ty::List(_)
+        | Ty::Record(_)
+        | Ty::Entity(_)
+        | Ty::Object(_) => false,
     }
 }
 
@@ -288,6 +294,29 @@ impl Lowerer<'_> {
     }
 
     fn cond(&self, e: &Expr) -> Result<Cond, String> {
+        // `a ?? b` in an atom's operand: split on whether `a` has a value,
+        // `(a != null and C[a]) or (a == null and C[b])`, which is what the
+        // interpreter computes (it reads `a`, then `b` only when `a` is
+        // absent or null). An event path `a` becomes a null test the code
+        // generator already evaluates natively; a literal `a` picks a side.
+        if !matches!(e.kind, ExprKind::And(..) | ExprKind::Or(..) | ExprKind::Not(_)) {
+            if let Some((a, with_a, with_b)) = split_coalesce(e) {
+                return match self.operand(a)? {
+                    Operand::Path(path) => Ok(Cond::Or(
+                        Box::new(Cond::And(
+                            Box::new(Cond::Atom(Atom::IsNull { path, negated: true })),
+                            Box::new(self.cond(&with_a)?),
+                        )),
+                        Box::new(Cond::And(
+                            Box::new(Cond::Atom(Atom::IsNull { path, negated: false })),
+                            Box::new(self.cond(&with_b)?),
+                        )),
+                    )),
+                    Operand::Lit(v) if v.is_nullish() => self.cond(&with_b),
+                    Operand::Lit(_) => self.cond(&with_a),
+                };
+            }
+        }
         match &e.kind {
             ExprKind::Lit(Value::Bool(b)) => Ok(Cond::Const(*b)),
             ExprKind::Lit(_) => Err("has a non-bool literal as a condition".into()),
@@ -341,6 +370,9 @@ impl Lowerer<'_> {
                 (_, Operand::Path(_)) => Err("uses `in` over an event value".into()),
             },
             ExprKind::Field { .. }
+            | ExprKind::Object(_)
+            | ExprKind::Coalesce(..)
+            | ExprKind::Project { .. }
             | ExprKind::Column { .. }
             | ExprKind::Related { .. }
             | ExprKind::Index { .. }
@@ -424,6 +456,50 @@ impl Lowerer<'_> {
     }
 }
 
+/// The first `a ?? b` among the operands of a condition (the condition
+/// itself, a comparison's sides, a null test's operand, `in`'s sides, a
+/// call's arguments, through nested calls), with `a`, and copies of the
+/// condition where it is replaced by `a` and by `b`.
+fn split_coalesce(e: &Expr) -> Option<(&Expr, Expr, Expr)> {
+    let with = |kind: ExprKind| Expr { kind, ty: e.ty.clone(), span: e.span };
+    match &e.kind {
+        ExprKind::Coalesce(a, b) => Some((a, (**a).clone(), (**b).clone())),
+        ExprKind::Cmp { op, lhs, rhs } => {
+            if let Some((a, x, y)) = split_coalesce(lhs) {
+                let mk = |side: Expr| with(ExprKind::Cmp { op: *op, lhs: Box::new(side), rhs: rhs.clone() });
+                return Some((a, mk(x), mk(y)));
+            }
+            let (a, x, y) = split_coalesce(rhs)?;
+            let mk = |side: Expr| with(ExprKind::Cmp { op: *op, lhs: lhs.clone(), rhs: Box::new(side) });
+            Some((a, mk(x), mk(y)))
+        }
+        ExprKind::IsNull { operand, negated } => {
+            let (a, x, y) = split_coalesce(operand)?;
+            let mk = |side: Expr| with(ExprKind::IsNull { operand: Box::new(side), negated: *negated });
+            Some((a, mk(x), mk(y)))
+        }
+        ExprKind::In { elem, container } => {
+            if let Some((a, x, y)) = split_coalesce(elem) {
+                let mk = |side: Expr| with(ExprKind::In { elem: Box::new(side), container: container.clone() });
+                return Some((a, mk(x), mk(y)));
+            }
+            let (a, x, y) = split_coalesce(container)?;
+            let mk = |side: Expr| with(ExprKind::In { elem: elem.clone(), container: Box::new(side) });
+            Some((a, mk(x), mk(y)))
+        }
+        ExprKind::Call { func, args } => args.iter().enumerate().find_map(|(i, arg)| {
+            let (a, x, y) = split_coalesce(arg)?;
+            let mk = |side: Expr| {
+                let mut args = args.clone();
+                args[i] = side;
+                with(ExprKind::Call { func: func.clone(), args })
+            };
+            Some((a, mk(x), mk(y)))
+        }),
+        _ => None,
+    }
+}
+
 fn is_list(t: &crate::types::Ty) -> bool {
     matches!(t.unwrap_optional(), crate::types::Ty::List(_))
 }
@@ -447,6 +523,9 @@ fn describe(e: &Expr) -> String {
         ExprKind::Column { .. } | ExprKind::Related { .. } => "an entity field".into(),
         ExprKind::Index { .. } => "indexing".into(),
         ExprKind::List(_) => "a list built at run time".into(),
+        ExprKind::Object(_) => "an object literal".into(),
+        ExprKind::Coalesce(..) => "a default (`??`) in an unsupported position".into(),
+        ExprKind::Project { .. } => "a projection over a list".into(),
         ExprKind::Interp(_) => "string interpolation".into(),
         ExprKind::Neg(_) | ExprKind::Arith { .. } => "arithmetic".into(),
         ExprKind::Not(_) | ExprKind::And(..) | ExprKind::Or(..) => "a condition as a value".into(),
