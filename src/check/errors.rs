@@ -445,7 +445,7 @@ impl CheckError {
                 .with_help("`x in [a, b]` tests list membership; `\"sub\" in s` tests a substring"),
             NoFields { span, field, ty } => Diagnostic::new(Code::NoFields, *span, format!("`{ty}` has no fields, so `.{field}` cannot be read"))
                 .with_label("field access on a value without fields")
-                .with_help("only records, entities and `any` values have fields"),
+                .with_help("only records, entities, objects and `any` values have fields; on a list of them, `.field` reads every element's field (`group.users.email`)"),
             BadIndex { span, ty, index } => Diagnostic::new(Code::BadIndex, *span, format!("cannot index `{ty}` with `{index}`"))
                 .with_label("not indexable this way")
                 .with_help("index lists with an `int`, `any` values with an `int` or a `string`, and entities with their key: `User[pk]`"),
@@ -580,7 +580,7 @@ impl CheckError {
                 .with_help("give each key once; a JSON object keeps one value per key"),
             ObjectKeyInterpolated { span } => Diagnostic::new(Code::ObjectKeyInterpolated, *span, "an object key cannot interpolate")
                 .with_label("`{...}` in a key")
-                .with_help("write the key as plain text (`\\{` for a literal brace); build a dynamic structure from an `any` value instead"),
+                .with_help("write the key as plain text (`\\{` for a literal brace): an object's keys are fixed when the policy is checked"),
             CoalesceMismatch { span, lhs, rhs, rhs_span } => Diagnostic::new(Code::CoalesceMismatch, *span, format!("`??` cannot choose between `{lhs}` and `{rhs}`"))
                 .with_label(format!("the default is `{rhs}`")).with_secondary(*rhs_span, format!("the value is `{lhs}`"))
                 .with_help(format!("give a default of the value's type, e.g. `x ?? {}`", default_example(lhs))),
