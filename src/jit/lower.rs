@@ -6,6 +6,7 @@
 use crate::builtins::{self, Jit};
 use crate::interp::ops;
 use crate::ir::{Builtin, Cidr, CmpOp, Expr, ExprKind, LocalId, PathId, Rule};
+use crate::schema::Schema;
 use crate::value::Value;
 use std::sync::Arc;
 
@@ -233,13 +234,15 @@ enum Operand {
 }
 
 /// Lower a rule's `match` condition, or say why it is not compiled.
-pub(crate) fn lower_rule(rule: &Rule) -> Result<Cond, String> {
-    let l = Lowerer { bindings: &rule.matcher.bindings };
+pub(crate) fn lower_rule(rule: &Rule, schema: &Schema) -> Result<Cond, String> {
+    let l = Lowerer { bindings: &rule.matcher.bindings, schema };
     l.cond(&rule.matcher.cond)
 }
 
 struct Lowerer<'a> {
     bindings: &'a [(LocalId, PathId)],
+    /// For folding calls on literals with the interpreter's own functions.
+    schema: &'a Schema,
 }
 
 fn swap(op: CmpOp) -> CmpOp {
@@ -407,8 +410,31 @@ impl Lowerer<'_> {
         }
     }
 
+    /// A call on literals only, evaluated now by the interpreter's own
+    /// function (`None` when an argument is not a literal or it fails). A
+    /// `??` split produces these: `starts_with(x ?? "", "a")` has the branch
+    /// `starts_with("", "a")`.
+    fn fold_call(&self, func: &Builtin, args: &[Expr]) -> Option<Value> {
+        let mut vals = Vec::with_capacity(args.len());
+        for a in args {
+            match &a.kind {
+                ExprKind::Lit(v) => vals.push(v.clone()),
+                _ => return None,
+            }
+        }
+        // `match` clauses cannot call `now()`, so the clock is never read.
+        let cx = builtins::EvalCx { schema: self.schema, now: 0 };
+        (builtins::def(func).eval)(func, &vals, &cx).ok()
+    }
+
     /// A boolean function call used as a condition.
     fn call(&self, func: &Builtin, args: &[Expr]) -> Result<Cond, String> {
+        if let Some(v) = self.fold_call(func, args) {
+            return match v {
+                Value::Bool(b) => Ok(Cond::Const(b)),
+                _ => Err(format!("uses `{}(...)` as a condition", func.name())),
+            };
+        }
         // Whether a function compiles at all is its registry entry's data;
         // how it compiles is below.
         if builtins::def(func).jit != Jit::Predicate {
@@ -440,6 +466,9 @@ impl Lowerer<'_> {
             ExprKind::Lit(v) => v,
             _ => return Err(format!("compares `{}(...)` with a non-literal", func.name())),
         };
+        if let Some(v) = self.fold_call(func, args) {
+            return Ok(Cond::Const(ops::compare(op, &v, lit)));
+        }
         if builtins::def(func).jit != Jit::CompareWithLiteral {
             return Err(format!("uses {}", describe(call)));
         }
