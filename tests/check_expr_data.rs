@@ -88,7 +88,9 @@ fn object_types_and_access() {
   let t3 = {}
   let t4 = [{ a: 1 }, { a: 2 }].a
   let t5 = t1 == { d: { e: "x" }, "b c": [], a: 2 }
-  action log("{t1}{t2}{t3}{t4}{t5}")
+  let t6 = [{ a: 1 }, { a: 2.5 }]
+  let t7 = [{ a: 1 }, { b: "x" }]
+  action log("{t1}{t2}{t3}{t4}{t5}{t6}{t7}")
 }"#,
     );
     let want = [
@@ -97,6 +99,9 @@ fn object_types_and_access() {
         ("t3", "{}"),
         ("t4", "[int]"),
         ("t5", "bool"),
+        ("t6", "[{ a: float }]"),
+        // Objects of different shapes: a JSON array of `any`.
+        ("t7", "[any]"),
     ];
     let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(types, want);
@@ -108,6 +113,9 @@ fn object_diagnostics() {
     assert_eq!(codes(r#"rule r { match login action log("{ { a: 1, "a": 2 } }") }"#), ["E0122"]);
     assert_eq!(codes(r#"rule r { match login action log("{ { a: 1 }.b }") }"#), ["E0109"]);
     assert_eq!(codes(r#"rule r { match login where { a: 1 } > 1 }"#), ["E0211"]);
+    assert_eq!(codes(r#"rule r { match login action log("{[{ a: 1 }, 2]}") }"#), ["E0210"]);
+    let (p, d) = check(r#"const L = [{ a: 1 }, { b: 2 }, { a: 3 }] rule r { match login action log("{L}") }"#);
+    assert!(p.is_some() && d.is_empty(), "{d:#?}");
     assert_eq!(codes(r#"rule r { match login where { a: 1 } == { a: "x" } }"#), ["E0203"]);
     assert_eq!(codes(r#"rule r { match login action send_email(to: { a: 1 }, subject: "s", body: "b") }"#), ["E0410"]);
     // Braces where a block or patterns belong are still blocks and patterns.

@@ -113,6 +113,9 @@ impl Checker<'_> {
                 (a, b) if a == b => elem,
                 (Ty::Int, Ty::Float) | (Ty::Float, Ty::Int) => Ty::Float,
                 (Ty::Any, _) | (_, Ty::Any) => Ty::Any,
+                // JSON arrays of objects of different shapes are common (a
+                // webhook body's list of changes): they are a list of `any`.
+                (a @ Ty::Object(_), b @ Ty::Object(_)) => unify(a, b).unwrap_or(Ty::Any),
                 (a, b) => {
                     if !reported {
                         reported = true;

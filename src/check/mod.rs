@@ -681,6 +681,14 @@ fn const_literal(e: &ast::Expr) -> Result<(Value, Ty), ConstProblem> {
                     (Ty::Null, b) => b.clone().optional(),
                     (a, Ty::Null) => a.clone().optional(),
                     (a, b) if a.unwrap_optional() == b => ty,
+                    // As in `Checker::list`: objects of different shapes make a list of `any`.
+                    (Ty::Object(_), Ty::Object(_)) | (Ty::Any, Ty::Object(_)) => {
+                        if ty == t {
+                            ty
+                        } else {
+                            Ty::Any
+                        }
+                    }
                     _ => return Err(Mixed { span: item.span, first: ty, first_span, found: t }),
                 };
                 values.push(v);
