@@ -298,6 +298,10 @@ pub fn operand(e: &Expr) -> R<Operand> {
             }
             _ => no(e, "`len` needs a string, a list or an `any` field"),
         },
+        ExprKind::Coalesce(..) => no(
+            e,
+            "`??` over the row's fields has no SQL form; spell the default out, e.g. `(f == \"x\" or f == null)` for `f ?? \"x\" == \"x\"`",
+        ),
         _ => no(e, "a computed value of the row's fields cannot be compared"),
     }
 }

@@ -453,6 +453,20 @@ pub enum ExprKind {
         index: Box<Expr>,
     },
     List(Vec<Expr>),
+    /// `{ key: value, ... }`: an object, keys in source order (distinct).
+    Object(Vec<(String, Expr)>),
+    /// `a ?? b`: `a` unless it is absent or null, else `b` (evaluated only then).
+    Coalesce(Box<Expr>, Box<Expr>),
+    /// `list.field`: the field of every element, in list order. Absent and
+    /// null elements and field values are skipped; a field whose values are
+    /// lists contributes their items (one level), so `groups.users` is the
+    /// list of users, not a list of lists. Absent when `base` is.
+    Project {
+        base: Box<Expr>,
+        step: Projection,
+        /// The field is a list (statically): its items are spliced in.
+        flatten: bool,
+    },
     Interp(Vec<InterpPart>),
     Not(Box<Expr>),
     Neg(Box<Expr>),
@@ -509,6 +523,17 @@ pub enum ExprKind {
     },
 }
 
+/// How a projection reads the field of one list element.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Projection {
+    /// A field of a record, an object or an `any` value (as `Field`).
+    Field(String),
+    /// A column of an entity row (as `Column`).
+    Column(FieldRef),
+    /// A many-to-many field of an entity row (as `Related`).
+    Related { entity: EntityId, field: usize },
+}
+
 impl Expr {
     pub fn lit(v: Value, ty: Ty, span: Span) -> Expr {
         Expr { kind: ExprKind::Lit(v), ty, span }
@@ -520,7 +545,12 @@ impl Expr {
             ExprKind::Lit(_) | ExprKind::Event(_) | ExprKind::Local(_) | ExprKind::Row { .. } => {
                 vec![]
             }
-            ExprKind::Field { base, .. } | ExprKind::Column { base, .. } | ExprKind::Related { base, .. } => vec![base],
+            ExprKind::Field { base, .. }
+            | ExprKind::Column { base, .. }
+            | ExprKind::Related { base, .. }
+            | ExprKind::Project { base, .. } => vec![base],
+            ExprKind::Object(entries) => entries.iter().map(|(_, e)| e).collect(),
+            ExprKind::Coalesce(a, b) => vec![a, b],
             ExprKind::Index { base, index } => vec![base, index],
             ExprKind::List(items) => items.iter().collect(),
             ExprKind::Interp(parts) => parts

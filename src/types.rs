@@ -36,6 +36,8 @@ pub enum Ty {
     List(Box<Ty>),
     Record(RecordId),
     Entity(EntityId),
+    /// An object literal's type: an inline record, keys in source order.
+    Object(Vec<(String, Ty)>),
 }
 
 impl Ty {
@@ -95,6 +97,10 @@ impl Ty {
             (a, Optional(b)) => a.fits(b),
             (Int, Float) => true,
             (List(a), List(b)) => a.fits(b),
+            // The same keys (in any order), each value fitting.
+            (Object(a), Object(b)) => {
+                a.len() == b.len() && a.iter().all(|(k, t)| b.iter().any(|(k2, t2)| k == k2 && t.fits(t2)))
+            }
             (a, b) => a == b,
         }
     }
@@ -105,6 +111,7 @@ impl Ty {
         match self {
             Ty::Error => true,
             Ty::Optional(t) | Ty::List(t) => t.has_error(),
+            Ty::Object(fields) => fields.iter().any(|(_, t)| t.has_error()),
             _ => false,
         }
     }
@@ -152,6 +159,29 @@ impl fmt::Display for TyDisplay<'_> {
                 }
             }
             Ty::Entity(e) => f.write_str(&self.schema.entity(*e).name),
+            Ty::Object(fields) => {
+                if fields.is_empty() {
+                    return f.write_str("{}");
+                }
+                f.write_str("{ ")?;
+                for (i, (k, t)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    if i == 3 {
+                        f.write_str("...")?;
+                        break;
+                    }
+                    let plain = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if plain {
+                        write!(f, "{k}: {}", TyDisplay { ty: t, schema: self.schema })?;
+                    } else {
+                        write!(f, "{k:?}: {}", TyDisplay { ty: t, schema: self.schema })?;
+                    }
+                }
+                f.write_str(" }")
+            }
         }
     }
 }

@@ -301,9 +301,32 @@ fn predicate(f: &str, which: usize, li: usize) -> String {
 
 /// A random condition over `fields`, as Herald text.
 fn cond(fields: &'static [(&'static str, Kind)]) -> impl Strategy<Value = String> {
-    let atom =
-        (0..fields.len(), 0usize..8, 0usize..64, 0usize..4, 0usize..20).prop_map(move |(fi, opi, li, shape, pr)| {
+    let atom = (0..fields.len(), 0usize..8, 0usize..64, 0usize..4, 0usize..20, 0usize..12).prop_map(
+        move |(fi, opi, li, shape, pr, co)| {
             let (f, kind) = fields[fi];
+            // Sometimes the field has a default: `(f ?? literal)`, or another
+            // field of its kind first (`(f ?? g ?? literal)`), so both engines
+            // see `??` in every position an atom has.
+            let with_default;
+            // An `any` field's default is a string, which every predicate
+            // accepts (`starts_with(x ?? 0, "a")` is a run-time type error
+            // whenever `x` is absent, which the JIT leaves to the interpreter).
+            let dkind = if kind == Kind::Any { Kind::Str } else { kind };
+            let f: &str = match co {
+                0..=2 => {
+                    with_default = format!("({f} ?? {})", lit_for(dkind, li / 2 + co));
+                    &with_default
+                }
+                3 => {
+                    let other = fields.iter().find(|(g, k)| *k == kind && *g != f).map(|(g, _)| *g);
+                    with_default = match other {
+                        Some(g) => format!("({f} ?? {g} ?? {})", lit_for(dkind, li / 3)),
+                        None => format!("({f} ?? {})", lit_for(dkind, li / 3)),
+                    };
+                    &with_default
+                }
+                _ => f,
+            };
             let ops = ["==", "!=", "<", "<=", ">", ">="];
             let op = if ordered(kind) { ops[opi % 6] } else { ops[opi % 2] };
             if matches!(kind, Kind::Str | Kind::Any) && pr < 10 {
@@ -328,7 +351,8 @@ fn cond(fields: &'static [(&'static str, Kind)]) -> impl Strategy<Value = String
                     }
                 }
             }
-        });
+        },
+    );
     atom.prop_recursive(3, 12, 2, |inner| {
         prop_oneof![
             inner.clone().prop_map(|c| format!("not ({c})")),
@@ -613,4 +637,120 @@ rule g2 { match e2 { r.n: 1 } where event.s == "c" }
             pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
         }
     }
+}
+
+/// LANGUAGE.md v1: `a ?? b` is `a` unless absent or null. The JIT compiles
+/// it (a null test splitting the condition), and both engines give the
+/// answers spelled out here.
+#[test]
+fn coalesce_defaults_in_both_engines() {
+    let rules = r#"
+rule d_str { match e0 where (event.s ?? "none") == "none" }
+rule d_int { match e0 where event.n ?? 0 > 5 }
+rule d_chain { match e0 where event.s ?? event.r.s ?? "z" == "b" }
+rule d_bool { match e0 where event.b ?? true }
+rule d_pred { match e0 where starts_with(event.s ?? "ab", "a") }
+rule d_len { match e0 where len(event.s ?? "") == 0 }
+rule d_in { match e0 where event.n ?? 7 in [1, 7] }
+rule d_bind { match e0 { r: { n: v } } where v ?? 0 == 3 }
+"#;
+    let program =
+        compile_files(&[("schema.herald", SCHEMA.to_string()), ("c.herald", rules.to_string())]).expect("compiles");
+    let mut pair = Pair::new(program.clone());
+    assert!(pair.jit.fallbacks().is_empty(), "all compiled: {:?}", pair.jit.fallbacks());
+    let mut names = |line: &str| -> Vec<String> {
+        pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
+        let (matched, _) = pair.outcome(true, line.as_bytes()).expect("not a dead letter");
+        matched.iter().map(|(r, _)| program.rules[*r as usize].name.clone()).collect()
+    };
+    // Everything absent: the defaults decide.
+    assert_eq!(names(r#"{"kind":"e0"}"#), ["d_str", "d_bool", "d_pred", "d_len", "d_in"]);
+    // Null is no value either; `r.n` null still binds nothing (the pattern fails).
+    let line = r#"{"kind":"e0","s":null,"n":null,"b":null,"r":{"s":"b","n":null}}"#;
+    assert_eq!(names(line), ["d_str", "d_chain", "d_bool", "d_pred", "d_len", "d_in"]);
+    // Present values win over the defaults.
+    let line = r#"{"kind":"e0","s":"b","n":9,"b":false,"r":{"s":"x","n":3}}"#;
+    assert_eq!(names(line), ["d_int", "d_chain", "d_bind"]);
+    // Values that contradict the schema: rule errors in both engines, alike.
+    for line in [r#"{"kind":"e0","s":5,"n":"x","b":"y"}"#, r#"{"kind":"e0","s":null,"r":{"s":[1]}}"#] {
+        pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
+    }
+}
+
+/// Projections over an event list of records in `match` clauses (which run
+/// in the interpreter, rule by rule, beside compiled ones): both engines
+/// agree on every shape of the list, contradictions included, and give the
+/// answers spelled out here.
+#[test]
+fn projections_over_event_lists_agree() {
+    let schema = r#"
+discriminator kind
+type R { s: string?, n: int?, tags: [string]? }
+event * { id: int? }
+event e0 { items: [R]?, s: string? }
+"#;
+    let rules = r#"
+rule has_a { match e0 where "a" in event.items.s }
+rule all_names { match e0 where event.items.s == ["a", "b"] }
+rule no_names { match e0 where event.items.s == [] }
+rule tagged { match e0 where "t" in event.items.tags }
+rule counted { match e0 where len(event.items.n) ?? 0 >= 2 }
+rule compiled { match e0 where (event.s ?? "a") == "a" }
+"#;
+    let program =
+        compile_files(&[("schema.herald", schema.to_string()), ("p.herald", rules.to_string())]).expect("compiles");
+    let mut pair = Pair::new(program.clone());
+    let interpreted: Vec<u32> = pair.jit.fallbacks().iter().map(|(r, _)| r.0).collect();
+    assert_eq!(interpreted, [0, 1, 2, 3, 4], "projections run interpreted, `??` compiled");
+    let items = [
+        None,
+        Some("null"),
+        Some("[]"),
+        Some("[{}]"),
+        Some(r#"[{"s":"a"}]"#),
+        Some(r#"[{"s":"a","n":1},{"s":null,"n":2},{"s":"b","tags":["t"]}]"#),
+        Some(r#"[{"tags":null},{"tags":[]},{"tags":["u","t"]}]"#),
+        Some(r#"[{"s":5}]"#),
+        Some("[1]"),
+        Some(r#"{"s":"a"}"#),
+        Some(r#"[{"s":"a"},null]"#),
+    ];
+    let mut answers = Vec::new();
+    for it in items {
+        let line = match it {
+            Some(v) => format!(r#"{{"kind":"e0","items":{v}}}"#),
+            None => r#"{"kind":"e0"}"#.to_string(),
+        };
+        pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
+        let (matched, _) = pair.outcome(true, line.as_bytes()).expect("not a dead letter");
+        let names: Vec<String> = matched
+            .iter()
+            .map(|(r, e)| {
+                let name = program.rules[*r as usize].name.clone();
+                if e.is_some() {
+                    format!("{name}!")
+                } else {
+                    name
+                }
+            })
+            .collect();
+        answers.push(names.join(" "));
+    }
+    assert_eq!(
+        answers,
+        [
+            "compiled",
+            "compiled",
+            "no_names compiled",
+            "no_names compiled",
+            "has_a compiled",
+            "has_a all_names tagged counted compiled",
+            "no_names tagged compiled",
+            // Contradictions are rule errors of the rules that read the list.
+            "has_a! all_names! no_names! tagged! counted! compiled",
+            "has_a! all_names! no_names! tagged! counted! compiled",
+            "has_a! all_names! no_names! tagged! counted! compiled",
+            "has_a! all_names! no_names! tagged! counted! compiled",
+        ]
+    );
 }

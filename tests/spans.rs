@@ -216,6 +216,16 @@ impl Walker<'_> {
                 }
             }
             ast::ExprKind::List(items) => items.iter().for_each(|i| self.expr(i, sp)),
+            ast::ExprKind::Object(entries) => {
+                for entry in entries {
+                    self.span("object entry", entry.span, sp);
+                    self.span("object key", entry.key_span, entry.span);
+                    self.expr(&entry.value, entry.span);
+                    if entry.key_span.end > entry.value.span.start {
+                        self.problems.push(format!("{}: key after its value at {}", self.name, entry.span.start));
+                    }
+                }
+            }
             ast::ExprKind::Name(i) => self.ident(i, sp),
             ast::ExprKind::Field { base, field } => {
                 self.expr(base, sp);

@@ -394,6 +394,25 @@ pub enum CheckError {
         name: String,
         deleted: Span,
     },
+    DuplicateObjectKey {
+        span: Span,
+        key: String,
+        first: Span,
+    },
+    ObjectKeyInterpolated {
+        span: Span,
+    },
+    CoalesceMismatch {
+        span: Span,
+        lhs: String,
+        rhs: String,
+        rhs_span: Span,
+    },
+    CoalesceNeverAbsent {
+        span: Span,
+        ty: String,
+        op: Span,
+    },
 }
 
 impl CheckError {
@@ -471,7 +490,7 @@ impl CheckError {
                 .with_help("`x in [a, b]` tests list membership; `\"sub\" in s` tests a substring"),
             NoFields { span, field, ty } => Diagnostic::new(Code::NoFields, *span, format!("`{ty}` has no fields, so `.{field}` cannot be read"))
                 .with_label("field access on a value without fields")
-                .with_help("only records, entities and `any` values have fields"),
+                .with_help("only records, entities, objects and `any` values have fields; on a list of them, `.field` reads every element's field (`group.users.email`)"),
             BadIndex { span, ty, index } => Diagnostic::new(Code::BadIndex, *span, format!("cannot index `{ty}` with `{index}`"))
                 .with_label("not indexable this way")
                 .with_help("index lists with an `int`, `any` values with an `int` or a `string`, and entities with their key: `User[pk]`"),
@@ -510,7 +529,7 @@ impl CheckError {
                 .with_help("name the event types (`match a | b { ... }`) or test fields in `where`"),
             ConstNotLiteral { span, name } => Diagnostic::new(Code::ConstNotLiteral, *span, format!("const `{name}` must be a literal"))
                 .with_label("not a literal")
-                .with_help("give a string without interpolation, a number, a bool, `null` or a list of these"),
+                .with_help("give a string without interpolation, a number, a bool, `null`, or a list or object of these (`{ team: \"sec\", ids: [1, 2] }`)"),
             UnsupportedFilter { span, reason } => Diagnostic::new(Code::UnsupportedFilter, *span, format!("this filter cannot run in the store: {reason}"))
                 .with_label("unsupported in a query filter")
                 .with_help("filters compare entity fields with values (`==`, `<`, `in`, `== null`), combine with `and`/`or`/`not`, and may use `starts_with`, `ends_with`, `contains`, `empty`, `len` and `lower`/`upper`/`trim` of string fields; compute anything else outside the query"),
@@ -640,7 +659,32 @@ impl CheckError {
                     .with_label("can only update")
                     .with_help(format!("when no `{entity}` row has this key, creating one fails with R0002; give {list} to create rows, or use `set` on a bound row to update only"))
             }
+            DuplicateObjectKey { span, key, first } => Diagnostic::new(Code::DuplicateObjectKey, *span, format!("the key `{key}` appears twice in this object"))
+                .with_label("key given again").with_secondary(*first, "first given here")
+                .with_help("give each key once; a JSON object keeps one value per key"),
+            ObjectKeyInterpolated { span } => Diagnostic::new(Code::ObjectKeyInterpolated, *span, "an object key cannot interpolate")
+                .with_label("`{...}` in a key")
+                .with_help("write the key as plain text (`\\{` for a literal brace): an object's keys are fixed when the policy is checked"),
+            CoalesceMismatch { span, lhs, rhs, rhs_span } => Diagnostic::new(Code::CoalesceMismatch, *span, format!("`??` cannot choose between `{lhs}` and `{rhs}`"))
+                .with_label(format!("the default is `{rhs}`")).with_secondary(*rhs_span, format!("the value is `{lhs}`"))
+                .with_help(format!("give a default of the value's type, e.g. `x ?? {}`", default_example(lhs))),
+            CoalesceNeverAbsent { span, ty, op } => Diagnostic::new(Code::CoalesceNeverAbsent, *span, format!("{} is never absent, so the default after `??` is never used", a(ty)))
+                .with_label("never absent or null").with_secondary(*op, "this `??` has no effect")
+                .with_help("remove `?? ...`, or check the schema: the field may need to be optional (`T?`)"),
         }
+    }
+}
+
+/// A default value of a type, for the help of `??` mismatches.
+fn default_example(ty: &str) -> &'static str {
+    match ty.trim_end_matches('?') {
+        "int" => "0",
+        "float" => "0.0",
+        "bool" => "false",
+        "string" => "\"\"",
+        t if t.starts_with('[') => "[]",
+        t if t.starts_with('{') => "{}",
+        _ => "...",
     }
 }
 

@@ -3,7 +3,7 @@
 use super::{CheckError, Checker, Hint, Phase, RuleCx};
 use crate::builtins::{self, actions, ArgInfo, Expected, Param, TypeFault};
 use crate::diag::suggest;
-use crate::ir::{ArithOp, CmpOp, Expr, ExprKind, FieldRef, InterpPart};
+use crate::ir::{ArithOp, CmpOp, Expr, ExprKind, FieldRef, InterpPart, Projection};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, QueryKind, UnOp};
 use crate::types::Ty;
@@ -51,6 +51,7 @@ impl Checker<'_> {
             ast::ExprKind::Float(f) => Expr::lit(Value::Float(*f), Ty::Float, span),
             ast::ExprKind::Str(parts) => self.string(parts, cx, span),
             ast::ExprKind::List(items) => self.list(items, cx, span),
+            ast::ExprKind::Object(entries) => self.object(entries, cx, span),
             ast::ExprKind::Name(id) => self.name(id, cx),
             ast::ExprKind::Field { base, field } => self.field(e, base, field, cx),
             ast::ExprKind::Index { base, index } => self.index(base, index, cx, hint, span),
@@ -112,6 +113,9 @@ impl Checker<'_> {
                 (a, b) if a == b => elem,
                 (Ty::Int, Ty::Float) | (Ty::Float, Ty::Int) => Ty::Float,
                 (Ty::Any, _) | (_, Ty::Any) => Ty::Any,
+                // JSON arrays of objects of different shapes are common (a
+                // webhook body's list of changes): they are a list of `any`.
+                (a @ Ty::Object(_), b @ Ty::Object(_)) => unify(a, b).unwrap_or(Ty::Any),
                 (a, b) => {
                     if !reported {
                         reported = true;
@@ -141,6 +145,77 @@ impl Checker<'_> {
         } else {
             Expr { kind: ExprKind::List(items), ty, span }
         }
+    }
+
+    /// `{ k: v, ... }`: an inline record type; folded to a literal when
+    /// every value is one (so a const may be an object).
+    fn object(&mut self, entries: &[ast::ObjectEntry], cx: &mut RuleCx, span: Span) -> Expr {
+        let mut out: Vec<(String, Expr)> = Vec::with_capacity(entries.len());
+        let mut seen: Vec<(&str, Span)> = Vec::with_capacity(entries.len());
+        let mut failed = false;
+        for entry in entries {
+            let value = self.expr(&entry.value, cx, Hint::None);
+            if entry.interpolated {
+                self.errors.push(CheckError::ObjectKeyInterpolated { span: entry.key_span });
+                failed = true;
+                continue;
+            }
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == entry.key) {
+                self.errors.push(CheckError::DuplicateObjectKey {
+                    span: entry.key_span,
+                    key: entry.key.clone(),
+                    first: *first,
+                });
+                failed = true;
+                continue;
+            }
+            seen.push((&entry.key, entry.key_span));
+            out.push((entry.key.clone(), value));
+        }
+        if failed {
+            return error(span);
+        }
+        let ty = Ty::Object(out.iter().map(|(k, v)| (k.clone(), v.ty.clone())).collect());
+        if out.iter().all(|(_, v)| matches!(v.kind, ExprKind::Lit(_))) {
+            let fields = out
+                .into_iter()
+                .filter_map(|(k, v)| match v.kind {
+                    // An absent value leaves its key out, as at run time.
+                    ExprKind::Lit(Value::Absent) => None,
+                    ExprKind::Lit(v) => Some((std::sync::Arc::from(k.as_str()), v)),
+                    _ => unreachable!("all values are literals"),
+                })
+                .collect();
+            Expr::lit(Value::Object(std::sync::Arc::new(fields)), ty, span)
+        } else {
+            Expr { kind: ExprKind::Object(out), ty, span }
+        }
+    }
+
+    /// `a ?? b`: `a` unless absent or null, else `b`.
+    fn coalesce(&mut self, lhs: &ast::Expr, rhs: &ast::Expr, op_span: Span, cx: &mut RuleCx, span: Span) -> Expr {
+        let l = self.expr(lhs, cx, Hint::None);
+        let r = self.expr(rhs, cx, Hint::None);
+        if !l.ty.admits_absent() && !l.ty.has_error() {
+            self.errors.push(CheckError::CoalesceNeverAbsent { span: l.span, ty: self.show(&l.ty), op: op_span });
+        }
+        let value = l.ty.unwrap_optional().clone();
+        // A string literal default of a `uuid`/`timestamp` value is converted
+        // (and validated) as it would be in a comparison.
+        let r = if matches!(value, Ty::Uuid | Ty::Timestamp) { self.coerce(r, &value) } else { r };
+        let ty = match coalesce_type(&l.ty, &r.ty) {
+            Some(t) => t,
+            None => {
+                self.errors.push(CheckError::CoalesceMismatch {
+                    span: r.span,
+                    lhs: self.show(&l.ty),
+                    rhs: self.show(&r.ty),
+                    rhs_span: l.span,
+                });
+                Ty::Error
+            }
+        };
+        Expr { kind: ExprKind::Coalesce(boxed(l), boxed(r)), ty, span }
     }
 
     fn name(&mut self, id: &ast::Ident, cx: &mut RuleCx) -> Expr {
@@ -236,7 +311,9 @@ impl Checker<'_> {
                 let d = self.schema.entity(e);
                 d.key.name == "event" || d.field("event").is_some()
             });
-            if !filter_field {
+            // A path through a list (`event.items.name`) is a projection of
+            // the list's elements, not a static path.
+            if !filter_field && !self.event_prefix_is_list(&path, cx) {
                 return match self.event_path(&path, cx) {
                     Some((pid, ty)) => Expr { kind: ExprKind::Event(pid), ty, span },
                     None => error(span),
@@ -255,6 +332,23 @@ impl Checker<'_> {
         let opt = base.ty.is_optional();
         match base.ty.unwrap_optional().clone() {
             Ty::Error => error(span),
+            Ty::List(elem) => self.project(base, &elem, field, opt, span),
+            Ty::Object(fields) => match fields.iter().find(|(k, _)| *k == field.name) {
+                Some((_, t)) => {
+                    let ty = opt_if(t.clone(), opt);
+                    Expr { kind: ExprKind::Field { base: boxed(base), name: field.name.clone() }, ty, span }
+                }
+                None => {
+                    let suggestion = suggest(&field.name, fields.iter().map(|(k, _)| k.as_str()));
+                    self.errors.push(CheckError::UnknownField {
+                        span: field.span,
+                        field: field.name.clone(),
+                        owner: "this object".into(),
+                        suggestion,
+                    });
+                    error(span)
+                }
+            },
             Ty::Any => {
                 Expr { kind: ExprKind::Field { base: boxed(base), name: field.name.clone() }, ty: Ty::Any, span }
             }
@@ -328,6 +422,94 @@ impl Checker<'_> {
                 error(span)
             }
         }
+    }
+
+    /// Does a proper prefix of this static event path have a list type in
+    /// one of the rule's event types?
+    fn event_prefix_is_list(&self, path: &[&ast::Ident], cx: &RuleCx) -> bool {
+        if cx.events_unknown {
+            return false;
+        }
+        let segs: Vec<&str> = path.iter().map(|i| i.name.as_str()).collect();
+        (1..segs.len()).any(|i| {
+            cx.events.iter().any(|(_, rec)| {
+                matches!(self.schema.path_type(*rec, &segs[..i]), Ok(t) if matches!(t.unwrap_optional(), Ty::List(_)))
+            })
+        })
+    }
+
+    /// `list.field`: the field of each element (see `ExprKind::Project`).
+    /// `[T?]` fields give `[T]`; list-valued fields are flattened one level.
+    fn project(&mut self, base: Expr, elem: &Ty, field: &ast::Ident, opt: bool, span: Span) -> Expr {
+        let unknown = |this: &mut Self, owner: String, names: Vec<String>| {
+            let suggestion = suggest(&field.name, names.iter().map(|s| s.as_str()));
+            this.errors.push(CheckError::UnknownField {
+                span: field.span,
+                field: field.name.clone(),
+                owner: format!("{owner} (the element type of this list)"),
+                suggestion,
+            });
+            error(span)
+        };
+        let (step, fty) = match elem.unwrap_optional() {
+            Ty::Error => return error(span),
+            Ty::Any => (Projection::Field(field.name.clone()), Ty::Any),
+            Ty::Record(r) => {
+                let rec = self.schema.record(*r);
+                match rec.field(&field.name) {
+                    Some((_, f)) => (Projection::Field(field.name.clone()), f.ty.clone()),
+                    None => {
+                        let owner = match &rec.name {
+                            Some(n) => format!("`{n}`"),
+                            None => "the record".to_string(),
+                        };
+                        let names = rec.fields.iter().map(|f| f.name.clone()).collect();
+                        return unknown(self, owner, names);
+                    }
+                }
+            }
+            Ty::Object(fields) => match fields.iter().find(|(k, _)| *k == field.name) {
+                Some((_, t)) => (Projection::Field(field.name.clone()), t.clone()),
+                None => {
+                    let names = fields.iter().map(|(k, _)| k.clone()).collect();
+                    return unknown(self, "the object".into(), names);
+                }
+            },
+            Ty::Entity(ent) => {
+                let def = self.schema.entity(*ent);
+                if def.key.name == field.name {
+                    (Projection::Column(FieldRef::Key), def.key.ty.clone())
+                } else {
+                    match def.field(&field.name) {
+                        Some((i, f)) => match def.many_to_many(i) {
+                            Some(target) => (Projection::Related { entity: *ent, field: i }, Ty::Entity(target).list()),
+                            None => (Projection::Column(FieldRef::Field(i)), f.ty.clone()),
+                        },
+                        None => {
+                            let names = std::iter::once(def.key.name.clone())
+                                .chain(def.fields.iter().map(|f| f.name.clone()))
+                                .collect();
+                            return unknown(self, format!("entity `{}`", def.name), names);
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.errors.push(CheckError::NoFields {
+                    span: field.span,
+                    field: field.name.clone(),
+                    ty: self.show(&base.ty),
+                });
+                return error(span);
+            }
+        };
+        // Absent values are skipped, so the items are never optional.
+        let (item, flatten) = match fty.unwrap_optional() {
+            Ty::List(inner) => (inner.unwrap_optional().clone(), true),
+            t => (t.clone(), false),
+        };
+        let ty = opt_if(item.list(), opt);
+        Expr { kind: ExprKind::Project { base: boxed(base), step, flatten }, ty, span }
     }
 
     fn index(&mut self, base: &ast::Expr, index: &ast::Expr, cx: &mut RuleCx, hint: Hint, span: Span) -> Expr {
@@ -452,6 +634,7 @@ impl Checker<'_> {
         span: Span,
     ) -> Expr {
         match op {
+            BinOp::Coalesce => self.coalesce(lhs, rhs, op_span, cx, span),
             BinOp::And | BinOp::Or => {
                 let l = self.expr(lhs, cx, Hint::None);
                 let r = self.expr(rhs, cx, Hint::None);
@@ -674,6 +857,49 @@ impl Checker<'_> {
     }
 }
 
+/// The type of `l ?? r`, `None` when the sides are incompatible. The
+/// result may be absent only when the default may be: `T? ?? T` is `T`,
+/// `T? ?? T?` is `T?`; `int` and `float` mix to `float`; `any` on either
+/// side makes the result `any`; a `null` value side gives the default's type.
+pub(crate) fn coalesce_type(l: &Ty, r: &Ty) -> Option<Ty> {
+    let (a, b) = (l.unwrap_optional(), r.unwrap_optional());
+    let r_opt = r.admits_absent();
+    Some(match (a, b) {
+        (Ty::Error, _) | (_, Ty::Error) => Ty::Error,
+        (Ty::Null, _) => r.clone(),
+        (_, Ty::Null) => a.clone().optional(),
+        (Ty::Any, _) | (_, Ty::Any) => Ty::Any,
+        _ => {
+            let t = unify(a, b)?;
+            opt_if(t, r_opt)
+        }
+    })
+}
+
+/// The common type of two (unwrapped) types, widening `int` to `float` and
+/// `[]` to any list; objects unify key by key.
+fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
+    match (a, b) {
+        _ if a == b => Some(a.clone()),
+        (Ty::Never, t) | (t, Ty::Never) => Some(t.clone()),
+        (Ty::Int, Ty::Float) | (Ty::Float, Ty::Int) => Some(Ty::Float),
+        (Ty::List(x), Ty::List(y)) => {
+            let opt = x.is_optional() || y.is_optional();
+            Some(opt_if(unify(x.unwrap_optional(), y.unwrap_optional())?, opt).list())
+        }
+        (Ty::Object(x), Ty::Object(y)) if x.len() == y.len() => {
+            let mut out = Vec::with_capacity(x.len());
+            for (k, t) in x {
+                let (_, u) = y.iter().find(|(k2, _)| k2 == k)?;
+                let opt = t.is_optional() || u.is_optional();
+                out.push((k.clone(), opt_if(unify(t.unwrap_optional(), u.unwrap_optional())?, opt)));
+            }
+            Some(Ty::Object(out))
+        }
+        _ => None,
+    }
+}
+
 /// Can values of these (unwrapped) types be compared with `==`?
 pub(crate) fn comparable(a: &Ty, b: &Ty) -> bool {
     use Ty::*;
@@ -682,6 +908,13 @@ pub(crate) fn comparable(a: &Ty, b: &Ty) -> bool {
         (Int | Float, Int | Float) => true,
         (Uuid, String) | (String, Uuid) | (Timestamp, String) | (String, Timestamp) => true,
         (List(x), List(y)) => comparable(x.unwrap_optional(), y.unwrap_optional()),
+        // Objects compare by value, key by key in any order.
+        (Object(x), Object(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, t)| {
+                    y.iter().any(|(k2, u)| k == k2 && comparable(t.unwrap_optional(), u.unwrap_optional()))
+                })
+        }
         (x, y) => x == y,
     }
 }

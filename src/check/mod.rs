@@ -175,6 +175,12 @@ impl<'s> Checker<'s> {
                         let (first, found) = (self.show(&first), self.show(&found));
                         self.errors.push(CheckError::MixedList { span, first, found, first_span });
                     }
+                    ConstProblem::DuplicateKey { span, key, first } => {
+                        self.errors.push(CheckError::DuplicateObjectKey { span, key, first })
+                    }
+                    ConstProblem::KeyInterpolated { span } => {
+                        self.errors.push(CheckError::ObjectKeyInterpolated { span })
+                    }
                 }
                 (Value::Null, Ty::Error)
             }
@@ -580,7 +586,7 @@ impl<'s> Checker<'s> {
                 span: e.span,
                 found: "bool?".into(),
                 needed: "bool".into(),
-                help: "compare it explicitly (`x == true` is false when absent), or unwrap it with `guard let`".into(),
+                help: "compare it explicitly (`x == true` is false when absent), give it a default (`x ?? false`), or unwrap it with `guard let`".into(),
             }),
             Ty::Any => self.errors.push(CheckError::OptionalValue {
                 span: e.span,
@@ -640,6 +646,10 @@ enum ConstProblem {
     Broken,
     /// A list of literals of different types (E0210).
     Mixed { span: Span, first: Ty, first_span: Span, found: Ty },
+    /// An object literal with a key given twice (E0124).
+    DuplicateKey { span: Span, key: String, first: Span },
+    /// An object key that interpolates (E0123).
+    KeyInterpolated { span: Span },
 }
 
 fn const_literal(e: &ast::Expr) -> Result<(Value, Ty), ConstProblem> {
@@ -673,11 +683,35 @@ fn const_literal(e: &ast::Expr) -> Result<(Value, Ty), ConstProblem> {
                     (Ty::Null, b) => b.clone().optional(),
                     (a, Ty::Null) => a.clone().optional(),
                     (a, b) if a.unwrap_optional() == b => ty,
+                    // As in `Checker::list`: objects of different shapes make a list of `any`.
+                    (Ty::Object(_), Ty::Object(_)) | (Ty::Any, Ty::Object(_)) => {
+                        if ty == t {
+                            ty
+                        } else {
+                            Ty::Any
+                        }
+                    }
                     _ => return Err(Mixed { span: item.span, first: ty, first_span, found: t }),
                 };
                 values.push(v);
             }
             (Value::list(values), ty.list())
+        }
+        ast::ExprKind::Object(entries) => {
+            let mut fields: Vec<(std::sync::Arc<str>, Value)> = Vec::with_capacity(entries.len());
+            let mut types: Vec<(String, Ty)> = Vec::with_capacity(entries.len());
+            for (i, entry) in entries.iter().enumerate() {
+                if entry.interpolated {
+                    return Err(KeyInterpolated { span: entry.key_span });
+                }
+                if let Some(first) = entries[..i].iter().find(|f| f.key == entry.key) {
+                    return Err(DuplicateKey { span: entry.key_span, key: entry.key.clone(), first: first.key_span });
+                }
+                let (v, t) = const_literal(&entry.value)?;
+                fields.push((std::sync::Arc::from(entry.key.as_str()), v));
+                types.push((entry.key.clone(), t));
+            }
+            (Value::Object(std::sync::Arc::new(fields)), Ty::Object(types))
         }
         _ => return Err(NotLiteral),
     })

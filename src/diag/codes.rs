@@ -76,6 +76,8 @@ codes! {
     RecursiveType = "E0119", Error, "a record type contains itself";
     MissingDiscriminator = "E0120", Error, "the schema has event types but no `discriminator`";
     EntityInEvent = "E0121", Error, "an entity type used as an event field";
+    DuplicateObjectKey = "E0124", Error, "an object literal has the same key twice";
+    ObjectKeyInterpolated = "E0123", Error, "an object literal key that interpolates";
 
     // --- E02xx: types -----------------------------------------------------
     TypeMismatch = "E0201", Error, "mismatched types";
@@ -90,6 +92,7 @@ codes! {
     MixedList = "E0210", Error, "list elements of different types";
     NotOrderable = "E0211", Error, "ordering comparison on values without an order";
     BadLookupKey = "E0212", Error, "an entity lookup key of the wrong type";
+    CoalesceMismatch = "E0215", Error, "the two sides of `??` have incompatible types";
 
     // --- E03xx: clause rules and purity ------------------------------------
     QueryInMatch = "E0301", Error, "a store query in a `match` clause";
@@ -142,6 +145,7 @@ codes! {
     GuardLetNotOptional = "W0003", Warning, "`guard let` on a value that is never absent";
     NullCompareNeverAbsent = "W0004", Warning, "comparison with `null` of a value that is never absent";
     DuplicateMatchType = "W0005", Warning, "an event type listed twice in `match`";
+    CoalesceNeverAbsent = "W0006", Warning, "`??` after a value that is never absent";
     UpsertMissingRequired = "W0010", Warning, "an `upsert` that leaves out a required field";
 
     // --- R0xxx: run-time errors recorded in `herald_rule_error` -------------

@@ -122,6 +122,13 @@ impl Interp<'_> {
             }
             ExprKind::Index { base, index } => ExprKind::Index { base: b(base)?, index: b(index)? },
             ExprKind::List(items) => ExprKind::List(items.iter().map(&mut *f).collect::<Result<_, _>>()?),
+            ExprKind::Object(entries) => {
+                ExprKind::Object(entries.iter().map(|(k, x)| f(x).map(|x| (k.clone(), x))).collect::<Result<_, _>>()?)
+            }
+            ExprKind::Coalesce(x, y) => ExprKind::Coalesce(b(x)?, b(y)?),
+            ExprKind::Project { base, step, flatten } => {
+                ExprKind::Project { base: b(base)?, step: step.clone(), flatten: *flatten }
+            }
             ExprKind::Interp(parts) => ExprKind::Interp(
                 parts
                     .iter()

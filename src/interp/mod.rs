@@ -13,7 +13,9 @@ pub mod ops;
 use crate::builtins::{self, EvalCx};
 use crate::diag::{Code, RuntimeError};
 use crate::effect::{Addresses, Effect, RuleEffects};
-use crate::ir::{Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, QueryKind, Rule, Step, Stmt};
+use crate::ir::{
+    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, Projection, QueryKind, Rule, Step, Stmt,
+};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
 use std::sync::Arc;
@@ -244,6 +246,42 @@ impl Interp<'_> {
             ExprKind::List(items) => {
                 Value::list(items.iter().map(|i| self.eval(i, env)).collect::<Result<Vec<_>, _>>()?)
             }
+            ExprKind::Object(entries) => {
+                let mut fields = Vec::with_capacity(entries.len());
+                for (k, x) in entries {
+                    // An absent value leaves its key out, as `set` does with
+                    // an absent value: the JSON has no "absent".
+                    match self.eval(x, env)? {
+                        Value::Absent => {}
+                        v => fields.push((Arc::from(k.as_str()), v)),
+                    }
+                }
+                Value::Object(Arc::new(fields))
+            }
+            ExprKind::Coalesce(a, b) => match self.eval(a, env)? {
+                Value::Absent | Value::Null => self.eval(b, env)?,
+                v => v,
+            },
+            ExprKind::Project { base, step, flatten } => match self.eval(base, env)? {
+                Value::List(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items.iter() {
+                        match self.project(item, step)? {
+                            Value::Absent | Value::Null => {}
+                            // Flattened one level when the field is typed as a
+                            // list: `groups.users` is a list of users (absent
+                            // items skipped too); an `any` value that happens
+                            // to be a list stays one item.
+                            Value::List(inner) if *flatten => {
+                                out.extend(inner.iter().filter(|v| !v.is_nullish()).cloned())
+                            }
+                            v => out.push(v),
+                        }
+                    }
+                    Value::list(out)
+                }
+                _ => Value::Absent,
+            },
             ExprKind::Interp(parts) => {
                 let mut s = String::new();
                 for p in parts {
@@ -303,6 +341,21 @@ impl Interp<'_> {
                     "internal error: a query filter field was evaluated outside its query",
                 ))
             }
+        })
+    }
+
+    /// One element's field for a projection; absent for an element of the
+    /// wrong shape (absent, null), as the single-value reads are.
+    fn project(&self, item: &Value, step: &Projection) -> Result<Value, RuntimeError> {
+        Ok(match (step, item) {
+            (Projection::Field(name), v) => v.get(name),
+            (Projection::Column(FieldRef::Key), Value::Entity(row)) => row.key.clone(),
+            (Projection::Column(FieldRef::Field(i)), Value::Entity(row)) => row.fields[*i].clone(),
+            (Projection::Related { entity, field }, Value::Entity(row)) => {
+                let rows = self.db.related(*entity, &row.key, *field)?;
+                Value::list(rows.into_iter().map(Value::Entity).collect())
+            }
+            _ => Value::Absent,
         })
     }
 

@@ -6,6 +6,7 @@
 use crate::builtins::{self, Jit};
 use crate::interp::ops;
 use crate::ir::{Builtin, Cidr, CmpOp, Expr, ExprKind, LocalId, PathId, Rule};
+use crate::schema::Schema;
 use crate::value::Value;
 use std::sync::Arc;
 
@@ -161,9 +162,15 @@ fn is_scalar(t: &crate::types::Ty) -> bool {
     use crate::types::Ty;
     match t.unwrap_optional() {
         Ty::Bool | Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Uuid => true,
-        Ty::Error | Ty::Never | Ty::Null | Ty::Any | Ty::Optional(_) | Ty::List(_) | Ty::Record(_) | Ty::Entity(_) => {
-            false
-        }
+        Ty::Error
+        | Ty::Never
+        | Ty::Null
+        | Ty::Any
+        | Ty::Optional(_)
+        | Ty::List(_)
+        | Ty::Record(_)
+        | Ty::Entity(_)
+        | Ty::Object(_) => false,
     }
 }
 
@@ -227,13 +234,15 @@ enum Operand {
 }
 
 /// Lower a rule's `match` condition, or say why it is not compiled.
-pub(crate) fn lower_rule(rule: &Rule) -> Result<Cond, String> {
-    let l = Lowerer { bindings: &rule.matcher.bindings };
+pub(crate) fn lower_rule(rule: &Rule, schema: &Schema) -> Result<Cond, String> {
+    let l = Lowerer { bindings: &rule.matcher.bindings, schema };
     l.cond(&rule.matcher.cond)
 }
 
 struct Lowerer<'a> {
     bindings: &'a [(LocalId, PathId)],
+    /// For folding calls on literals with the interpreter's own functions.
+    schema: &'a Schema,
 }
 
 fn swap(op: CmpOp) -> CmpOp {
@@ -288,6 +297,29 @@ impl Lowerer<'_> {
     }
 
     fn cond(&self, e: &Expr) -> Result<Cond, String> {
+        // `a ?? b` in an atom's operand: split on whether `a` has a value,
+        // `(a != null and C[a]) or (a == null and C[b])`, which is what the
+        // interpreter computes (it reads `a`, then `b` only when `a` is
+        // absent or null). An event path `a` becomes a null test the code
+        // generator already evaluates natively; a literal `a` picks a side.
+        if !matches!(e.kind, ExprKind::And(..) | ExprKind::Or(..) | ExprKind::Not(_)) {
+            if let Some((a, with_a, with_b)) = split_coalesce(e) {
+                return match self.operand(a)? {
+                    Operand::Path(path) => Ok(Cond::Or(
+                        Box::new(Cond::And(
+                            Box::new(Cond::Atom(Atom::IsNull { path, negated: true })),
+                            Box::new(self.cond(&with_a)?),
+                        )),
+                        Box::new(Cond::And(
+                            Box::new(Cond::Atom(Atom::IsNull { path, negated: false })),
+                            Box::new(self.cond(&with_b)?),
+                        )),
+                    )),
+                    Operand::Lit(v) if v.is_nullish() => self.cond(&with_b),
+                    Operand::Lit(_) => self.cond(&with_a),
+                };
+            }
+        }
         match &e.kind {
             ExprKind::Lit(Value::Bool(b)) => Ok(Cond::Const(*b)),
             ExprKind::Lit(_) => Err("has a non-bool literal as a condition".into()),
@@ -341,6 +373,9 @@ impl Lowerer<'_> {
                 (_, Operand::Path(_)) => Err("uses `in` over an event value".into()),
             },
             ExprKind::Field { .. }
+            | ExprKind::Object(_)
+            | ExprKind::Coalesce(..)
+            | ExprKind::Project { .. }
             | ExprKind::Column { .. }
             | ExprKind::Related { .. }
             | ExprKind::Index { .. }
@@ -375,8 +410,31 @@ impl Lowerer<'_> {
         }
     }
 
+    /// A call on literals only, evaluated now by the interpreter's own
+    /// function (`None` when an argument is not a literal or it fails). A
+    /// `??` split produces these: `starts_with(x ?? "", "a")` has the branch
+    /// `starts_with("", "a")`.
+    fn fold_call(&self, func: &Builtin, args: &[Expr]) -> Option<Value> {
+        let mut vals = Vec::with_capacity(args.len());
+        for a in args {
+            match &a.kind {
+                ExprKind::Lit(v) => vals.push(v.clone()),
+                _ => return None,
+            }
+        }
+        // `match` clauses cannot call `now()`, so the clock is never read.
+        let cx = builtins::EvalCx { schema: self.schema, now: 0 };
+        (builtins::def(func).eval)(func, &vals, &cx).ok()
+    }
+
     /// A boolean function call used as a condition.
     fn call(&self, func: &Builtin, args: &[Expr]) -> Result<Cond, String> {
+        if let Some(v) = self.fold_call(func, args) {
+            return match v {
+                Value::Bool(b) => Ok(Cond::Const(b)),
+                _ => Err(format!("uses `{}(...)` as a condition", func.name())),
+            };
+        }
         // Whether a function compiles at all is its registry entry's data;
         // how it compiles is below.
         if builtins::def(func).jit != Jit::Predicate {
@@ -408,6 +466,9 @@ impl Lowerer<'_> {
             ExprKind::Lit(v) => v,
             _ => return Err(format!("compares `{}(...)` with a non-literal", func.name())),
         };
+        if let Some(v) = self.fold_call(func, args) {
+            return Ok(Cond::Const(ops::compare(op, &v, lit)));
+        }
         if builtins::def(func).jit != Jit::CompareWithLiteral {
             return Err(format!("uses {}", describe(call)));
         }
@@ -421,6 +482,50 @@ impl Lowerer<'_> {
         };
         let path = self.path_arg(func, arg)?;
         Ok(Cond::Atom(Atom::Call { path, pred }))
+    }
+}
+
+/// The first `a ?? b` among the operands of a condition (the condition
+/// itself, a comparison's sides, a null test's operand, `in`'s sides, a
+/// call's arguments, through nested calls), with `a`, and copies of the
+/// condition where it is replaced by `a` and by `b`.
+fn split_coalesce(e: &Expr) -> Option<(&Expr, Expr, Expr)> {
+    let with = |kind: ExprKind| Expr { kind, ty: e.ty.clone(), span: e.span };
+    match &e.kind {
+        ExprKind::Coalesce(a, b) => Some((a, (**a).clone(), (**b).clone())),
+        ExprKind::Cmp { op, lhs, rhs } => {
+            if let Some((a, x, y)) = split_coalesce(lhs) {
+                let mk = |side: Expr| with(ExprKind::Cmp { op: *op, lhs: Box::new(side), rhs: rhs.clone() });
+                return Some((a, mk(x), mk(y)));
+            }
+            let (a, x, y) = split_coalesce(rhs)?;
+            let mk = |side: Expr| with(ExprKind::Cmp { op: *op, lhs: lhs.clone(), rhs: Box::new(side) });
+            Some((a, mk(x), mk(y)))
+        }
+        ExprKind::IsNull { operand, negated } => {
+            let (a, x, y) = split_coalesce(operand)?;
+            let mk = |side: Expr| with(ExprKind::IsNull { operand: Box::new(side), negated: *negated });
+            Some((a, mk(x), mk(y)))
+        }
+        ExprKind::In { elem, container } => {
+            if let Some((a, x, y)) = split_coalesce(elem) {
+                let mk = |side: Expr| with(ExprKind::In { elem: Box::new(side), container: container.clone() });
+                return Some((a, mk(x), mk(y)));
+            }
+            let (a, x, y) = split_coalesce(container)?;
+            let mk = |side: Expr| with(ExprKind::In { elem: elem.clone(), container: Box::new(side) });
+            Some((a, mk(x), mk(y)))
+        }
+        ExprKind::Call { func, args } => args.iter().enumerate().find_map(|(i, arg)| {
+            let (a, x, y) = split_coalesce(arg)?;
+            let mk = |side: Expr| {
+                let mut args = args.clone();
+                args[i] = side;
+                with(ExprKind::Call { func: func.clone(), args })
+            };
+            Some((a, mk(x), mk(y)))
+        }),
+        _ => None,
     }
 }
 
@@ -447,6 +552,9 @@ fn describe(e: &Expr) -> String {
         ExprKind::Column { .. } | ExprKind::Related { .. } => "an entity field".into(),
         ExprKind::Index { .. } => "indexing".into(),
         ExprKind::List(_) => "a list built at run time".into(),
+        ExprKind::Object(_) => "an object literal".into(),
+        ExprKind::Coalesce(..) => "a default (`??`) in an unsupported position".into(),
+        ExprKind::Project { .. } => "a projection over a list".into(),
         ExprKind::Interp(_) => "string interpolation".into(),
         ExprKind::Neg(_) | ExprKind::Arith { .. } => "arithmetic".into(),
         ExprKind::Not(_) | ExprKind::And(..) | ExprKind::Or(..) => "a condition as a value".into(),

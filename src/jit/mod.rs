@@ -54,7 +54,7 @@ impl std::error::Error for JitError {}
 /// Rules whose `match` clause the JIT does not compile, with the reason,
 /// in declaration order (independent of a decode plan).
 pub fn support(program: &Program) -> Vec<(RuleId, String)> {
-    program.rules.iter().filter_map(|r| lower::lower_rule(r).err().map(|why| (r.id, why))).collect()
+    program.rules.iter().filter_map(|r| lower::lower_rule(r, &program.schema).err().map(|why| (r.id, why))).collect()
 }
 
 /// `unsafe extern "C" fn(slots, out, bufs) -> any`: see `codegen::define`.
@@ -136,7 +136,7 @@ impl JitMatcher {
         let mut lowered: Vec<Option<lower::Cond>> = Vec::with_capacity(program.rules.len());
         let syms = PlanSyms(plan);
         for r in &program.rules {
-            match lower::lower_rule(r) {
+            match lower::lower_rule(r, &program.schema) {
                 Ok(c) => {
                     let mut atoms = Vec::new();
                     c.atoms(&mut atoms);

@@ -297,6 +297,8 @@ pub enum BinOp {
     Mul,
     Div,
     Mod,
+    /// `a ?? b`
+    Coalesce,
 }
 
 impl BinOp {
@@ -316,6 +318,7 @@ impl BinOp {
             BinOp::Mul => "*",
             BinOp::Div => "/",
             BinOp::Mod => "%",
+            BinOp::Coalesce => "??",
         }
     }
 }
@@ -345,6 +348,19 @@ impl QueryKind {
     }
 }
 
+/// One `key: value` of an object literal.
+#[derive(Debug, Clone)]
+pub struct ObjectEntry {
+    /// The key's text (a quoted key with its escapes decoded).
+    pub key: String,
+    /// The key as written (with its quotes when quoted).
+    pub key_span: Span,
+    /// A quoted key that interpolates (`"{x}": 1`): the checker rejects it.
+    pub interpolated: bool,
+    pub value: Expr,
+    pub span: Span,
+}
+
 /// One piece of an interpolated string.
 #[derive(Debug, Clone)]
 pub enum StrPart {
@@ -364,6 +380,8 @@ pub enum ExprKind {
     /// interpolation.
     Str(Vec<StrPart>),
     List(Vec<Expr>),
+    /// `{ name: x, "any key": y }`, entries in source order.
+    Object(Vec<ObjectEntry>),
     /// A bare name: `event`, a binding, a const, an entity (as the base of
     /// `User[pk]`), or a field name inside a query filter.
     Name(Ident),

@@ -404,6 +404,7 @@ impl<'s> Builder<'s> {
     pub(crate) fn expr(&mut self, p: P<'_>) -> Expr {
         match p.as_rule() {
             Rule::expr | Rule::and_expr | Rule::cmp_expr | Rule::sum_expr | Rule::prod_expr => self.binary_chain(p),
+            Rule::coalesce_expr => self.coalesce_chain(p),
             Rule::not_expr | Rule::unary_expr => self.prefix_chain(p),
             Rule::postfix_expr => self.postfix(p),
             _ => self.primary(p),
@@ -437,6 +438,31 @@ impl<'s> Builder<'s> {
             lhs = Expr { kind: ExprKind::Binary { op, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span };
         }
         lhs
+    }
+
+    /// `a ?? b ?? c`, folded to the right: `a ?? (b ?? c)`. Either way gives
+    /// the same value; folding right lets `a` stay the plain operand the
+    /// checker's never-absent warning and the JIT's lowering look at.
+    fn coalesce_chain(&mut self, p: P<'_>) -> Expr {
+        let mut operands = Vec::new();
+        let mut ops = Vec::new();
+        for c in p.into_inner() {
+            if c.as_rule() == Rule::coalesce_op {
+                ops.push(self.span(&c));
+            } else {
+                operands.push(self.expr(c));
+            }
+        }
+        let mut rhs = operands.pop().expect("coalesce operand");
+        while let Some(lhs) = operands.pop() {
+            let op_span = ops.pop().expect("one operator between two operands");
+            let span = lhs.span.to(rhs.span);
+            rhs = Expr {
+                kind: ExprKind::Binary { op: BinOp::Coalesce, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                span,
+            };
+        }
+        rhs
     }
 
     /// `not not x`, `- - x`: prefix operators, innermost last. A `-`
@@ -501,6 +527,10 @@ impl<'s> Builder<'s> {
                 return e;
             }
             Rule::list => ExprKind::List(kids(p).map(|c| self.expr(c)).collect()),
+            Rule::object => {
+                let entries: Vec<P<'_>> = kids(p).collect();
+                ExprKind::Object(entries.into_iter().map(|e| self.object_entry(e)).collect())
+            }
             Rule::string => ExprKind::Str(self.string(p)),
             Rule::float_lit | Rule::int_lit => return self.number(p, None),
             Rule::kw_true => ExprKind::Bool(true),
@@ -529,6 +559,28 @@ impl<'s> Builder<'s> {
             r => unreachable!("not a primary expression: {r:?}"),
         };
         Expr { kind, span }
+    }
+
+    fn object_entry(&mut self, p: P<'_>) -> ObjectEntry {
+        let span = self.span(&p);
+        let mut it = kids(p);
+        let key = next(&mut it);
+        let key_span = self.span(&key);
+        let (key, interpolated) = if key.as_rule() == Rule::string {
+            let mut text = String::new();
+            let mut interpolated = false;
+            for part in self.string(key) {
+                match part {
+                    StrPart::Text(t, _) => text.push_str(&t),
+                    StrPart::Expr(_) => interpolated = true,
+                }
+            }
+            (text, interpolated)
+        } else {
+            (key.as_str().to_string(), false)
+        };
+        let value = self.expr(next(&mut it));
+        ObjectEntry { key, key_span, interpolated, value, span }
     }
 
     /// A number literal; `neg` is the span including a leading `-`.

@@ -89,12 +89,20 @@ pub(crate) struct MethodCall {
     pub builtin: Option<&'static str>,
     /// A first argument that is a string literal naming a field (`x.get("k")`).
     pub key: Option<String>,
+    /// The text of a second argument of `get` (`x.get("k", 0)`): Python's
+    /// default, which is Herald's `??`.
+    pub default: Option<String>,
 }
 
 impl MethodCall {
     /// One sentence that never names a function Herald does not have.
     fn help(&self) -> String {
         let recv = self.receiver.as_deref().unwrap_or("x");
+        if let (None, Some(k), Some(d)) = (self.builtin, &self.key, &self.default) {
+            return format!(
+                "there are no methods: read the field and give a default with `??`, as in `{recv}.{k} ?? {d}`"
+            );
+        }
         match (self.builtin, &self.key) {
             (Some(f), _) => format!("there are no methods: call the function `{f}` with the value first, as in `{f}({recv})`"),
             (None, Some(k)) => format!("there are no methods: read the field directly, as in `{recv}.{k}`"),
@@ -675,7 +683,33 @@ fn method_call(scan: &Scan, text: &str, dot: scan::Token, name: &str, open_end: 
         (q.kind == Tok::Quote && body.kind == Tok::StrText && close.kind == Tok::StrEnd && is_name)
             .then(|| word.to_string())
     });
-    MethodCall { receiver, name: name.to_string(), builtin: crate::check::builtin_function(name), key }
+    let default = if name == "get" && key.is_some() { get_default(text, open_end) } else { None };
+    MethodCall { receiver, name: name.to_string(), builtin: crate::check::builtin_function(name), key, default }
+}
+
+/// The second argument of `.get("key", DEFAULT)` as written, when it is short,
+/// on one line and the call closes right after it.
+fn get_default(text: &str, open_end: usize) -> Option<String> {
+    let rest = text.get(open_end..)?;
+    // Past the key's string literal (no escapes in a key that is a name).
+    let after_key = rest.trim_start().strip_prefix('"')?;
+    let after_key = &after_key[after_key.find('"')? + 1..];
+    let arg = after_key.trim_start().strip_prefix(',')?;
+    let (mut depth, mut in_str) = (0usize, false);
+    for (i, c) in arg.char_indices() {
+        match c {
+            '\n' => return None,
+            '"' => in_str = !in_str,
+            '(' | '[' | '{' if !in_str => depth += 1,
+            ')' if !in_str && depth == 0 => {
+                let d = arg[..i].trim();
+                return (!d.is_empty() && d.len() <= 40).then(|| d.to_string());
+            }
+            ')' | ']' | '}' if !in_str => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A lexical error from the scanner as a syntax error.
@@ -720,7 +754,9 @@ mod tests {
         let builtins = crate::check::builtin_function;
         for (call, want) in [
             ("x.get(\"k\")", "`x.k`"),
-            ("context.geo.get(\"country\", 1)", "`context.geo.country`"),
+            ("context.geo.get(\"country\", 1)", "`context.geo.country ?? 1`"),
+            ("x.get(\"k\", \"none\")", "`x.k ?? \"none\"`"),
+            ("x.get(\"k\", [1, (2)])", "`x.k ?? [1, (2)]`"),
             ("x.keys()", "`x.name`"),
             ("x.length()", "`len(x)`"),
             ("x.lower()", "`lower(x)`"),
@@ -742,7 +778,12 @@ mod tests {
                     "`{call}`: help names `{name}`, not a built-in: {help}"
                 );
             }
-            assert!(!help.contains("??"), "`{call}`: {help}");
+            // `??` is offered exactly for Python's `get` with a default.
+            assert_eq!(
+                help.contains("??"),
+                call.contains("get(\"k\", ") || call.contains("\", 1)"),
+                "`{call}`: {help}"
+            );
         }
     }
 }

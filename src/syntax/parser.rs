@@ -133,6 +133,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         | Rule::and_expr
         | Rule::not_expr
         | Rule::cmp_expr
+        | Rule::coalesce_expr
         | Rule::sum_expr
         | Rule::prod_expr
         | Rule::unary_expr
@@ -142,6 +143,8 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         Rule::not_op => ("an expression", Expr),
         Rule::cmp_op => ("a comparison", Low),
         Rule::sum_op => ("an operator", Low),
+        Rule::coalesce_op => ("`??`", Low),
+        Rule::object_entry => ("an object entry (`name: value`)", Normal),
         Rule::prod_op => ("an operator", Low),
         Rule::neg_op => ("an expression", Expr),
         Rule::field_access => ("`.`", Low),
@@ -149,6 +152,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         Rule::primary => ("an expression", Expr),
         Rule::paren
         | Rule::list
+        | Rule::object
         | Rule::query
         | Rule::call
         | Rule::name
