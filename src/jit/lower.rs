@@ -37,6 +37,12 @@ pub(crate) enum Atom {
     /// A predicate on one path's value run by a Rust helper
     /// (`helpers::herald_jit_pred`), which may also answer "ask".
     Call { path: PathId, pred: Pred },
+    /// Time arithmetic on a `timestamp` path compared with a literal,
+    /// solved for the path's value: `event.t + 1h > L` is `t > L - 1h` and
+    /// `event.t - L <= 5m` is `t <= L + 5m`. The interpreter's intermediate
+    /// results must stay in range (else it reports R0007): that is `t` in
+    /// `lo..=hi`, outside which the atom answers "ask".
+    Time { path: PathId, op: CmpOp, rhs: i128, lo: i128, hi: i128 },
 }
 
 /// A predicate over one event value with constant arguments, evaluated by
@@ -105,9 +111,11 @@ impl std::hash::Hash for Pred {
 impl Atom {
     pub(crate) fn path(&self) -> PathId {
         match self {
-            Atom::IsNull { path, .. } | Atom::Cmp { path, .. } | Atom::In { path, .. } | Atom::Call { path, .. } => {
-                *path
-            }
+            Atom::IsNull { path, .. }
+            | Atom::Cmp { path, .. }
+            | Atom::In { path, .. }
+            | Atom::Call { path, .. }
+            | Atom::Time { path, .. } => *path,
             Atom::Truthy(p) => *p,
         }
     }
@@ -217,7 +225,7 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> (Vec<(PathId, String)
                 op: CmpOp::Eq | CmpOp::Ne,
                 lit: Lit::Str(_) | Lit::Int(_) | Lit::Float(_) | Lit::Bool(_),
             } if scalar.contains_key(path) => {}
-            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } | Atom::Call { .. } => break,
+            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } | Atom::Call { .. } | Atom::Time { .. } => break,
         }
         before.push(a.path());
     }
@@ -230,6 +238,41 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> (Vec<(PathId, String)
 enum Operand {
     Path(PathId),
     Lit(Value),
+}
+
+/// A `timestamp` path with time arithmetic applied: the value is
+/// `t + off` (a timestamp, or a duration when `dur`), defined when the
+/// path's `t` is in `lo..=hi` (every intermediate result in range).
+#[derive(Debug, Clone, Copy)]
+struct Affine {
+    path: PathId,
+    off: i128,
+    lo: i128,
+    hi: i128,
+    dur: bool,
+}
+
+impl Affine {
+    /// Narrow the domain so that `t + self.off` stays within `min..=max`.
+    fn within(mut self, min: i128, max: i128) -> Option<Affine> {
+        self.lo = self.lo.max(min.checked_sub(self.off)?);
+        self.hi = self.hi.min(max.checked_sub(self.off)?);
+        Some(self)
+    }
+
+    /// `self + d` (a duration literal), with the range of the result kind.
+    fn shift(mut self, d: i128) -> Option<Affine> {
+        self.off = self.off.checked_add(d)?;
+        self.bounded()
+    }
+
+    fn bounded(self) -> Option<Affine> {
+        if self.dur {
+            self.within(i64::MIN as i128, i64::MAX as i128)
+        } else {
+            self.within(crate::value::MIN_TIMESTAMP, crate::value::MAX_TIMESTAMP)
+        }
+    }
 }
 
 /// Lower a rule's `match` condition, or say why it is not compiled.
@@ -313,6 +356,11 @@ impl Lowerer<'_> {
                 self.call_cmp(swap(*op), rhs, lhs)
             }
             ExprKind::Call { func, args } => self.call(func, args),
+            ExprKind::Cmp { op, lhs, rhs }
+                if matches!(lhs.kind, ExprKind::Arith { .. }) || matches!(rhs.kind, ExprKind::Arith { .. }) =>
+            {
+                self.time_cmp(*op, lhs, rhs)
+            }
             ExprKind::Cmp { op, lhs, rhs } => match (self.operand(lhs)?, self.operand(rhs)?) {
                 (Operand::Path(p), Operand::Lit(v)) => Ok(cmp_atom(p, *op, &v)?),
                 (Operand::Lit(v), Operand::Path(p)) => Ok(cmp_atom(p, swap(*op), &v)?),
@@ -366,6 +414,73 @@ impl Lowerer<'_> {
 }
 
 impl Lowerer<'_> {
+    /// A comparison where one side does time arithmetic on one `timestamp`
+    /// path and the other is a literal (or folds to one).
+    fn time_cmp(&self, op: CmpOp, lhs: &Expr, rhs: &Expr) -> Result<Cond, String> {
+        let (a, b) = (self.affine(lhs)?, self.affine(rhs)?);
+        let (aff, op, lit) = match (a, b) {
+            (Ok(x), Err(v)) => (x, op, v),
+            (Err(v), Ok(x)) => (x, swap(op), v),
+            (Err(x), Err(y)) => return Ok(Cond::Const(ops::compare(op, &x, &y))),
+            (Ok(_), Ok(_)) => return Err("compares two event values".into()),
+        };
+        let rhs = match (&lit, aff.dur) {
+            // Comparisons with null are false, `!=` their negation.
+            (Value::Absent | Value::Null, _) => return Ok(Cond::Const(op == CmpOp::Ne)),
+            (Value::Timestamp(t), false) => *t,
+            (Value::Duration(d), true) => *d as i128,
+            _ => return Err("compares time arithmetic with a literal of another kind".into()),
+        };
+        let Some(rhs) = rhs.checked_sub(aff.off) else {
+            return Err("uses time arithmetic out of range".into());
+        };
+        Ok(Cond::Atom(Atom::Time { path: aff.path, op, rhs, lo: aff.lo, hi: aff.hi }))
+    }
+
+    /// An operand of a time comparison: `Ok(Ok(affine))` for arithmetic on
+    /// a path, `Ok(Err(value))` for a literal (folded with the
+    /// interpreter's own arithmetic).
+    fn affine(&self, e: &Expr) -> Result<Result<Affine, Value>, String> {
+        use crate::ir::ArithOp;
+        use crate::types::Ty;
+        match &e.kind {
+            ExprKind::Arith { op, lhs, rhs } => {
+                let (l, r) = (self.affine(lhs)?, self.affine(rhs)?);
+                let too_far = || "uses time arithmetic out of range".to_string();
+                match (op, l, r) {
+                    (_, Err(x), Err(y)) => match ops::arith(*op, &x, &y) {
+                        Ok(v) => Ok(Err(v)),
+                        Err(_) => Err("uses arithmetic that fails on its literals".into()),
+                    },
+                    (ArithOp::Add, Ok(a), Err(Value::Duration(d))) | (ArithOp::Add, Err(Value::Duration(d)), Ok(a)) => {
+                        a.shift(d as i128).map(Ok).ok_or_else(too_far)
+                    }
+                    (ArithOp::Sub, Ok(a), Err(Value::Duration(d))) => a.shift(-(d as i128)).map(Ok).ok_or_else(too_far),
+                    // `t - L`: a duration, which must fit.
+                    (ArithOp::Sub, Ok(a), Err(Value::Timestamp(t))) if !a.dur => {
+                        let a = Affine { off: a.off.checked_sub(t).ok_or_else(too_far)?, dur: true, ..a };
+                        a.bounded().map(Ok).ok_or_else(too_far)
+                    }
+                    _ => Err("uses arithmetic the JIT does not compile".into()),
+                }
+            }
+            ExprKind::Lit(v) => Ok(Err(v.clone())),
+            ExprKind::Event(_) | ExprKind::Local(_) if e.ty.unwrap_optional() == &Ty::Timestamp => {
+                match self.operand(e)? {
+                    Operand::Path(path) => Ok(Ok(Affine {
+                        path,
+                        off: 0,
+                        lo: crate::value::MIN_TIMESTAMP,
+                        hi: crate::value::MAX_TIMESTAMP,
+                        dur: false,
+                    })),
+                    Operand::Lit(v) => Ok(Err(v)),
+                }
+            }
+            _ => Err(format!("uses {}", describe(e))),
+        }
+    }
+
     /// The one event path a function reads, or why not.
     fn path_arg(&self, func: &Builtin, e: &Expr) -> Result<PathId, String> {
         match self.operand(e) {

@@ -370,7 +370,7 @@ impl SyntaxError {
             .with_label("not the start of an item")
             .with_help(match suggestion {
                 Some(s) => format!("did you mean `{s}`?"),
-                None => "every item starts with `rule`, `const`, `type`, `event`, `entity`, `discriminator`, `identity` or `recipient`".to_string(),
+                None => "every item starts with `rule`, `const`, `type`, `event`, `entity`, `discriminator`, `identity`, `recipient` or `time`".to_string(),
             }),
         }
     }
