@@ -241,11 +241,13 @@ enum Operand {
 }
 
 /// A `timestamp` path with time arithmetic applied: the value is
-/// `t + off` (a timestamp, or a duration when `dur`), defined when the
-/// path's `t` is in `lo..=hi` (every intermediate result in range).
+/// `sign * t + off` (a timestamp, or a duration when `dur`; `sign` is 1 or
+/// -1), defined when the path's `t` is in `lo..=hi` (every intermediate
+/// result in range).
 #[derive(Debug, Clone, Copy)]
 struct Affine {
     path: PathId,
+    neg: bool,
     off: i128,
     lo: i128,
     hi: i128,
@@ -253,25 +255,38 @@ struct Affine {
 }
 
 impl Affine {
-    /// Narrow the domain so that `t + self.off` stays within `min..=max`.
+    /// Narrow the domain so that the value stays within `min..=max`.
     fn within(mut self, min: i128, max: i128) -> Option<Affine> {
-        self.lo = self.lo.max(min.checked_sub(self.off)?);
-        self.hi = self.hi.min(max.checked_sub(self.off)?);
+        let (a, b) = (min.checked_sub(self.off)?, max.checked_sub(self.off)?);
+        // `-t` in `a..=b` is `t` in `-b..=-a`.
+        let (a, b) = if self.neg { (b.checked_neg()?, a.checked_neg()?) } else { (a, b) };
+        self.lo = self.lo.max(a);
+        self.hi = self.hi.min(b);
         Some(self)
     }
 
-    /// `self + d` (a duration literal), with the range of the result kind.
-    fn shift(mut self, d: i128) -> Option<Affine> {
-        self.off = self.off.checked_add(d)?;
-        self.bounded()
-    }
-
+    /// The domain narrowed to the range of the value's kind.
     fn bounded(self) -> Option<Affine> {
         if self.dur {
             self.within(i64::MIN as i128, i64::MAX as i128)
         } else {
             self.within(crate::value::MIN_TIMESTAMP, crate::value::MAX_TIMESTAMP)
         }
+    }
+
+    /// `self + k` for a literal `k` (a duration, or a timestamp subtracted).
+    fn plus(mut self, k: i128, dur: bool) -> Option<Affine> {
+        self.off = self.off.checked_add(k)?;
+        self.dur = dur;
+        self.bounded()
+    }
+
+    /// `k - self` for a literal `k`.
+    fn from(mut self, k: i128, dur: bool) -> Option<Affine> {
+        self.neg = !self.neg;
+        self.off = k.checked_sub(self.off)?;
+        self.dur = dur;
+        self.bounded()
     }
 }
 
@@ -357,7 +372,8 @@ impl Lowerer<'_> {
             }
             ExprKind::Call { func, args } => self.call(func, args),
             ExprKind::Cmp { op, lhs, rhs }
-                if matches!(lhs.kind, ExprKind::Arith { .. }) || matches!(rhs.kind, ExprKind::Arith { .. }) =>
+                if matches!(lhs.kind, ExprKind::Arith { .. } | ExprKind::Neg(_))
+                    || matches!(rhs.kind, ExprKind::Arith { .. } | ExprKind::Neg(_)) =>
             {
                 self.time_cmp(*op, lhs, rhs)
             }
@@ -434,6 +450,10 @@ impl Lowerer<'_> {
         let Some(rhs) = rhs.checked_sub(aff.off) else {
             return Err("uses time arithmetic out of range".into());
         };
+        // `-t op c` is `t (swapped op) -c`.
+        let (op, rhs) = if aff.neg { (swap(op), -rhs) } else { (op, rhs) };
+        // An empty `lo..=hi` (no `t` gives a value) is still compiled: the
+        // atom asks on every timestamp, and the interpreter reports R0007.
         Ok(Cond::Atom(Atom::Time { path: aff.path, op, rhs, lo: aff.lo, hi: aff.hi }))
     }
 
@@ -447,28 +467,40 @@ impl Lowerer<'_> {
             ExprKind::Arith { op, lhs, rhs } => {
                 let (l, r) = (self.affine(lhs)?, self.affine(rhs)?);
                 let too_far = || "uses time arithmetic out of range".to_string();
+                let done = |a: Option<Affine>| a.map(Ok).ok_or_else(too_far);
                 match (op, l, r) {
                     (_, Err(x), Err(y)) => match ops::arith(*op, &x, &y) {
                         Ok(v) => Ok(Err(v)),
                         Err(_) => Err("uses arithmetic that fails on its literals".into()),
                     },
                     (ArithOp::Add, Ok(a), Err(Value::Duration(d))) | (ArithOp::Add, Err(Value::Duration(d)), Ok(a)) => {
-                        a.shift(d as i128).map(Ok).ok_or_else(too_far)
+                        done(a.plus(d as i128, a.dur))
                     }
-                    (ArithOp::Sub, Ok(a), Err(Value::Duration(d))) => a.shift(-(d as i128)).map(Ok).ok_or_else(too_far),
-                    // `t - L`: a duration, which must fit.
-                    (ArithOp::Sub, Ok(a), Err(Value::Timestamp(t))) if !a.dur => {
-                        let a = Affine { off: a.off.checked_sub(t).ok_or_else(too_far)?, dur: true, ..a };
-                        a.bounded().map(Ok).ok_or_else(too_far)
-                    }
+                    (ArithOp::Sub, Ok(a), Err(Value::Duration(d))) => done(a.plus(-(d as i128), a.dur)),
+                    // `t - L`: a duration.
+                    (ArithOp::Sub, Ok(a), Err(Value::Timestamp(t))) if !a.dur => done(a.plus(-t, true)),
+                    // `L - t` is a duration, `L - d` a timestamp, `d - d'` a duration.
+                    (ArithOp::Sub, Err(Value::Timestamp(t)), Ok(a)) => done(a.from(t, !a.dur)),
+                    (ArithOp::Sub, Err(Value::Duration(d)), Ok(a)) if a.dur => done(a.from(d as i128, true)),
                     _ => Err("uses arithmetic the JIT does not compile".into()),
                 }
             }
+            ExprKind::Neg(x) => match self.affine(x)? {
+                Err(v) => ops::negate(&v).map(Err).map_err(|_| "negates a literal out of range".to_string()),
+                // `-d` fails only for the most negative duration.
+                Ok(a) if a.dur => a
+                    .from(0, true)
+                    .and_then(|a| a.within(-(i64::MAX as i128), i64::MAX as i128))
+                    .map(Ok)
+                    .ok_or_else(|| "uses time arithmetic out of range".to_string()),
+                Ok(_) => Err("negates a timestamp".into()),
+            },
             ExprKind::Lit(v) => Ok(Err(v.clone())),
             ExprKind::Event(_) | ExprKind::Local(_) if e.ty.unwrap_optional() == &Ty::Timestamp => {
                 match self.operand(e)? {
                     Operand::Path(path) => Ok(Ok(Affine {
                         path,
+                        neg: false,
                         off: 0,
                         lo: crate::value::MIN_TIMESTAMP,
                         hi: crate::value::MAX_TIMESTAMP,
