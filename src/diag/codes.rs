@@ -53,6 +53,9 @@ codes! {
     EmptyInterpolation = "E0008", Error, "empty `{}` in a string";
     ExpectedExpression = "E0009", Error, "an expression is missing";
     ExpectedItem = "E0010", Error, "expected `rule`, `const` or a schema item";
+    UnknownDurationUnit = "E0011", Error, "unknown duration unit";
+    DurationOutOfRange = "E0012", Error, "duration literal out of range";
+    MalformedDuration = "E0013", Error, "malformed duration literal";
 
     // --- E01xx: names and schemas ----------------------------------------
     UnknownType = "E0101", Error, "unknown type name";
@@ -61,7 +64,7 @@ codes! {
     DuplicateTypeName = "E0104", Error, "a type or entity name is declared twice";
     InvalidKeyType = "E0105", Error, "an entity key must be `int`, `string` or `uuid`";
     UnknownRecipient = "E0106", Error, "`recipient` names no entity";
-    DuplicateSchemaItem = "E0107", Error, "`discriminator`, `identity` or `recipient` declared twice";
+    DuplicateSchemaItem = "E0107", Error, "`discriminator`, `identity`, `recipient` or `time` declared twice";
     UnknownEventType = "E0108", Error, "unknown event type";
     UnknownField = "E0109", Error, "unknown field";
     UnknownName = "E0110", Error, "unknown name";
@@ -76,8 +79,9 @@ codes! {
     RecursiveType = "E0119", Error, "a record type contains itself";
     MissingDiscriminator = "E0120", Error, "the schema has event types but no `discriminator`";
     EntityInEvent = "E0121", Error, "an entity type used as an event field";
-    DuplicateObjectKey = "E0124", Error, "an object literal has the same key twice";
+    InvalidTimeField = "E0122", Error, "`time` does not name a required `timestamp` field of every event";
     ObjectKeyInterpolated = "E0123", Error, "an object literal key that interpolates";
+    DuplicateObjectKey = "E0124", Error, "an object literal has the same key twice";
 
     // --- E02xx: types -----------------------------------------------------
     TypeMismatch = "E0201", Error, "mismatched types";
@@ -92,6 +96,8 @@ codes! {
     MixedList = "E0210", Error, "list elements of different types";
     NotOrderable = "E0211", Error, "ordering comparison on values without an order";
     BadLookupKey = "E0212", Error, "an entity lookup key of the wrong type";
+    BadTimeArithmetic = "E0213", Error, "an operator a timestamp or duration does not take";
+    DurationNumber = "E0214", Error, "a duration compared with a number";
     CoalesceMismatch = "E0215", Error, "the two sides of `??` have incompatible types";
 
     // --- E03xx: clause rules and purity ------------------------------------
@@ -155,6 +161,7 @@ codes! {
     HeaderInjection = "R0004", Error, "a line break in an email header";
     StoreFailure = "R0005", Error, "the store rejected a write";
     SchemaContradiction = "R0006", Error, "an event value that contradicts the schema";
+    TimeOutOfRange = "R0007", Error, "a timestamp or duration result out of range";
 }
 
 impl std::fmt::Display for Code {

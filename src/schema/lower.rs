@@ -81,6 +81,12 @@ pub enum SchemaError {
         span: Span,
         entity: String,
     },
+    /// E0122: `time` names no required `timestamp` field of every event.
+    InvalidTimeField {
+        span: Span,
+        reason: String,
+        help: String,
+    },
 }
 
 impl SchemaError {
@@ -175,6 +181,11 @@ impl SchemaError {
             )
             .with_label("event type declared here")
             .with_help("add `discriminator FIELD` naming the event field that holds the event type"),
+            SchemaError::InvalidTimeField { span, reason, help } => {
+                Diagnostic::new(Code::InvalidTimeField, *span, reason.clone())
+                    .with_label("not the event's time")
+                    .with_help(help.clone())
+            }
             SchemaError::EntityInEvent { span, entity } => Diagnostic::new(
                 Code::EntityInEvent,
                 *span,
@@ -262,6 +273,7 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
     let mut discriminator: Option<&ast::Ident> = None;
     let mut identity: Option<(&Vec<ast::Ident>, Span)> = None;
     let mut recipient: Option<&ast::Ident> = None;
+    let mut time: Option<&ast::Ident> = None;
     for item in &items {
         match item {
             ast::Item::Discriminator { field, span } => match discriminator {
@@ -285,6 +297,12 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
                     first: first.span,
                 }),
                 None => recipient = Some(entity),
+            },
+            ast::Item::Time { field, span } => match time {
+                Some(first) => {
+                    l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "time", first: first.span })
+                }
+                None => time = Some(field),
             },
             _ => {}
         }
@@ -373,6 +391,9 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
 
     if let Some((path, span)) = identity {
         l.identity(path, span);
+    }
+    if let Some(t) = time {
+        l.time(t);
     }
     if let Some(r) = recipient {
         match l.schema.entity_by_name(&r.name) {
@@ -589,6 +610,85 @@ impl Lowerer {
         let def = &mut self.schema.entities[id.0 as usize];
         def.key = key;
         def.fields = fields;
+    }
+
+    /// `time FIELD`: a required `timestamp` of `event *`, or, when `event *`
+    /// does not have it, of every declared event type (then an event of an
+    /// undeclared type has no time). Windows and throttles place events by
+    /// it, so an event that may lack it would have no place.
+    fn time(&mut self, field: &ast::Ident) {
+        let name = field.name.as_str();
+        let help = format!("declare `{name}: timestamp` in `event *`, or name the field that holds the event's time");
+        let shown = |l: &Lowerer, ty: &Ty| crate::types::TyDisplay { ty, schema: &l.schema }.to_string();
+        let Some(common) = self.schema.common else {
+            self.errors.push(SchemaError::InvalidTimeField {
+                span: field.span,
+                reason: "`time` needs event fields, but the schema declares none".into(),
+                help,
+            });
+            return;
+        };
+        match self.schema.record(common).field(name).map(|(_, f)| f.ty.clone()) {
+            Some(Ty::Timestamp) => {}
+            Some(ty) if ty.has_error() => return,
+            Some(ty) => {
+                let found = shown(self, &ty);
+                let help = if ty.unwrap_optional() == &Ty::Timestamp {
+                    format!("make it required (`{name}: timestamp`): every event needs a time")
+                } else {
+                    format!("the event's time is a `timestamp`; name another field, or declare `{name}` as one")
+                };
+                self.errors.push(SchemaError::InvalidTimeField {
+                    span: field.span,
+                    reason: format!("the time field `{name}` is `{found}`, not a required `timestamp`"),
+                    help,
+                });
+                return;
+            }
+            None => {
+                // Not common: every declared event type must have it.
+                let mut missing = None;
+                for ev in &self.schema.events {
+                    match self.schema.record(ev.record).field(name).map(|(_, f)| f.ty.clone()) {
+                        Some(Ty::Timestamp) => {}
+                        Some(ty) if ty.has_error() => return,
+                        other => {
+                            missing = Some((ev.name.clone(), other));
+                            break;
+                        }
+                    }
+                }
+                if self.schema.events.is_empty() {
+                    missing = Some((String::new(), None));
+                }
+                if let Some((event, ty)) = missing {
+                    let all: Vec<&str> = self
+                        .schema
+                        .events
+                        .iter()
+                        .flat_map(|e| self.schema.record(e.record).fields.iter().map(|f| f.name.as_str()))
+                        .chain(self.schema.record(common).fields.iter().map(|f| f.name.as_str()))
+                        .collect();
+                    let suggestion = suggest(name, all);
+                    let reason = match (&ty, event.is_empty()) {
+                        (_, true) => format!("`time` names `{name}`, which is not a field of `event *`"),
+                        (None, false) => format!("`time` names `{name}`, which event `{event}` does not have"),
+                        (Some(t), false) => format!(
+                            "the time field `{name}` is `{}` in event `{event}`, not a required `timestamp`",
+                            shown(self, t)
+                        ),
+                    };
+                    let help = match suggestion {
+                        Some(s) if ty.is_none() => format!("did you mean `{s}`?"),
+                        _ => help,
+                    };
+                    self.errors.push(SchemaError::InvalidTimeField { span: field.span, reason, help });
+                    return;
+                }
+            }
+        }
+        self.schema.time = Some(name.to_string());
+        self.schema.time_span = Some(field.span);
     }
 
     fn identity(&mut self, path: &[ast::Ident], span: Span) {

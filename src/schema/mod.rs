@@ -82,6 +82,11 @@ pub struct Schema {
     pub identity_span: Option<Span>,
     pub recipient: Option<EntityId>,
     pub recipient_span: Option<Span>,
+    /// The top-level event field that is the event's time (`time created`):
+    /// a required `timestamp` of every declared event type. Windows,
+    /// throttles and sequences place events by it, never by the wall clock.
+    pub time: Option<String>,
+    pub time_span: Option<Span>,
     pub records: Vec<RecordDef>,
     pub events: Vec<EventDef>,
     /// The record of `event *` plus the discriminator: the fields every event

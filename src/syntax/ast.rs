@@ -35,6 +35,11 @@ pub enum Item {
         entity: Ident,
         span: Span,
     },
+    /// `time created`: the event field that is the event's time.
+    Time {
+        field: Ident,
+        span: Span,
+    },
     /// `type Name { fields }`
     Type(TypeDecl),
     /// `event name { fields }` or `event * { fields }`
@@ -49,7 +54,10 @@ pub enum Item {
 impl Item {
     pub fn span(&self) -> Span {
         match self {
-            Item::Discriminator { span, .. } | Item::Identity { span, .. } | Item::Recipient { span, .. } => *span,
+            Item::Discriminator { span, .. }
+            | Item::Identity { span, .. }
+            | Item::Recipient { span, .. }
+            | Item::Time { span, .. } => *span,
             Item::Type(t) => t.span,
             Item::Event(e) => e.span,
             Item::Entity(e) => e.span,
@@ -376,6 +384,8 @@ pub enum ExprKind {
     Bool(bool),
     Int(i64),
     Float(f64),
+    /// A duration literal (`30s`, `1h30m`) in nanoseconds.
+    Duration(i64),
     /// A string literal; a single `Text` part (or none) when it has no
     /// interpolation.
     Str(Vec<StrPart>),

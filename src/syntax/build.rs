@@ -4,7 +4,7 @@
 //! range, empty interpolations) are collected in `errors`.
 
 use super::ast::*;
-use super::error::{EscapeProblem, SyntaxError};
+use super::error::{DurationProblem, EscapeProblem, SyntaxError};
 use super::parser::Rule;
 use super::scan::{Scan, Token};
 use crate::span::{FileId, Span};
@@ -146,6 +146,10 @@ impl<'s> Builder<'s> {
             Rule::recipient_decl => {
                 let entity = self.ident(kids(p).nth(1).expect("recipient entity"));
                 Item::Recipient { entity, span }
+            }
+            Rule::time_decl => {
+                let field = self.ident(kids(p).nth(1).expect("time field"));
+                Item::Time { field, span }
             }
             r => unreachable!("not an item: {r:?}"),
         }
@@ -533,6 +537,7 @@ impl<'s> Builder<'s> {
             }
             Rule::string => ExprKind::Str(self.string(p)),
             Rule::float_lit | Rule::int_lit => return self.number(p, None),
+            Rule::duration_lit => return self.duration(p),
             Rule::kw_true => ExprKind::Bool(true),
             Rule::kw_false => ExprKind::Bool(false),
             Rule::kw_null => ExprKind::Null,
@@ -581,6 +586,46 @@ impl<'s> Builder<'s> {
         };
         let value = self.expr(next(&mut it));
         ObjectEntry { key, key_span, interpolated, value, span }
+    }
+
+    /// A duration literal. Its token is wider than a valid literal (see
+    /// `duration_lit` in the grammar) so that mistakes get their own error.
+    fn duration(&mut self, p: P<'_>) -> Expr {
+        use crate::value::{parse_duration, DurationError};
+        let text = p.as_str();
+        let span = self.span(&p);
+        let at =
+            |off: usize, len: usize| Span::new(span.file, span.start as usize + off, span.start as usize + off + len);
+        let kind = if let Some(dot) = text.find('.') {
+            let unit_at = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+            self.errors.push(SyntaxError::BadDuration {
+                span,
+                text: text.to_string(),
+                problem: DurationProblem::Fraction { at: at(dot, unit_at - dot) },
+            });
+            ExprKind::Error
+        } else {
+            match parse_duration(text) {
+                Ok(d) => ExprKind::Duration(d),
+                Err(e) => {
+                    let problem = match e {
+                        DurationError::UnknownUnit { unit, at: off } => {
+                            DurationProblem::UnknownUnit { at: at(off, unit.len()), unit }
+                        }
+                        DurationError::UnitOrder { unit, at: off } => {
+                            DurationProblem::UnitOrder { at: at(off, unit.len()), unit }
+                        }
+                        DurationError::MissingUnit { at: off } => {
+                            DurationProblem::MissingUnit { at: at(off, text.len() - off) }
+                        }
+                        DurationError::Overflow => DurationProblem::Overflow,
+                    };
+                    self.errors.push(SyntaxError::BadDuration { span, text: text.to_string(), problem });
+                    ExprKind::Error
+                }
+            }
+        };
+        Expr { kind, span }
     }
 
     /// A number literal; `neg` is the span including a leading `-`.

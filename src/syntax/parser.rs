@@ -66,6 +66,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         Rule::kw_discriminator => ("`discriminator`", Normal),
         Rule::kw_identity => ("`identity`", Normal),
         Rule::kw_recipient => ("`recipient`", Normal),
+        Rule::kw_time => ("`time`", Normal),
         Rule::kw_if => ("`if`", Normal),
         Rule::kw_else => ("`else`", Low),
         Rule::kw_upsert => ("`upsert`", Normal),
@@ -91,6 +92,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         Rule::discriminator_decl => ("`discriminator`", Item),
         Rule::identity_decl => ("`identity`", Item),
         Rule::recipient_decl => ("`recipient`", Item),
+        Rule::time_decl => ("`time`", Item),
         Rule::type_decl => ("`type`", Item),
         Rule::event_decl => ("`event`", Item),
         Rule::entity_decl => ("`entity`", Item),
@@ -157,6 +159,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         | Rule::call
         | Rule::name
         | Rule::keyword_field
+        | Rule::duration_lit
         | Rule::float_lit
         | Rule::int_lit
         | Rule::string => ("an expression", Expr),

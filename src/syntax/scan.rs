@@ -25,7 +25,7 @@ pub(crate) const MAX_OPERATORS: usize = 500;
 
 /// Keywords that start a top-level item.
 pub(crate) const ITEM_KEYWORDS: &[&str] =
-    &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient"];
+    &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient", "time"];
 
 /// Every keyword of the language.
 pub const KEYWORDS: &[&str] = &[
@@ -605,6 +605,15 @@ impl Scanner<'_> {
         }
         let line_start = start == 0 || self.bytes[start - 1] == b'\n';
         if !self.stack.is_empty() && !line_start {
+            return false;
+        }
+        // `time` is no keyword: it is an item only at the top level and
+        // followed by a name (`time created`), never in `let time = ...`
+        // or an expression that goes on at the start of a line.
+        if &self.text[start..end] == "time"
+            && (!self.stack.is_empty()
+                || !self.next_significant(end).is_some_and(|c| c.is_ascii_alphabetic() || c == b'_'))
+        {
             return false;
         }
         // Not a field name (`x.type`, `key type: int`) nor a name right
