@@ -308,6 +308,7 @@ impl Gen<'_, '_> {
     fn cond(&mut self, c: &Cond) -> Result<Value, String> {
         Ok(match c {
             Cond::Const(b) => self.k(*b as i64),
+            Cond::Ask => self.k(2),
             Cond::Atom(a) => self.atom(a)?,
             Cond::Not(x) => {
                 let v = self.cond(x)?;

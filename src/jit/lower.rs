@@ -127,6 +127,10 @@ impl Atom {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cond {
     Const(bool),
+    /// Always asks the interpreter: literal time arithmetic that fails
+    /// (R0007) when it is reached, e.g. the default side of
+    /// `(event.t ?? "9999-12-31T23:59:59Z") + 7d`. Only reached events ask.
+    Ask,
     Atom(Atom),
     Not(Box<Cond>),
     And(Box<Cond>, Box<Cond>),
@@ -136,7 +140,7 @@ pub(crate) enum Cond {
 impl Cond {
     pub(crate) fn atoms<'a>(&'a self, out: &mut Vec<&'a Atom>) {
         match self {
-            Cond::Const(_) => {}
+            Cond::Const(_) | Cond::Ask => {}
             Cond::Atom(a) => out.push(a),
             Cond::Not(c) => c.atoms(out),
             Cond::And(a, b) | Cond::Or(a, b) => {
@@ -192,7 +196,7 @@ pub(crate) fn conjuncts(c: &Cond) -> Vec<&Cond> {
             v.extend(conjuncts(b));
             v
         }
-        Cond::Const(_) | Cond::Atom(_) | Cond::Not(_) | Cond::Or(..) => vec![c],
+        Cond::Const(_) | Cond::Ask | Cond::Atom(_) | Cond::Not(_) | Cond::Or(..) => vec![c],
     }
 }
 
@@ -212,7 +216,7 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> (Vec<(PathId, String)
         let a = match k {
             Cond::Const(_) => continue,
             Cond::Atom(a) => a,
-            Cond::Not(_) | Cond::And(..) | Cond::Or(..) => break,
+            Cond::Ask | Cond::Not(_) | Cond::And(..) | Cond::Or(..) => break,
         };
         match a {
             Atom::IsNull { .. } => {}
@@ -463,7 +467,14 @@ impl Lowerer<'_> {
     /// A comparison where one side does time arithmetic on one `timestamp`
     /// path and the other is a literal (or folds to one).
     fn time_cmp(&self, op: CmpOp, lhs: &Expr, rhs: &Expr) -> Result<Cond, String> {
-        let (a, b) = (self.affine(lhs)?, self.affine(rhs)?);
+        // Literal arithmetic that fails is the interpreter's to report.
+        let side = |e| match self.affine(e) {
+            Err(m) if m == LITERALS_FAIL => Ok(None),
+            r => r.map(Some),
+        };
+        let (Some(a), Some(b)) = (side(lhs)?, side(rhs)?) else {
+            return Ok(Cond::Ask);
+        };
         let (aff, op, lit) = match (a, b) {
             (Ok(x), Err(v)) => (x, op, v),
             (Err(v), Ok(x)) => (x, swap(op), v),
@@ -501,7 +512,7 @@ impl Lowerer<'_> {
                 match (op, l, r) {
                     (_, Err(x), Err(y)) => match ops::arith(*op, &x, &y) {
                         Ok(v) => Ok(Err(v)),
-                        Err(_) => Err("uses arithmetic that fails on its literals".into()),
+                        Err(_) => Err(LITERALS_FAIL.into()),
                     },
                     (ArithOp::Add, Ok(a), Err(Value::Duration(d))) | (ArithOp::Add, Err(Value::Duration(d)), Ok(a)) => {
                         done(a.plus(d as i128, a.dur))
@@ -638,6 +649,8 @@ impl Lowerer<'_> {
     }
 }
 
+const LITERALS_FAIL: &str = "uses arithmetic that fails on its literals";
+
 /// The first `a ?? b` among the operands of a condition (the condition
 /// itself, a comparison's sides, a null test's operand, `in`'s sides, a
 /// call's arguments, through nested calls), with `a`, and copies of the
@@ -668,6 +681,21 @@ fn split_coalesce(e: &Expr) -> Option<(&Expr, Expr, Expr)> {
             let (a, x, y) = split_coalesce(container)?;
             let mk = |side: Expr| with(ExprKind::In { elem: elem.clone(), container: Box::new(side) });
             Some((a, mk(x), mk(y)))
+        }
+        // Time arithmetic (`(event.t ?? L) + 1h > M`): split below the
+        // arithmetic too, so each side lowers to a time atom or a constant.
+        ExprKind::Arith { op, lhs, rhs } => {
+            if let Some((a, x, y)) = split_coalesce(lhs) {
+                let mk = |side: Expr| with(ExprKind::Arith { op: *op, lhs: Box::new(side), rhs: rhs.clone() });
+                return Some((a, mk(x), mk(y)));
+            }
+            let (a, x, y) = split_coalesce(rhs)?;
+            let mk = |side: Expr| with(ExprKind::Arith { op: *op, lhs: lhs.clone(), rhs: Box::new(side) });
+            Some((a, mk(x), mk(y)))
+        }
+        ExprKind::Neg(x) => {
+            let (a, l, r) = split_coalesce(x)?;
+            Some((a, with(ExprKind::Neg(Box::new(l))), with(ExprKind::Neg(Box::new(r)))))
         }
         ExprKind::Call { func, args } => args.iter().enumerate().find_map(|(i, arg)| {
             let (a, x, y) = split_coalesce(arg)?;
