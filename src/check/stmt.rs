@@ -3,7 +3,7 @@
 use super::{CheckError, Checker, Hint, RuleCx};
 use crate::builtins::{self, actions, ActionDef};
 use crate::diag::suggest;
-use crate::ir::{self, Expr, ExprKind, FieldRef, LogLevel, Severity};
+use crate::ir::{self, Expr, ExprKind, FieldRef, HttpMethod, LogLevel, Severity};
 use crate::span::Span;
 use crate::syntax::ast;
 use crate::types::Ty;
@@ -200,6 +200,18 @@ impl Checker<'_> {
                 self.require_text(&message, "log", "message");
                 Some(ir::Stmt::Log { message, level, span })
             }
+            "webhook" => {
+                let url = slots[0].map(|a| self.expr(&a.value, cx, Hint::None));
+                let body = slots[1].map(|a| self.expr(&a.value, cx, Hint::None));
+                let headers = slots[2].map(|a| self.expr(&a.value, cx, Hint::None));
+                let method = self.choice(slots[3], cx, def, "method", HttpMethod::parse);
+                let (url, body, method) = (url?, body?, method?);
+                self.require_text(&url, "webhook", "url");
+                if let Some(h) = &headers {
+                    self.require_headers(h);
+                }
+                Some(ir::Stmt::Webhook { url, body, headers, method, span })
+            }
             // An action in the registry that this checker does not know is
             // a bug; it is reported rather than dropped silently.
             other => {
@@ -225,6 +237,22 @@ impl Checker<'_> {
                 expected: "string".into(),
                 found: self.show(&e.ty),
             });
+        }
+    }
+
+    /// `headers:` of `webhook`: a record whose fields are strings (object
+    /// literals will be inline records), or `any` checked at run time; an
+    /// optional or null means no headers.
+    fn require_headers(&mut self, e: &Expr) {
+        let ok = match e.ty.unwrap_optional() {
+            Ty::Any | Ty::Error | Ty::Null => true,
+            Ty::Record(r) => self.schema.record(*r).fields.iter().all(|f| {
+                matches!(f.ty.unwrap_optional(), Ty::String | Ty::Any | Ty::Null | Ty::Error)
+            }),
+            _ => false,
+        };
+        if !ok {
+            self.errors.push(CheckError::WebhookHeaders { span: e.span, found: self.show(&e.ty) });
         }
     }
 
@@ -256,10 +284,10 @@ impl Checker<'_> {
             return Some(v);
         }
         let suggestion = suggest(&s, param.choices.iter().copied());
-        self.errors.push(if name == "severity" {
-            CheckError::InvalidSeverity { span: e.span, found: s, suggestion }
-        } else {
-            CheckError::InvalidLevel { span: e.span, found: s, suggestion }
+        self.errors.push(match name {
+            "severity" => CheckError::InvalidSeverity { span: e.span, found: s, suggestion },
+            "method" => CheckError::InvalidMethod { span: e.span, found: s, suggestion },
+            _ => CheckError::InvalidLevel { span: e.span, found: s, suggestion },
         });
         None
     }
