@@ -253,6 +253,41 @@ rule announce {{
 }
 
 #[test]
+fn a_body_that_is_not_a_string_is_sent_as_json() {
+    let server = HttpServer::start(vec![]);
+    let tmp = Tmp::new();
+    let text = format!(
+        r#"discriminator kind
+identity id
+event * {{ id: string }}
+event deploy {{ service: string, version: string, headers: any? }}
+rule announce {{
+  match deploy
+  action webhook(url: "{}/json", body: event.headers)
+}}
+rule numbers {{
+  match deploy
+  action webhook(url: "{}/n", body: [1, 2], headers: event.headers)
+}}
+"#,
+        server.base, server.base
+    );
+    let pol = tmp.write("hook.herald", text);
+    let events = tmp.write("events.ndjson", EVENTS);
+    herald(&["run", "--db", &tmp.p("h.db"), "--events", &events, &pol], None).ok();
+    let mut reqs = server.requests();
+    reqs.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].path, "/json");
+    assert_eq!(reqs[0].body, r#"{"X-Trace":"t-1","Authorization":"Bearer s3cret"}"#);
+    assert_eq!(reqs[0].header("content-type"), Some("application/json"));
+    assert_eq!((reqs[1].body.as_str(), reqs[1].header("x-trace")), ("[1,2]", Some("t-1")));
+    assert_eq!(reqs[1].header("content-type"), Some("application/json"));
+    let k0 = reqs[0].header("idempotency-key").unwrap();
+    assert_ne!(Some(k0), reqs[1].header("idempotency-key"), "one key per row");
+}
+
+#[test]
 fn a_500_is_retried_and_the_retry_carries_the_same_idempotency_key() {
     let server = HttpServer::start(vec![Reply::Status {
         code: 500,
@@ -498,4 +533,22 @@ fn an_outbox_made_before_webhooks_is_migrated() {
     let r = fast(3).deliver(&outbox, Mode::All).expect("a pass");
     assert_eq!((r.sent, r.failed, r.remaining), (0, 0, 0));
     assert_eq!(outbox.counts_of(Kind::Email).unwrap().pending, 1);
+}
+
+#[test]
+fn headers_are_checked_as_a_record_of_strings() {
+    let check = |headers: &str| -> Vec<String> {
+        let text = format!(
+            "rule r {{\n  match login\n  action webhook(url: \"https://h.example.com/\", body: \"b\", headers: {headers})\n}}\n"
+        );
+        let mut sources = SourceMap::new();
+        let id = sources.add("p.herald", text);
+        let compiled = compile::compile(&mut sources, SchemaChoice::Builtin, &[id]);
+        compiled.diagnostics.iter().map(|d| d.code.as_str().to_string()).collect()
+    };
+    // `HttpRequest` holds only strings (and `any`); `Geo` holds floats.
+    assert_eq!(check("event.context.http_request"), Vec::<String>::new());
+    assert_eq!(check("event.context.asn"), Vec::<String>::new(), "`any` is checked at run time");
+    assert_eq!(check("event.context.geo"), vec!["E0410".to_string()]);
+    assert_eq!(check("[\"X-A\"]"), vec!["E0410".to_string()]);
 }

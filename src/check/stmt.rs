@@ -246,8 +246,11 @@ impl Checker<'_> {
     fn require_headers(&mut self, e: &Expr) {
         let ok = match e.ty.unwrap_optional() {
             Ty::Any | Ty::Error | Ty::Null => true,
-            Ty::Record(r) => self.schema.record(*r).fields.iter().all(|f| {
-                matches!(f.ty.unwrap_optional(), Ty::String | Ty::Any | Ty::Null | Ty::Error)
+            // `get`, not `record`: a record the schema does not hold (an
+            // inline record typed elsewhere) is accepted and its values are
+            // checked at run time like `any`.
+            Ty::Record(r) => self.schema.records.get(r.0 as usize).is_none_or(|rec| {
+                rec.fields.iter().all(|f| matches!(f.ty.unwrap_optional(), Ty::String | Ty::Any | Ty::Null | Ty::Error))
             }),
             _ => false,
         };

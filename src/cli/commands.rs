@@ -92,7 +92,7 @@ fn load_fixture_text(store: &mut Store, text: &str, name: &str, mode: LoadMode) 
     }
 }
 
-fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matcher>, i32> {
+fn make_matcher(engine: Engine, program: &Arc<Program>, log: LogFormat) -> Result<Arc<dyn Matcher>, i32> {
     match engine {
         Engine::Interp => Ok(Arc::new(InterpMatcher::new(program.clone()))),
         Engine::Jit => {
@@ -102,7 +102,8 @@ fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matche
             match JitMatcher::compile(program.clone(), &plan) {
                 Ok(m) => Ok(Arc::new(m)),
                 Err(e) => {
-                    eprintln!("herald: warning: {e}; every rule runs in the interpreter");
+                    let message = format!("warning: {e}; every rule runs in the interpreter");
+                    log.message(&mut std::io::stderr().lock(), &Record::new("warning", &message));
                     Ok(Arc::new(InterpMatcher::new(program.clone())))
                 }
             }
@@ -110,13 +111,13 @@ fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matche
     }
 }
 
-fn mailer(smtp: &str, from: &str) -> Result<Mailer, i32> {
-    let config = mail::SmtpConfig::parse(smtp).map_err(|e| fail(format!("--smtp: {e}")))?;
+fn mailer(smtp: &str, from: &str, log: LogFormat) -> Result<Mailer, i32> {
+    let config = mail::SmtpConfig::parse(smtp).map_err(|e| fail_as(log, format!("--smtp: {e}")))?;
     if let Some(w) = config.warning() {
-        eprintln!("herald: warning: {w}");
+        log.message(&mut std::io::stderr().lock(), &Record::new("warning", &format!("warning: {w}")));
     }
-    let from = mail::parse_mailbox(from).map_err(|e| fail(format!("--mail-from: {e}")))?;
-    Mailer::new(config, from).map_err(fail)
+    let from = mail::parse_mailbox(from).map_err(|e| fail_as(log, format!("--mail-from: {e}")))?;
+    Mailer::new(config, from).map_err(|e| fail_as(log, e))
 }
 
 /// Delivery totals of a run's mail thread.
@@ -533,9 +534,13 @@ fn needs_webhooks(program: &Program, store: &Store) -> bool {
 }
 
 pub fn run(args: &RunArgs) -> i32 {
+    let log = match args.log_format {
+        Format::Human => LogFormat::Human,
+        Format::Json => LogFormat::Json,
+    };
     let (mut sources, choice, ids) = match load_sources(args.schema.as_deref(), &args.files) {
         Ok(x) => x,
-        Err(UsageError(m)) => return fail(m),
+        Err(UsageError(m)) => return fail_as(log, m),
     };
     let program = match compile_or_report(&mut sources, choice, &ids) {
         Ok(p) => p,
@@ -551,14 +556,14 @@ pub fn run(args: &RunArgs) -> i32 {
         }
     }
     if let Err(e) = store.ensure_indexes(&program) {
-        return fail(e);
+        return fail_as(log, e);
     }
-    let matcher = match make_matcher(args.engine, &program) {
+    let matcher = match make_matcher(args.engine, &program, log) {
         Ok(m) => m,
         Err(code) => return code,
     };
     let mailer = match &args.smtp {
-        Some(url) => match mailer(url, &args.mail_from) {
+        Some(url) => match mailer(url, &args.mail_from, log) {
             Ok(m) => Some(m),
             Err(code) => return code,
         },
@@ -573,7 +578,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 let len = f.metadata().ok().map(|m| m.len());
                 (Box::new(f), len)
             }
-            Err(e) => return fail(format!("cannot read `{}`: {e}", args.events.display())),
+            Err(e) => return fail_as(log, format!("cannot read `{}`: {e}", args.events.display())),
         }
     };
     let setup = RunSetup {
@@ -594,10 +599,7 @@ pub fn run(args: &RunArgs) -> i32 {
         quiet: args.quiet,
         mailer,
         webhooks,
-        log_format: match args.log_format {
-            Format::Human => LogFormat::Human,
-            Format::Json => LogFormat::Json,
-        },
+        log_format: log,
     };
     let mut stdout = std::io::stdout().lock();
     execute(setup, &mut stdout)
@@ -666,7 +668,7 @@ pub fn outbox(command: OutboxCommand) -> i32 {
 /// `herald outbox flush`: every unsent webhook, and every unsent email when
 /// `--smtp` is given, now (backoff ignored; rows given up stay so).
 fn flush(db: &Path, smtp: Option<&str>, mail_from: &str) -> i32 {
-    let mailer = match smtp.map(|url| mailer(url, mail_from)).transpose() {
+    let mailer = match smtp.map(|url| mailer(url, mail_from, LogFormat::Human)).transpose() {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -791,12 +793,12 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
     if let Err(e) = store.ensure_indexes(&program) {
         return fail(e);
     }
-    let matcher = match make_matcher(engine, &program) {
+    let matcher = match make_matcher(engine, &program, LogFormat::Human) {
         Ok(m) => m,
         Err(code) => return code,
     };
     let mailer = match smtp {
-        Some(url) => match mailer(url, mail_from) {
+        Some(url) => match mailer(url, mail_from, LogFormat::Human) {
             Ok(m) => Some(m),
             Err(code) => return code,
         },

@@ -387,7 +387,7 @@ impl Mailer {
         let mut report = DeliveryReport::default();
         let now = format_timestamp_store(now_nanos());
         if mode == Mode::Due && self.held_back() {
-            report.held_back = outbox.count_due(Kind::Email, Due::At(&now))?;
+            report.held_back = outbox.count_due(Due::At(&now))?;
         } else {
             let mut session: Option<Session> = None;
             let result = self.pass(outbox, mode, &mut session, &mut report);
@@ -404,7 +404,7 @@ impl Mailer {
             released?;
         }
         let now = format_timestamp_store(now_nanos());
-        report.leased_elsewhere = outbox.leased_elsewhere(Kind::Email, &self.owner, &now)?;
+        report.leased_elsewhere = outbox.leased_elsewhere(&self.owner, &now)?;
         report.remaining = outbox.counts_of(Kind::Email)?.unsent() as usize;
         Ok(report)
     }
@@ -415,7 +415,7 @@ impl Mailer {
             Mode::Due => Due::At(&now),
             Mode::All => Due::Any,
         };
-        Ok(outbox.claim(Kind::Email, &self.owner, due, &now, &now_plus(self.lease()), after, limit)?)
+        Ok(outbox.claim(&self.owner, due, &now, &now_plus(self.lease()), after, limit)?)
     }
 
     fn pass(

@@ -323,10 +323,23 @@ impl OutboxStore {
     /// not leased by another sender (or whose lease expired before `now`):
     /// they are leased to `owner` until `until`. Returns them in id order.
     /// One `BEGIN IMMEDIATE` transaction, so two senders never claim the
-    /// same row. Only rows of `kind` are claimed (each sender delivers one
-    /// kind), and never a row whose delivery was given up.
-    #[allow(clippy::too_many_arguments)]
+    /// same row. Only emails are claimed; see [`claim_of`](Self::claim_of).
     pub fn claim(
+        &self,
+        owner: &str,
+        due: Due<'_>,
+        now: &str,
+        until: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.claim_of(Kind::Email, owner, due, now, until, after, limit)
+    }
+
+    /// [`claim`](Self::claim) for rows of `kind` (each sender delivers one
+    /// kind); a row whose delivery was given up is never claimed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_of(
         &self,
         kind: Kind,
         owner: &str,
@@ -429,7 +442,13 @@ impl OutboxStore {
 
     /// How many rows a claim with `due` at `now` would consider, leased or
     /// not (a read: nothing is claimed).
-    pub fn count_due(&self, kind: Kind, due: Due<'_>) -> Result<usize, StoreError> {
+    pub fn count_due(&self, due: Due<'_>) -> Result<usize, StoreError> {
+        self.count_due_of(Kind::Email, due)
+    }
+
+    /// [`count_due`](Self::count_due) for rows of `kind` (rows given up
+    /// left out).
+    pub fn count_due_of(&self, kind: Kind, due: Due<'_>) -> Result<usize, StoreError> {
         let (due_only, due_at) = match due {
             Due::At(t) => (true, t),
             Due::Any => (false, ""),
@@ -445,8 +464,13 @@ impl OutboxStore {
             .map_err(sql)
     }
 
+    /// Unsent emails another sender holds a live lease on at `now`.
+    pub fn leased_elsewhere(&self, owner: &str, now: &str) -> Result<usize, StoreError> {
+        self.leased_elsewhere_of(Kind::Email, owner, now)
+    }
+
     /// Unsent rows of `kind` another sender holds a live lease on at `now`.
-    pub fn leased_elsewhere(&self, kind: Kind, owner: &str, now: &str) -> Result<usize, StoreError> {
+    pub fn leased_elsewhere_of(&self, kind: Kind, owner: &str, now: &str) -> Result<usize, StoreError> {
         if !self.has_leases()? {
             return Ok(0);
         }

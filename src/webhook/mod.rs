@@ -332,7 +332,7 @@ impl Sender {
         result?;
         released?;
         let now = store_now();
-        report.leased_elsewhere = outbox.leased_elsewhere(Kind::Webhook, &self.owner, &now)?;
+        report.leased_elsewhere = outbox.leased_elsewhere_of(Kind::Webhook, &self.owner, &now)?;
         report.remaining = outbox.counts_of(Kind::Webhook)?.unsent() as usize;
         Ok(report)
     }
@@ -347,7 +347,7 @@ impl Sender {
                 Mode::Due => Due::At(&now),
                 Mode::All => Due::Any,
             };
-            let rows = outbox.claim(Kind::Webhook, &self.owner, due, &now, &now_plus(self.lease()), after, CLAIM_BATCH)?;
+            let rows = outbox.claim_of(Kind::Webhook, &self.owner, due, &now, &now_plus(self.lease()), after, CLAIM_BATCH)?;
             let Some(last) = rows.last() else {
                 return Ok(());
             };
