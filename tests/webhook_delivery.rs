@@ -41,7 +41,11 @@ impl Request {
 /// How the server answers a request.
 #[derive(Debug, Clone)]
 enum Reply {
-    Status { code: u16, headers: Vec<(&'static str, String)>, body: String },
+    Status {
+        code: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
     /// Read the request and never answer (the connection stays open).
     Hang,
 }
@@ -289,11 +293,8 @@ rule numbers {{
 
 #[test]
 fn a_500_is_retried_and_the_retry_carries_the_same_idempotency_key() {
-    let server = HttpServer::start(vec![Reply::Status {
-        code: 500,
-        headers: vec![],
-        body: "database\nunavailable".into(),
-    }]);
+    let server =
+        HttpServer::start(vec![Reply::Status { code: 500, headers: vec![], body: "database\nunavailable".into() }]);
     let tmp = Tmp::new();
     let pol = tmp.write("hook.herald", policy(&format!("{}/h", server.base), ""));
     let events = tmp.write("events.ndjson", EVENTS);
@@ -483,8 +484,7 @@ rule fails {
 "#;
     let pol = tmp.write("p.herald", text);
     let events = tmp.write("e.ndjson", format!("{EVENTS}not json\n"));
-    let out =
-        herald(&["run", "--db", &tmp.p("h.db"), "--events", &events, "--log-format", "json", &pol], None).ok();
+    let out = herald(&["run", "--db", &tmp.p("h.db"), "--events", &events, "--log-format", "json", &pol], None).ok();
     let lines: Vec<Value> = out
         .stderr
         .lines()
@@ -495,13 +495,22 @@ rule fails {
         assert!(l["level"].is_string() && l["message"].is_string(), "{l}");
     }
     let find = |needle: &str| {
-        lines.iter().find(|l| l["message"].as_str().unwrap().contains(needle)).unwrap_or_else(|| panic!("{needle}: {lines:?}"))
+        lines
+            .iter()
+            .find(|l| l["message"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {lines:?}"))
     };
     let log = find("deployed api");
-    assert_eq!((log["level"].as_str(), log["rule"].as_str(), log["event"].as_str()), (Some("warning"), Some("say"), Some("d-1")));
+    assert_eq!(
+        (log["level"].as_str(), log["rule"].as_str(), log["event"].as_str()),
+        (Some("warning"), Some("say"), Some("d-1"))
+    );
     assert_eq!(log["line"], 1);
     let err = find("R0007");
-    assert_eq!((err["level"].as_str(), err["rule"].as_str(), err["line"].as_i64()), (Some("error"), Some("fails"), Some(1)));
+    assert_eq!(
+        (err["level"].as_str(), err["rule"].as_str(), err["line"].as_i64()),
+        (Some("error"), Some("fails"), Some(1))
+    );
     let dead = find("dead letter");
     assert_eq!(dead["line"], 2);
     let summary = lines.last().unwrap();

@@ -9,10 +9,10 @@ use crate::decode::{DecodePlan, PlanSpec};
 use crate::engine::{self, InterpMatcher, Matcher, RunOptions, RunStats};
 use crate::ir::Program;
 use crate::jit::JitMatcher;
+use crate::logfmt::{LogFormat, Record};
 use crate::mail::{self, Mailer, Mode};
 use crate::schema::Schema;
 use crate::span::{FileId, SourceMap};
-use crate::logfmt::{LogFormat, Record};
 use crate::store::{Kind, LoadMode, OutboxStore, Store};
 use crate::webhook;
 use std::io::{IsTerminal, Write};
@@ -329,9 +329,9 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         };
         let hooks = match &hook_totals {
             Some(Some(t)) => WebhookSummary::Done(t),
-            Some(None) => WebhookSummary::Unfinished(
-                setup.store.outbox_counts_of(Kind::Webhook).map(|c| c.unsent()).unwrap_or(0),
-            ),
+            Some(None) => {
+                WebhookSummary::Unfinished(setup.store.outbox_counts_of(Kind::Webhook).map(|c| c.unsent()).unwrap_or(0))
+            }
             None => WebhookSummary::None,
         };
         let elapsed = started.elapsed();
@@ -341,7 +341,8 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
                 summary(&stats, elapsed, engine_name, &interpreted, setup.program.rules.len(), mail, queued, hooks)
             ),
             LogFormat::Json => {
-                let text = summary(&stats, elapsed, engine_name, &interpreted, setup.program.rules.len(), mail, queued, hooks);
+                let text =
+                    summary(&stats, elapsed, engine_name, &interpreted, setup.program.rules.len(), mail, queued, hooks);
                 json_summary(&stats, elapsed, engine_name, &interpreted, &text);
             }
         }

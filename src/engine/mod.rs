@@ -591,7 +591,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         self.store.insert_rule_error(rule, key, e.code.as_str(), &e.message, line_no)?;
         self.stats.rule_errors += 1;
         let message = format!("rule `{rule}` failed: {}: {}", e.code, e.message);
-        let record = Record { rule: Some(rule), event: Some(key), line: Some(line_no), ..Record::new("error", &message) };
+        let record =
+            Record { rule: Some(rule), event: Some(key), line: Some(line_no), ..Record::new("error", &message) };
         self.opts.log_format.message(&mut self.pending.stderr, &record);
         Ok(())
     }

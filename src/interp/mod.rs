@@ -384,9 +384,7 @@ impl Exec<'_, '_> {
                                 match v {
                                     Value::Absent | Value::Null => {}
                                     Value::Str(s) => pairs.push((k.to_string(), s.to_string())),
-                                    other => {
-                                        return Err(ops::type_error("a string (a header value)", other).at(h.span))
-                                    }
+                                    other => return Err(ops::type_error("a string (a header value)", other).at(h.span)),
                                 }
                             }
                         }

@@ -364,10 +364,8 @@ impl OutboxStore {
                      ORDER BY id LIMIT ?7) \
                  RETURNING {ROW_COLS}"
             ))?;
-            let rows = st.query_map(
-                params![owner, until, after, now, due_only, due_at, limit, kind.as_str()],
-                outbox_row,
-            )?;
+            let rows =
+                st.query_map(params![owner, until, after, now, due_only, due_at, limit, kind.as_str()], outbox_row)?;
             let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
             rows.sort_by_key(|r| r.id);
             Ok(rows)
@@ -545,15 +543,7 @@ impl OutboxStore {
                  WHERE id = ?6 AND lease_owner = ?7 AND status <> 'sent'",
             )
             .and_then(|mut st| {
-                st.execute(params![
-                    failure.error,
-                    failure.retry_at,
-                    failure.status,
-                    failure.excerpt,
-                    now,
-                    id,
-                    owner
-                ])
+                st.execute(params![failure.error, failure.retry_at, failure.status, failure.excerpt, now, id, owner])
             })
             .map_err(sql)?;
         Ok(n > 0)

@@ -147,7 +147,11 @@ pub fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
         )));
     }
     if let Some(c) = value.chars().find(|&c| c.is_control() && c != '\t') {
-        return Err(HeaderError::Invalid(format!("the value of webhook header {} contains {}", quoted(name), describe_char(c))));
+        return Err(HeaderError::Invalid(format!(
+            "the value of webhook header {} contains {}",
+            quoted(name),
+            describe_char(c)
+        )));
     }
     Ok(())
 }
@@ -236,7 +240,10 @@ pub enum WebhookError {
     Store(StoreError),
     /// The server accepted row `id` but recording it failed; a later pass
     /// sends it again (with the same idempotency key).
-    RecordSent { id: i64, source: StoreError },
+    RecordSent {
+        id: i64,
+        source: StoreError,
+    },
 }
 
 impl std::fmt::Display for WebhookError {
@@ -347,7 +354,8 @@ impl Sender {
                 Mode::Due => Due::At(&now),
                 Mode::All => Due::Any,
             };
-            let rows = outbox.claim_of(Kind::Webhook, &self.owner, due, &now, &now_plus(self.lease()), after, CLAIM_BATCH)?;
+            let rows =
+                outbox.claim_of(Kind::Webhook, &self.owner, due, &now, &now_plus(self.lease()), after, CLAIM_BATCH)?;
             let Some(last) = rows.last() else {
                 return Ok(());
             };
@@ -411,7 +419,9 @@ impl Sender {
         let headers: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(&row.headers) {
             Ok(h) => h,
             Err(_) if row.headers.is_empty() => serde_json::Map::new(),
-            Err(e) => return failed(format!("cannot build the request: the stored headers are not a JSON object: {e}")),
+            Err(e) => {
+                return failed(format!("cannot build the request: the stored headers are not a JSON object: {e}"))
+            }
         };
         let mut req = self.agent.request(method, &row.url);
         let mut has_key = false;
@@ -432,9 +442,12 @@ impl Sender {
             Ok(resp) if (200..300).contains(&resp.status()) => Attempt::Sent(resp.status()),
             Ok(resp) => answer_failure(resp),
             Err(ureq::Error::Status(_, resp)) => answer_failure(resp),
-            Err(ureq::Error::Transport(t)) => {
-                Attempt::Failed { error: transport_error(&t, &self.config), status: None, excerpt: None, retry: Retry::Backoff }
-            }
+            Err(ureq::Error::Transport(t)) => Attempt::Failed {
+                error: transport_error(&t, &self.config),
+                status: None,
+                excerpt: None,
+                retry: Retry::Backoff,
+            },
         }
     }
 }
@@ -536,7 +549,15 @@ mod tests {
     fn urls() {
         assert!(check_url("https://hooks.example.com/a?b=c").is_ok());
         assert!(check_url("http://127.0.0.1:8080/").is_ok());
-        for bad in ["ftp://x/", "file:///etc/passwd", "mailto:a@b", "not a url", "http://x/\n", "/relative", "javascript:alert(1)"] {
+        for bad in [
+            "ftp://x/",
+            "file:///etc/passwd",
+            "mailto:a@b",
+            "not a url",
+            "http://x/\n",
+            "/relative",
+            "javascript:alert(1)",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
     }
@@ -560,7 +581,11 @@ mod tests {
         assert_eq!(h(" {\"text\":\"hi\"}", true), r#"{"Content-Type":"application/json"}"#);
         assert_eq!(h("{not json", true), r#"{"Content-Type":"text/plain; charset=utf-8"}"#);
         assert_eq!(h("hello", true), r#"{"Content-Type":"text/plain; charset=utf-8"}"#);
-        let given = [("content-type".to_string(), "text/markdown".to_string()), ("X-A".into(), "1".into()), ("x-a".into(), "2".into())];
+        let given = [
+            ("content-type".to_string(), "text/markdown".to_string()),
+            ("X-A".into(), "1".into()),
+            ("x-a".into(), "2".into()),
+        ];
         assert_eq!(stored_headers(&given, "{}", false), r#"{"content-type":"text/markdown","x-a":"2"}"#);
     }
 
