@@ -240,9 +240,10 @@ impl Checker<'_> {
         }
     }
 
-    /// `headers:` of `webhook`: a record whose fields are strings (object
-    /// literals will be inline records), or `any` checked at run time; an
-    /// optional or null means no headers.
+    /// `headers:` of `webhook`: a record whose fields are strings, or `any`
+    /// checked at run time; an optional or null means no headers. (When
+    /// object literals arrive with their own type, that type takes the same
+    /// rule as a record: every field a string.)
     fn require_headers(&mut self, e: &Expr) {
         let ok = match e.ty.unwrap_optional() {
             Ty::Any | Ty::Error | Ty::Null => true,
