@@ -39,7 +39,7 @@ pub enum Effect {
     /// One log line, written to stderr after the event commits.
     Log { level: LogLevel, message: String, span: Span },
     /// One HTTP request to queue. The URL and the headers are checked by
-    /// the backend before anything is queued (R0007, R0004).
+    /// the backend before anything is queued (R0008, R0004).
     Webhook {
         url: String,
         url_span: Span,

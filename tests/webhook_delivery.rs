@@ -451,7 +451,7 @@ fn a_non_http_url_or_a_header_with_a_line_break_is_a_rule_error() {
     let events = tmp.write("events.ndjson", EVENTS);
     let db = tmp.p("h.db");
     let out = herald(&["run", "--db", &db, "--events", &events, &pol], None).ok();
-    assert!(out.stderr.contains("rule `announce` failed: R0007"), "{}", out.stderr);
+    assert!(out.stderr.contains("rule `announce` failed: R0008"), "{}", out.stderr);
     assert!(out.stderr.contains("only `http` and `https`"), "{}", out.stderr);
     assert!(list_json(&tmp).is_empty(), "nothing queued");
 
@@ -506,7 +506,7 @@ rule fails {
         (Some("warning"), Some("say"), Some("d-1"))
     );
     assert_eq!(log["line"], 1);
-    let err = find("R0007");
+    let err = find("R0008");
     assert_eq!(
         (err["level"].as_str(), err["rule"].as_str(), err["line"].as_i64()),
         (Some("error"), Some("fails"), Some(1))

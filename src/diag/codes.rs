@@ -144,7 +144,7 @@ codes! {
     HeaderInjection = "R0004", Error, "a line break in an email or webhook header";
     StoreFailure = "R0005", Error, "the store rejected a write";
     SchemaContradiction = "R0006", Error, "an event value that contradicts the schema";
-    InvalidWebhook = "R0007", Error, "an invalid webhook URL or header name";
+    InvalidWebhook = "R0008", Error, "an invalid webhook URL or header name";
 }
 
 impl std::fmt::Display for Code {

@@ -112,7 +112,7 @@ pub enum HeaderError {
     /// A CR or LF in the name or value: it would add headers (R0004).
     LineBreak(String),
     /// Not a valid header name, another control character, or a header
-    /// Herald must control itself (R0007).
+    /// Herald must control itself (R0008).
     Invalid(String),
 }
 
