@@ -9,7 +9,7 @@
 //! event must see them, so the interpreter applies them through `Db` as it
 //! goes (see ARCHITECTURE.md).
 
-use crate::ir::{LogLevel, Severity};
+use crate::ir::{HttpMethod, LogLevel, Severity};
 use crate::span::Span;
 use crate::value::Value;
 
@@ -38,8 +38,21 @@ pub enum Effect {
     },
     /// One log line, written to stderr after the event commits.
     Log { level: LogLevel, message: String, span: Span },
-    // A `webhook` action will be one more variant: the interpreter computes
-    // its URL and payload, the backend checks and queues it.
+    /// One HTTP request to queue. The URL and the headers are checked by
+    /// the backend before anything is queued (R0008, R0004).
+    Webhook {
+        url: String,
+        url_span: Span,
+        method: HttpMethod,
+        /// Header names and values in the order given (absent ones left out).
+        headers: Vec<(String, String)>,
+        headers_span: Span,
+        /// The rendered body: a string as it was, anything else as JSON.
+        body: String,
+        /// Whether the body was a string (it may still hold JSON text).
+        body_is_text: bool,
+        span: Span,
+    },
 }
 
 /// Everything one run of a rule's actions produced.
@@ -65,6 +78,7 @@ impl RuleEffects {
                 Effect::Notify { recipients, .. } => c.notifications += recipients.len() as u64,
                 Effect::SendEmail { .. } => c.emails += 1,
                 Effect::Log { .. } => c.logs += 1,
+                Effect::Webhook { .. } => c.webhooks += 1,
             }
         }
         c
@@ -78,6 +92,7 @@ pub struct EffectCounts {
     /// `notify` to a recipient key with no row: nobody is notified.
     pub notifications_dropped: u64,
     pub emails: u64,
+    pub webhooks: u64,
     pub writes: u64,
     pub logs: u64,
 }
@@ -87,6 +102,7 @@ impl EffectCounts {
         self.notifications += o.notifications;
         self.notifications_dropped += o.notifications_dropped;
         self.emails += o.emails;
+        self.webhooks += o.webhooks;
         self.writes += o.writes;
         self.logs += o.logs;
     }

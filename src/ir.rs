@@ -177,6 +177,27 @@ impl LogLevel {
     }
 }
 
+/// The HTTP `method` of a `webhook`: an enumeration like [`LogLevel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpMethod {
+    Post,
+    Put,
+}
+
+impl HttpMethod {
+    pub const ALL: [HttpMethod; 2] = [HttpMethod::Post, HttpMethod::Put];
+    /// The literals, in the order of `ALL`.
+    pub const NAMES: [&'static str; 2] = ["POST", "PUT"];
+
+    pub const fn as_str(self) -> &'static str {
+        HttpMethod::NAMES[self as usize]
+    }
+
+    pub fn parse(s: &str) -> Option<HttpMethod> {
+        HttpMethod::NAMES.iter().position(|n| *n == s).map(|i| HttpMethod::ALL[i])
+    }
+}
+
 // Statements are built once per policy and walked by reference; their
 // size does not matter, and boxing the large variants would only add noise.
 #[allow(clippy::large_enum_variant)]
@@ -200,6 +221,16 @@ pub enum Stmt {
     Log {
         message: Expr,
         level: LogLevel,
+        span: Span,
+    },
+    Webhook {
+        /// `string`.
+        url: Expr,
+        /// Any value: a string is sent as it is, anything else as JSON.
+        body: Expr,
+        /// A record (or `any` object) of strings; absent means none.
+        headers: Option<Expr>,
+        method: HttpMethod,
         span: Span,
     },
     Set {
@@ -589,6 +620,7 @@ impl Stmt {
             Stmt::Notify { span, .. }
             | Stmt::SendEmail { span, .. }
             | Stmt::Log { span, .. }
+            | Stmt::Webhook { span, .. }
             | Stmt::Set { span, .. }
             | Stmt::Append { span, .. }
             | Stmt::Remove { span, .. }
@@ -611,6 +643,11 @@ impl Stmt {
                 v
             }
             Stmt::Log { message, .. } => vec![message],
+            Stmt::Webhook { url, body, headers, .. } => {
+                let mut v = vec![url, body];
+                v.extend(headers.iter());
+                v
+            }
             Stmt::Set { value, .. } | Stmt::Append { value, .. } => vec![value],
             Stmt::Remove { .. } => vec![],
             Stmt::For { iter, .. } => vec![iter],

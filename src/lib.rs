@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! text ─syntax::parse─▶ AST ─schema::lower─▶ Schema ─check::check─▶ ir::Program
-//! NDJSON ─decode─▶ slots ─jit / interp (match)─▶ interp (guards, actions) ─▶ store ─▶ mail
+//! NDJSON ─decode─▶ slots ─jit / interp (match)─▶ interp (guards, actions) ─▶ store ─▶ mail, webhook
 //! ```
 //!
 //! `syntax`, `schema`, `check` and `compile` are the pure compiler core: no
@@ -23,6 +23,7 @@ pub mod filter;
 pub mod interp;
 pub mod ir;
 pub mod jit;
+pub mod logfmt;
 pub mod mail;
 pub mod matcher;
 pub mod schema;
@@ -31,3 +32,4 @@ pub mod store;
 pub mod syntax;
 pub mod types;
 pub mod value;
+pub mod webhook;

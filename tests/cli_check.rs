@@ -32,6 +32,16 @@ fn keys(v: &Value) -> Vec<&str> {
 }
 
 #[test]
+fn webhook_examples_check_clean() {
+    // Slack- and ntfy-shaped policies: plain `webhook` actions, nothing
+    // special-cased for either service.
+    let out = herald(&["check", "--format", "json", "examples/webhooks/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let v = json_of(&out);
+    assert_eq!((v["errors"].as_u64(), v["warnings"].as_u64()), (Some(0), Some(0)), "{v}");
+}
+
+#[test]
 fn authentik_examples_check_clean() {
     let out = herald(&["check", "examples/authentik/"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -7,7 +7,7 @@
 //! the interpreter produces (`crate::effect`), applied by the engine.
 
 use super::Param;
-use crate::ir::{LogLevel, Severity};
+use crate::ir::{HttpMethod, LogLevel, Severity};
 
 /// One action statement.
 #[derive(Debug)]
@@ -46,8 +46,19 @@ pub static LOG: ActionDef = ActionDef {
     doc: "a JSON line on stderr after the event commits",
 };
 
+pub static WEBHOOK: ActionDef = ActionDef {
+    name: "webhook",
+    params: &[
+        Param::req("url", "string (`http` or `https`)"),
+        Param::req("body", "any value: a string is sent as it is, anything else as JSON"),
+        Param::opt("headers", "a record of strings"),
+        Param::choice("method", HttpMethod::Post.as_str(), &HttpMethod::NAMES),
+    ],
+    doc: "queues an HTTP request in `herald_outbox`, delivered after the event commits with an `Idempotency-Key`; a non-http(s) URL or a header with a line break is a rule error",
+};
+
 /// Every action, in the order the docs list them.
-pub static ACTIONS: [&ActionDef; 3] = [&NOTIFY, &SEND_EMAIL, &LOG];
+pub static ACTIONS: [&ActionDef; 4] = [&NOTIFY, &SEND_EMAIL, &LOG, &WEBHOOK];
 
 /// The action called `name`.
 pub fn action(name: &str) -> Option<&'static ActionDef> {

@@ -4,7 +4,7 @@
 
 use crate::builtins;
 use crate::diag::{Code, Diagnostic};
-use crate::ir::{LogLevel, Severity};
+use crate::ir::{HttpMethod, LogLevel, Severity};
 use crate::span::Span;
 
 /// `"a", "b" or "c"`: the literals of an enumerated parameter.
@@ -288,6 +288,15 @@ pub enum CheckError {
         span: Span,
         found: String,
         suggestion: Option<String>,
+    },
+    InvalidMethod {
+        span: Span,
+        found: String,
+        suggestion: Option<String>,
+    },
+    WebhookHeaders {
+        span: Span,
+        found: String,
     },
     NoRecipientEntity {
         span: Span,
@@ -600,6 +609,12 @@ impl CheckError {
             InvalidLevel { span, found, suggestion } => Diagnostic::new(Code::InvalidLevel, *span, format!("`{found}` is not a log level"))
                 .with_label("invalid level")
                 .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("use {}", quoted_choices(&LogLevel::NAMES)))),
+            InvalidMethod { span, found, suggestion } => Diagnostic::new(Code::InvalidMethod, *span, format!("`{found}` is not a webhook method"))
+                .with_label("invalid method")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| format!("use {}", quoted_choices(&HttpMethod::NAMES)))),
+            WebhookHeaders { span, found } => Diagnostic::new(Code::ArgumentType, *span, format!("argument `headers` of `webhook` must be a record of strings, found `{found}`"))
+                .with_label(format!("this is `{found}`"))
+                .with_help("give a record whose fields are strings, e.g. `{ Authorization: \"Bearer {token}\" }`"),
             NoRecipientEntity { span } => Diagnostic::new(Code::NoRecipientEntity, *span, "`notify` needs a `recipient` entity, and the schema declares none")
                 .with_label("no recipient entity")
                 .with_help("declare one in the schema, e.g. `recipient User`"),

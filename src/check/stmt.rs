@@ -3,7 +3,7 @@
 use super::{CheckError, Checker, Hint, RuleCx};
 use crate::builtins::{self, actions, ActionDef};
 use crate::diag::suggest;
-use crate::ir::{self, Expr, ExprKind, FieldRef, LogLevel, Severity};
+use crate::ir::{self, Expr, ExprKind, FieldRef, HttpMethod, LogLevel, Severity};
 use crate::span::Span;
 use crate::syntax::ast;
 use crate::types::Ty;
@@ -241,6 +241,18 @@ impl Checker<'_> {
                 self.require_text(&message, "log", "message");
                 Some(ir::Stmt::Log { message, level, span })
             }
+            "webhook" => {
+                let url = slots[0].map(|a| self.expr(&a.value, cx, Hint::None));
+                let body = slots[1].map(|a| self.expr(&a.value, cx, Hint::None));
+                let headers = slots[2].map(|a| self.expr(&a.value, cx, Hint::None));
+                let method = self.choice(slots[3], cx, def, "method", HttpMethod::parse);
+                let (url, body, method) = (url?, body?, method?);
+                self.require_text(&url, "webhook", "url");
+                if let Some(h) = &headers {
+                    self.require_headers(h);
+                }
+                Some(ir::Stmt::Webhook { url, body, headers, method, span })
+            }
             // An action in the registry that this checker does not know is
             // a bug; it is reported rather than dropped silently.
             other => {
@@ -266,6 +278,30 @@ impl Checker<'_> {
                 expected: "string".into(),
                 found: self.show(&e.ty),
             });
+        }
+    }
+
+    /// `headers:` of `webhook`: a record whose fields are strings, or `any`
+    /// checked at run time; an optional or null means no headers. (When
+    /// object literals arrive with their own type, that type takes the same
+    /// rule as a record: every field a string.)
+    fn require_headers(&mut self, e: &Expr) {
+        let ok = match e.ty.unwrap_optional() {
+            Ty::Any | Ty::Error | Ty::Null => true,
+            // `get`, not `record`: a record the schema does not hold (an
+            // inline record typed elsewhere) is accepted and its values are
+            // checked at run time like `any`.
+            Ty::Record(r) => self.schema.records.get(r.0 as usize).is_none_or(|rec| {
+                rec.fields.iter().all(|f| matches!(f.ty.unwrap_optional(), Ty::String | Ty::Any | Ty::Null | Ty::Error))
+            }),
+            // An object literal: `headers: { Authorization: "Bearer {t}" }`.
+            Ty::Object(fields) => {
+                fields.iter().all(|(_, t)| matches!(t.unwrap_optional(), Ty::String | Ty::Any | Ty::Null | Ty::Error))
+            }
+            _ => false,
+        };
+        if !ok {
+            self.errors.push(CheckError::WebhookHeaders { span: e.span, found: self.show(&e.ty) });
         }
     }
 
@@ -297,10 +333,10 @@ impl Checker<'_> {
             return Some(v);
         }
         let suggestion = suggest(&s, param.choices.iter().copied());
-        self.errors.push(if name == "severity" {
-            CheckError::InvalidSeverity { span: e.span, found: s, suggestion }
-        } else {
-            CheckError::InvalidLevel { span: e.span, found: s, suggestion }
+        self.errors.push(match name {
+            "severity" => CheckError::InvalidSeverity { span: e.span, found: s, suggestion },
+            "method" => CheckError::InvalidMethod { span: e.span, found: s, suggestion },
+            _ => CheckError::InvalidLevel { span: e.span, found: s, suggestion },
         });
         None
     }
@@ -359,7 +395,7 @@ impl Checker<'_> {
                     self.writes_after_delete(then, locals, &mut deleted.clone());
                     self.writes_after_delete(else_, locals, &mut deleted.clone());
                 }
-                ir::Stmt::Notify { .. } | ir::Stmt::SendEmail { .. } | ir::Stmt::Log { .. } => {}
+                ir::Stmt::Notify { .. } | ir::Stmt::SendEmail { .. } | ir::Stmt::Log { .. } | ir::Stmt::Webhook { .. } => {}
             }
         }
     }

@@ -9,10 +9,12 @@ use crate::decode::{DecodePlan, PlanSpec};
 use crate::engine::{self, InterpMatcher, Matcher, RunOptions, RunStats};
 use crate::ir::Program;
 use crate::jit::JitMatcher;
+use crate::logfmt::{LogFormat, Record};
 use crate::mail::{self, Mailer, Mode};
 use crate::schema::Schema;
 use crate::span::{FileId, SourceMap};
-use crate::store::{LoadMode, OutboxStore, Store};
+use crate::store::{Kind, LoadMode, OutboxStore, Store};
+use crate::webhook;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -90,7 +92,7 @@ fn load_fixture_text(store: &mut Store, text: &str, name: &str, mode: LoadMode) 
     }
 }
 
-fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matcher>, i32> {
+fn make_matcher(engine: Engine, program: &Arc<Program>, log: LogFormat) -> Result<Arc<dyn Matcher>, i32> {
     match engine {
         Engine::Interp => Ok(Arc::new(InterpMatcher::new(program.clone()))),
         Engine::Jit => {
@@ -100,7 +102,8 @@ fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matche
             match JitMatcher::compile(program.clone(), &plan) {
                 Ok(m) => Ok(Arc::new(m)),
                 Err(e) => {
-                    eprintln!("herald: warning: {e}; every rule runs in the interpreter");
+                    let message = format!("warning: {e}; every rule runs in the interpreter");
+                    log.message(&mut std::io::stderr().lock(), &Record::new("warning", &message));
                     Ok(Arc::new(InterpMatcher::new(program.clone())))
                 }
             }
@@ -108,13 +111,13 @@ fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matche
     }
 }
 
-fn mailer(smtp: &str, from: &str) -> Result<Mailer, i32> {
-    let config = mail::SmtpConfig::parse(smtp).map_err(|e| fail(format!("--smtp: {e}")))?;
+fn mailer(smtp: &str, from: &str, log: LogFormat) -> Result<Mailer, i32> {
+    let config = mail::SmtpConfig::parse(smtp).map_err(|e| fail_as(log, format!("--smtp: {e}")))?;
     if let Some(w) = config.warning() {
-        eprintln!("herald: warning: {w}");
+        log.message(&mut std::io::stderr().lock(), &Record::new("warning", &format!("warning: {w}")));
     }
-    let from = mail::parse_mailbox(from).map_err(|e| fail(format!("--mail-from: {e}")))?;
-    Mailer::new(config, from).map_err(fail)
+    let from = mail::parse_mailbox(from).map_err(|e| fail_as(log, format!("--mail-from: {e}")))?;
+    Mailer::new(config, from).map_err(|e| fail_as(log, e))
 }
 
 /// Delivery totals of a run's mail thread.
@@ -126,33 +129,67 @@ struct MailTotals {
     last_error: Option<String>,
 }
 
-/// A run's mail thread: woken after every commit, its final pass runs when
-/// the sender is dropped, and its totals come back on `done`.
-struct MailThread {
+/// Delivery totals of a run's webhook thread.
+#[derive(Default, Debug)]
+struct WebhookTotals {
+    sent: usize,
+    failed: usize,
+    given_up: usize,
+    remaining: usize,
+    last_error: Option<String>,
+}
+
+/// A run's delivery thread (email or webhooks): woken after every commit,
+/// its final pass runs when the sender is dropped, and its totals come back
+/// on `done`.
+struct DeliveryThread<T> {
     wake: mpsc::Sender<()>,
-    done: mpsc::Receiver<MailTotals>,
+    done: mpsc::Receiver<T>,
     /// How long `run` waits for the final pass once its events are
     /// committed: one delivery's deadline.
     grace: std::time::Duration,
 }
 
-/// Email delivery in its own thread with its own connection (through
-/// `store::OutboxStore`), so a slow server never holds the writer.
-fn spawn_mail(db: PathBuf, mailer: Mailer) -> MailThread {
+/// Delivery in its own thread with its own connection (through
+/// `store::OutboxStore`), so a slow server never holds the writer. `pass`
+/// runs once per wake-up (wake-ups that arrive during a pass are merged)
+/// and once more at the end.
+fn spawn_delivery<T: Default + Send + 'static>(
+    db: PathBuf,
+    grace: std::time::Duration,
+    open_failed: fn(&mut T, String),
+    mut pass: impl FnMut(&OutboxStore, &mut T) + Send + 'static,
+) -> DeliveryThread<T> {
     let (wake, rx) = mpsc::channel::<()>();
-    let (done_tx, done) = mpsc::channel::<MailTotals>();
-    let grace = mailer.config().deadline;
+    let (done_tx, done) = mpsc::channel::<T>();
     std::thread::spawn(move || {
-        let mut totals = MailTotals::default();
+        let mut totals = T::default();
         let outbox = match OutboxStore::open(&db) {
             Ok(o) => o,
             Err(e) => {
-                totals.last_error = Some(e.to_string());
+                open_failed(&mut totals, e.to_string());
                 let _ = done_tx.send(totals);
                 return;
             }
         };
-        let pass = |totals: &mut MailTotals| match mailer.deliver(&outbox, Mode::Due) {
+        while rx.recv().is_ok() {
+            while rx.try_recv().is_ok() {}
+            pass(&outbox, &mut totals);
+        }
+        pass(&outbox, &mut totals);
+        let _ = done_tx.send(totals);
+    });
+    DeliveryThread { wake, done, grace }
+}
+
+/// Email delivery after each commit.
+fn spawn_mail(db: PathBuf, mailer: Mailer) -> DeliveryThread<MailTotals> {
+    let grace = mailer.config().deadline;
+    spawn_delivery(
+        db,
+        grace,
+        |t: &mut MailTotals, e| t.last_error = Some(e),
+        move |outbox, totals: &mut MailTotals| match mailer.deliver(outbox, Mode::Due) {
             Ok(r) => {
                 totals.sent += r.sent;
                 totals.failed += r.failed;
@@ -162,23 +199,38 @@ fn spawn_mail(db: PathBuf, mailer: Mailer) -> MailThread {
                 }
             }
             Err(e) => totals.last_error = Some(e.to_string()),
-        };
-        while rx.recv().is_ok() {
-            while rx.try_recv().is_ok() {}
-            pass(&mut totals);
-        }
-        pass(&mut totals);
-        let _ = done_tx.send(totals);
-    });
-    MailThread { wake, done, grace }
+        },
+    )
 }
 
-impl MailThread {
+/// Webhook delivery after each commit.
+fn spawn_webhooks(db: PathBuf, sender: webhook::Sender) -> DeliveryThread<WebhookTotals> {
+    let grace = sender.config().timeout + sender.config().connect_timeout;
+    spawn_delivery(
+        db,
+        grace,
+        |t: &mut WebhookTotals, e| t.last_error = Some(e),
+        move |outbox, totals: &mut WebhookTotals| match sender.deliver(outbox, Mode::Due) {
+            Ok(r) => {
+                totals.sent += r.sent;
+                totals.failed += r.failed;
+                totals.given_up += r.given_up;
+                totals.remaining = r.remaining;
+                if r.last_error.is_some() {
+                    totals.last_error = r.last_error;
+                }
+            }
+            Err(e) => totals.last_error = Some(e.to_string()),
+        },
+    )
+}
+
+impl<T> DeliveryThread<T> {
     /// Ends the thread after a final pass and returns its totals, waiting
     /// at most `grace`: a stuck server must not keep `run` alive once its
     /// events are committed. The rows of an unfinished pass stay unsent
     /// (leased until their lease lapses) for a later run or flush.
-    fn finish(self) -> Option<MailTotals> {
+    fn finish(self) -> Option<T> {
         drop(self.wake);
         self.done.recv_timeout(self.grace).ok()
     }
@@ -200,6 +252,10 @@ struct RunSetup<'a> {
     now: Option<i128>,
     quiet: bool,
     mailer: Option<Mailer>,
+    /// Webhooks are delivered when the policies queue them or the outbox
+    /// holds some from an earlier run.
+    webhooks: bool,
+    log_format: LogFormat,
 }
 
 fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
@@ -216,6 +272,9 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         _ => None,
     };
     let mail = setup.mailer.map(|m| spawn_mail(setup.db_path.clone(), m));
+    let hooks = setup
+        .webhooks
+        .then(|| spawn_webhooks(setup.db_path.clone(), webhook::Sender::new(webhook::WebhookConfig::default())));
     let mut opts = RunOptions {
         source: setup.source.clone(),
         batch: setup.batch,
@@ -223,15 +282,19 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         max_line: setup.max_line,
         backfill: setup.backfill,
         now: setup.now,
+        log_format: setup.log_format,
         ..RunOptions::default()
     };
     if let Some(t) = setup.threads {
         opts.workers = t.max(1);
     }
-    if let Some(m) = &mail {
-        let tx = m.wake.clone();
+    let wakes: Vec<mpsc::Sender<()>> =
+        mail.iter().map(|m| m.wake.clone()).chain(hooks.iter().map(|h| h.wake.clone())).collect();
+    if !wakes.is_empty() {
         opts.on_commit = Some(Box::new(move || {
-            let _ = tx.send(());
+            for tx in &wakes {
+                let _ = tx.send(());
+            }
         }));
     }
     if let Some(bar) = &progress {
@@ -247,24 +310,93 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         bar.finish_and_clear();
     }
     let mail_running = mail.is_some();
-    let totals = mail.and_then(MailThread::finish);
+    // Both threads run their final pass side by side.
+    let (totals, hook_totals) = {
+        let hooks_running = hooks.is_some();
+        let mail_wait = mail.map(|m| std::thread::spawn(move || m.finish()));
+        let hooks = hooks.and_then(DeliveryThread::finish);
+        let mail = mail_wait.and_then(|h| h.join().ok().flatten());
+        (mail, if hooks_running { Some(hooks) } else { None })
+    };
     let stats = match result {
         Ok(s) => s,
-        Err(e) => return fail(e),
+        Err(e) => return fail_as(setup.log_format, e),
     };
     if !setup.quiet {
-        let queued = setup.store.outbox_counts().map(|c| c.unsent()).unwrap_or(0);
+        let queued = setup.store.outbox_counts_of(Kind::Email).map(|c| c.unsent()).unwrap_or(0);
         let mail = match (&totals, mail_running) {
             (Some(t), _) => MailSummary::Done(t),
             (None, true) => MailSummary::Unfinished,
             (None, false) => MailSummary::NoSmtp,
         };
-        eprint!(
-            "{}",
-            summary(&stats, started.elapsed(), engine_name, &interpreted, setup.program.rules.len(), mail, queued)
-        );
+        let hooks = match &hook_totals {
+            Some(Some(t)) => WebhookSummary::Done(t),
+            Some(None) => {
+                WebhookSummary::Unfinished(setup.store.outbox_counts_of(Kind::Webhook).map(|c| c.unsent()).unwrap_or(0))
+            }
+            None => WebhookSummary::None,
+        };
+        let elapsed = started.elapsed();
+        match setup.log_format {
+            LogFormat::Human => eprint!(
+                "{}",
+                summary(&stats, elapsed, engine_name, &interpreted, setup.program.rules.len(), mail, queued, hooks)
+            ),
+            LogFormat::Json => {
+                let text =
+                    summary(&stats, elapsed, engine_name, &interpreted, setup.program.rules.len(), mail, queued, hooks);
+                json_summary(&stats, elapsed, engine_name, &interpreted, &text);
+            }
+        }
     }
     EXIT_OK
+}
+
+/// The run summary as one JSON log line: the human summary's first line as
+/// the message, its other lines as `details`, and the counts as fields.
+fn json_summary(s: &RunStats, elapsed: std::time::Duration, engine: &str, interpreted: &[String], text: &str) {
+    let mut lines = text.lines();
+    let message = lines.next().unwrap_or("").trim_start_matches("herald: ").to_string();
+    let details: Vec<String> = lines.map(|l| l.trim().to_string()).collect();
+    let e = &s.effects;
+    let extra = serde_json::json!({
+        "summary": {
+            "events": s.events,
+            "seconds": elapsed.as_secs_f64(),
+            "engine": engine,
+            "interpreted": interpreted,
+            "firings": s.firings,
+            "fired_events": s.fired_events,
+            "notifications": e.notifications,
+            "notifications_dropped": e.notifications_dropped,
+            "emails": e.emails,
+            "webhooks": e.webhooks,
+            "store_writes": e.writes,
+            "log_lines": e.logs,
+            "dead_letters": s.dead_letters,
+            "rule_errors": s.rule_errors,
+            "duplicates": s.duplicates,
+            "resumed_lines": s.resumed_lines,
+        },
+        "details": details,
+    });
+    let serde_json::Value::Object(extra) = extra else { return };
+    LogFormat::Json.message_with(&mut std::io::stderr().lock(), &Record::new("info", &message), extra);
+}
+
+/// [`fail`] in the run's log format.
+fn fail_as(format: LogFormat, msg: impl std::fmt::Display) -> i32 {
+    format.message(&mut std::io::stderr().lock(), &Record::new("error", &msg.to_string()));
+    EXIT_USAGE
+}
+
+/// What the summary says about webhooks.
+enum WebhookSummary<'a> {
+    /// No webhook thread ran (no webhook in the policies or the outbox).
+    None,
+    Done(&'a WebhookTotals),
+    /// The final pass did not end within its grace time; this many wait.
+    Unfinished(u64),
 }
 
 /// What the summary says about email.
@@ -275,6 +407,7 @@ enum MailSummary<'a> {
     Unfinished,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn summary(
     s: &RunStats,
     elapsed: std::time::Duration,
@@ -283,6 +416,7 @@ fn summary(
     rules: usize,
     mail: MailSummary<'_>,
     queued: u64,
+    hooks: WebhookSummary<'_>,
 ) -> String {
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { s.events as f64 / secs } else { 0.0 };
@@ -363,6 +497,24 @@ fn summary(
         )),
         MailSummary::NoSmtp => {}
     }
+    match hooks {
+        WebhookSummary::None => {}
+        WebhookSummary::Done(h) => {
+            out.push_str(&format!(
+                "  webhooks: {} queued, {} sent, {} failed (retried later), {} given up, {} waiting in the outbox",
+                e.webhooks, h.sent, h.failed, h.given_up, h.remaining
+            ));
+            if let Some(err) = &h.last_error {
+                out.push_str(&format!(" (last error: {err})"));
+            }
+            out.push('\n');
+        }
+        WebhookSummary::Unfinished(n) => out.push_str(&format!(
+            "  webhooks: {} queued; the last delivery did not finish in time; {n} waiting in the outbox \
+             (retried by the next run or `herald outbox flush`)\n",
+            e.webhooks
+        )),
+    }
     out
 }
 
@@ -374,10 +526,24 @@ fn plural(n: u64) -> &'static str {
     }
 }
 
+/// Whether a run needs a webhook sender: some rule can queue a webhook, or
+/// the outbox holds undelivered ones from an earlier run.
+fn needs_webhooks(program: &Program, store: &Store) -> bool {
+    fn any(stmts: &[crate::ir::Stmt]) -> bool {
+        stmts.iter().any(|s| matches!(s, crate::ir::Stmt::Webhook { .. }) || s.blocks().into_iter().any(any))
+    }
+    program.rules.iter().any(|r| any(&r.actions))
+        || store.outbox_counts_of(Kind::Webhook).map(|c| c.unsent() > 0).unwrap_or(false)
+}
+
 pub fn run(args: &RunArgs) -> i32 {
+    let log = match args.log_format {
+        Format::Human => LogFormat::Human,
+        Format::Json => LogFormat::Json,
+    };
     let (mut sources, choice, ids) = match load_sources(args.schema.as_deref(), &args.files) {
         Ok(x) => x,
-        Err(UsageError(m)) => return fail(m),
+        Err(UsageError(m)) => return fail_as(log, m),
     };
     let program = match compile_or_report(&mut sources, choice, &ids) {
         Ok(p) => p,
@@ -393,19 +559,20 @@ pub fn run(args: &RunArgs) -> i32 {
         }
     }
     if let Err(e) = store.ensure_indexes(&program) {
-        return fail(e);
+        return fail_as(log, e);
     }
-    let matcher = match make_matcher(args.engine, &program) {
+    let matcher = match make_matcher(args.engine, &program, log) {
         Ok(m) => m,
         Err(code) => return code,
     };
     let mailer = match &args.smtp {
-        Some(url) => match mailer(url, &args.mail_from) {
+        Some(url) => match mailer(url, &args.mail_from, log) {
             Ok(m) => Some(m),
             Err(code) => return code,
         },
         None => None,
     };
+    let webhooks = needs_webhooks(&program, &store);
     let (input, input_len): (Box<dyn std::io::Read + Send>, Option<u64>) = if args.events.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -414,7 +581,7 @@ pub fn run(args: &RunArgs) -> i32 {
                 let len = f.metadata().ok().map(|m| m.len());
                 (Box::new(f), len)
             }
-            Err(e) => return fail(format!("cannot read `{}`: {e}", args.events.display())),
+            Err(e) => return fail_as(log, format!("cannot read `{}`: {e}", args.events.display())),
         }
     };
     let setup = RunSetup {
@@ -435,6 +602,8 @@ pub fn run(args: &RunArgs) -> i32 {
         now: args.now,
         quiet: args.quiet,
         mailer,
+        webhooks,
+        log_format: log,
     };
     let mut stdout = std::io::stdout().lock();
     execute(setup, &mut stdout)
@@ -496,37 +665,81 @@ pub fn outbox(command: OutboxCommand) -> i32 {
                 Err(e) => fail(e),
             }
         }
-        OutboxCommand::Flush { db, smtp, mail_from } => {
-            let mailer = match mailer(&smtp, &mail_from) {
-                Ok(m) => m,
-                Err(code) => return code,
-            };
-            let outbox = match OutboxStore::open(&db) {
-                Ok(o) => o,
-                Err(e) => return fail(e),
-            };
-            match mailer.deliver(&outbox, Mode::All) {
-                Ok(r) => {
-                    let elsewhere = if r.leased_elsewhere > 0 {
-                        format!(" ({} being delivered by another sender)", r.leased_elsewhere)
-                    } else {
-                        String::new()
-                    };
-                    eprintln!("herald: {} sent, {} failed, {} still unsent{elsewhere}", r.sent, r.failed, r.remaining);
-                    if let Some(e) = &r.connection_error {
-                        eprintln!("herald: gave up on the server: {e}");
-                    }
-                    // Rows another sender is delivering right now are not
-                    // this flush's failure.
-                    if r.remaining <= r.leased_elsewhere {
-                        EXIT_OK
-                    } else {
-                        EXIT_USAGE
-                    }
-                }
-                Err(e) => fail(e),
-            }
+        OutboxCommand::Flush { db, smtp, mail_from } => flush(&db, smtp.as_deref(), &mail_from),
+    }
+}
+
+/// `herald outbox flush`: every unsent webhook, and every unsent email when
+/// `--smtp` is given, now (backoff ignored; rows given up stay so).
+fn flush(db: &Path, smtp: Option<&str>, mail_from: &str) -> i32 {
+    let mailer = match smtp.map(|url| mailer(url, mail_from, LogFormat::Human)).transpose() {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let outbox = match OutboxStore::open(db) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let elsewhere = |n: usize| {
+        if n > 0 {
+            format!(" ({n} being delivered by another sender)")
+        } else {
+            String::new()
         }
+    };
+    let mut ok = true;
+    match &mailer {
+        Some(mailer) => match mailer.deliver(&outbox, Mode::All) {
+            Ok(r) => {
+                eprintln!(
+                    "herald: email: {} sent, {} failed, {} still unsent{}",
+                    r.sent,
+                    r.failed,
+                    r.remaining,
+                    elsewhere(r.leased_elsewhere)
+                );
+                if let Some(e) = &r.connection_error {
+                    eprintln!("herald: gave up on the server: {e}");
+                }
+                // Rows another sender is delivering right now are not
+                // this flush's failure.
+                ok &= r.remaining <= r.leased_elsewhere;
+            }
+            Err(e) => return fail(e),
+        },
+        None => match outbox.counts_of(Kind::Email) {
+            Ok(c) if c.unsent() > 0 => {
+                eprintln!("herald: email: {} unsent, not delivered (give --smtp to send email)", c.unsent());
+                ok = false;
+            }
+            Ok(_) => {}
+            Err(e) => return fail(e),
+        },
+    }
+    let sender = webhook::Sender::new(webhook::WebhookConfig::default());
+    match sender.deliver(&outbox, Mode::All) {
+        Ok(r) => {
+            if r.sent + r.failed + r.given_up + r.remaining > 0 {
+                eprintln!(
+                    "herald: webhooks: {} sent, {} failed (retried later), {} given up, {} still unsent{}",
+                    r.sent,
+                    r.failed,
+                    r.given_up,
+                    r.remaining,
+                    elsewhere(r.leased_elsewhere)
+                );
+                if let Some(e) = &r.last_error {
+                    eprintln!("herald: last webhook error: {e}");
+                }
+            }
+            ok &= r.remaining <= r.leased_elsewhere;
+        }
+        Err(e) => return fail(e),
+    }
+    if ok {
+        EXIT_OK
+    } else {
+        EXIT_USAGE
     }
 }
 
@@ -584,17 +797,18 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
     if let Err(e) = store.ensure_indexes(&program) {
         return fail(e);
     }
-    let matcher = match make_matcher(engine, &program) {
+    let matcher = match make_matcher(engine, &program, LogFormat::Human) {
         Ok(m) => m,
         Err(code) => return code,
     };
     let mailer = match smtp {
-        Some(url) => match mailer(url, mail_from) {
+        Some(url) => match mailer(url, mail_from, LogFormat::Human) {
             Ok(m) => Some(m),
             Err(code) => return code,
         },
         None => None,
     };
+    let webhooks = needs_webhooks(&program, &store);
     eprintln!("herald demo: running examples/authentik/events.ndjson; one line per rule firing follows\n");
     let setup = RunSetup {
         program,
@@ -611,7 +825,9 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         backfill: false,
         now: None,
         quiet: false,
+        webhooks,
         mailer,
+        log_format: LogFormat::Human,
     };
     let mut stdout = std::io::stdout().lock();
     let code = execute(setup, &mut stdout);

@@ -68,7 +68,7 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
-    /// Inspect or deliver queued email.
+    /// Inspect or deliver queued email and webhooks.
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
@@ -140,6 +140,11 @@ pub struct RunArgs {
     /// No summary on standard error.
     #[arg(long)]
     pub quiet: bool,
+    /// Log lines on standard error (dead letters, rule errors, `log`
+    /// actions, the summary): `human`, or `json` (one object per line with
+    /// `time`, `level`, `message`, `rule`, `event`, `line`).
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: Format,
     /// Policy files, or directories of `.herald` files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -212,19 +217,21 @@ pub enum DbCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum OutboxCommand {
-    /// List queued, failed and sent email.
+    /// List queued, failed and sent email and webhooks.
     List {
         #[arg(long, default_value = "herald.db")]
         db: PathBuf,
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
-    /// Try to deliver every unsent email now.
+    /// Try to deliver every unsent webhook now, and every unsent email
+    /// when `--smtp` is given.
     Flush {
         #[arg(long, default_value = "herald.db")]
         db: PathBuf,
+        /// The SMTP server for email (email stays queued without it).
         #[arg(long)]
-        smtp: String,
+        smtp: Option<String>,
         #[arg(long, default_value = "herald@localhost")]
         mail_from: String,
     },

@@ -130,6 +130,7 @@ codes! {
     PositionalAfterNamed = "E0416", Error, "a positional argument after a named one";
     SetKey = "E0417", Error, "assignment to an entity's key";
     SetManyToMany = "E0418", Error, "`set` or `remove` on a many-to-many field";
+    InvalidMethod = "E0419", Error, "invalid webhook `method`";
     // E0430-E0439: `upsert`, `delete`, `add`, `remove … from` (language v1).
     LinkNotManyToMany = "E0430", Error, "`add` or `remove … from` on a field that is not many-to-many";
     BadLinkElement = "E0431", Error, "`add` or `remove … from` with a value of the wrong entity or key type";
@@ -158,10 +159,11 @@ codes! {
     DynamicType = "R0001", Error, "a dynamic (`any`) value of the wrong type";
     RequiredAbsent = "R0002", Error, "an absent value for a required field";
     InvalidAddress = "R0003", Error, "an invalid email address";
-    HeaderInjection = "R0004", Error, "a line break in an email header";
+    HeaderInjection = "R0004", Error, "a line break in an email or webhook header";
     StoreFailure = "R0005", Error, "the store rejected a write";
     SchemaContradiction = "R0006", Error, "an event value that contradicts the schema";
     TimeOutOfRange = "R0007", Error, "a timestamp or duration result out of range";
+    InvalidWebhook = "R0008", Error, "an invalid webhook URL or header name";
 }
 
 impl std::fmt::Display for Code {

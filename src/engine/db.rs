@@ -230,4 +230,19 @@ impl RuleStore<'_> {
         self.flush_appends()?;
         self.store.insert_outbox(rule, event_key, to, cc, bcc, subject, body).map(|_| ())
     }
+
+    /// Queue a checked `webhook` effect, in the rule's savepoint.
+    pub(super) fn webhook(
+        &self,
+        rule: &str,
+        event_key: &str,
+        url: &str,
+        method: &str,
+        headers: &str,
+        body: &str,
+    ) -> Result<(), RuntimeError> {
+        self.before_write()?;
+        self.flush_appends()?;
+        self.store.insert_webhook(rule, event_key, url, method, headers, body).map(|_| ())
+    }
 }

@@ -11,6 +11,7 @@ use super::db::RuleStore;
 use crate::diag::{Code, RuntimeError};
 use crate::effect::{Addresses, Effect};
 use crate::mail;
+use crate::webhook;
 
 /// Check one effect before anything of its rule is applied.
 pub(super) fn check(effect: &Effect) -> Result<(), RuntimeError> {
@@ -26,6 +27,19 @@ pub(super) fn check(effect: &Effect) -> Result<(), RuntimeError> {
             }
             mail::check_header("subject", subject)
                 .map_err(|m| RuntimeError::new(Code::HeaderInjection, m).at(*subject_span))
+        }
+        Effect::Webhook { url, url_span, headers, headers_span, .. } => {
+            webhook::check_url(url).map_err(|m| RuntimeError::new(Code::InvalidWebhook, m).at(*url_span))?;
+            for (name, value) in headers {
+                webhook::check_header(name, value).map_err(|e| {
+                    let code = match e {
+                        webhook::HeaderError::LineBreak(_) => Code::HeaderInjection,
+                        webhook::HeaderError::Invalid(_) => Code::InvalidWebhook,
+                    };
+                    RuntimeError::new(code, e.to_string()).at(*headers_span)
+                })?;
+            }
+            Ok(())
         }
         Effect::Notify { .. } | Effect::Log { .. } => Ok(()),
     }
@@ -46,6 +60,7 @@ pub(super) struct Target<'a> {
     pub event_key: &'a str,
     pub line: u64,
     pub logs: &'a mut Vec<u8>,
+    pub log_format: crate::logfmt::LogFormat,
     /// Notifications not written: no recipient row has the key.
     pub dropped: u64,
 }
@@ -62,7 +77,10 @@ pub(super) fn check_and_apply(effects: &[Effect], t: &mut Target<'_>) -> Result<
 
 fn effect_span(e: &Effect) -> crate::span::Span {
     match e {
-        Effect::Notify { span, .. } | Effect::SendEmail { span, .. } | Effect::Log { span, .. } => *span,
+        Effect::Notify { span, .. }
+        | Effect::SendEmail { span, .. }
+        | Effect::Log { span, .. }
+        | Effect::Webhook { span, .. } => *span,
     }
 }
 
@@ -82,9 +100,18 @@ fn apply(e: &Effect, t: &mut Target<'_>) -> Result<(), RuntimeError> {
             t.db.send_email(t.rule, t.event_key, &to.list, cc, bcc, subject, body)?;
         }
         Effect::Log { level, message, .. } => {
-            use std::io::Write;
-            let j = serde_json::json!({"level": level.as_str(), "rule": t.rule, "event_uuid": t.event_key, "line": t.line, "message": message});
-            let _ = writeln!(t.logs, "{j}");
+            let record = crate::logfmt::Record {
+                level: level.as_str(),
+                message,
+                rule: Some(t.rule),
+                event: Some(t.event_key),
+                line: Some(t.line),
+            };
+            t.log_format.write_action(t.logs, &record);
+        }
+        Effect::Webhook { url, method, headers, body, body_is_text, .. } => {
+            let headers = webhook::stored_headers(headers, body, *body_is_text);
+            t.db.webhook(t.rule, t.event_key, url, method.as_str(), &headers, body)?;
         }
     }
     Ok(())

@@ -39,6 +39,7 @@ use crate::diag::RuntimeError;
 use crate::effect::{EffectCounts, RuleEffects};
 use crate::interp::{self, Env, Interp, Outcome};
 use crate::ir::{Program, RuleId};
+use crate::logfmt::Record;
 use crate::store::Store;
 use crate::value::now_nanos;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -76,6 +77,8 @@ pub struct RunOptions {
     pub on_commit: Option<Box<dyn FnMut() + Send>>,
     /// Called with the number of input bytes consumed so far.
     pub on_progress: Option<Box<dyn FnMut(u64) + Send>>,
+    /// How dead-letter, rule-error and `log` lines are written.
+    pub log_format: crate::logfmt::LogFormat,
 }
 
 impl Default for RunOptions {
@@ -95,6 +98,7 @@ impl Default for RunOptions {
             now: None,
             on_commit: None,
             on_progress: None,
+            log_format: crate::logfmt::LogFormat::Human,
         }
     }
 }
@@ -401,7 +405,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         self.store.insert_dead_letter(&dl)?;
         self.chunk_dead.push(line_no);
         self.stats.dead_letters += 1;
-        let _ = writeln!(self.pending.stderr, "herald: line {line_no}: dead letter: {error}");
+        let message = format!("dead letter: {error}");
+        let record = Record { line: Some(line_no), ..Record::new("error", &message) };
+        self.opts.log_format.message(&mut self.pending.stderr, &record);
         self.txn_events += 1;
         Ok(())
     }
@@ -497,6 +503,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                         event_key: &key,
                         line: line_no,
                         logs: &mut logs,
+                        log_format: self.opts.log_format,
                         dropped: 0,
                     };
                     let applied = effects::check_and_apply(&out.effects, &mut target);
@@ -589,8 +596,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         let e = &RuntimeError { message, ..e.clone() };
         self.store.insert_rule_error(rule, key, e.code.as_str(), &e.message, line_no)?;
         self.stats.rule_errors += 1;
-        let _ =
-            writeln!(self.pending.stderr, "herald: line {line_no}: rule `{rule}` failed: {}: {}", e.code, e.message);
+        let message = format!("rule `{rule}` failed: {}: {}", e.code, e.message);
+        let record =
+            Record { rule: Some(rule), event: Some(key), line: Some(line_no), ..Record::new("error", &message) };
+        self.opts.log_format.message(&mut self.pending.stderr, &record);
         Ok(())
     }
 
@@ -723,12 +732,12 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             // this applies nothing twice.
             match kept {
                 Some(kept) => {
-                    let _ = writeln!(
-                        stderr,
-                        "herald: the input does not continue the run recorded in the store (checkpoint at line \
-                         {}); reading it from its first line (events already processed are skipped)",
+                    let message = format!(
+                        "the input does not continue the run recorded in the store (checkpoint at line {}); \
+                         reading it from its first line (events already processed are skipped)",
                         cp.line
                     );
+                    opts.log_format.message(stderr, &Record::new("warning", &message));
                     reader.unread(kept);
                 }
                 None => {

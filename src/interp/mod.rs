@@ -441,6 +441,41 @@ impl Exec<'_, '_> {
                 let message = self.text(message, env)?;
                 self.out.effects.push(Effect::Log { level: *level, message, span: *span });
             }
+            Stmt::Webhook { url, body, headers, method, span } => {
+                // The URL and the headers are validated when the effect is
+                // checked, outside the interpreter.
+                let url_text = self.text(url, env)?;
+                let (body_text, body_is_text) = match self.interp.eval(body, env)? {
+                    Value::Str(s) => (s.to_string(), true),
+                    v => (v.to_json(Some(schema)).to_string(), false),
+                };
+                let mut pairs = Vec::new();
+                if let Some(h) = headers {
+                    match self.interp.eval(h, env)? {
+                        Value::Absent | Value::Null => {}
+                        Value::Object(fields) => {
+                            for (k, v) in fields.iter() {
+                                match v {
+                                    Value::Absent | Value::Null => {}
+                                    Value::Str(s) => pairs.push((k.to_string(), s.to_string())),
+                                    other => return Err(ops::type_error("a string (a header value)", other).at(h.span)),
+                                }
+                            }
+                        }
+                        other => return Err(ops::type_error("an object of header strings", &other).at(h.span)),
+                    }
+                }
+                self.out.effects.push(Effect::Webhook {
+                    url: url_text,
+                    url_span: url.span,
+                    method: *method,
+                    headers: pairs,
+                    headers_span: headers.as_ref().map_or(*span, |h| h.span),
+                    body: body_text,
+                    body_is_text,
+                    span: *span,
+                });
+            }
             Stmt::Set { place, value, .. } => {
                 let v = self.interp.eval(value, env)?;
                 let key = self.row_key(place.local, env)?;

@@ -130,6 +130,10 @@ mod tests {
             body: "line 1\nline 2\n".into(),
             attempts: 0,
             created: "2026-04-14T08:02:07.556423Z".into(),
+            kind: "email".into(),
+            url: String::new(),
+            method: String::new(),
+            headers: String::new(),
         }
     }
 

@@ -51,12 +51,26 @@ fn pad(s: &str, width: usize) -> String {
 pub fn list(outbox: &OutboxStore, out: &mut impl Write) -> Result<(), ListError> {
     let mut lines: Vec<[String; 6]> = Vec::new();
     outbox.for_each(|r: OutboxListRow| {
+        // A webhook shows its method and URL as "to" and its last HTTP
+        // status as "subject"; one given up shows so as its status.
+        let webhook = r.kind == "webhook";
+        let status = if webhook && r.given_up_at.is_some() { "gave up" } else { r.status.as_str() };
+        let (to, subject) = if webhook {
+            let to = format!("{} {}", r.method.as_deref().unwrap_or("?"), r.url.as_deref().unwrap_or(""));
+            let subject = match r.response_status {
+                Some(s) => format!("webhook (HTTP {s})"),
+                None => "webhook".to_string(),
+            };
+            (to, subject)
+        } else {
+            (recipients_summary(&r.to_addrs), r.subject.clone())
+        };
         lines.push([
             r.id.to_string(),
-            cell(&r.status, 8),
+            cell(status, 8),
             r.attempts.to_string(),
-            cell(&recipients_summary(&r.to_addrs), 36),
-            cell(&r.subject, 40),
+            cell(&to, 36),
+            cell(&subject, 40),
             cell(r.last_error.as_deref().unwrap_or(""), 60),
         ]);
         Ok(())
@@ -102,10 +116,14 @@ fn json_list(raw: &str) -> serde_json::Value {
 
 /// `herald outbox list --format json`: one JSON object per line, every
 /// column (`to`, `cc`, `bcc` as arrays; as the raw text when a row holds
-/// something that is not a JSON array). The body is left out.
+/// something that is not a JSON array), with `kind`; a webhook's row adds
+/// `url`, `method`, `response_status`, `response_excerpt` and
+/// `given_up_at`. The body and the headers are left out (headers may hold
+/// credentials).
 pub fn list_json(outbox: &OutboxStore, out: &mut impl Write) -> Result<(), ListError> {
     outbox.for_each(|r: OutboxListRow| {
-        let obj = serde_json::json!({
+        let mut obj = serde_json::json!({
+            "kind": r.kind,
             "id": r.id,
             "rule": r.rule,
             "event_uuid": r.event_uuid,
@@ -122,6 +140,15 @@ pub fn list_json(outbox: &OutboxStore, out: &mut impl Write) -> Result<(), ListE
             "lease_owner": r.lease_owner,
             "lease_until": r.lease_until,
         });
+        if r.kind == "webhook" {
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("url".into(), r.url.into());
+                m.insert("method".into(), r.method.into());
+                m.insert("response_status".into(), r.response_status.into());
+                m.insert("response_excerpt".into(), r.response_excerpt.into());
+                m.insert("given_up_at".into(), r.given_up_at.into());
+            }
+        }
         writeln!(out, "{obj}")?;
         Ok(())
     })

@@ -82,7 +82,7 @@ use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{Certificate, SmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 
-use crate::store::{Due, OutboxRow, OutboxStore, StoreError};
+use crate::store::{Due, Kind, OutboxRow, OutboxStore, StoreError};
 use crate::value::{format_timestamp_store, now_nanos};
 
 pub use crate::store::OutboxCounts;
@@ -405,7 +405,7 @@ impl Mailer {
         }
         let now = format_timestamp_store(now_nanos());
         report.leased_elsewhere = outbox.leased_elsewhere(&self.owner, &now)?;
-        report.remaining = outbox.counts()?.unsent() as usize;
+        report.remaining = outbox.counts_of(Kind::Email)?.unsent() as usize;
         Ok(report)
     }
 

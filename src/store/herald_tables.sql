@@ -31,7 +31,14 @@ CREATE TABLE IF NOT EXISTS herald_outbox (
     sent_at         TEXT,
     next_attempt_at TEXT,                           -- earliest retry after a failure
     lease_owner     TEXT,                           -- the sender delivering the row now
-    lease_until     TEXT                            -- when that claim lapses (src/store/outbox.rs)
+    lease_until     TEXT,                           -- when that claim lapses (src/store/outbox.rs)
+    kind            TEXT    NOT NULL DEFAULT 'email' CHECK (kind IN ('email', 'webhook')),
+    url             TEXT,                           -- webhook: the request's URL
+    method          TEXT,                           -- webhook: POST or PUT
+    headers         TEXT,                           -- webhook: JSON object of header names to values
+    response_status INTEGER,                        -- webhook: the last answer's HTTP status
+    response_excerpt TEXT,                          -- webhook: the start of the last failed answer's body
+    given_up_at     TEXT                            -- webhook: delivery abandoned (a 4xx, or the attempt limit)
 );
 CREATE INDEX IF NOT EXISTS herald_outbox_unsent ON herald_outbox (status) WHERE status <> 'sent';
 

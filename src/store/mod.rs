@@ -28,7 +28,7 @@ mod write;
 
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
 pub use load::{LoadError, LoadMode, LoadStats};
-pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
+pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
 pub use write::PendingAppend;
 

@@ -44,6 +44,12 @@ pub struct OutboxRow {
     pub body: String,
     pub attempts: i64,
     pub created: String,
+    /// `email` or `webhook` (text: rows may have been written by hand).
+    pub kind: String,
+    /// Webhooks: the URL, the method and the headers (a JSON object).
+    pub url: String,
+    pub method: String,
+    pub headers: String,
 }
 
 /// Every column of a row, for listing.
@@ -64,6 +70,12 @@ pub struct OutboxListRow {
     pub next_attempt_at: Option<String>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<String>,
+    pub kind: String,
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub response_status: Option<i64>,
+    pub response_excerpt: Option<String>,
+    pub given_up_at: Option<String>,
 }
 
 /// How many rows are in each state.
@@ -91,9 +103,36 @@ pub enum Due<'a> {
     Any,
 }
 
-/// The lease columns, added to stores made before leases existed. Adding
-/// nullable columns is the only kind of change Herald's tables allow.
-const LEASE_COLUMNS: [(&str, &str); 2] = [("lease_owner", "TEXT"), ("lease_until", "TEXT")];
+/// The columns added to stores made before leases and webhooks existed.
+/// Adding columns that are nullable or have a default is the only kind of
+/// change Herald's tables allow; existing rows are emails.
+const ADDED_COLUMNS: [(&str, &str); 9] = [
+    ("lease_owner", "TEXT"),
+    ("lease_until", "TEXT"),
+    ("kind", "TEXT NOT NULL DEFAULT 'email' CHECK (kind IN ('email', 'webhook'))"),
+    ("url", "TEXT"),
+    ("method", "TEXT"),
+    ("headers", "TEXT"),
+    ("response_status", "INTEGER"),
+    ("response_excerpt", "TEXT"),
+    ("given_up_at", "TEXT"),
+];
+
+/// What an outbox row delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Email,
+    Webhook,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Webhook => "webhook",
+        }
+    }
+}
 
 /// Adds the columns this module needs to an existing `herald_outbox`.
 /// Called inside the store's schema transaction and by
@@ -110,7 +149,7 @@ pub(crate) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if have.is_empty() {
         return Ok(());
     }
-    for (name, ty) in LEASE_COLUMNS {
+    for (name, ty) in ADDED_COLUMNS {
         if !have.iter().any(|h| h == name) {
             conn.execute_batch(&format!("ALTER TABLE herald_outbox ADD COLUMN {name} {ty}"))?;
         }
@@ -144,7 +183,8 @@ fn int(v: SqlValue) -> i64 {
     }
 }
 
-const ROW_COLS: &str = "id, rule, event_uuid, to_addrs, cc, bcc, subject, body, attempts, created";
+const ROW_COLS: &str =
+    "id, rule, event_uuid, to_addrs, cc, bcc, subject, body, attempts, created, kind, url, method, headers";
 
 fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
@@ -158,6 +198,10 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         body: text(r.get(7)?),
         attempts: int(r.get(8)?),
         created: text(r.get(9)?),
+        kind: text(r.get(10)?),
+        url: text(r.get(11)?),
+        method: text(r.get(12)?),
+        headers: text(r.get(13)?),
     })
 }
 
@@ -272,21 +316,32 @@ impl OutboxStore {
     /// Whether the store has the lease columns (a read-only store made by an
     /// older Herald has not).
     fn has_leases(&self) -> Result<bool, StoreError> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM pragma_table_info('herald_outbox') WHERE name = 'lease_until'", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| n > 0)
-            .map_err(sql)
+        self.has_column("lease_until")
     }
 
     /// Claims up to `limit` unsent rows with `id > after` that are `due` and
     /// not leased by another sender (or whose lease expired before `now`):
     /// they are leased to `owner` until `until`. Returns them in id order.
     /// One `BEGIN IMMEDIATE` transaction, so two senders never claim the
-    /// same row.
+    /// same row. Only emails are claimed; see [`claim_of`](Self::claim_of).
     pub fn claim(
         &self,
+        owner: &str,
+        due: Due<'_>,
+        now: &str,
+        until: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.claim_of(Kind::Email, owner, due, now, until, after, limit)
+    }
+
+    /// [`claim`](Self::claim) for rows of `kind` (each sender delivers one
+    /// kind); a row whose delivery was given up is never claimed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_of(
+        &self,
+        kind: Kind,
         owner: &str,
         due: Due<'_>,
         now: &str,
@@ -303,13 +358,14 @@ impl OutboxStore {
             let mut st = conn.prepare_cached(&format!(
                 "UPDATE herald_outbox SET lease_owner = ?1, lease_until = ?2 \
                  WHERE id IN (SELECT id FROM herald_outbox \
-                     WHERE status IN ('pending', 'failed') AND id > ?3 \
+                     WHERE status IN ('pending', 'failed') AND id > ?3 AND kind = ?8 AND given_up_at IS NULL \
                        AND (lease_until IS NULL OR lease_until < ?4) \
                        AND (NOT ?5 OR status = 'pending' OR next_attempt_at IS NULL OR next_attempt_at <= ?6) \
                      ORDER BY id LIMIT ?7) \
                  RETURNING {ROW_COLS}"
             ))?;
-            let rows = st.query_map(params![owner, until, after, now, due_only, due_at, limit], outbox_row)?;
+            let rows =
+                st.query_map(params![owner, until, after, now, due_only, due_at, limit, kind.as_str()], outbox_row)?;
             let mut rows = rows.collect::<Result<Vec<_>, _>>()?;
             rows.sort_by_key(|r| r.id);
             Ok(rows)
@@ -385,6 +441,12 @@ impl OutboxStore {
     /// How many rows a claim with `due` at `now` would consider, leased or
     /// not (a read: nothing is claimed).
     pub fn count_due(&self, due: Due<'_>) -> Result<usize, StoreError> {
+        self.count_due_of(Kind::Email, due)
+    }
+
+    /// [`count_due`](Self::count_due) for rows of `kind` (rows given up
+    /// left out).
+    pub fn count_due_of(&self, kind: Kind, due: Due<'_>) -> Result<usize, StoreError> {
         let (due_only, due_at) = match due {
             Due::At(t) => (true, t),
             Due::Any => (false, ""),
@@ -392,24 +454,30 @@ impl OutboxStore {
         self.conn
             .prepare_cached(
                 "SELECT COUNT(*) FROM herald_outbox WHERE status IN ('pending', 'failed') \
+                 AND kind = ?3 AND given_up_at IS NULL \
                  AND (NOT ?1 OR status = 'pending' OR next_attempt_at IS NULL OR next_attempt_at <= ?2)",
             )
-            .and_then(|mut st| st.query_row(params![due_only, due_at], |r| r.get::<_, i64>(0)))
+            .and_then(|mut st| st.query_row(params![due_only, due_at, kind.as_str()], |r| r.get::<_, i64>(0)))
             .map(|n| n.max(0) as usize)
             .map_err(sql)
     }
 
-    /// Unsent rows another sender holds a live lease on at `now`.
+    /// Unsent emails another sender holds a live lease on at `now`.
     pub fn leased_elsewhere(&self, owner: &str, now: &str) -> Result<usize, StoreError> {
+        self.leased_elsewhere_of(Kind::Email, owner, now)
+    }
+
+    /// Unsent rows of `kind` another sender holds a live lease on at `now`.
+    pub fn leased_elsewhere_of(&self, kind: Kind, owner: &str, now: &str) -> Result<usize, StoreError> {
         if !self.has_leases()? {
             return Ok(0);
         }
         self.conn
             .prepare_cached(
                 "SELECT COUNT(*) FROM herald_outbox WHERE status <> 'sent' AND lease_until >= ?2 \
-                 AND lease_owner IS NOT ?1",
+                 AND lease_owner IS NOT ?1 AND kind = ?3",
             )
-            .and_then(|mut st| st.query_row(params![owner, now], |r| r.get::<_, i64>(0)))
+            .and_then(|mut st| st.query_row(params![owner, now, kind.as_str()], |r| r.get::<_, i64>(0)))
             .map(|n| n.max(0) as usize)
             .map_err(sql)
     }
@@ -419,15 +487,84 @@ impl OutboxStore {
         counts(&self.conn).map_err(sql)
     }
 
+    /// Row counts by status of one kind; rows given up are left out (they
+    /// are counted by [`given_up`](Self::given_up)).
+    pub fn counts_of(&self, kind: Kind) -> Result<OutboxCounts, StoreError> {
+        counts_of(&self.conn, kind).map_err(sql)
+    }
+
+    /// Rows of `kind` whose delivery was given up.
+    pub fn given_up(&self, kind: Kind) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM herald_outbox WHERE kind = ?1 AND given_up_at IS NOT NULL")
+            .and_then(|mut st| st.query_row([kind.as_str()], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as usize)
+            .map_err(sql)
+    }
+
+    /// Records the server's acceptance of `owner`'s webhook row with the
+    /// answer's status, and ends the lease. `false` when `owner` no longer
+    /// holds the row.
+    pub fn mark_delivered(&self, id: i64, owner: &str, now: &str, status: u16) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE herald_outbox \
+                 SET status = 'sent', sent_at = ?1, attempts = attempts + 1, last_error = NULL, \
+                     next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, \
+                     response_status = ?4, response_excerpt = NULL \
+                 WHERE id = ?2 AND lease_owner = ?3 AND status <> 'sent'",
+            )
+            .and_then(|mut st| st.execute(params![now, id, owner, status]))
+            .map_err(sql)?;
+        Ok(n > 0)
+    }
+
+    /// Records a failed attempt of `owner`'s webhook row with what the
+    /// server answered (if it answered), and ends the lease. With `retry`
+    /// the row is tried again at that time; without, delivery is given up
+    /// (`given_up_at` is set and no sender claims the row again). `false`
+    /// when `owner` no longer holds the row.
+    pub fn mark_attempt_failed(
+        &self,
+        id: i64,
+        owner: &str,
+        failure: &AttemptFailure<'_>,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE herald_outbox \
+                 SET status = 'failed', attempts = attempts + 1, last_error = ?1, next_attempt_at = ?2, \
+                     response_status = ?3, response_excerpt = ?4, \
+                     given_up_at = CASE WHEN ?2 IS NULL THEN ?5 END, \
+                     lease_owner = NULL, lease_until = NULL \
+                 WHERE id = ?6 AND lease_owner = ?7 AND status <> 'sent'",
+            )
+            .and_then(|mut st| {
+                st.execute(params![failure.error, failure.retry_at, failure.status, failure.excerpt, now, id, owner])
+            })
+            .map_err(sql)?;
+        Ok(n > 0)
+    }
+
     /// Every row in id order, for listing.
     pub fn for_each(&self, mut f: impl FnMut(OutboxListRow) -> std::io::Result<()>) -> Result<(), ListError> {
         let leases = self.has_leases()?;
-        let cols = if leases { "lease_owner, lease_until" } else { "NULL, NULL" };
+        let lease_cols = if leases { "lease_owner, lease_until" } else { "NULL, NULL" };
+        // A read-only store made before webhooks has only emails.
+        let webhooks = self.has_column("kind")?;
+        let webhook_cols = if webhooks {
+            "kind, url, method, response_status, response_excerpt, given_up_at"
+        } else {
+            "'email', NULL, NULL, NULL, NULL, NULL"
+        };
         let mut stmt = self
             .conn
             .prepare(&format!(
                 "SELECT id, rule, event_uuid, to_addrs, cc, bcc, subject, status, attempts, last_error, \
-                        created, sent_at, next_attempt_at, {cols} \
+                        created, sent_at, next_attempt_at, {lease_cols}, {webhook_cols} \
                  FROM herald_outbox ORDER BY id"
             ))
             .map_err(sql)?;
@@ -450,12 +587,30 @@ impl OutboxStore {
                     next_attempt_at: opt_text(r.get(12)?),
                     lease_owner: opt_text(r.get(13)?),
                     lease_until: opt_text(r.get(14)?),
+                    kind: text(r.get(15)?),
+                    url: opt_text(r.get(16)?),
+                    method: opt_text(r.get(17)?),
+                    response_status: match r.get::<_, SqlValue>(18)? {
+                        SqlValue::Null => None,
+                        v => Some(int(v)),
+                    },
+                    response_excerpt: opt_text(r.get(19)?),
+                    given_up_at: opt_text(r.get(20)?),
                 })
             })()
             .map_err(sql)?;
             f(row)?;
         }
         Ok(())
+    }
+
+    fn has_column(&self, name: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('herald_outbox') WHERE name = ?1", [name], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n > 0)
+            .map_err(sql)
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken
@@ -477,6 +632,18 @@ impl OutboxStore {
             }
         }
     }
+}
+
+/// One failed webhook attempt, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptFailure<'a> {
+    pub error: &'a str,
+    /// When to try again (store format); `None` gives the row up.
+    pub retry_at: Option<&'a str>,
+    /// The answer's status, when the server answered.
+    pub status: Option<u16>,
+    /// The start of the answer's body, when there was one.
+    pub excerpt: Option<&'a str>,
 }
 
 /// A listing failed: reading the store or writing the output.
@@ -519,6 +686,25 @@ fn mark_failed(conn: &Connection, id: i64, owner: &str, error: &str, next: &str)
         )?
         .execute(params![error, next, id, owner])?;
     Ok(n > 0)
+}
+
+/// Row counts by status of one kind (rows given up left out).
+pub(crate) fn counts_of(conn: &Connection, kind: Kind) -> rusqlite::Result<OutboxCounts> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, COUNT(*) FROM herald_outbox WHERE kind = ?1 AND given_up_at IS NULL GROUP BY status",
+    )?;
+    let mut rows = stmt.query([kind.as_str()])?;
+    let mut c = OutboxCounts::default();
+    while let Some(r) = rows.next()? {
+        let n = r.get::<_, i64>(1)?.max(0) as u64;
+        match text(r.get(0)?).as_str() {
+            "pending" => c.pending += n,
+            "failed" => c.failed += n,
+            "sent" => c.sent += n,
+            _ => {}
+        }
+    }
+    Ok(c)
 }
 
 /// Row counts by status, on any connection to a store.

@@ -26,7 +26,9 @@ impl Store {
                 "SELECT n.severity, u.username, n.body, n.rule FROM herald_notification n \
                  LEFT JOIN \"User\" u ON u.pk = n.user_pk ORDER BY n.id",
             ),
-            emails: self.text_rows("SELECT status, to_addrs, subject, rule FROM herald_outbox ORDER BY id"),
+            emails: self.text_rows(
+                "SELECT status, to_addrs, subject, rule FROM herald_outbox WHERE kind = 'email' ORDER BY id",
+            ),
             user_attributes: self.text_rows(
                 "SELECT username, attributes FROM \"User\" WHERE attributes LIKE '%inactiveSSHPublicKey%' ORDER BY pk",
             ),
