@@ -26,6 +26,7 @@ pub mod jit;
 pub mod mail;
 pub mod matcher;
 pub mod schema;
+pub mod serve;
 pub mod span;
 pub mod store;
 pub mod syntax;
