@@ -275,6 +275,8 @@ fn acknowledged_events_fire_exactly_once_across_a_sigkill() {
     // Exactly once: every event fired, none twice.
     assert_eq!(count(&dir, "SELECT COUNT(*) FROM herald_firing"), total);
     assert_eq!(count(&dir, "SELECT COUNT(DISTINCT event_uuid) FROM herald_firing"), total);
+    // A firing's line is its event's intake seq: distinct across restarts.
+    assert_eq!(count(&dir, "SELECT COUNT(DISTINCT line) FROM herald_firing WHERE line > 0"), total);
     assert_eq!(count(&dir, "SELECT COUNT(*) FROM herald_intake"), 0);
     assert_eq!(metric(&m, "herald_rule_firings_total{rule=\"every_login\"}"), total as f64);
     eprintln!(

@@ -78,6 +78,10 @@ pub struct RunOptions {
     /// events from its intake here, so they leave it atomically with their
     /// effects. An error rolls the transaction back and ends the run.
     pub in_commit: Option<InCommit>,
+    /// The number of the input's first line (1 for a file; `herald serve`
+    /// numbers its input by intake sequence). Ignored when a checkpoint
+    /// resumes the input.
+    pub first_line: u64,
     /// Record a resume point per input (`herald_checkpoint`); `herald
     /// serve` keeps its own (the intake) and turns this off.
     pub checkpoints: bool,
@@ -105,6 +109,7 @@ impl Default for RunOptions {
             on_commit: None,
             in_commit: None,
             checkpoints: true,
+            first_line: 1,
             idle_commit: IDLE_COMMIT,
             on_progress: None,
         }
@@ -711,6 +716,10 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let mut stats = RunStats::default();
     // Nothing processed yet (but a byte order mark, perhaps).
     let mut position = Position { offset: reader.offset, prefix_hash: reader.prefix_hash(), ..Position::default() };
+    if opts.first_line > 1 {
+        reader.line = opts.first_line;
+        position.line = opts.first_line - 1;
+    }
     // A backfill must see the events before the checkpoint too.
     let checkpoint = if opts.from_start || opts.backfill { None } else { store.checkpoint(&source_key)? };
     if let Some(cp) = checkpoint {

@@ -167,21 +167,26 @@ impl Handler {
         }
         let sh = &self.shared;
         let outstanding = sh.outstanding.load(Ordering::Relaxed).max(0) as u64;
-        if good.len() as u64 > sh.max_queue {
-            sh.metrics.too_large.fetch_add(1, Ordering::Relaxed);
-            let msg = format!(
-                "{} events in one request, over the queue's bound of {} (`--max-queue`)",
-                good.len(),
-                sh.max_queue
-            );
-            return error(413, &msg);
+        match admit(outstanding, good.len() as u64, sh.max_queue) {
+            Admission::Admit => {}
+            Admission::NeverFits => {
+                sh.metrics.too_large.fetch_add(1, Ordering::Relaxed);
+                let msg = format!(
+                    "{} events in one request, over the queue's bound of {} (`--max-queue`)",
+                    good.len(),
+                    sh.max_queue
+                );
+                return error(413, &msg);
+            }
+            Admission::Busy => {
+                sh.metrics.throttled.fetch_add(1, Ordering::Relaxed);
+                let msg =
+                    format!("{outstanding} events are waiting to be processed (bound: {}); retry later", sh.max_queue);
+                return error(429, &msg).with_header(header("Retry-After", "1"));
+            }
         }
-        if outstanding + good.len() as u64 > sh.max_queue {
-            sh.metrics.throttled.fetch_add(1, Ordering::Relaxed);
-            let msg =
-                format!("{outstanding} events are waiting to be processed (bound: {}); retry later", sh.max_queue);
-            return error(429, &msg).with_header(header("Retry-After", "1"));
-        }
+        // Nothing is recorded for a refused request: not even its dead
+        // letters, since the client will send it again.
         let hashes: Vec<String> = bad.iter().map(|(_, raw, _)| hex64(Xxh64::of(raw))).collect();
         let kept: Vec<String> = bad
             .iter()
@@ -248,6 +253,27 @@ impl Handler {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    Admit,
+    /// More events than the queue may ever hold: 413.
+    NeverFits,
+    /// Not now: 429 with `Retry-After`.
+    Busy,
+}
+
+/// Back-pressure: a request is taken whole or not at all, so the events
+/// acknowledged and not yet processed never exceed `max`.
+fn admit(outstanding: u64, events: u64, max: u64) -> Admission {
+    if events > max {
+        Admission::NeverFits
+    } else if outstanding + events > max {
+        Admission::Busy
+    } else {
+        Admission::Admit
+    }
+}
+
 /// The events of a body, each as one line of JSON with its position:
 /// a JSON array gives its elements, a single JSON value (even spread over
 /// several lines) itself, anything else is NDJSON (blank lines skipped,
@@ -290,6 +316,14 @@ mod tests {
         assert_eq!(lines("{\n  \"a\": 1\n}\n"), vec![(1, "{\"a\":1}".into())]);
         assert_eq!(lines("[1, "), vec![(1, "[1,".into())]);
         assert_eq!(lines(""), vec![]);
+    }
+
+    #[test]
+    fn back_pressure() {
+        assert_eq!(admit(0, 10, 10), Admission::Admit);
+        assert_eq!(admit(1, 10, 10), Admission::Busy);
+        assert_eq!(admit(0, 11, 10), Admission::NeverFits);
+        assert_eq!(admit(10, 0, 10), Admission::Admit);
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub(crate) struct Shared {
     shutting_down: AtomicBool,
 }
 
+/// The `source` of the engine's dead letters and checkpoint-free runs.
+pub const ENGINE_SOURCE: &str = "serve";
+
 /// How often the delivery thread looks for retries that came due when no
 /// commit woke it.
 const RETRY_POLL: Duration = Duration::from_secs(5);
@@ -148,10 +151,19 @@ fn plural(n: usize) -> &'static str {
 
 /// The engine over the intake, run after run (a reload ends a run), until
 /// shutdown. An error is a store failure: the service stops.
-fn process(sh: Arc<Shared>, first: Swap, batch: usize, workers: usize, wake: mpsc::Sender<()>) -> Result<(), String> {
-    let mut cur = first;
-    let started = crate::value::now_nanos();
-    for run in 1u64.. {
+fn process(sh: Arc<Shared>, initial: Swap, batch: usize, workers: usize, wake: mpsc::Sender<()>) -> Result<(), String> {
+    let mut cur = initial;
+    loop {
+        // Wait for an event before starting a run: the run's line numbers
+        // start at its seq.
+        let Some(first) = sh.queue.first_seq() else {
+            match sh.queue.between_runs() {
+                Err(()) => break,
+                Ok(Some(swap)) => cur = swap,
+                Ok(None) => {}
+            }
+            continue;
+        };
         let fed: Arc<Mutex<Fed>> = Arc::default();
         // Acknowledgment times of the events a commit covered, from the
         // hook inside the transaction to the callback after it.
@@ -190,10 +202,11 @@ fn process(sh: Arc<Shared>, first: Swap, batch: usize, workers: usize, wake: mps
             }
         };
         let opts = RunOptions {
-            // Unique per run: dead letters the engine itself records (rare:
-            // intake validated the events) are never resolved by another
-            // run's line of the same number.
-            source: format!("serve:{started}:{run}"),
+            // Line numbers are intake seqs, unique for the store's life, so
+            // the engine's own dead letters (rare: intake validated the
+            // events) are resolved only by their own event.
+            source: ENGINE_SOURCE.into(),
+            first_line: first as u64,
             batch,
             workers,
             from_start: true,
@@ -203,7 +216,7 @@ fn process(sh: Arc<Shared>, first: Swap, batch: usize, workers: usize, wake: mps
             on_commit: Some(Box::new(on_commit)),
             ..RunOptions::default()
         };
-        let reader = sh.queue.reader(fed);
+        let reader = sh.queue.reader(fed, first);
         let mut stdout = std::io::stdout();
         let mut stderr = std::io::stderr();
         engine::run(cur.program.clone(), cur.matcher.clone(), &cur.store, reader, opts, &mut stdout, &mut stderr)

@@ -70,8 +70,25 @@ impl Queue {
         Ok(st.reload.take())
     }
 
-    pub fn reader(self: &Arc<Self>, fed: Arc<Mutex<Fed>>) -> IntakeReader {
-        IntakeReader { queue: self.clone(), fed, partial: None, line: 0 }
+    /// Waits for the first event of the next run: its intake seq, or `None`
+    /// when the run is to stop first.
+    pub fn first_seq(&self) -> Option<i64> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if st.stop {
+                return None;
+            }
+            if let Some(item) = st.items.front() {
+                return Some(item.seq);
+            }
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The input of a run whose first line is numbered `first` (the seq of
+    /// its first event).
+    pub fn reader(self: &Arc<Self>, fed: Arc<Mutex<Fed>>, first: i64) -> IntakeReader {
+        IntakeReader { queue: self.clone(), fed, partial: None, line: first - 1, ended: false }
     }
 }
 
@@ -82,9 +99,17 @@ pub(super) struct IntakeReader {
     fed: Arc<Mutex<Fed>>,
     /// The event being copied out (its line end appended) and how far.
     partial: Option<(Vec<u8>, usize)>,
-    /// Engine line number of the last event handed over.
-    line: u64,
+    /// Engine line number of the last event handed over: the engine's
+    /// line numbers are intake seqs, so firings, rule errors and dead
+    /// letters name the event by its seq.
+    line: i64,
+    /// The input ended before a gap too wide to fill (see `read`).
+    ended: bool,
 }
+
+/// The widest gap between consecutive seqs that blank lines fill; a wider
+/// one (rows deleted by hand) ends the run, and the next starts at the seq.
+const MAX_GAP: i64 = 4096;
 
 impl Read for IntakeReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -102,6 +127,9 @@ impl Read for IntakeReader {
             if n == buf.len() {
                 return Ok(n);
             }
+            if self.ended {
+                return Ok(n);
+            }
             let mut st = self.queue.state.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 // A stop request ends the input between events: a line
@@ -111,13 +139,24 @@ impl Read for IntakeReader {
                     return Ok(n);
                 }
                 if let Some(item) = st.items.pop_front() {
-                    self.line += 1;
+                    // Seqs have no gaps but where rows were deleted by hand
+                    // (and a restart's first seq, which `first` covers):
+                    // blank lines, which the engine counts and skips, keep
+                    // line number = seq.
+                    let gap = item.seq - self.line - 1;
+                    if !(0..=MAX_GAP).contains(&gap) {
+                        st.items.push_front(item);
+                        self.ended = true;
+                        return Ok(n);
+                    }
+                    self.line = item.seq;
                     self.fed.lock().unwrap_or_else(|e| e.into_inner()).push_back((
-                        self.line,
+                        item.seq as u64,
                         item.seq,
                         item.received_ns,
                     ));
-                    let mut raw = item.raw;
+                    let mut raw = vec![b'\n'; gap as usize];
+                    raw.extend_from_slice(&item.raw);
                     raw.push(b'\n');
                     self.partial = Some((raw, 0));
                     break;
@@ -125,5 +164,52 @@ impl Read for IntakeReader {
                 st = self.queue.cond.wait(st).unwrap_or_else(|e| e.into_inner());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(seq: i64, raw: &str) -> Item {
+        Item { seq, raw: raw.as_bytes().to_vec(), received_ns: seq }
+    }
+
+    #[test]
+    fn lines_are_seqs_and_a_stop_ends_between_events() {
+        let q = Arc::new(Queue::default());
+        q.push([item(5, "{\"a\":1}"), item(6, "{\"b\":22}"), item(9, "{\"c\":3}")]);
+        assert_eq!(q.first_seq(), Some(5));
+        let fed: Arc<Mutex<Fed>> = Arc::default();
+        let mut r = q.reader(fed.clone(), 5);
+        // A small buffer: events are copied out across reads, whole.
+        let mut out = Vec::new();
+        let mut buf = [0u8; 3];
+        while out.len() < 25 {
+            let n = r.read(&mut buf).unwrap();
+            assert!(n > 0);
+            out.extend_from_slice(&buf[..n]);
+        }
+        // Seq 7 and 8 are missing: two blank lines keep line 9 = seq 9.
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"a\":1}\n{\"b\":22}\n\n\n{\"c\":3}\n");
+        let lines: Vec<u64> = fed.lock().unwrap().iter().map(|f| f.0).collect();
+        assert_eq!(lines, [5, 6, 9]);
+        q.push([item(10, "{}")]);
+        q.shutdown();
+        // Stopped: the end of the input, and seq 10 waits for a next run.
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+        assert_eq!(q.state.lock().unwrap().items.len(), 1);
+        assert!(q.between_runs().is_err());
+    }
+
+    #[test]
+    fn a_wide_gap_ends_the_run_before_it() {
+        let q = Arc::new(Queue::default());
+        q.push([item(1, "{}"), item(1 + MAX_GAP + 2, "{}")]);
+        let mut r = q.reader(Arc::default(), 1);
+        let mut buf = [0u8; 64];
+        assert_eq!(r.read(&mut buf).unwrap(), 3);
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+        assert_eq!(q.first_seq(), Some(MAX_GAP + 3));
     }
 }
