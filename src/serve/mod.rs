@@ -97,6 +97,12 @@ pub(crate) struct Shared {
     shutting_down: AtomicBool,
 }
 
+/// Exit codes (CONTRACT.md): stopped by a signal; the policies do not
+/// compile; a usage or store failure.
+const EXIT_OK: i32 = 0;
+const EXIT_COMPILE: i32 = 1;
+const EXIT_FAILURE: i32 = 2;
+
 /// The `source` of the engine's dead letters and checkpoint-free runs.
 pub const ENGINE_SOURCE: &str = "serve";
 
@@ -259,12 +265,12 @@ pub fn serve(config: Config, loader: Loader) -> i32 {
         Ok(l) => l,
         Err(diagnostics) => {
             eprint!("{diagnostics}");
-            return crate::cli::EXIT_COMPILE;
+            return EXIT_COMPILE;
         }
     };
     let fail = |m: String| {
         log(m);
-        crate::cli::EXIT_USAGE
+        EXIT_FAILURE
     };
     let store = match Store::open_waiting(&config.db, loaded.program.schema.clone(), config.wait) {
         Ok(s) => s,
@@ -410,7 +416,7 @@ pub fn serve(config: Config, loader: Loader) -> i32 {
             } else {
                 log("stopped");
             }
-            crate::cli::EXIT_OK
+            EXIT_OK
         }
         Err(e) => fail(format!("stopped after a store failure: {e}")),
     }
