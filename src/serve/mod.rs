@@ -124,8 +124,10 @@ pub(crate) fn reload(sh: &Shared) -> Result<String, String> {
     let _one_at_a_time = sh.reloading.lock().unwrap_or_else(|e| e.into_inner());
     let attempt = (|| {
         let loaded = (sh.loader)()?;
-        let store = Store::open_waiting(&sh.db, loaded.program.schema.clone(), sh.wait).map_err(|e| e.to_string())?;
+        let mut store =
+            Store::open_waiting(&sh.db, loaded.program.schema.clone(), sh.wait).map_err(|e| e.to_string())?;
         store.ensure_indexes(&loaded.program).map_err(|e| e.to_string())?;
+        store.prompt_busy().map_err(|e| e.message)?;
         Ok::<_, String>(Swap { program: loaded.program, matcher: loaded.matcher, store })
     })();
     match attempt {
@@ -272,12 +274,15 @@ pub fn serve(config: Config, loader: Loader) -> i32 {
         log(m);
         EXIT_FAILURE
     };
-    let store = match Store::open_waiting(&config.db, loaded.program.schema.clone(), config.wait) {
+    let mut store = match Store::open_waiting(&config.db, loaded.program.schema.clone(), config.wait) {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
     if let Err(e) = store.ensure_indexes(&loaded.program) {
         return fail(e.to_string());
+    }
+    if let Err(e) = store.prompt_busy() {
+        return fail(e.message);
     }
     let (intake, stats) = match (IntakeStore::open(&config.db, config.wait), IntakeStore::open(&config.db, config.wait))
     {
