@@ -313,6 +313,10 @@ fn requests_are_authenticated_bounded_and_validated() {
     for e in v["errors"].as_array().unwrap() {
         assert!(!e["error"].as_str().unwrap().is_empty());
     }
+    // An event no rule matches is processed too (it leaves the intake).
+    let logout = login(&uuid(1, 9)).replace("\"login\"", "\"logout\"");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&post_events(port, &logout).body).unwrap()["accepted"], 1);
+    drained(port);
     // A JSON array and a single pretty-printed object.
     let arr = format!("[{}, {}]", login(&uuid(1, 3)), login(&uuid(1, 4)));
     assert_eq!(serde_json::from_str::<serde_json::Value>(&post_events(port, &arr).body).unwrap()["accepted"], 2);

@@ -687,7 +687,11 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             };
             self.position = Position { line: last_line_no, offset: c.end, prefix_hash: c.hash_after, line_hash };
         }
-        if self.in_txn && self.txn_started.elapsed() >= self.opts.idle_commit {
+        // With an `in_commit` hook (`herald serve`), a chunk that touched
+        // nothing still commits: the hook records that its lines are done
+        // (intake rows of events that matched nothing leave the intake).
+        let due = self.in_txn && self.txn_started.elapsed() >= self.opts.idle_commit;
+        if due || (!self.in_txn && self.opts.in_commit.is_some() && r.lines > 0) {
             self.commit()?;
         }
         if let Some(f) = self.opts.on_progress.as_mut() {
