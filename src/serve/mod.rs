@@ -248,14 +248,11 @@ fn deliver(mut deliverers: Vec<Box<dyn Deliverer>>, wake: mpsc::Receiver<()>, do
             }
         }
     };
-    loop {
-        match wake.recv_timeout(RETRY_POLL) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
-                while wake.try_recv().is_ok() {}
-                pass(&mut deliverers);
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
+    // Woken by a commit, or by the poll interval; ends when the senders
+    // are gone (shutdown).
+    while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = wake.recv_timeout(RETRY_POLL) {
+        while wake.try_recv().is_ok() {}
+        pass(&mut deliverers);
     }
     pass(&mut deliverers);
     let _ = done.send(());
