@@ -27,6 +27,7 @@ pub mod logfmt;
 pub mod mail;
 pub mod matcher;
 pub mod schema;
+pub mod serve;
 pub mod span;
 pub mod store;
 pub mod syntax;

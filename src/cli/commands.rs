@@ -92,7 +92,7 @@ fn load_fixture_text(store: &mut Store, text: &str, name: &str, mode: LoadMode) 
     }
 }
 
-fn make_matcher(engine: Engine, program: &Arc<Program>, log: LogFormat) -> Result<Arc<dyn Matcher>, i32> {
+pub(super) fn make_matcher(engine: Engine, program: &Arc<Program>, log: LogFormat) -> Result<Arc<dyn Matcher>, i32> {
     match engine {
         Engine::Interp => Ok(Arc::new(InterpMatcher::new(program.clone()))),
         Engine::Jit => {
@@ -111,7 +111,7 @@ fn make_matcher(engine: Engine, program: &Arc<Program>, log: LogFormat) -> Resul
     }
 }
 
-fn mailer(smtp: &str, from: &str, log: LogFormat) -> Result<Mailer, i32> {
+pub(super) fn mailer(smtp: &str, from: &str, log: LogFormat) -> Result<Mailer, i32> {
     let config = mail::SmtpConfig::parse(smtp).map_err(|e| fail_as(log, format!("--smtp: {e}")))?;
     if let Some(w) = config.warning() {
         log.message(&mut std::io::stderr().lock(), &Record::new("warning", &format!("warning: {w}")));

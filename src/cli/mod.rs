@@ -2,6 +2,7 @@
 
 mod commands;
 pub mod render;
+mod serve;
 
 use crate::compile::{self, SchemaChoice};
 use crate::diag::Code;
@@ -88,6 +89,8 @@ pub enum Command {
     },
     /// Print the documentation page of a diagnostic code.
     Explain { code: String },
+    /// Run as a service: events over HTTP, processed as `run` does.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -253,6 +256,7 @@ pub fn main() -> i32 {
         Command::Outbox { command } => commands::outbox(command),
         Command::Demo { db, engine, smtp, mail_from } => commands::demo(&db, engine, smtp.as_deref(), &mail_from),
         Command::Explain { code } => explain(&code),
+        Command::Serve(args) => serve::serve(&args),
     }
 }
 

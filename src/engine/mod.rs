@@ -53,6 +53,9 @@ use std::time::{Duration, Instant};
 /// lines) become visible at most this long after the event was read.
 const IDLE_COMMIT: Duration = Duration::from_millis(500);
 
+/// See [`RunOptions::in_commit`].
+pub type InCommit = Box<dyn FnMut(&Store, u64) -> Result<(), RuntimeError> + Send>;
+
 /// Options of one run.
 pub struct RunOptions {
     /// The input's name for dead letters and the summary (`-` for stdin).
@@ -75,6 +78,21 @@ pub struct RunOptions {
     pub now: Option<i128>,
     /// Called after every commit (e.g. to wake email delivery).
     pub on_commit: Option<Box<dyn FnMut() + Send>>,
+    /// Called inside every batch transaction just before it commits, with
+    /// the last input line it covers: `herald serve` deletes the processed
+    /// events from its intake here, so they leave it atomically with their
+    /// effects. An error rolls the transaction back and ends the run.
+    pub in_commit: Option<InCommit>,
+    /// The number of the input's first line (1 for a file; `herald serve`
+    /// numbers its input by intake sequence). Ignored when a checkpoint
+    /// resumes the input.
+    pub first_line: u64,
+    /// Record a resume point per input (`herald_checkpoint`); `herald
+    /// serve` keeps its own (the intake) and turns this off.
+    pub checkpoints: bool,
+    /// The longest a transaction stays open (`herald run`: 500 ms; `herald
+    /// serve` commits as soon as what it was handed is applied).
+    pub idle_commit: Duration,
     /// Called with the number of input bytes consumed so far.
     pub on_progress: Option<Box<dyn FnMut(u64) + Send>>,
     /// How dead-letter, rule-error and `log` lines are written.
@@ -97,6 +115,10 @@ impl Default for RunOptions {
             backfill: false,
             now: None,
             on_commit: None,
+            in_commit: None,
+            checkpoints: true,
+            first_line: 1,
+            idle_commit: IDLE_COMMIT,
             on_progress: None,
             log_format: crate::logfmt::LogFormat::Human,
         }
@@ -349,14 +371,19 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     fn commit(&mut self) -> Result<(), RunError> {
         self.ensure_txn()?;
         let p = self.position;
-        self.store.set_checkpoint(
-            &self.source_key,
-            &self.opts.source,
-            p.line,
-            p.offset,
-            &hex64(p.line_hash),
-            &hex64(p.prefix_hash),
-        )?;
+        if self.opts.checkpoints {
+            self.store.set_checkpoint(
+                &self.source_key,
+                &self.opts.source,
+                p.line,
+                p.offset,
+                &hex64(p.line_hash),
+                &hex64(p.prefix_hash),
+            )?;
+        }
+        if let Some(f) = self.opts.in_commit.as_mut() {
+            f(self.store, p.line)?;
+        }
         self.store.commit()?;
         self.in_txn = false;
         self.txn_events = 0;
@@ -675,7 +702,11 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             };
             self.position = Position { line: last_line_no, offset: c.end, prefix_hash: c.hash_after, line_hash };
         }
-        if self.in_txn && self.txn_started.elapsed() > IDLE_COMMIT {
+        // With an `in_commit` hook (`herald serve`), a chunk that touched
+        // nothing still commits: the hook records that its lines are done
+        // (intake rows of events that matched nothing leave the intake).
+        let due = self.in_txn && self.txn_started.elapsed() >= self.opts.idle_commit;
+        if due || (!self.in_txn && self.opts.in_commit.is_some() && r.lines > 0) {
             self.commit()?;
         }
         if let Some(f) = self.opts.on_progress.as_mut() {
@@ -704,6 +735,10 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let mut stats = RunStats::default();
     // Nothing processed yet (but a byte order mark, perhaps).
     let mut position = Position { offset: reader.offset, prefix_hash: reader.prefix_hash(), ..Position::default() };
+    if opts.first_line > 1 {
+        reader.line = opts.first_line;
+        position.line = opts.first_line - 1;
+    }
     // A backfill must see the events before the checkpoint too.
     let checkpoint = if opts.from_start || opts.backfill { None } else { store.checkpoint(&source_key)? };
     if let Some(cp) = checkpoint {
@@ -837,7 +872,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
                 // due, so a quiet input (a pipe with nothing more to say
                 // for now) still sees its effects committed and printed.
                 let r = if w.in_txn {
-                    let left = IDLE_COMMIT.saturating_sub(w.txn_started.elapsed());
+                    let left = w.opts.idle_commit.saturating_sub(w.txn_started.elapsed());
                     match res_rx.recv_timeout(left) {
                         Ok(r) => r,
                         Err(mpsc::RecvTimeoutError::Timeout) => {

@@ -263,15 +263,7 @@ impl Store {
     /// line number and bytes: a replay of the input) is not recorded twice;
     /// another input's line with that number is.
     pub fn insert_dead_letter(&self, d: &DeadLetter<'_>) -> Result<(), RuntimeError> {
-        // Rows written before lines were hashed are recognised by their text.
-        self.exec(
-            "INSERT INTO herald_dead_letter (source, line, raw, error, created, raw_length, raw_hash) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS \
-             (SELECT 1 FROM herald_dead_letter WHERE source = ?1 AND line = ?2 \
-              AND (raw_hash = ?7 OR (raw_hash IS NULL AND raw = ?3)))",
-            &[&d.source, &(d.line as i64), &d.raw, &d.error, &now(), &(d.length as i64), &d.hash],
-        )?;
-        Ok(())
+        insert_dead_letter_on(&self.conn, d)
     }
 
     /// Lines of `source` with a dead letter not yet resolved.
@@ -528,4 +520,44 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// [`Store::insert_dead_letter`] on any connection (`herald serve`'s intake
+/// records the malformed lines of a request on its own).
+pub(super) fn insert_dead_letter_on(conn: &rusqlite::Connection, d: &DeadLetter<'_>) -> Result<(), RuntimeError> {
+    // Rows written before lines were hashed are recognised by their text.
+    let mut st = conn
+        .prepare_cached(
+            "INSERT INTO herald_dead_letter (source, line, raw, error, created, raw_length, raw_hash) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS \
+             (SELECT 1 FROM herald_dead_letter WHERE source = ?1 AND line = ?2 \
+              AND (raw_hash = ?7 OR (raw_hash IS NULL AND raw = ?3)))",
+        )
+        .map_err(sql_err)?;
+    st.execute(rusqlite::params![d.source, d.line as i64, d.raw, d.error, now(), d.length as i64, d.hash])
+        .map_err(sql_err)?;
+    Ok(())
+}
+
+/// Whether an event with this identity has a replay record.
+pub(super) fn is_processed(conn: &rusqlite::Connection, event_key: &str) -> Result<bool, RuntimeError> {
+    let mut st = conn.prepare_cached("SELECT 1 FROM herald_processed WHERE event_key = ?1").map_err(sql_err)?;
+    Ok(st.query_row([event_key], |_| Ok(())).optional().map_err(sql_err)?.is_some())
+}
+
+/// Firings per rule, dead letters and rule errors (for `/metrics`).
+pub(super) fn totals(
+    conn: &rusqlite::Connection,
+) -> Result<(std::collections::BTreeMap<String, u64>, u64, u64), RuntimeError> {
+    let mut firings = std::collections::BTreeMap::new();
+    let mut st = conn.prepare_cached("SELECT rule, COUNT(*) FROM herald_firing GROUP BY rule").map_err(sql_err)?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(sql_err)?;
+    for row in rows {
+        let (rule, n) = row.map_err(sql_err)?;
+        firings.insert(rule, n.max(0) as u64);
+    }
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n.max(0) as u64).map_err(sql_err);
+    let dead = count("SELECT COUNT(*) FROM herald_dead_letter")?;
+    let errors = count("SELECT COUNT(*) FROM herald_rule_error")?;
+    Ok((firings, dead, errors))
 }

@@ -107,3 +107,14 @@ CREATE TABLE IF NOT EXISTS herald_meta (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- `herald serve`'s durable intake (src/store/intake.rs): events acknowledged
+-- over HTTP and not yet processed. A row is deleted in the same transaction
+-- as the effects of its event, so an acknowledged event is processed exactly
+-- once whatever the moment the service is killed.
+CREATE TABLE IF NOT EXISTS herald_intake (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- intake order = processing order, never reused
+    event_key    TEXT    NOT NULL UNIQUE,           -- the event's identity: a pending retry is not queued twice
+    raw          TEXT    NOT NULL,                  -- the event as one line of JSON
+    received_ns  INTEGER NOT NULL                   -- acknowledgment time, Unix nanoseconds (latency metric)
+);

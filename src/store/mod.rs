@@ -21,6 +21,7 @@ mod convert;
 pub mod filter;
 mod functions;
 mod herald;
+pub mod intake;
 mod load;
 pub mod outbox;
 mod report;
@@ -103,7 +104,7 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 /// `herald run`, a `sqlite3` shell in a transaction) past the busy timeout
 /// is the common one, and SQLite's "database is locked" names neither
 /// the cause nor the remedy.
-fn describe_sqlite(e: &rusqlite::Error) -> String {
+pub(crate) fn describe_sqlite(e: &rusqlite::Error) -> String {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             "another process holds the lock on the store and did not release it in time; \

@@ -707,6 +707,24 @@ pub(crate) fn counts_of(conn: &Connection, kind: Kind) -> rusqlite::Result<Outbo
     Ok(c)
 }
 
+/// Row counts of one kind by status, given-up rows included (as
+/// `failed`): what `herald serve`'s `/metrics` reports.
+pub(crate) fn counts_all_of(conn: &Connection, kind: Kind) -> rusqlite::Result<OutboxCounts> {
+    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM herald_outbox WHERE kind = ?1 GROUP BY status")?;
+    let mut rows = stmt.query([kind.as_str()])?;
+    let mut c = OutboxCounts::default();
+    while let Some(r) = rows.next()? {
+        let n = r.get::<_, i64>(1)?.max(0) as u64;
+        match text(r.get(0)?).as_str() {
+            "pending" => c.pending += n,
+            "failed" => c.failed += n,
+            "sent" => c.sent += n,
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
 /// Row counts by status, on any connection to a store.
 pub(crate) fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
     let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM herald_outbox GROUP BY status")?;
