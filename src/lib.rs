@@ -23,6 +23,7 @@ pub mod filter;
 pub mod interp;
 pub mod ir;
 pub mod jit;
+pub mod lsp;
 pub mod mail;
 pub mod matcher;
 pub mod schema;

@@ -1,6 +1,7 @@
 //! The `herald` command line. The only module that prints diagnostics.
 
 mod commands;
+mod fmt;
 pub mod render;
 
 use crate::compile::{self, SchemaChoice};
@@ -88,6 +89,17 @@ pub enum Command {
     },
     /// Print the documentation page of a diagnostic code.
     Explain { code: String },
+    /// Rewrite policy and schema files in the canonical layout.
+    Fmt {
+        /// Change nothing; list the files that would change and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+        /// Files, or directories (searched recursively for `.herald` files).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the language server over standard input and output.
+    Lsp,
 }
 
 #[derive(clap::Args, Debug)]
@@ -242,6 +254,8 @@ pub fn main() -> i32 {
         Command::Outbox { command } => commands::outbox(command),
         Command::Demo { db, engine, smtp, mail_from } => commands::demo(&db, engine, smtp.as_deref(), &mail_from),
         Command::Explain { code } => explain(&code),
+        Command::Fmt { check, files } => fmt::fmt(check, &files),
+        Command::Lsp => crate::lsp::main(),
     }
 }
 

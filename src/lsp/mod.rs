@@ -1,0 +1,6 @@
+//! The language server (`herald lsp`).
+
+pub fn main() -> i32 {
+    eprintln!("herald: lsp not built yet");
+    2
+}
