@@ -320,8 +320,11 @@ impl<'t> Fmt<'t> {
     }
 
     fn blank_in_source(&self, to: usize) -> bool {
+        // A line holding only blanks; a skipped comma between two line breaks
+        // (`a\n,\nb`) is no blank line.
         let from = self.last_end.unwrap_or(0).min(to);
-        self.text[from..to].matches('\n').count() >= 2
+        let lines: Vec<&str> = self.text[from..to].split('\n').collect();
+        lines.len() > 2 && lines[1..lines.len() - 1].iter().any(|l| l.trim().is_empty())
     }
 
     /// Start a line for something beginning at `at`, honouring a pending
