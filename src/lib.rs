@@ -11,6 +11,7 @@
 //! IO, no SQLite, no `unsafe`. Only `jit` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod builtins;
 pub mod check;
 pub mod cli;
