@@ -66,10 +66,10 @@ fn expr_at(program: &Program, file: FileId, offset: usize) -> Option<(&ir::Rule,
         for top in rule_exprs(rule) {
             top.walk(&mut |e| {
                 let s = e.span;
-                if s.file == file && (s.start as usize) <= offset && offset < s.end as usize {
-                    if best.is_none_or(|(_, b)| s.len() <= b.span.len()) {
-                        best = Some((rule, e));
-                    }
+                let inside = s.file == file && (s.start as usize) <= offset && offset < s.end as usize;
+                // Innermost wins; on equal spans the later (a child) does.
+                if inside && best.is_none_or(|(_, b)| s.len() <= b.span.len()) {
+                    best = Some((rule, e));
                 }
             });
         }
@@ -99,7 +99,13 @@ pub fn type_at(program: &Program, file: FileId, offset: usize) -> Option<(Span, 
 
 /// Where the name at `offset` is defined: a `let`, a pattern binding, a
 /// `for` variable, a const, an entity or a type.
-pub fn definition(program: Option<&Program>, file_ast: &ast::File, text: &str, file: FileId, offset: usize) -> Option<Span> {
+pub fn definition(
+    program: Option<&Program>,
+    file_ast: &ast::File,
+    text: &str,
+    file: FileId,
+    offset: usize,
+) -> Option<Span> {
     if let Some(p) = program {
         if let Some((rule, e)) = expr_at(p, file, offset) {
             if let ir::ExprKind::Local(id) = &e.kind {
@@ -143,12 +149,7 @@ pub fn word_at(text: &str, offset: usize) -> Option<(usize, usize, &str)> {
 /// The documentation of a built-in function or action called `name`.
 pub fn builtin_doc(name: &str) -> Option<String> {
     if let Some(f) = builtins::function(name) {
-        return Some(format!(
-            "```herald\n{} -> {}\n```\n{}",
-            builtins::signature(f.name, f.params),
-            f.returns,
-            f.doc
-        ));
+        return Some(format!("```herald\n{} -> {}\n```\n{}", builtins::signature(f.name, f.params), f.returns, f.doc));
     }
     actions::action(name).map(|a| format!("```herald\n{}\n```\n{}", builtins::signature(a.name, a.params), a.doc))
 }
@@ -221,11 +222,14 @@ fn fields_of(schema: &Schema, ty: &Ty, out: &mut Vec<Completion>) {
 /// (`match a | b`); empty for `match any` or when there is none yet.
 fn matched_types(text: &str, offset: usize) -> Vec<String> {
     let before = &text[..offset];
-    let rule_start = before.rfind("\nrule ").map(|i| i + 1).unwrap_or(if before.starts_with("rule ") { 0 } else { offset });
+    let rule_start =
+        before.rfind("\nrule ").map(|i| i + 1).unwrap_or(if before.starts_with("rule ") { 0 } else { offset });
     let body = &before[rule_start..];
     let Some(m) = body.find("match ") else { return vec![] };
     let rest = &body[m + "match ".len()..];
-    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '|' || c.is_whitespace())).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '|' || c.is_whitespace()))
+        .unwrap_or(rest.len());
     rest[..end]
         .split('|')
         .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
@@ -269,8 +273,10 @@ pub fn complete(schema: &Schema, file_ast: Option<&ast::File>, text: &str, offse
     let before = &text[..offset];
     // The dotted path being typed, e.g. `event.context.` + partial word.
     let start = before
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let path: Vec<&str> = before[start..].split('.').collect();
     let mut out = Vec::new();
     if path.len() >= 2 && path[0] == "event" {
@@ -293,7 +299,11 @@ pub fn complete(schema: &Schema, file_ast: Option<&ast::File>, text: &str, offse
             if let Some(id) = schema.entity_by_name(&entity) {
                 let en = schema.entity(id);
                 for f in std::iter::once(&en.key).chain(en.fields.iter()) {
-                    out.push(Completion { label: f.name.clone(), kind: CompletionKind::Field, detail: show(&f.ty, schema) });
+                    out.push(Completion {
+                        label: f.name.clone(),
+                        kind: CompletionKind::Field,
+                        detail: show(&f.ty, schema),
+                    });
                 }
                 return out;
             }
@@ -327,12 +337,16 @@ pub fn complete(schema: &Schema, file_ast: Option<&ast::File>, text: &str, offse
     if let Some(f) = file_ast {
         for item in &f.items {
             match item {
-                ast::Item::Const(c) => {
-                    out.push(Completion { label: c.name.name.clone(), kind: CompletionKind::Const, detail: "const".into() })
-                }
-                ast::Item::Rule(r) => {
-                    out.push(Completion { label: r.name.name.clone(), kind: CompletionKind::Rule, detail: "rule".into() })
-                }
+                ast::Item::Const(c) => out.push(Completion {
+                    label: c.name.name.clone(),
+                    kind: CompletionKind::Const,
+                    detail: "const".into(),
+                }),
+                ast::Item::Rule(r) => out.push(Completion {
+                    label: r.name.name.clone(),
+                    kind: CompletionKind::Rule,
+                    detail: "rule".into(),
+                }),
                 _ => {}
             }
         }

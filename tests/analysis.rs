@@ -46,7 +46,7 @@ fn types_definitions_and_docs() {
     assert_eq!(def.start as usize, at(POLICY, "user = "));
     let def = analysis::definition(Some(program), &ast, POLICY, f, at(POLICY, "admins)")).unwrap();
     assert_eq!(def.start as usize, at(POLICY, "admins ="));
-    let def = analysis::definition(Some(program), &ast, POLICY, f, at(POLICY, "g.username") ).unwrap();
+    let def = analysis::definition(Some(program), &ast, POLICY, f, at(POLICY, "g.username")).unwrap();
     assert_eq!(def.start as usize, at(POLICY, "g in"));
 
     let (_, doc) = analysis::hover(Some(program), POLICY, f, at(POLICY, "log(")).unwrap();
@@ -77,6 +77,11 @@ fn completions_follow_the_context() {
     let l = labels(&c);
     assert!(l.contains(&"context") && l.contains(&"user"), "{l:?}");
 
+    // After a non-ASCII character.
+    let text = "rule r {\n  match login\n  guard \"é\"é\n}\n";
+    let c = analysis::complete(&schema, None, text, at(text, "é\n") + "é".len());
+    assert!(labels(&c).contains(&"lower"));
+
     // Elsewhere: functions and actions.
     let text = "rule r {\n  match login\n  guard st\n}\n";
     let c = analysis::complete(&schema, None, text, at(text, "st\n") + 2);
@@ -94,4 +99,36 @@ fn did_you_mean_becomes_a_fix() {
     let (span, new) = analysis::suggested_fix(d).expect("a fix");
     assert_eq!(&text[span.range()], "startswith");
     assert_eq!(new, "starts_with");
+}
+
+/// No query panics, at any offset of any fixture or example (checked or not).
+#[test]
+fn queries_answer_at_every_offset_of_every_fixture() {
+    let mut files = Vec::new();
+    for dir in ["tests/fixtures/good", "tests/fixtures/errors", "tests/fixtures/syntax", "examples/authentik"] {
+        let d = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "herald") {
+                files.push(e.path());
+            }
+        }
+    }
+    let mut answered = 0;
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut sources = SourceMap::new();
+        let f = sources.add(path.display().to_string(), text.clone());
+        let compiled = compile::compile(&mut sources, SchemaChoice::Auto, &[f]);
+        let ast = syntax::parse(f, &text).ast;
+        let program = compiled.program.as_ref();
+        for off in (0..=text.len()).filter(|&o| text.is_char_boundary(o)) {
+            answered += analysis::hover(program, &text, f, off).is_some() as usize;
+            let _ = analysis::definition(program, &ast, &text, f, off);
+            let _ = analysis::complete(&compiled.schema, Some(&ast), &text, off);
+        }
+        for d in &compiled.diagnostics {
+            let _ = analysis::suggested_fix(d);
+        }
+    }
+    assert!(answered > 1000, "hover answered only {answered} times");
 }

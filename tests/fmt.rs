@@ -226,9 +226,7 @@ fn gaps(text: &str) -> Vec<(usize, usize)> {
 /// The files of the corpus that format.
 fn formattable() -> &'static [(PathBuf, String, String)] {
     static F: OnceLock<Vec<(PathBuf, String, String)>> = OnceLock::new();
-    F.get_or_init(|| {
-        corpus().iter().filter_map(|(p, t)| format(t).ok().map(|f| (p.clone(), t.clone(), f))).collect()
-    })
+    F.get_or_init(|| corpus().iter().filter_map(|(p, t)| format(t).ok().map(|f| (p.clone(), t.clone(), f))).collect())
 }
 
 /// Rewrite every gap chosen by `pick` (given its text and a random number).
@@ -283,4 +281,3 @@ proptest! {
         properties(path, &variant, &out).map_err(|p| TestCaseError::fail(format!("{}: {p}\n--- input\n{variant}", rel(path))))?;
     }
 }
-

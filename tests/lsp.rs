@@ -129,7 +129,8 @@ fn apply(text: &str, edits: &[Value]) -> String {
 fn editing_session_over_stdio() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/github/schema.herald")).unwrap();
+    let schema =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/github/schema.herald")).unwrap();
     std::fs::write(root.join("schema.herald"), schema).unwrap();
     std::fs::write(root.join("herald.toml"), "# the workspace's schema\nschema = \"schema.herald\"\n").unwrap();
     let uri = format!("file://{}/policy.herald", root.display());
@@ -142,7 +143,10 @@ fn editing_session_over_stdio() {
 
     // A mistake after a non-ASCII comment: columns count UTF-16 units.
     let text = "# pushes — 🚀 tracked\nrule big_push {\n  match push { ref: r }\n  guard startswith(r, \"refs/heads/\") # 🚀\n  action log(\"push to {r}\")\n}\n";
-    c.notify("textDocument/didOpen", json!({"textDocument": {"uri": uri, "languageId": "herald", "version": 1, "text": text}}));
+    c.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "herald", "version": 1, "text": text}}),
+    );
     let diags = c.diagnostics();
     assert_eq!(diags.len(), 1, "{diags:?}");
     let d = &diags[0];
@@ -193,15 +197,11 @@ fn editing_session_over_stdio() {
         json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": fixed}]}),
     );
     assert_eq!(c.diagnostics(), Vec::<Value>::new());
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 20}}),
-    );
+    let hover = c
+        .request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 20}}));
     assert!(hover["contents"]["value"].as_str().unwrap().contains("r: string"), "{hover}");
-    let hover = c.request(
-        "textDocument/hover",
-        json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 10}}),
-    );
+    let hover = c
+        .request("textDocument/hover", json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 10}}));
     assert!(hover["contents"]["value"].as_str().unwrap().contains("starts_with("), "{hover}");
 
     // Go to definition: the use of `r` leads to the pattern binding.
@@ -219,9 +219,15 @@ fn editing_session_over_stdio() {
         json!({"textDocument": {"uri": uri, "version": 5}, "contentChanges": [{"text": messy}]}),
     );
     let _ = c.diagnostics();
-    let edits = c.request("textDocument/formatting", json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}));
+    let edits = c.request(
+        "textDocument/formatting",
+        json!({"textDocument": {"uri": uri}, "options": {"tabSize": 2, "insertSpaces": true}}),
+    );
     let formatted = apply(messy, edits.as_array().unwrap());
-    assert_eq!(formatted, "rule big_push {\n  match push { ref: r }\n  guard starts_with(r, \"refs/heads/\")  # 🚀\n}\n");
+    assert_eq!(
+        formatted,
+        "rule big_push {\n  match push { ref: r }\n  guard starts_with(r, \"refs/heads/\")  # 🚀\n}\n"
+    );
 
     assert_eq!(c.request("shutdown", Value::Null), Value::Null);
     c.notify("exit", Value::Null);

@@ -74,11 +74,18 @@ fn serve(conn: &Connection) -> Result<(), String> {
                 if conn.handle_shutdown(&req).map_err(|e| e.to_string())? {
                     return Ok(());
                 }
-                let resp = server.request(req);
+                // A bug in a query must not end the editing session: a panic
+                // becomes an error response to that request.
+                let id = req.id.clone();
+                let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.request(req)))
+                    .unwrap_or_else(|_| {
+                        Response::new_err(id, lsp_server::ErrorCode::InternalError as i32, "internal error".into())
+                    });
                 conn.sender.send(Message::Response(resp)).map_err(|e| e.to_string())?;
             }
             Message::Notification(n) => {
-                if let Some(publish) = server.notification(n) {
+                let publish = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.notification(n)));
+                if let Ok(Some(publish)) = publish {
                     conn.sender.send(Message::Notification(publish)).map_err(|e| e.to_string())?;
                 }
             }
@@ -91,15 +98,13 @@ fn serve(conn: &Connection) -> Result<(), String> {
 /// `schema` from the initialization options, else from `herald.toml` in
 /// the workspace root.
 fn configured_schema(params: &lt::InitializeParams) -> Option<PathBuf> {
-    let root = params
-        .workspace_folders
-        .as_ref()
-        .and_then(|f| f.first())
-        .and_then(|f| uri_path(f.uri.as_str()))
-        .or_else(|| {
-            #[allow(deprecated)]
-            params.root_uri.as_ref().and_then(|u| uri_path(u.as_str()))
-        });
+    let root =
+        params.workspace_folders.as_ref().and_then(|f| f.first()).and_then(|f| uri_path(f.uri.as_str())).or_else(
+            || {
+                #[allow(deprecated)]
+                params.root_uri.as_ref().and_then(|u| uri_path(u.as_str()))
+            },
+        );
     let from_options = params
         .initialization_options
         .as_ref()
@@ -200,19 +205,15 @@ impl Server {
             "textDocument/didClose" => {
                 let p: lt::DidCloseTextDocumentParams = serde_json::from_value(n.params).ok()?;
                 self.docs.remove(p.text_document.uri.as_str());
-                let params = lt::PublishDiagnosticsParams { uri: p.text_document.uri, diagnostics: vec![], version: None };
+                let params =
+                    lt::PublishDiagnosticsParams { uri: p.text_document.uri, diagnostics: vec![], version: None };
                 return Some(Notification::new("textDocument/publishDiagnostics".into(), params));
             }
             _ => return None,
         };
         let a = self.analyse(&uri)?;
-        let diagnostics = a
-            .compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.span.file == a.file)
-            .map(|d| lsp_diagnostic(&a, d))
-            .collect();
+        let diagnostics =
+            a.compiled.diagnostics.iter().filter(|d| d.span.file == a.file).map(|d| lsp_diagnostic(&a, d)).collect();
         let params = lt::PublishDiagnosticsParams { uri: lt::Uri::from_str(&uri).ok()?, diagnostics, version: None };
         Some(Notification::new("textDocument/publishDiagnostics".into(), params))
     }
@@ -302,6 +303,9 @@ impl Server {
         serde_json::to_value(lt::GotoDefinitionResponse::Scalar(loc)).map_err(|e| e.to_string())
     }
 
+    // `WorkspaceEdit::changes` is a map keyed by `Uri`, whose cached parts
+    // clippy counts as interior mutability; the keys are never mutated.
+    #[allow(clippy::mutable_key_type)]
     fn code_action(&self, params: serde_json::Value) -> Result<serde_json::Value, String> {
         let p: lt::CodeActionParams = serde_json::from_value(params).map_err(|e| e.to_string())?;
         let uri = p.text_document.uri.clone();

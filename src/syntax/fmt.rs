@@ -62,7 +62,8 @@ pub fn format(text: &str) -> Result<String, FormatError> {
     let items = parse_items(text).map_err(FormatError::Internal)?;
     let out = format_items(text, &items);
     // Safety net: the same tokens (commas aside) and the same comments.
-    let again = parse_items(&out).map_err(|e| FormatError::Internal(format!("the formatted text does not parse: {e}")))?;
+    let again =
+        parse_items(&out).map_err(|e| FormatError::Internal(format!("the formatted text does not parse: {e}")))?;
     let (t0, c0) = tokens_and_comments(text, &items);
     let (t1, c1) = tokens_and_comments(&out, &again);
     if t0 != t1 {
@@ -541,7 +542,7 @@ impl<'t> Fmt<'t> {
         let close_at = self.off + close.as_span().start();
         let has_comment = self.comments[self.next_comment..].iter().any(|c| c.start > open_at && c.start < close_at);
         let col = if self.nl.is_some() { self.indent * INDENT.len() } else { self.col };
-        if has_comment || (col <= BREAK_BEFORE && !self.fits(&one_line)) {
+        if has_comment || (col <= BREAK_BEFORE && !self.fits(one_line)) {
             return self.broken(open, elems, close);
         }
         {
