@@ -229,6 +229,22 @@ fn editing_session_over_stdio() {
         "rule big_push {\n  match push { ref: r }\n  guard starts_with(r, \"refs/heads/\")  # 🚀\n}\n"
     );
 
+    // A diagnostic's other places in the file come as related information.
+    let twice = "rule a {\n  match push\n}\nrule a {\n  match pull_request\n}\n";
+    c.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 6}, "contentChanges": [{"text": twice}]}),
+    );
+    let diags = c.diagnostics();
+    assert_eq!(diags[0]["code"], "E0113");
+    let related = diags[0]["relatedInformation"].as_array().expect("related information").clone();
+    assert!(
+        related.iter().any(|r| r["message"] == "first defined here"
+            && r["location"]["uri"] == json!(uri)
+            && r["location"]["range"]["start"] == json!({"line": 0, "character": 5})),
+        "{related:?}"
+    );
+
     assert_eq!(c.request("shutdown", Value::Null), Value::Null);
     c.notify("exit", Value::Null);
     let status = c.child.wait().unwrap();
