@@ -128,7 +128,13 @@ fn a_file_that_does_not_parse_is_reported_not_formatted() {
 fn snapshots_of_examples_and_fixtures() {
     let mut files = Vec::new();
     herald_files(&root().join("examples"), &mut files);
-    for f in ["fmt/messy.herald", "syntax/schema.herald", "syntax/scenarios.herald", "good/tickets_priority.herald"] {
+    for f in [
+        "fmt/messy.herald",
+        "fmt/corners.herald",
+        "syntax/schema.herald",
+        "syntax/scenarios.herald",
+        "good/tickets_priority.herald",
+    ] {
         files.push(root().join("tests/fixtures").join(f));
     }
     for path in files {

@@ -388,6 +388,11 @@ impl<'t> Fmt<'t> {
         }
     }
 
+    /// Whether a comment not yet written starts before `pos`.
+    fn comment_before(&self, pos: usize) -> bool {
+        self.comments.get(self.next_comment).is_some_and(|c| c.start < pos)
+    }
+
     /// Write one token.
     fn tok(&mut self, p: &Pair<Rule>) {
         let start = self.off + p.as_span().start();
@@ -445,6 +450,16 @@ impl<'t> Fmt<'t> {
             }
             Rule::field_block | Rule::pattern_block => self.delimited(p, true),
             Rule::list | Rule::call => self.delimited(p, false),
+            Rule::if_stmt => {
+                for c in p.into_inner() {
+                    // `} else {` shares a line, unless comments come between:
+                    // then `else` starts a line of its own after them.
+                    if c.as_rule() == Rule::kw_else && self.comment_before(self.off + c.as_span().start()) {
+                        self.newline(false, false);
+                    }
+                    self.node(c);
+                }
+            }
             Rule::index => {
                 for (i, c) in p.into_inner().enumerate() {
                     if i == 0 {
