@@ -11,6 +11,7 @@
 //! IO, no SQLite, no `unsafe`. Only `jit` may use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod builtins;
 pub mod check;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod interp;
 pub mod ir;
 pub mod jit;
 pub mod logfmt;
+pub mod lsp;
 pub mod mail;
 pub mod matcher;
 pub mod schema;

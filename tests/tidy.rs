@@ -118,6 +118,7 @@ fn compiler_core_is_pure() {
         "src/filter.rs",
         "src/types.rs",
         "src/diag/",
+        "src/analysis.rs",
     ];
     let forbidden = [
         "std::fs",
@@ -142,6 +143,14 @@ fn compiler_core_is_pure() {
         }
     }
     assert!(bad.is_empty(), "IO or a run-time module in the compiler core:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn only_lsp_speaks_the_protocol() {
+    let bad = offenders("lsp_server", &["src/lsp/"]);
+    assert!(bad.is_empty(), "`lsp_server` outside `lsp`:\n{}", bad.join("\n"));
+    let bad = offenders("lsp_types", &["src/lsp/"]);
+    assert!(bad.is_empty(), "`lsp_types` outside `lsp`:\n{}", bad.join("\n"));
 }
 
 #[test]

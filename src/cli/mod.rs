@@ -1,6 +1,7 @@
 //! The `herald` command line. The only module that prints diagnostics.
 
 mod commands;
+mod fmt;
 pub mod render;
 mod serve;
 
@@ -91,6 +92,17 @@ pub enum Command {
     Explain { code: String },
     /// Run as a service: events over HTTP, processed as `run` does.
     Serve(serve::ServeArgs),
+    /// Rewrite policy and schema files in the canonical layout.
+    Fmt {
+        /// Change nothing; list the files that would change and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+        /// Files, or directories (searched recursively for `.herald` files).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the language server over standard input and output.
+    Lsp,
 }
 
 #[derive(clap::Args, Debug)]
@@ -257,6 +269,8 @@ pub fn main() -> i32 {
         Command::Demo { db, engine, smtp, mail_from } => commands::demo(&db, engine, smtp.as_deref(), &mail_from),
         Command::Explain { code } => explain(&code),
         Command::Serve(args) => serve::serve(&args),
+        Command::Fmt { check, files } => fmt::fmt(check, &files),
+        Command::Lsp => crate::lsp::main(),
     }
 }
 

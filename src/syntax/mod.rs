@@ -9,6 +9,9 @@
 //!    does not hide the next;
 //! 3. `build` turns pest's pairs into the [`ast`], with absolute spans.
 //!
+//! [`fmt`] formats a file that parses (`herald fmt`) from the same parse
+//! tree, keeping comments.
+//!
 //! Each broken item gives exactly one diagnostic (the first problem in it);
 //! errors are data ([`error::SyntaxError`]) until the end, where each becomes
 //! a [`Diagnostic`].
@@ -16,6 +19,7 @@
 pub mod ast;
 mod build;
 mod error;
+pub mod fmt;
 mod parser;
 mod scan;
 
