@@ -90,7 +90,7 @@ fn load_fixture_text(store: &mut Store, text: &str, name: &str, mode: LoadMode) 
     }
 }
 
-fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matcher>, i32> {
+pub(super) fn make_matcher(engine: Engine, program: &Arc<Program>) -> Result<Arc<dyn Matcher>, i32> {
     match engine {
         Engine::Interp => Ok(Arc::new(InterpMatcher::new(program.clone()))),
         Engine::Jit => {

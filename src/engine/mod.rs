@@ -21,6 +21,7 @@ mod db_tests;
 mod effects;
 pub mod hash;
 mod reader;
+pub mod replay;
 #[cfg(test)]
 mod reader_tests;
 

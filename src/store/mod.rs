@@ -24,12 +24,14 @@ mod herald;
 mod load;
 pub mod outbox;
 mod report;
+mod scratch;
 mod write;
 
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
+pub use scratch::ScratchStore;
 pub use write::PendingAppend;
 
 use crate::diag::{Code, RuntimeError};
