@@ -225,6 +225,7 @@ pub fn trace_json(p: &Program, report: &TraceReport) -> serde_json::Value {
         .iter()
         .map(|e: &EventTrace| {
             json!({"line": e.line, "type": e.type_name, "event": e.key, "dead_letter": e.dead_letter,
+                "skipped": e.skipped,
                 "rules": e.rules.iter().map(|r| rule_json(p, r)).collect::<Vec<_>>()})
         })
         .collect();
@@ -275,6 +276,9 @@ pub fn trace_human(p: &Program, report: &TraceReport) -> String {
         let _ = writeln!(out, "line {}{ty}{key}", e.line);
         if let Some(d) = &e.dead_letter {
             let _ = writeln!(out, "  dead letter: {d}");
+        }
+        if e.skipped {
+            let _ = writeln!(out, "  skipped: an event with this id came earlier in the input (`run` skips it)");
         }
         for r in &e.rules {
             let rule = p.rule(r.rule);

@@ -59,6 +59,9 @@ pub struct EventTrace {
     pub key: Option<String>,
     /// Why `run` would make the line a dead letter, if it would.
     pub dead_letter: Option<String>,
+    /// An event with this id came earlier in the input and fired or failed
+    /// a rule: `run` skips this one (replay protection).
+    pub skipped: bool,
     /// The selected rules, in declaration order.
     pub rules: Vec<RuleTrace>,
 }
@@ -70,7 +73,7 @@ pub struct TraceOptions {
     pub lines: Vec<u64>,
     /// Rule names; empty: every rule that names the event's type.
     pub rules: Vec<String>,
-    /// Events reported at most (the rest are counted).
+    /// Events reported at most (the rest are counted, not evaluated).
     pub limit: usize,
     /// The value of `now()`; `None`: the clock, once per event.
     pub now: Option<i128>,
@@ -84,92 +87,111 @@ pub struct TraceReport {
 }
 
 /// Trace `program` on the events of `input` against `store` (a scratch
-/// copy: each event's writes are rolled back after it, so every traced
-/// event sees the starting store).
+/// copy). Every event up to the last selected one is evaluated in order,
+/// as `run` would, so a selected event sees the writes of the events
+/// before it; only the selected ones are reported. The store's replay
+/// records are not consulted (the events are evaluated as new), but an
+/// event id repeated in the input is skipped as `run` skips it.
 pub fn trace(
     program: &Program,
     store: &Store,
-    input: impl BufRead,
+    mut input: impl BufRead,
     opts: &TraceOptions,
 ) -> Result<TraceReport, RunError> {
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(program)));
     let mut decoder = Decoder::new(plan);
     let index = RuleIndex::new(program);
-    let selected: Vec<RuleId> = if opts.rules.is_empty() {
-        Vec::new()
-    } else {
-        program.rules.iter().filter(|r| opts.rules.contains(&r.name)).map(|r| r.id).collect()
-    };
+    let selected: Vec<RuleId> = program.rules.iter().filter(|r| opts.rules.contains(&r.name)).map(|r| r.id).collect();
+    let last_line = opts.lines.iter().copied().max();
     let mut report = TraceReport::default();
     let mut env = Env::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut line = Vec::new();
     let mut line_no = 0u64;
-    for line in input.split(b'\n') {
-        let mut line = line.map_err(RunError::Io)?;
+    // One transaction, never committed: the copy is thrown away anyway.
+    store.begin()?;
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).map_err(RunError::Io)? == 0 {
+            break;
+        }
         line_no += 1;
-        if line.last() == Some(&b'\r') {
+        if last_line.is_some_and(|l| line_no > l) {
+            break;
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
             line.pop();
         }
-        if super::is_blank(&line) || (!opts.lines.is_empty() && !opts.lines.contains(&line_no)) {
+        if super::is_blank(&line) {
             continue;
         }
+        let wanted = opts.lines.is_empty() || opts.lines.contains(&line_no);
+        let full = report.events.len() >= opts.limit;
         let ev = match decoder.decode_full(&line) {
             Ok(ev) => ev,
             Err(e) => {
-                if !opts.lines.is_empty() {
+                if wanted && !opts.lines.is_empty() {
                     // Asked for by line: say what happened to it.
-                    push(
-                        &mut report,
-                        opts,
-                        EventTrace {
-                            line: line_no,
-                            type_name: String::new(),
-                            key: None,
-                            dead_letter: Some(e.to_string()),
-                            rules: Vec::new(),
-                        },
-                    );
+                    let et = EventTrace {
+                        line: line_no,
+                        type_name: String::new(),
+                        key: None,
+                        dead_letter: Some(e.to_string()),
+                        skipped: false,
+                        rules: Vec::new(),
+                    };
+                    push(&mut report, opts, et);
                 }
                 continue;
             }
         };
-        // The rules `run` evaluates on this event, in order; a rule asked for
-        // by name that does not take this type is reported as such.
         let of_type = index.rules(ev.event_type);
-        let chosen: Vec<RuleId> = if selected.is_empty() {
-            of_type.to_vec()
-        } else {
-            let mut v: Vec<RuleId> = selected.clone();
-            v.sort_by_key(|r| r.0);
-            v
-        };
-        if chosen.is_empty() {
+        // The rules reported: those asked for by name, else every rule that
+        // takes the event's type.
+        let chosen: &[RuleId] = if selected.is_empty() { of_type } else { &selected };
+        let report_it = wanted && !chosen.is_empty();
+        if report_it && full {
+            report.omitted += 1;
+        }
+        if full {
+            // Nothing more will be reported: only count.
             continue;
         }
-        if report.events.len() >= opts.limit {
-            report.omitted += 1;
+        if of_type.is_empty() && !report_it {
             continue;
         }
         let now = opts.now.unwrap_or_else(now_nanos);
+        let key = ev.identity().ok();
         let mut et = EventTrace {
             line: line_no,
             type_name: ev.type_name().to_string(),
-            key: ev.identity().ok(),
+            key: key.clone(),
             dead_letter: None,
+            skipped: key.as_ref().is_some_and(|k| seen.contains(k)),
             rules: Vec::new(),
         };
-        store.begin()?;
+        if et.skipped {
+            if report_it {
+                push(&mut report, opts, et);
+            }
+            continue;
+        }
         let db = RuleStore::new(store);
         let mut any_matched = false;
-        // Every rule of the type runs (earlier rules' writes are visible to
-        // later ones, as in `run`); only the chosen ones are reported.
+        let mut touched = false;
+        // Every rule of the type runs, in declaration order (earlier rules'
+        // writes are visible to later ones, as in `run`); a rule asked for
+        // by name that does not take this type is traced too (its `match`
+        // says so).
         let mut order: Vec<RuleId> = of_type.to_vec();
-        for id in &chosen {
-            if !order.contains(id) {
-                order.push(*id);
+        if report_it {
+            for id in chosen {
+                if !order.contains(id) {
+                    order.push(*id);
+                }
             }
+            order.sort_by_key(|r| r.0);
         }
-        order.sort_by_key(|r| r.0);
-        let mut pending = Vec::new();
         for id in order {
             let rule = program.rule(id);
             let (m, mclause) = trace::trace_match(program, rule, &ev, ev.event_type, ev.type_name(), &mut env);
@@ -185,15 +207,13 @@ pub fn trace(
                 Ok(false) => {}
                 Err(e) => {
                     any_matched = true;
+                    touched = true;
                     rt.verdict = Verdict::Error(e);
                 }
+                // `run` dead-letters a matched event without an identity.
+                Ok(true) if key.is_none() => any_matched = true,
                 Ok(true) => {
                     any_matched = true;
-                    if et.key.is_none() {
-                        // `run` dead-letters a matched event without an identity.
-                        pending.push(rt);
-                        continue;
-                    }
                     let recorder = Recorder::new(&db, &program.schema, true);
                     let interp = Interp { program, event: &ev, db: &recorder, now };
                     let mut tracer = Tracer::new(&recorder);
@@ -204,6 +224,7 @@ pub fn trace(
                     match r {
                         Ok(Outcome::Fired) => {
                             db.finish(true)?;
+                            touched = true;
                             rt.verdict = Verdict::Fired;
                             rt.bindings = rule
                                 .locals
@@ -218,22 +239,31 @@ pub fn trace(
                         Ok(Outcome::Stopped) => db.finish(true)?,
                         Err(e) => {
                             db.finish(false)?;
+                            touched = true;
                             rt.verdict = Verdict::Error(e);
                         }
                     }
                 }
             }
-            pending.push(rt);
+            if report_it && chosen.contains(&id) {
+                et.rules.push(rt);
+            }
         }
-        store.rollback()?;
         if any_matched {
             if let Err(e) = ev.identity() {
                 et.dead_letter = Some(e.to_string());
             }
         }
-        et.rules = pending.into_iter().filter(|r| chosen.contains(&r.rule)).collect();
-        push(&mut report, opts, et);
+        if touched {
+            if let Some(k) = key {
+                seen.insert(k);
+            }
+        }
+        if report_it {
+            push(&mut report, opts, et);
+        }
     }
+    store.rollback()?;
     Ok(report)
 }
 
