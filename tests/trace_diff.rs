@@ -29,7 +29,9 @@ fn store_bytes(db: &str) -> Vec<(String, usize, u64)> {
     let mut out = Vec::new();
     for suffix in ["", "-wal", "-journal"] {
         let p = format!("{db}{suffix}");
-        if let Ok(b) = std::fs::read(&p).and_then(|b| if b.is_empty() { Err(std::io::ErrorKind::NotFound.into()) } else { Ok(b) }) {
+        if let Ok(b) =
+            std::fs::read(&p).and_then(|b| if b.is_empty() { Err(std::io::ErrorKind::NotFound.into()) } else { Ok(b) })
+        {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             b.hash(&mut h);
             out.push((p, b.len(), h.finish()));
@@ -39,8 +41,10 @@ fn store_bytes(db: &str) -> Vec<(String, usize, u64)> {
 }
 
 fn trace(db: &str, line: &str, rule: &str, format: &str) -> String {
-    let args =
-        ["trace", "--db", db, "--events", EVENTS, "--line", line, "--rule", rule, "--now", NOW, "--format", format, POLICY];
+    let args = [
+        "trace", "--db", db, "--events", EVENTS, "--line", line, "--rule", rule, "--now", NOW, "--format", format,
+        POLICY,
+    ];
     herald(&args, None).ok().stdout
 }
 
@@ -75,7 +79,10 @@ fn trace_json_names_the_failing_operands() {
     assert_eq!(d["right"]["value"], "password");
     // An absent field is said to be absent, not null.
     let j: Value = serde_json::from_str(&trace(&db, "3", "password_login", "json")).unwrap();
-    assert_eq!(j["events"][0]["rules"][0]["stopped_by"]["detail"]["left"]["value"], serde_json::json!({"absent": true}));
+    assert_eq!(
+        j["events"][0]["rules"][0]["stopped_by"]["detail"]["left"]["value"],
+        serde_json::json!({"absent": true})
+    );
 }
 
 #[test]
@@ -111,8 +118,11 @@ fn trace_refuses_a_missing_store_and_an_unknown_rule() {
     assert!(out.stderr.contains("no rule `senior_logn`") && out.stderr.contains("senior_login"), "{}", out.stderr);
 }
 
+/// (line, rule) pairs.
+type Pairs = BTreeSet<(u64, String)>;
+
 /// (line, rule) pairs: fired and failed, per `trace --format json`.
-fn traced(db: &str, events: &str, policies: &[&str]) -> (BTreeSet<(u64, String)>, BTreeSet<(u64, String)>) {
+fn traced(db: &str, events: &str, policies: &[&str]) -> (Pairs, Pairs) {
     let mut args = vec!["trace", "--db", db, "--events", events, "--limit", "1000000", "--format", "json"];
     args.extend_from_slice(policies);
     let j: Value = serde_json::from_str(&herald(&args, None).ok().stdout).unwrap();
@@ -135,7 +145,7 @@ fn traced(db: &str, events: &str, policies: &[&str]) -> (BTreeSet<(u64, String)>
 }
 
 /// The same pairs, per `run` (firing lines on stdout, rule errors on stderr).
-fn ran(db: &str, events: &str, policies: &[&str]) -> (BTreeSet<(u64, String)>, BTreeSet<(u64, String)>) {
+fn ran(db: &str, events: &str, policies: &[&str]) -> (Pairs, Pairs) {
     let mut args = vec!["run", "--db", db, "--events", events];
     args.extend_from_slice(policies);
     let out = herald(&args, None).ok();
@@ -210,7 +220,8 @@ fn diff_reports_exactly_the_flipped_and_changed_events() {
     let new = old.replace("u.pk > 20", "u.pk > 13").replace("password login by", "password sign-in by")
         + "\nrule logout_seen {\n  match logout { user.pk: _ }\n  action log(message: \"bye\", level: \"debug\")\n}\n";
     let new = tmp.write("new.herald", new);
-    let out = herald(&["diff", "--db", &db, "--events", &events, "--format", "json", POLICY, &new], None).expect_code(1);
+    let out =
+        herald(&["diff", "--db", &db, "--events", &events, "--format", "json", POLICY, &new], None).expect_code(1);
     let j: Value = serde_json::from_str(&out.stdout).unwrap();
 
     // Independently: which lines flip, from the fixtures (user 15 is the
@@ -289,7 +300,8 @@ fn diff_of_a_policy_with_itself_exits_zero_and_bad_input_exits_two() {
     for p in AUTHENTIK_POLICIES {
         std::fs::copy(root().join(p), dir.join(std::path::Path::new(p).file_name().unwrap())).unwrap();
     }
-    let joined: String = AUTHENTIK_POLICIES.iter().rev().map(|p| std::fs::read_to_string(root().join(p)).unwrap()).collect();
+    let joined: String =
+        AUTHENTIK_POLICIES.iter().rev().map(|p| std::fs::read_to_string(root().join(p)).unwrap()).collect();
     let new = tmp.write("joined.herald", joined);
     herald(&["diff", "--db", &db, "--events", AUTHENTIK_EVENTS, &dir.display().to_string(), &new], None).ok();
     // A policy that does not compile is a usage error, not a difference.

@@ -110,7 +110,9 @@ pub fn trace(a: &TraceArgs<'_>) -> i32 {
     };
     let mut out = std::io::stdout().lock();
     let text = match a.format {
-        Format::Json => format!("{}\n", serde_json::to_string_pretty(&trace_json(&program, &report)).unwrap_or_default()),
+        Format::Json => {
+            format!("{}\n", serde_json::to_string_pretty(&trace_json(&program, &report)).unwrap_or_default())
+        }
         Format::Human => trace_human(&program, &report),
     };
     let _ = out.write_all(text.as_bytes());
@@ -198,10 +200,9 @@ fn rule_json(p: &Program, r: &RuleTrace) -> serde_json::Value {
     let (verdict, error) = match &r.verdict {
         Verdict::Fired => ("fired", serde_json::Value::Null),
         Verdict::Silent => ("silent", serde_json::Value::Null),
-        Verdict::Error(e) => (
-            "error",
-            json!({"code": e.code.as_str(), "message": e.message, "at": e.span.map(|s| at(p, s))}),
-        ),
+        Verdict::Error(e) => {
+            ("error", json!({"code": e.code.as_str(), "message": e.message, "at": e.span.map(|s| at(p, s))}))
+        }
     };
     let stopped = match r.verdict {
         Verdict::Silent => r.clauses.last().map(|c| clause_json(p, c)),
@@ -262,7 +263,8 @@ fn read_human(p: &Program, r: &Read, out: &mut String, pad: &str) {
     let keys: Vec<String> = r.keys.iter().map(|k| show(p, k)).collect();
     let more = if (r.keys.len() as u64) < r.rows && !r.keys.is_empty() { ", ..." } else { "" };
     let keys = if keys.is_empty() { String::new() } else { format!(" (keys {}{more})", keys.join(", ")) };
-    let _ = writeln!(out, "{pad}read {} {}: {} row{}{keys}", r.kind, r.entity, r.rows, if r.rows == 1 { "" } else { "s" });
+    let _ =
+        writeln!(out, "{pad}read {} {}: {} row{}{keys}", r.kind, r.entity, r.rows, if r.rows == 1 { "" } else { "s" });
 }
 
 pub fn trace_human(p: &Program, report: &TraceReport) -> String {
@@ -450,7 +452,7 @@ pub fn diff_human(r: &DiffReport) -> String {
                 outcome_text(&c.new)
             );
             let first = match (&c.old, &c.new) {
-                (DiffOutcome::Fired(_), DiffOutcome::Fired(_)) => c.first_difference().map(|(i, o, n)| (i, o, n)),
+                (DiffOutcome::Fired(_), DiffOutcome::Fired(_)) => c.first_difference(),
                 (DiffOutcome::Fired(a), _) => a.first().map(|x| (0, Some(x), None)),
                 (_, DiffOutcome::Fired(b)) => b.first().map(|x| (0, None, Some(x))),
                 _ => None,
@@ -466,7 +468,11 @@ pub fn diff_human(r: &DiffReport) -> String {
         out.push('\n');
     }
     let w = r.totals.keys().map(|k| k.len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(out, "{:<w$}  {:>9}  {:>9}  {:>8}  {:>8}  {:>7}", "rule", "fired old", "fired new", "old only", "new only", "changed");
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:>9}  {:>9}  {:>8}  {:>8}  {:>7}",
+        "rule", "fired old", "fired new", "old only", "new only", "changed"
+    );
     for (n, t) in &r.totals {
         let note = match (t.in_old, t.in_new) {
             (true, false) => "  (removed)",

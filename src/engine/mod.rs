@@ -21,9 +21,9 @@ mod db_tests;
 mod effects;
 pub mod hash;
 mod reader;
-pub mod replay;
 #[cfg(test)]
 mod reader_tests;
+pub mod replay;
 
 // The matcher lives beside `interp` and `jit` (which must not depend on
 // the engine); the engine re-exports it for its callers.

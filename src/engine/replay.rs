@@ -438,7 +438,8 @@ impl<'a> SideRun<'a> {
             Ok(ev) => ev,
             Err(e) => {
                 let m = e.to_string();
-                self.out.extend(matched.iter().map(|(id, _)| (*id, DiffOutcome::Error("dead letter".into(), m.clone()))));
+                self.out
+                    .extend(matched.iter().map(|(id, _)| (*id, DiffOutcome::Error("dead letter".into(), m.clone()))));
                 return Ok(());
             }
         };
@@ -446,7 +447,8 @@ impl<'a> SideRun<'a> {
             Ok(k) => k,
             Err(e) => {
                 let m = e.to_string();
-                self.out.extend(matched.iter().map(|(id, _)| (*id, DiffOutcome::Error("dead letter".into(), m.clone()))));
+                self.out
+                    .extend(matched.iter().map(|(id, _)| (*id, DiffOutcome::Error("dead letter".into(), m.clone()))));
                 return Ok(());
             }
         };
@@ -567,8 +569,7 @@ pub fn diff(old: &DiffSide<'_>, new: &DiffSide<'_>, mut input: impl BufRead) -> 
         }
         in_batch += 1;
         names.clear();
-        for (side, run) in [(&a, true), (&b, false)] {
-            let _ = run;
+        for side in [&a, &b] {
             for (id, _) in &side.out {
                 let n = &side.side.program.rule(*id).name;
                 if !names.contains(n) {

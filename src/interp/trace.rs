@@ -133,8 +133,7 @@ impl Observer for () {}
 
 /// Does the event's type meet the rule's `match`? (The `RuleIndex` gives a
 /// rule only events of its types; a trace may ask about any rule.)
-pub fn meets_type(program: &Program, rule: &Rule, event_type: Option<crate::types::EventTypeId>) -> bool {
-    let _ = program;
+pub fn meets_type(rule: &Rule, event_type: Option<crate::types::EventTypeId>) -> bool {
     match &rule.matcher.events {
         MatchEvents::Any => true,
         MatchEvents::Types(ts) => event_type.is_some_and(|t| ts.contains(&t)),
@@ -159,7 +158,7 @@ pub fn trace_match(
         detail: None,
         reads: Vec::new(),
     };
-    if !meets_type(program, rule, event_type) {
+    if !meets_type(rule, event_type) {
         let expected = match &rule.matcher.events {
             MatchEvents::Any => Vec::new(),
             MatchEvents::Types(ts) => ts.iter().map(|t| program.schema.event(*t).name.clone()).collect(),
@@ -270,7 +269,9 @@ impl Observer for Tracer<'_> {
         self.reads_from = reads.len();
         let mut detail = self.pending.take();
         if kind == ClauseKind::GuardLet && !passed {
-            detail = Some(Detail::Nothing { value: Operand { span, path: None, value: value.cloned().unwrap_or(Value::Absent) } });
+            detail = Some(Detail::Nothing {
+                value: Operand { span, path: None, value: value.cloned().unwrap_or(Value::Absent) },
+            });
         }
         self.clauses.push(ClauseTrace { kind, span, passed, detail: if passed { None } else { detail }, reads: new });
     }

@@ -61,8 +61,9 @@ impl ScratchStore {
         if !source.is_file() {
             return Err(StoreError::Open { path: source.display().to_string(), message: "no such file".into() });
         }
-        let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(open_err)?;
+        let src =
+            Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(open_err)?;
         src.busy_timeout(DEFAULT_WAIT).map_err(open_err)?;
         let path = scratch_path();
         // From here on the guard removes the file, whatever fails.
