@@ -243,6 +243,8 @@ fn diff_reports_exactly_the_flipped_and_changed_events() {
     let mut got: [BTreeSet<u64>; 3] = Default::default();
     for e in j["differences"].as_array().unwrap() {
         let line = e["line"].as_u64().unwrap();
+        // The event named is the one on that line.
+        assert_eq!(e["event"], format!("00000000-0000-4000-8000-{:012x}", line - 1));
         for r in e["rules"].as_array().unwrap() {
             let slot = match r["rule"].as_str().unwrap() {
                 "senior_login" => {

@@ -559,8 +559,11 @@ pub fn diff(old: &DiffSide<'_>, new: &DiffSide<'_>, mut input: impl BufRead) -> 
         }
         // One instant for both versions: `now()` must not be a difference.
         let now = now_nanos();
-        a.out.clear();
-        b.out.clear();
+        // A side that matched nothing keeps no outcome or key of an earlier event.
+        for side in [&mut a, &mut b] {
+            side.out.clear();
+            side.key = None;
+        }
         if ma {
             a.apply(&line, now)?;
         }
