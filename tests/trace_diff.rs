@@ -83,6 +83,11 @@ fn trace_json_names_the_failing_operands() {
         j["events"][0]["rules"][0]["stopped_by"]["detail"]["left"]["value"],
         serde_json::json!({"absent": true})
     );
+    // A rule asked for on an event of another type says which types it takes.
+    let j: Value = serde_json::from_str(&trace(&db, "4", "record_login", "json")).unwrap();
+    let d = &j["events"][0]["rules"][0]["stopped_by"]["detail"];
+    assert_eq!(d["kind"], "event_type");
+    assert_eq!((d["found"].as_str(), d["expected"][0].as_str()), (Some("logout"), Some("login")));
 }
 
 #[test]
