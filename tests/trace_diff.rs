@@ -83,7 +83,14 @@ fn trace_json_names_the_failing_operands() {
         j["events"][0]["rules"][0]["stopped_by"]["detail"]["left"]["value"],
         serde_json::json!({"absent": true})
     );
-    // A rule asked for on an event of another type says which types it takes.
+    // Asked for by name only, a rule is traced on the events of its type.
+    let out =
+        herald(&["trace", "--db", &db, "--events", EVENTS, "--rule", "record_login", "--format", "json", POLICY], None)
+            .ok();
+    let j: Value = serde_json::from_str(&out.stdout).unwrap();
+    let lines: Vec<u64> = j["events"].as_array().unwrap().iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [1, 2, 3]);
+    // Asked for on an event of another type, it says which types it takes.
     let j: Value = serde_json::from_str(&trace(&db, "4", "record_login", "json")).unwrap();
     let d = &j["events"][0]["rules"][0]["stopped_by"]["detail"];
     assert_eq!(d["kind"], "event_type");

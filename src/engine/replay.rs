@@ -148,7 +148,17 @@ pub fn trace(
         let of_type = index.rules(ev.event_type);
         // The rules reported: those asked for by name, else every rule that
         // takes the event's type.
-        let chosen: &[RuleId] = if selected.is_empty() { of_type } else { &selected };
+        // A rule asked for by name is reported on events of its types, and on
+        // any event asked for by line (its `match` then names its types).
+        let named: Vec<RuleId>;
+        let chosen: &[RuleId] = if selected.is_empty() {
+            of_type
+        } else if opts.lines.is_empty() {
+            named = selected.iter().copied().filter(|r| of_type.contains(r)).collect();
+            &named
+        } else {
+            &selected
+        };
         let report_it = wanted && !chosen.is_empty();
         if report_it && full {
             report.omitted += 1;
