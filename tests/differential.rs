@@ -96,11 +96,28 @@ impl Pair {
                 self.jit.fallbacks()
             ));
         }
-        let ty = match self.dec_match.decode_match(line) {
-            Ok(ev) => ev.event_type,
+        let ev = match self.dec_match.decode_match(line) {
+            Ok(ev) => ev,
             Err(_) => return Ok(0),
         };
-        Ok(herald::matcher::RuleIndex::new(&self.program).rules(ty).len())
+        let index = herald::matcher::RuleIndex::new(&self.program);
+        // `herald trace` explains a `match` by evaluating it part by part:
+        // its verdict, error and bindings must be the interpreter's.
+        for &id in index.rules(ev.event_type) {
+            let rule = self.program.rule(id);
+            let (mut a, mut b) = (Env::new(), Env::new());
+            let real = interp::eval_match(&self.program, rule, &ev, &mut a);
+            let (traced, _) =
+                interp::trace::trace_match(&self.program, rule, &ev, ev.event_type, ev.type_name(), &mut b);
+            if format!("{real:?}") != format!("{traced:?}") || a != b {
+                return Err(format!(
+                    "trace disagrees on rule {} for {}\n real:   {real:?} {a:?}\n traced: {traced:?} {b:?}",
+                    rule.name,
+                    String::from_utf8_lossy(line)
+                ));
+            }
+        }
+        Ok(index.rules(ev.event_type).len())
     }
 }
 

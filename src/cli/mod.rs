@@ -1,5 +1,6 @@
 //! The `herald` command line. The only module that prints diagnostics.
 
+mod authoring;
 mod commands;
 mod fmt;
 pub mod render;
@@ -103,6 +104,57 @@ pub enum Command {
     },
     /// Run the language server over standard input and output.
     Lsp,
+    /// Show, clause by clause, why rules fired or not on chosen events,
+    /// against a copy of the store (nothing is written or sent).
+    Trace {
+        /// A schema file, or `authentik` (the built-in default).
+        #[arg(long)]
+        schema: Option<String>,
+        /// The store to read (copied; never written). Without it, an empty store.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// NDJSON events: a file, or `-` for standard input.
+        #[arg(long)]
+        events: PathBuf,
+        /// Trace only this rule (repeatable). Default: every rule that
+        /// takes the event's type.
+        #[arg(long = "rule", value_name = "NAME")]
+        rules: Vec<String>,
+        /// Trace only the event on this line (1-based; repeatable).
+        #[arg(long = "line", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        lines: Vec<u64>,
+        /// Trace at most this many events (the rest are counted).
+        #[arg(long, default_value_t = 20, value_parser = ranged(1, 1_000_000))]
+        limit: u64,
+        /// Pin `now()` (RFC 3339); default: the clock.
+        #[arg(long)]
+        now: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Policy files, or directories of `.herald` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Replay events under two versions of a policy and show every event
+    /// whose outcome differs (exit 1 if any), then per-rule totals.
+    Diff {
+        /// A schema file, or `authentik` (the built-in default).
+        #[arg(long)]
+        schema: Option<String>,
+        /// The starting store (each version runs on its own copy; never
+        /// written). Without it, an empty store.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// NDJSON events: a file, or `-` for standard input.
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// The old version: a policy file or a directory of `.herald` files.
+        old: PathBuf,
+        /// The new version.
+        new: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -271,6 +323,27 @@ pub fn main() -> i32 {
         Command::Serve(args) => serve::serve(&args),
         Command::Fmt { check, files } => fmt::fmt(check, &files),
         Command::Lsp => crate::lsp::main(),
+        Command::Trace { schema, db, events, rules, lines, limit, now, format, files } => {
+            authoring::trace(&authoring::TraceArgs {
+                schema: schema.as_deref(),
+                db: db.as_deref(),
+                events: &events,
+                rules: &rules,
+                lines: &lines,
+                limit: limit as usize,
+                now: now.as_deref(),
+                format,
+                files: &files,
+            })
+        }
+        Command::Diff { schema, db, events, format, old, new } => authoring::diff(&authoring::DiffArgs {
+            schema: schema.as_deref(),
+            db: db.as_deref(),
+            events: &events,
+            format,
+            old: &old,
+            new: &new,
+        }),
     }
 }
 

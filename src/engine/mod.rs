@@ -23,6 +23,7 @@ pub mod hash;
 mod reader;
 #[cfg(test)]
 mod reader_tests;
+pub mod replay;
 
 // The matcher lives beside `interp` and `jit` (which must not depend on
 // the engine); the engine re-exports it for its callers.

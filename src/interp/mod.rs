@@ -9,6 +9,7 @@
 
 pub mod filter;
 pub mod ops;
+pub mod trace;
 
 use crate::builtins::{self, EvalCx};
 use crate::diag::{Code, RuntimeError};
@@ -179,24 +180,42 @@ pub fn run_rule(
     env: &mut Env,
     out: &mut RuleEffects,
 ) -> Result<Outcome, RuntimeError> {
+    run_rule_observed(interp, rule, env, out, &mut ())
+}
+
+/// [`run_rule`], telling `obs` each clause's verdict and letting it decide
+/// guards (`herald trace` splits them into conjuncts; see [`trace`]).
+pub fn run_rule_observed(
+    interp: &Interp<'_>,
+    rule: &Rule,
+    env: &mut Env,
+    out: &mut RuleEffects,
+    obs: &mut dyn trace::Observer,
+) -> Result<Outcome, RuntimeError> {
+    use trace::ClauseKind;
     for step in &rule.steps {
         match step {
-            Step::Let { local, value, .. } => {
+            Step::Let { local, value, span } => {
                 let v = interp.eval(value, env)?;
+                obs.clause(ClauseKind::Let, *span, true, Some(&v));
                 env[local.0 as usize] = v;
             }
-            Step::GuardLet { local, value, .. } => {
+            Step::GuardLet { local, value, span } => {
                 let v = interp.eval(value, env)?;
                 if v.is_nullish() {
+                    obs.clause(ClauseKind::GuardLet, *span, false, Some(&v));
                     return Ok(Outcome::Stopped);
                 }
+                obs.clause(ClauseKind::GuardLet, *span, true, Some(&v));
                 env[local.0 as usize] = v;
             }
-            Step::Guard { cond, .. } => match interp.eval(cond, env)? {
-                Value::Bool(true) => {}
-                Value::Bool(false) => return Ok(Outcome::Stopped),
-                other => return Err(ops::type_error("a bool", &other).at(cond.span)),
-            },
+            Step::Guard { cond, span } => {
+                let passed = obs.guard(interp, cond, env)?;
+                obs.clause(ClauseKind::Guard, *span, passed, None);
+                if !passed {
+                    return Ok(Outcome::Stopped);
+                }
+            }
         }
     }
     let mut exec = Exec { interp, out };
@@ -359,7 +378,7 @@ impl Interp<'_> {
         })
     }
 
-    fn bool(&self, e: &Expr, env: &Env) -> Result<bool, RuntimeError> {
+    pub(crate) fn bool(&self, e: &Expr, env: &Env) -> Result<bool, RuntimeError> {
         match self.eval(e, env)? {
             Value::Bool(b) => Ok(b),
             other => Err(ops::type_error("a bool", &other).at(e.span)),

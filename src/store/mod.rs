@@ -25,12 +25,14 @@ pub mod intake;
 mod load;
 pub mod outbox;
 mod report;
+mod scratch;
 mod write;
 
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
+pub use scratch::ScratchStore;
 pub use write::PendingAppend;
 
 use crate::diag::{Code, RuntimeError};
