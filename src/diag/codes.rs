@@ -129,6 +129,13 @@ codes! {
     InvalidUuid = "E0504", Error, "invalid UUID literal";
     InvalidTimestamp = "E0505", Error, "invalid timestamp literal";
 
+    // --- E06xx: stateful clauses (windows, throttles) --------------------
+    NoEventTime = "E0601", Error, "a stateful clause in a schema without `time`";
+    InvalidTime = "E0602", Error, "`time` does not name a `timestamp` field of `event *`";
+    DistinctNotComparable = "E0603", Error, "`distinct` over values that cannot be compared";
+    ZeroDuration = "E0604", Error, "a window or throttle of zero length";
+    StateNameUnbound = "E0605", Error, "`window.*` or `throttle.*` where no clause binds it";
+
     // --- W0xxx: warnings ----------------------------------------------------
     FilterShadows = "W0001", Warning, "a query filter field shadows an outer name";
     UnusedBinding = "W0002", Warning, "a binding is never used";
@@ -143,6 +150,7 @@ codes! {
     HeaderInjection = "R0004", Error, "a line break in an email header";
     StoreFailure = "R0005", Error, "the store rejected a write";
     SchemaContradiction = "R0006", Error, "an event value that contradicts the schema";
+    MissingEventTime = "R0010", Error, "an event without its time, in a rule with a stateful clause";
 }
 
 impl std::fmt::Display for Code {

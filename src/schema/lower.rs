@@ -63,6 +63,11 @@ pub enum SchemaError {
         reason: String,
         discriminator: bool,
     },
+    /// `time FIELD` names no `timestamp` field of `event *`.
+    InvalidTime {
+        span: Span,
+        reason: String,
+    },
     InvalidEntityField {
         span: Span,
         entity: String,
@@ -156,6 +161,9 @@ impl SchemaError {
                     },
                 )
             }
+            SchemaError::InvalidTime { span, reason } => Diagnostic::new(Code::InvalidTime, *span, reason.clone())
+                .with_label("here")
+                .with_help("name a `timestamp` field of `event *`: `time created`"),
             SchemaError::InvalidEntityField { span, entity, field, found, help } => Diagnostic::new(
                 Code::InvalidEntityField,
                 *span,
@@ -262,6 +270,7 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
     let mut discriminator: Option<&ast::Ident> = None;
     let mut identity: Option<(&Vec<ast::Ident>, Span)> = None;
     let mut recipient: Option<&ast::Ident> = None;
+    let mut time: Option<(&ast::Ident, Span)> = None;
     for item in &items {
         match item {
             ast::Item::Discriminator { field, span } => match discriminator {
@@ -277,6 +286,10 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
                     l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "identity", first })
                 }
                 None => identity = Some((path, *span)),
+            },
+            ast::Item::Time { field, span } => match time {
+                Some((_, first)) => l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "time", first }),
+                None => time = Some((field, *span)),
             },
             ast::Item::Recipient { entity, span } => match recipient {
                 Some(first) => l.errors.push(SchemaError::DuplicateSchemaItem {
@@ -373,6 +386,9 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
 
     if let Some((path, span)) = identity {
         l.identity(path, span);
+    }
+    if let Some((field, span)) = time {
+        l.time(field, span);
     }
     if let Some(r) = recipient {
         match l.schema.entity_by_name(&r.name) {
@@ -589,6 +605,36 @@ impl Lowerer {
         let def = &mut self.schema.entities[id.0 as usize];
         def.key = key;
         def.fields = fields;
+    }
+
+    /// `time FIELD`: a `timestamp` field of `event *` (it may be optional:
+    /// an event without it is a rule error of each stateful rule it meets).
+    fn time(&mut self, field: &ast::Ident, span: Span) {
+        let Some(common) = self.schema.common else {
+            self.errors.push(SchemaError::InvalidTime {
+                span,
+                reason: "`time` needs event fields, but the schema declares none".into(),
+            });
+            return;
+        };
+        match self.schema.path_type(common, &[field.name.as_str()]) {
+            Ok(ty) if ty.has_error() => {}
+            Ok(ty) if matches!(ty.unwrap_optional(), Ty::Timestamp) => {
+                self.schema.time = Some(field.name.clone());
+                self.schema.time_span = Some(span);
+            }
+            Ok(ty) => {
+                let found = crate::types::TyDisplay { ty: &ty, schema: &self.schema }.to_string();
+                self.errors.push(SchemaError::InvalidTime {
+                    span: field.span,
+                    reason: format!("the time field must be a `timestamp`, not `{found}`"),
+                });
+            }
+            Err(_) => self.errors.push(SchemaError::InvalidTime {
+                span: field.span,
+                reason: format!("`time` names `{}`, which is not a field of `event *`", field.name),
+            }),
+        }
     }
 
     fn identity(&mut self, path: &[ast::Ident], span: Span) {

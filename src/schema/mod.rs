@@ -82,6 +82,10 @@ pub struct Schema {
     pub identity_span: Option<Span>,
     pub recipient: Option<EntityId>,
     pub recipient_span: Option<Span>,
+    /// `time FIELD`: the top-level event field holding the event's time (a
+    /// `timestamp`), read by windows, throttles and sequences.
+    pub time: Option<String>,
+    pub time_span: Option<Span>,
     pub records: Vec<RecordDef>,
     pub events: Vec<EventDef>,
     /// The record of `event *` plus the discriminator: the fields every event

@@ -24,12 +24,14 @@ mod herald;
 mod load;
 pub mod outbox;
 mod report;
+mod state;
 mod write;
 
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{Due, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
+pub use state::{EntryKind, StateEntry};
 pub use write::PendingAppend;
 
 use crate::diag::{Code, RuntimeError};
@@ -396,6 +398,7 @@ impl Store {
         self.conn.execute_batch(HERALD_TABLES)?;
         herald::add_missing_columns(&self.conn)?;
         self.conn.execute_batch(HERALD_EXTRA)?;
+        self.conn.execute_batch(state::STATE_TABLES)?;
         outbox::migrate(&self.conn)?;
         self.upgrade_herald_tables()?;
         for e in &self.ents {

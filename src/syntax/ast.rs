@@ -30,6 +30,11 @@ pub enum Item {
         path: Vec<Ident>,
         span: Span,
     },
+    /// `time created`: the event field that is the event's time.
+    Time {
+        field: Ident,
+        span: Span,
+    },
     /// `recipient User`
     Recipient {
         entity: Ident,
@@ -49,7 +54,10 @@ pub enum Item {
 impl Item {
     pub fn span(&self) -> Span {
         match self {
-            Item::Discriminator { span, .. } | Item::Identity { span, .. } | Item::Recipient { span, .. } => *span,
+            Item::Discriminator { span, .. }
+            | Item::Identity { span, .. }
+            | Item::Time { span, .. }
+            | Item::Recipient { span, .. } => *span,
             Item::Type(t) => t.span,
             Item::Event(e) => e.span,
             Item::Entity(e) => e.span,
@@ -152,6 +160,22 @@ pub enum Clause {
         cond: Expr,
         span: Span,
     },
+    /// `window D [by K, ...] count CMP N` or `... distinct E CMP N`.
+    Window {
+        duration: DurationLit,
+        keys: Vec<Expr>,
+        test: WindowTest,
+        /// The `window` keyword.
+        keyword: Span,
+        span: Span,
+    },
+    /// `throttle D [by K, ...]`
+    Throttle {
+        duration: DurationLit,
+        keys: Vec<Expr>,
+        keyword: Span,
+        span: Span,
+    },
     /// `action STATEMENT` (block = false) or `action { STATEMENT* }`.
     Action {
         body: Vec<Stmt>,
@@ -167,9 +191,29 @@ impl Clause {
             Clause::Let { span, .. }
             | Clause::GuardLet { span, .. }
             | Clause::Guard { span, .. }
+            | Clause::Window { span, .. }
+            | Clause::Throttle { span, .. }
             | Clause::Action { span, .. } => *span,
         }
     }
+}
+
+/// A duration written in a stateful clause (`10m`). `nanos` is `None` when
+/// the literal is out of range (already reported as a syntax error).
+#[derive(Debug, Clone, Copy)]
+pub struct DurationLit {
+    pub nanos: Option<i128>,
+    pub span: Span,
+}
+
+/// What a `window` clause compares: the number of events, or the number of
+/// distinct values of an expression, with `op` (a comparison) and `limit`.
+#[derive(Debug, Clone)]
+pub struct WindowTest {
+    pub distinct: Option<Expr>,
+    pub op: BinOp,
+    pub op_span: Span,
+    pub limit: Expr,
 }
 
 #[derive(Debug, Clone)]

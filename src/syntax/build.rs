@@ -143,6 +143,10 @@ impl<'s> Builder<'s> {
                 let path = kids(p).skip(1).map(|c| self.ident(c)).collect();
                 Item::Identity { path, span }
             }
+            Rule::time_decl => {
+                let field = self.ident(kids(p).nth(1).expect("time field"));
+                Item::Time { field, span }
+            }
             Rule::recipient_decl => {
                 let entity = self.ident(kids(p).nth(1).expect("recipient entity"));
                 Item::Recipient { entity, span }
@@ -234,6 +238,38 @@ impl<'s> Builder<'s> {
             Rule::guard_clause => {
                 let cond = self.expr(kids(p).nth(1).expect("guard condition"));
                 Clause::Guard { cond, span }
+            }
+            Rule::window_clause | Rule::throttle_clause => {
+                let window = p.as_rule() == Rule::window_clause;
+                let mut it = kids(p);
+                let keyword = self.span(&next(&mut it));
+                let duration = self.duration(next(&mut it));
+                let mut keys = Vec::new();
+                let mut test = None;
+                for c in it {
+                    match c.as_rule() {
+                        Rule::by_part => keys = kids(c).skip(1).map(|k| self.expr(k)).collect(),
+                        Rule::window_count | Rule::window_distinct => {
+                            let mut parts = kids(c).skip(1);
+                            let first = next(&mut parts);
+                            let (distinct, op) = if first.as_rule() == Rule::window_cmp {
+                                (None, first)
+                            } else {
+                                let e = self.expr(first);
+                                (Some(e), next(&mut parts))
+                            };
+                            let op_span = self.span(&op);
+                            let op = cmp_of(op.as_str());
+                            let limit = self.number(next(&mut parts), None);
+                            test = Some(WindowTest { distinct, op, op_span, limit });
+                        }
+                        _ => {}
+                    }
+                }
+                match test {
+                    Some(test) if window => Clause::Window { duration, keys, test, keyword, span },
+                    _ => Clause::Throttle { duration, keys, keyword, span },
+                }
             }
             Rule::action_clause => {
                 let body = kids(p).nth(1).expect("action body");
@@ -499,6 +535,32 @@ impl<'s> Builder<'s> {
     }
 
     /// A number literal; `neg` is the span including a leading `-`.
+    /// `10m` in a stateful clause: digits and one unit letter.
+    fn duration(&mut self, p: P<'_>) -> DurationLit {
+        let span = self.span(&p);
+        let text = p.as_str();
+        let (digits, unit) = text.split_at(text.len() - 1);
+        let scale: i128 = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => 86_400,
+        };
+        // Bounded so that `t - D` stays far inside the timestamp range
+        // (years 1 to 9999) for every valid `t`: a duration past 100 years
+        // is a mistake, not a window.
+        let nanos = digits
+            .parse::<i128>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|s| *s <= 100 * 366 * 86_400)
+            .map(|s| s * 1_000_000_000);
+        if nanos.is_none() {
+            self.errors.push(SyntaxError::NumberOutOfRange { span, text: text.to_string(), float: false });
+        }
+        DurationLit { nanos, span }
+    }
+
     fn number(&mut self, p: P<'_>, neg: Option<Span>) -> Expr {
         let digits = p.as_str();
         let span = neg.unwrap_or_else(|| self.span(&p));
@@ -609,5 +671,18 @@ fn decode_escape(raw: &str) -> Result<char, EscapeProblem> {
             let v = u32::from_str_radix(hex, 16).map_err(|_| EscapeProblem::BadUnicode)?;
             char::from_u32(v).ok_or(EscapeProblem::NotAChar)
         }
+    }
+}
+
+/// The comparison operator of a `window` clause.
+fn cmp_of(op: &str) -> BinOp {
+    match op {
+        "==" => BinOp::Eq,
+        "!=" => BinOp::Ne,
+        "<" => BinOp::Lt,
+        "<=" => BinOp::Le,
+        ">" => BinOp::Gt,
+        ">=" => BinOp::Ge,
+        _ => BinOp::In,
     }
 }

@@ -25,7 +25,7 @@ pub(crate) const MAX_OPERATORS: usize = 500;
 
 /// Keywords that start a top-level item.
 pub(crate) const ITEM_KEYWORDS: &[&str] =
-    &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient"];
+    &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient", "time"];
 
 /// Every keyword of the language.
 pub const KEYWORDS: &[&str] = &[
