@@ -28,6 +28,9 @@ pub enum Ty {
     Float,
     String,
     Timestamp,
+    /// A length of time (`30s`, `t2 - t1`). Not a schema field type: JSON
+    /// has no duration, so events and the store never hold one.
+    Duration,
     Uuid,
     /// A dynamic JSON value; field access and conversions are checked at run time.
     Any,
@@ -127,6 +130,7 @@ impl fmt::Display for TyDisplay<'_> {
             Ty::Float => f.write_str("float"),
             Ty::String => f.write_str("string"),
             Ty::Timestamp => f.write_str("timestamp"),
+            Ty::Duration => f.write_str("duration"),
             Ty::Uuid => f.write_str("uuid"),
             Ty::Any => f.write_str("any"),
             Ty::Optional(t) => write!(f, "{}?", TyDisplay { ty: t, schema: self.schema }),

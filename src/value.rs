@@ -20,6 +20,9 @@ pub enum Value {
     Uuid(u128),
     /// Nanoseconds since the Unix epoch, UTC.
     Timestamp(i128),
+    /// A signed length of time in nanoseconds (about ±292 years; see
+    /// [`format_duration`] for its text form).
+    Duration(i64),
     List(Arc<Vec<Value>>),
     /// A JSON object (from `any` or a record), in source order.
     Object(Arc<Vec<(Arc<str>, Value)>>),
@@ -68,6 +71,7 @@ impl Value {
             Value::Str(_) => "a string",
             Value::Uuid(_) => "a uuid",
             Value::Timestamp(_) => "a timestamp",
+            Value::Duration(_) => "a duration",
             Value::List(_) => "a list",
             Value::Object(_) => "an object",
             Value::Entity(_) => "an entity",
@@ -115,6 +119,8 @@ impl Value {
             Value::Str(s) => J::String(s.to_string()),
             Value::Uuid(u) => J::String(format_uuid(*u)),
             Value::Timestamp(t) => J::String(format_timestamp(*t)),
+            // JSON has no duration: its text form, which reads back as a literal.
+            Value::Duration(d) => J::String(format_duration(*d)),
             Value::List(items) => J::Array(items.iter().map(|v| v.to_json(schema)).collect()),
             Value::Object(fields) => {
                 let mut m = serde_json::Map::new();
@@ -166,6 +172,7 @@ impl Value {
             Value::Str(s) => out.push_str(s),
             Value::Uuid(u) => out.push_str(&format_uuid(*u)),
             Value::Timestamp(t) => out.push_str(&format_timestamp(*t)),
+            Value::Duration(d) => out.push_str(&format_duration(*d)),
             Value::List(_) | Value::Object(_) | Value::Entity(_) => out.push_str(&self.to_json(schema).to_string()),
         }
     }
@@ -272,6 +279,120 @@ pub fn format_timestamp_store(nanos: i128) -> String {
     )
 }
 
+/// Duration units, largest first, with their length in nanoseconds. A
+/// literal writes its units in this order (`1d2h30m`), each at most once;
+/// [`format_duration`] writes exactly this form, so every printed duration
+/// reads back as a literal. There is no `w`, month or year: a week is `7d`,
+/// and months and years have no fixed length.
+pub const DURATION_UNITS: &[(&str, i64)] = &[
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
+/// Why a duration literal's text is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurationError {
+    /// A unit that does not exist (`5x`, `3sec`), with its byte offset in the text.
+    UnknownUnit { unit: String, at: usize },
+    /// A unit that is not smaller than the one before it (`30m1h`, `1s1s`).
+    UnitOrder { unit: String, at: usize },
+    /// Digits at the end with no unit (`1h30`); `at` is where they start.
+    MissingUnit { at: usize },
+    /// Larger than about 292 years.
+    Overflow,
+}
+
+/// Parse a duration literal such as `30s`, `1h30m` or `-2d` (a leading `-`
+/// is accepted here so printed negative durations read back; in the
+/// language it is the unary minus).
+pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
+    let (neg, body, base) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest, 1),
+        None => (false, text, 0),
+    };
+    let b = body.as_bytes();
+    let mut i = 0;
+    // Accumulated in i128 so that only the final value is range-checked:
+    // `-106751d23h47m16s854ms775us808ns` is i64::MIN but its magnitude is not an i64.
+    let mut total: i128 = 0;
+    let mut last_unit: Option<usize> = None;
+    while i < b.len() {
+        let ds = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if ds == i {
+            // Only reachable through a text that does not start with a digit.
+            return Err(DurationError::MissingUnit { at: base + i });
+        }
+        let us = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = &body[us..i];
+        if unit.is_empty() {
+            return Err(DurationError::MissingUnit { at: base + ds });
+        }
+        let Some(ui) = DURATION_UNITS.iter().position(|(u, _)| *u == unit) else {
+            return Err(DurationError::UnknownUnit { unit: unit.to_string(), at: base + us });
+        };
+        if last_unit.is_some_and(|l| ui <= l) {
+            return Err(DurationError::UnitOrder { unit: unit.to_string(), at: base + us });
+        }
+        last_unit = Some(ui);
+        let n: i128 = body[ds..us].parse().map_err(|_| DurationError::Overflow)?;
+        total = n
+            .checked_mul(DURATION_UNITS[ui].1 as i128)
+            .and_then(|v| total.checked_add(v))
+            .filter(|v| *v <= i64::MAX as i128 + 1)
+            .ok_or(DurationError::Overflow)?;
+    }
+    if last_unit.is_none() {
+        return Err(DurationError::MissingUnit { at: base });
+    }
+    let v = if neg { -total } else { total };
+    i64::try_from(v).map_err(|_| DurationError::Overflow)
+}
+
+/// A duration as text: its non-zero units, largest first (`1h30m`,
+/// `2d3h`, `1m0.5s` is written `1m500ms`), `0s` for zero, and a leading `-`
+/// for a negative duration (`-1h30m`).
+pub fn format_duration(d: i64) -> String {
+    if d == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    if d < 0 {
+        out.push('-');
+    }
+    // `unsigned_abs` so that i64::MIN is not an overflow.
+    let mut rest = d.unsigned_abs();
+    for (unit, len) in DURATION_UNITS {
+        let len = *len as u64;
+        let n = rest / len;
+        if n > 0 {
+            let _ = write!(out, "{n}{unit}");
+            rest -= n * len;
+        }
+    }
+    out
+}
+
+/// `t + d`, `None` when the result leaves years 1 to 9999.
+pub fn timestamp_add(t: i128, d: i64) -> Option<i128> {
+    t.checked_add(d as i128).filter(|n| timestamp_in_range(*n))
+}
+
+/// `a - b` as a duration, `None` when it does not fit (about ±292 years).
+pub fn timestamp_diff(a: i128, b: i128) -> Option<i64> {
+    a.checked_sub(b).and_then(|d| i64::try_from(d).ok())
+}
+
 /// The current time, for `now()` and the store's `created` columns.
 pub fn now_nanos() -> i128 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos()
@@ -325,6 +446,43 @@ mod tests {
             assert_eq!(t.len(), 27, "{t}");
             assert!(t.as_bytes()[0].is_ascii_digit(), "{t}");
         }
+    }
+
+    #[test]
+    fn durations_print_in_the_form_they_are_read() {
+        let cases = [
+            (0, "0s"),
+            (90 * 60 * 1_000_000_000, "1h30m"),
+            (-(90 * 60 * 1_000_000_000), "-1h30m"),
+            (7 * 86_400 * 1_000_000_000, "7d"),
+            (1_500_000_000, "1s500ms"),
+            (1, "1ns"),
+            (86_400_000_000_001, "1d1ns"),
+        ];
+        for (d, text) in cases {
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(text), Ok(d), "{text}");
+        }
+        for d in [i64::MIN, i64::MAX, i64::MIN + 1, -1] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d}");
+        }
+        assert_eq!(parse_duration("90m"), Ok(90 * 60 * 1_000_000_000));
+        assert_eq!(parse_duration("5x"), Err(DurationError::UnknownUnit { unit: "x".into(), at: 1 }));
+        assert_eq!(parse_duration("30m1h"), Err(DurationError::UnitOrder { unit: "h".into(), at: 3 }));
+        assert_eq!(parse_duration("1s1s"), Err(DurationError::UnitOrder { unit: "s".into(), at: 3 }));
+        assert_eq!(parse_duration("1h30"), Err(DurationError::MissingUnit { at: 2 }));
+        assert_eq!(parse_duration("106752d"), Err(DurationError::Overflow));
+        assert_eq!(parse_duration("99999999999999999999999999999999999999999s"), Err(DurationError::Overflow));
+        assert_eq!(Value::Duration(-1).to_text(None), "-1ns");
+    }
+
+    #[test]
+    fn timestamp_arithmetic_stays_in_range() {
+        assert_eq!(timestamp_add(MAX_TIMESTAMP, 1), None);
+        assert_eq!(timestamp_add(MIN_TIMESTAMP, -1), None);
+        assert_eq!(timestamp_add(0, 5), Some(5));
+        assert_eq!(timestamp_diff(MAX_TIMESTAMP, MIN_TIMESTAMP), None);
+        assert_eq!(timestamp_diff(10, 4), Some(6));
     }
 
     #[test]

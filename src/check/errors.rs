@@ -152,6 +152,21 @@ pub enum CheckError {
         lhs: String,
         rhs: String,
     },
+    /// E0213: an operator on a timestamp or a duration it does not take.
+    BadTimeArithmetic {
+        span: Span,
+        op: &'static str,
+        lhs: String,
+        rhs: String,
+        help: String,
+    },
+    /// E0214: a duration compared with a number; `number` is an int
+    /// literal's text (empty for anything else).
+    DurationNumber {
+        span: Span,
+        op: &'static str,
+        number: String,
+    },
     NotBoolean {
         span: Span,
         op: &'static str,
@@ -461,6 +476,19 @@ impl CheckError {
                     format!("`{op}` works on numbers{}", if *op == "+" { ", strings and lists of the same type" } else { "" })
                 };
                 Diagnostic::new(Code::BadArithmetic, *span, format!("cannot apply `{op}` to `{lhs}` and `{rhs}`")).with_label("unsupported operands").with_help(help)
+            }
+            BadTimeArithmetic { span, op, lhs, rhs, help } => Diagnostic::new(Code::BadTimeArithmetic, *span, format!("cannot apply `{op}` to `{lhs}` and `{rhs}`"))
+                .with_label("not a time operation")
+                .with_help(help.clone()),
+            DurationNumber { span, op, number } => {
+                let help = if number.is_empty() {
+                    "a number has no unit: compare with a duration literal such as `5m`".to_string()
+                } else {
+                    format!("a number has no unit: did you mean `{number}m` (or `{number}s`, `{number}h`, `{number}d`)?")
+                };
+                Diagnostic::new(Code::DurationNumber, *span, format!("cannot compare a duration with a number using `{op}`"))
+                    .with_label("a duration on one side, a number on the other")
+                    .with_help(help)
             }
             NotBoolean { span, op, found } => Diagnostic::new(Code::NotBoolean, *span, format!("`{op}` needs a `bool`, found `{found}`"))
                 .with_label(format!("this is `{found}`"))

@@ -49,6 +49,7 @@ impl Checker<'_> {
             ast::ExprKind::Bool(b) => Expr::lit(Value::Bool(*b), Ty::Bool, span),
             ast::ExprKind::Int(i) => Expr::lit(Value::Int(*i), Ty::Int, span),
             ast::ExprKind::Float(f) => Expr::lit(Value::Float(*f), Ty::Float, span),
+            ast::ExprKind::Duration(d) => Expr::lit(Value::Duration(*d), Ty::Duration, span),
             ast::ExprKind::Str(parts) => self.string(parts, cx, span),
             ast::ExprKind::List(items) => self.list(items, cx, span),
             ast::ExprKind::Name(id) => self.name(id, cx),
@@ -442,7 +443,7 @@ impl Checker<'_> {
             }
             UnOp::Neg => {
                 let ty = match e.ty.unwrap_optional() {
-                    Ty::Int | Ty::Float | Ty::Any | Ty::Error => e.ty.clone(),
+                    Ty::Int | Ty::Float | Ty::Duration | Ty::Any | Ty::Error => e.ty.clone(),
                     other => {
                         let s = self.show(other);
                         self.errors.push(CheckError::BadArithmetic { span, op: "-", lhs: s.clone(), rhs: s });
@@ -455,6 +456,9 @@ impl Checker<'_> {
                         Expr::lit(Value::Int(-i), Ty::Int, span)
                     }
                     ExprKind::Lit(Value::Float(f)) => Expr::lit(Value::Float(-f), Ty::Float, span),
+                    ExprKind::Lit(Value::Duration(d)) if d.checked_neg().is_some() => {
+                        Expr::lit(Value::Duration(-d), Ty::Duration, span)
+                    }
                     _ => Expr { kind: ExprKind::Neg(boxed(e)), ty, span },
                 }
             }
@@ -503,7 +507,17 @@ impl Checker<'_> {
                 };
                 let (a, b) = (l.ty.unwrap_optional().clone(), r.ty.unwrap_optional().clone());
                 let orderable = |t: &Ty| {
-                    matches!(t, Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Any | Ty::Error | Ty::Never)
+                    matches!(
+                        t,
+                        Ty::Int
+                            | Ty::Float
+                            | Ty::String
+                            | Ty::Timestamp
+                            | Ty::Duration
+                            | Ty::Any
+                            | Ty::Error
+                            | Ty::Never
+                    )
                 };
                 if !a.has_error() && !b.has_error() {
                     if !orderable(&a) || !orderable(&b) {
@@ -522,6 +536,8 @@ impl Checker<'_> {
                                 ty: self.show(bad),
                             });
                         }
+                    } else if let Some(number) = duration_vs_number(&l, &r) {
+                        self.errors.push(CheckError::DurationNumber { span, op: cmp.symbol(), number });
                     } else if !comparable(&a, &b) {
                         self.errors.push(CheckError::Incomparable {
                             span,
@@ -564,10 +580,29 @@ impl Checker<'_> {
                     BinOp::Div => ArithOp::Div,
                     _ => ArithOp::Mod,
                 };
+                // `t - "2026-04-14T08:00:00Z"`: the text is a timestamp.
+                let (l, r) = if aop == ArithOp::Sub { self.coerce_pair(l, r) } else { (l, r) };
                 let opt = l.ty.admits_absent() && l.ty != Ty::Any || r.ty.admits_absent() && r.ty != Ty::Any;
                 let (a, b) = (l.ty.unwrap_optional().clone(), r.ty.unwrap_optional().clone());
+                let timed = |t: &Ty| matches!(t, Ty::Timestamp | Ty::Duration);
                 let ty = match (&a, &b) {
                     (Ty::Error, _) | (_, Ty::Error) => Ty::Error,
+                    (Ty::Timestamp, Ty::Duration) if matches!(aop, ArithOp::Add | ArithOp::Sub) => Ty::Timestamp,
+                    (Ty::Duration, Ty::Timestamp) if aop == ArithOp::Add => Ty::Timestamp,
+                    (Ty::Timestamp, Ty::Timestamp) if aop == ArithOp::Sub => Ty::Duration,
+                    (Ty::Duration, Ty::Duration) if matches!(aop, ArithOp::Add | ArithOp::Sub) => Ty::Duration,
+                    (Ty::Duration, Ty::Int) | (Ty::Int, Ty::Duration) if aop == ArithOp::Mul => Ty::Duration,
+                    _ if timed(&a) || timed(&b) => {
+                        let help = time_arith_help(aop, &a, &b, &l, &r);
+                        self.errors.push(CheckError::BadTimeArithmetic {
+                            span: op_span,
+                            op: op.symbol(),
+                            lhs: self.show(&l.ty),
+                            rhs: self.show(&r.ty),
+                            help,
+                        });
+                        return error(span);
+                    }
                     (Ty::String, Ty::String) if aop == ArithOp::Add => Ty::String,
                     (Ty::List(x), Ty::List(y)) if aop == ArithOp::Add && (x.fits(y) || y.fits(x)) => {
                         if **x == Ty::Never {
@@ -617,7 +652,10 @@ impl Checker<'_> {
         }
         let (l, r) = self.coerce_pair(l, r);
         let (a, b) = (l.ty.unwrap_optional(), r.ty.unwrap_optional());
-        if !comparable(a, b) && !a.has_error() && !b.has_error() {
+        if let Some(number) = duration_vs_number(&l, &r) {
+            let op = if negated { "!=" } else { "==" };
+            self.errors.push(CheckError::DurationNumber { span, op, number });
+        } else if !comparable(a, b) && !a.has_error() && !b.has_error() {
             let op = if negated { "!=" } else { "==" };
             self.errors.push(CheckError::Incomparable { span, op, lhs: self.show(&l.ty), rhs: self.show(&r.ty) });
         }
@@ -690,6 +728,61 @@ impl Checker<'_> {
                 }
             },
         }
+    }
+}
+
+/// `5m > 300` (or the other way round): the number's text, for a help
+/// that gives it a unit. `None` unless one side is a duration and the
+/// other a number.
+fn duration_vs_number(l: &Expr, r: &Expr) -> Option<String> {
+    let (a, b) = (l.ty.unwrap_optional(), r.ty.unwrap_optional());
+    let number = match (a, b) {
+        (Ty::Duration, Ty::Int | Ty::Float) => r,
+        (Ty::Int | Ty::Float, Ty::Duration) => l,
+        _ => return None,
+    };
+    Some(match &number.kind {
+        ExprKind::Lit(Value::Int(i)) => i.to_string(),
+        _ => String::new(),
+    })
+}
+
+/// The help of a misused time operator, naming what would work.
+fn time_arith_help(op: ArithOp, a: &Ty, b: &Ty, l: &Expr, r: &Expr) -> String {
+    let int_lit = |e: &Expr| match &e.kind {
+        ExprKind::Lit(Value::Int(i)) => Some(*i),
+        _ => None,
+    };
+    match (op, a, b) {
+        (ArithOp::Add, Ty::Timestamp, Ty::Timestamp) => {
+            "two timestamps cannot be added: subtract them for the duration between them (`a - b`), or add a duration to one (`t + 1h`)".into()
+        }
+        (ArithOp::Mul, Ty::Duration, Ty::Duration) => {
+            "a duration is multiplied by an `int` (`5m * 3`), not by another duration".into()
+        }
+        (ArithOp::Mul, Ty::Duration, Ty::Float) | (ArithOp::Mul, Ty::Float, Ty::Duration) => {
+            "a duration is multiplied by an `int`; for a fraction use smaller units (`90s` for 1.5 minutes)".into()
+        }
+        (ArithOp::Div | ArithOp::Mod, Ty::Duration, _) | (ArithOp::Div | ArithOp::Mod, _, Ty::Duration) => {
+            "durations cannot be divided; compare them instead (`d > 30m`) or multiply by an `int`".into()
+        }
+        (ArithOp::Add | ArithOp::Sub, Ty::Timestamp | Ty::Duration, Ty::Int | Ty::Float) => match int_lit(r) {
+            Some(n) => format!("a number has no unit: did you mean `{n}m` (or `{n}s`, `{n}h`, `{n}d`)?"),
+            None => "add or subtract a duration (`t + 5m`); a number has no unit".into(),
+        },
+        (ArithOp::Add | ArithOp::Sub, Ty::Int | Ty::Float, Ty::Timestamp | Ty::Duration) => match int_lit(l) {
+            Some(n) => format!("a number has no unit: did you mean `{n}m` (or `{n}s`, `{n}h`, `{n}d`)?"),
+            None => "add or subtract a duration (`t + 5m`); a number has no unit".into(),
+        },
+        (ArithOp::Sub, Ty::Duration, Ty::Timestamp) => {
+            "a duration minus a timestamp has no meaning: did you mean `t - d` (a timestamp) or `t2 - t1` (a duration)?"
+                .into()
+        }
+        (_, Ty::Timestamp, _) | (_, _, Ty::Timestamp) => {
+            "a timestamp takes `+`/`-` with a duration (`t + 1h`), and `-` with another timestamp (`t2 - t1`, a duration)"
+                .into()
+        }
+        _ => "durations take `+`/`-` with durations and timestamps, and `*` with an `int`".into(),
     }
 }
 

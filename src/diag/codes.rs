@@ -53,6 +53,9 @@ codes! {
     EmptyInterpolation = "E0008", Error, "empty `{}` in a string";
     ExpectedExpression = "E0009", Error, "an expression is missing";
     ExpectedItem = "E0010", Error, "expected `rule`, `const` or a schema item";
+    UnknownDurationUnit = "E0011", Error, "unknown duration unit";
+    DurationOutOfRange = "E0012", Error, "duration literal out of range";
+    MalformedDuration = "E0013", Error, "malformed duration literal";
 
     // --- E01xx: names and schemas ----------------------------------------
     UnknownType = "E0101", Error, "unknown type name";
@@ -90,6 +93,8 @@ codes! {
     MixedList = "E0210", Error, "list elements of different types";
     NotOrderable = "E0211", Error, "ordering comparison on values without an order";
     BadLookupKey = "E0212", Error, "an entity lookup key of the wrong type";
+    BadTimeArithmetic = "E0213", Error, "an operator a timestamp or duration does not take";
+    DurationNumber = "E0214", Error, "a duration compared with a number";
 
     // --- E03xx: clause rules and purity ------------------------------------
     QueryInMatch = "E0301", Error, "a store query in a `match` clause";
@@ -150,6 +155,7 @@ codes! {
     HeaderInjection = "R0004", Error, "a line break in an email header";
     StoreFailure = "R0005", Error, "the store rejected a write";
     SchemaContradiction = "R0006", Error, "an event value that contradicts the schema";
+    TimeOutOfRange = "R0007", Error, "a timestamp or duration result out of range";
     MissingEventTime = "R0010", Error, "an event without its time, in a rule with a stateful clause";
 }
 

@@ -10,6 +10,11 @@
 //!   (hex or dashed UUIDs; RFC 3339); an unparsable string is unequal.
 //! - Integer overflow, division by zero and non-finite float results yield
 //!   absent, so every comparison on them is false (the logic stays total).
+//! - Time arithmetic (`timestamp ± duration`, `timestamp - timestamp`,
+//!   `duration ± duration`, `duration * int`) whose result leaves the
+//!   timestamp range (years 1 to 9999) or the duration range (about ±292
+//!   years) is a run-time error `R0007`: unlike a number, a time is never
+//!   quietly dropped.
 //! - A dynamic (`any`) value of the wrong kind where a specific kind is
 //!   needed is a run-time error `R0001`.
 
@@ -60,6 +65,7 @@ pub fn deep_eq(a: &Value, b: &Value) -> bool {
         (Uuid(x), Uuid(y)) => x == y,
         (Uuid(u), Str(s)) | (Str(s), Uuid(u)) => parse_uuid(s) == Some(*u),
         (Timestamp(x), Timestamp(y)) => x == y,
+        (Duration(x), Duration(y)) => x == y,
         (Timestamp(t), Str(s)) | (Str(s), Timestamp(t)) => parse_timestamp(s) == Some(*t),
         (List(x), List(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| deep_eq(a, b)),
         (Object(x), Object(y)) => {
@@ -80,6 +86,7 @@ pub fn order(a: &Value, b: &Value) -> Option<Ordering> {
         (Float(x), Float(y)) => x.partial_cmp(y),
         (Str(x), Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
         (Timestamp(x), Timestamp(y)) => Some(x.cmp(y)),
+        (Duration(x), Duration(y)) => Some(x.cmp(y)),
         (Timestamp(t), Str(s)) => parse_timestamp(s).map(|u| t.cmp(&u)),
         (Str(s), Timestamp(t)) => parse_timestamp(s).map(|u| u.cmp(t)),
         _ => None,
@@ -133,6 +140,9 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> Result<Value, RuntimeError> {
         Float(f) => Some(*f),
         _ => None,
     };
+    if let Some(r) = time_arith(op, a, b) {
+        return r;
+    }
     Ok(match (op, a, b) {
         (_, Int(x), Int(y)) => {
             let r = match op {
@@ -183,8 +193,65 @@ pub fn arith(op: ArithOp, a: &Value, b: &Value) -> Result<Value, RuntimeError> {
     })
 }
 
+/// The time cases of [`arith`] (`None`: not a time operation).
+fn time_arith(op: ArithOp, a: &Value, b: &Value) -> Option<Result<Value, RuntimeError>> {
+    use crate::value::{format_duration, format_timestamp, timestamp_add, timestamp_diff};
+    use Value::*;
+    let out_of_range = |what: &str| {
+        let sym = match op {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+            ArithOp::Mod => "%",
+        };
+        let show = |v: &Value| match v {
+            Timestamp(t) => format_timestamp(*t),
+            Duration(d) => format_duration(*d),
+            other => other.to_text(None),
+        };
+        Err(RuntimeError::new(Code::TimeOutOfRange, format!("`{} {sym} {}` is out of range: {what}", show(a), show(b))))
+    };
+    const TS: &str = "timestamps go from year 1 to year 9999";
+    const DUR: &str = "durations go up to about 292 years";
+    Some(match (op, a, b) {
+        (ArithOp::Add, Timestamp(t), Duration(d)) | (ArithOp::Add, Duration(d), Timestamp(t)) => {
+            timestamp_add(*t, *d).map(Timestamp).map_or_else(|| out_of_range(TS), Ok)
+        }
+        (ArithOp::Sub, Timestamp(t), Duration(d)) => {
+            // `-d` overflows for the most negative duration: add in i128.
+            (*t).checked_sub(*d as i128)
+                .filter(|n| crate::value::timestamp_in_range(*n))
+                .map(Timestamp)
+                .map_or_else(|| out_of_range(TS), Ok)
+        }
+        (ArithOp::Sub, Timestamp(x), Timestamp(y)) => {
+            timestamp_diff(*x, *y).map(Duration).map_or_else(|| out_of_range(DUR), Ok)
+        }
+        (ArithOp::Add, Duration(x), Duration(y)) => {
+            x.checked_add(*y).map(Duration).map_or_else(|| out_of_range(DUR), Ok)
+        }
+        (ArithOp::Sub, Duration(x), Duration(y)) => {
+            x.checked_sub(*y).map(Duration).map_or_else(|| out_of_range(DUR), Ok)
+        }
+        (ArithOp::Mul, Duration(d), Int(n)) | (ArithOp::Mul, Int(n), Duration(d)) => {
+            d.checked_mul(*n).map(Duration).map_or_else(|| out_of_range(DUR), Ok)
+        }
+        _ => return None,
+    })
+}
+
 pub fn negate(v: &Value) -> Result<Value, RuntimeError> {
     Ok(match v {
+        Value::Duration(d) => match d.checked_neg() {
+            Some(n) => Value::Duration(n),
+            None => {
+                return Err(RuntimeError::new(
+                    Code::TimeOutOfRange,
+                    "`-` of the most negative duration is out of range: durations go up to about 292 years",
+                ))
+            }
+        },
         Value::Absent | Value::Null => Value::Absent,
         Value::Int(i) => i.checked_neg().map(Value::Int).unwrap_or(Value::Absent),
         Value::Float(f) => Value::Float(-f),

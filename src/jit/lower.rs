@@ -161,9 +161,15 @@ fn is_scalar(t: &crate::types::Ty) -> bool {
     use crate::types::Ty;
     match t.unwrap_optional() {
         Ty::Bool | Ty::Int | Ty::Float | Ty::String | Ty::Timestamp | Ty::Uuid => true,
-        Ty::Error | Ty::Never | Ty::Null | Ty::Any | Ty::Optional(_) | Ty::List(_) | Ty::Record(_) | Ty::Entity(_) => {
-            false
-        }
+        Ty::Duration
+        | Ty::Error
+        | Ty::Never
+        | Ty::Null
+        | Ty::Any
+        | Ty::Optional(_)
+        | Ty::List(_)
+        | Ty::Record(_)
+        | Ty::Entity(_) => false,
     }
 }
 
@@ -258,6 +264,9 @@ fn lit(v: &Value) -> Result<Lit, String> {
         Value::Str(s) => Ok(Lit::Str(s.to_string())),
         Value::Uuid(u) => Ok(Lit::Uuid(*u)),
         Value::Timestamp(t) => Ok(Lit::Timestamp(*t)),
+        // No event slot holds a duration; only an `any` path could be
+        // compared with one, which is never equal: left to the interpreter.
+        Value::Duration(_) => Err("compares with a duration".into()),
         Value::List(_) => Err("compares with a list literal".into()),
         Value::Object(_) => Err("compares with an object literal".into()),
         Value::Entity(_) => Err("compares with an entity row".into()),

@@ -18,6 +18,7 @@ pub(crate) fn describe(v: &Value) -> String {
         Value::Str(s) => format!("string {}", quote_short(s)),
         Value::Uuid(u) => format!("uuid {}", format_uuid(*u)),
         Value::Timestamp(t) => format!("timestamp {}", format_timestamp(*t)),
+        Value::Duration(d) => format!("duration {}", crate::value::format_duration(*d)),
         Value::List(_) => "a list".into(),
         Value::Object(_) => "an object".into(),
         Value::Entity(_) => "an entity row".into(),
@@ -262,6 +263,9 @@ fn dyn_class(v: &Value) -> Option<&'static str> {
         Value::Int(_) | Value::Float(_) => "n",
         Value::Bool(_) => "b",
         Value::Str(_) | Value::Uuid(_) | Value::Timestamp(_) => "s",
+        // No stored value is a duration (JSON has none): a class of its own
+        // equals nothing in a column, as the interpreter has it.
+        Value::Duration(_) => "d",
         Value::List(_) | Value::Object(_) | Value::Entity(_) => "j",
     })
 }
@@ -276,6 +280,7 @@ fn dyn_val(v: &Value, schema: &crate::schema::Schema) -> Sql {
         Value::Str(s) => Sql::Text(s.to_string()),
         Value::Uuid(u) => Sql::Text(format_uuid(*u)),
         Value::Timestamp(t) => Sql::Text(format_timestamp(*t)),
+        Value::Duration(d) => Sql::Text(crate::value::format_duration(*d)),
         Value::List(_) | Value::Object(_) | Value::Entity(_) => Sql::Text(v.to_json(Some(schema)).to_string()),
     }
 }

@@ -30,14 +30,14 @@ pub enum Item {
         path: Vec<Ident>,
         span: Span,
     },
-    /// `time created`: the event field that is the event's time.
-    Time {
-        field: Ident,
-        span: Span,
-    },
     /// `recipient User`
     Recipient {
         entity: Ident,
+        span: Span,
+    },
+    /// `time created`: the event field that is the event's time.
+    Time {
+        field: Ident,
         span: Span,
     },
     /// `type Name { fields }`
@@ -56,8 +56,8 @@ impl Item {
         match self {
             Item::Discriminator { span, .. }
             | Item::Identity { span, .. }
-            | Item::Time { span, .. }
-            | Item::Recipient { span, .. } => *span,
+            | Item::Recipient { span, .. }
+            | Item::Time { span, .. } => *span,
             Item::Type(t) => t.span,
             Item::Event(e) => e.span,
             Item::Entity(e) => e.span,
@@ -198,8 +198,8 @@ impl Clause {
     }
 }
 
-/// A duration written in a stateful clause (`10m`). `nanos` is `None` when
-/// the literal is out of range (already reported as a syntax error).
+/// The duration literal of a stateful clause (`10m`, `1h30m`). `nanos` is
+/// `None` when the literal is malformed (already reported as a syntax error).
 #[derive(Debug, Clone, Copy)]
 pub struct DurationLit {
     pub nanos: Option<i128>,
@@ -388,6 +388,8 @@ pub enum ExprKind {
     Bool(bool),
     Int(i64),
     Float(f64),
+    /// A duration literal (`30s`, `1h30m`) in nanoseconds.
+    Duration(i64),
     /// A string literal; a single `Text` part (or none) when it has no
     /// interpolation.
     Str(Vec<StrPart>),

@@ -4,7 +4,7 @@
 //! range, empty interpolations) are collected in `errors`.
 
 use super::ast::*;
-use super::error::{EscapeProblem, SyntaxError};
+use super::error::{DurationProblem, EscapeProblem, SyntaxError};
 use super::parser::Rule;
 use super::scan::{Scan, Token};
 use crate::span::{FileId, Span};
@@ -143,13 +143,13 @@ impl<'s> Builder<'s> {
                 let path = kids(p).skip(1).map(|c| self.ident(c)).collect();
                 Item::Identity { path, span }
             }
-            Rule::time_decl => {
-                let field = self.ident(kids(p).nth(1).expect("time field"));
-                Item::Time { field, span }
-            }
             Rule::recipient_decl => {
                 let entity = self.ident(kids(p).nth(1).expect("recipient entity"));
                 Item::Recipient { entity, span }
+            }
+            Rule::time_decl => {
+                let field = self.ident(kids(p).nth(1).expect("time field"));
+                Item::Time { field, span }
             }
             r => unreachable!("not an item: {r:?}"),
         }
@@ -243,7 +243,12 @@ impl<'s> Builder<'s> {
                 let window = p.as_rule() == Rule::window_clause;
                 let mut it = kids(p);
                 let keyword = self.span(&next(&mut it));
-                let duration = self.duration(next(&mut it));
+                let d = self.duration(next(&mut it));
+                let nanos = match d.kind {
+                    ExprKind::Duration(n) => Some(i128::from(n)),
+                    _ => None,
+                };
+                let duration = DurationLit { nanos, span: d.span };
                 let mut keys = Vec::new();
                 let mut test = None;
                 for c in it {
@@ -506,6 +511,7 @@ impl<'s> Builder<'s> {
             Rule::list => ExprKind::List(kids(p).map(|c| self.expr(c)).collect()),
             Rule::string => ExprKind::Str(self.string(p)),
             Rule::float_lit | Rule::int_lit => return self.number(p, None),
+            Rule::duration_lit => return self.duration(p),
             Rule::kw_true => ExprKind::Bool(true),
             Rule::kw_false => ExprKind::Bool(false),
             Rule::kw_null => ExprKind::Null,
@@ -534,33 +540,47 @@ impl<'s> Builder<'s> {
         Expr { kind, span }
     }
 
-    /// A number literal; `neg` is the span including a leading `-`.
-    /// `10m` in a stateful clause: digits and one unit letter.
-    fn duration(&mut self, p: P<'_>) -> DurationLit {
-        let span = self.span(&p);
+    /// A duration literal. Its token is wider than a valid literal (see
+    /// `duration_lit` in the grammar) so that mistakes get their own error.
+    fn duration(&mut self, p: P<'_>) -> Expr {
+        use crate::value::{parse_duration, DurationError};
         let text = p.as_str();
-        let (digits, unit) = text.split_at(text.len() - 1);
-        let scale: i128 = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            _ => 86_400,
+        let span = self.span(&p);
+        let at =
+            |off: usize, len: usize| Span::new(span.file, span.start as usize + off, span.start as usize + off + len);
+        let kind = if let Some(dot) = text.find('.') {
+            let unit_at = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+            self.errors.push(SyntaxError::BadDuration {
+                span,
+                text: text.to_string(),
+                problem: DurationProblem::Fraction { at: at(dot, unit_at - dot) },
+            });
+            ExprKind::Error
+        } else {
+            match parse_duration(text) {
+                Ok(d) => ExprKind::Duration(d),
+                Err(e) => {
+                    let problem = match e {
+                        DurationError::UnknownUnit { unit, at: off } => {
+                            DurationProblem::UnknownUnit { at: at(off, unit.len()), unit }
+                        }
+                        DurationError::UnitOrder { unit, at: off } => {
+                            DurationProblem::UnitOrder { at: at(off, unit.len()), unit }
+                        }
+                        DurationError::MissingUnit { at: off } => {
+                            DurationProblem::MissingUnit { at: at(off, text.len() - off) }
+                        }
+                        DurationError::Overflow => DurationProblem::Overflow,
+                    };
+                    self.errors.push(SyntaxError::BadDuration { span, text: text.to_string(), problem });
+                    ExprKind::Error
+                }
+            }
         };
-        // Bounded so that `t - D` stays far inside the timestamp range
-        // (years 1 to 9999) for every valid `t`: a duration past 100 years
-        // is a mistake, not a window.
-        let nanos = digits
-            .parse::<i128>()
-            .ok()
-            .and_then(|n| n.checked_mul(scale))
-            .filter(|s| *s <= 100 * 366 * 86_400)
-            .map(|s| s * 1_000_000_000);
-        if nanos.is_none() {
-            self.errors.push(SyntaxError::NumberOutOfRange { span, text: text.to_string(), float: false });
-        }
-        DurationLit { nanos, span }
+        Expr { kind, span }
     }
 
+    /// A number literal; `neg` is the span including a leading `-`.
     fn number(&mut self, p: P<'_>, neg: Option<Span>) -> Expr {
         let digits = p.as_str();
         let span = neg.unwrap_or_else(|| self.span(&p));

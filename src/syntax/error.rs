@@ -110,6 +110,22 @@ pub(crate) enum EscapeProblem {
     NotAChar,
 }
 
+/// What is wrong with a duration literal (E0011, E0012, E0013); `at` is
+/// the offending part of the literal.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DurationProblem {
+    /// E0011: `5x`, `3sec`.
+    UnknownUnit { at: Span, unit: String },
+    /// E0012: more than about 292 years.
+    Overflow,
+    /// E0013: `1.5h`.
+    Fraction { at: Span },
+    /// E0013: `30m1h`, `1s1s`.
+    UnitOrder { at: Span, unit: String },
+    /// E0013: `1h30`.
+    MissingUnit { at: Span },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum SyntaxError {
     /// E0001: the general case.
@@ -140,6 +156,10 @@ pub(crate) enum SyntaxError {
     MissingExpr { op: String, op_span: Span, at: Span, found: Found },
     /// E0010
     ExpectedItem { at: Span, found: Found, suggestion: Option<String> },
+    /// E0011, E0012, E0013: a duration literal that is not one.
+    BadDuration { span: Span, text: String, problem: DurationProblem },
+    /// E0011: a number, a space, then a duration unit (`5 m`).
+    SpacedDuration { span: Span, text: String },
 }
 
 impl SyntaxError {
@@ -158,6 +178,8 @@ impl SyntaxError {
             SyntaxError::UnterminatedString { quote } => *quote,
             SyntaxError::InvalidEscape { span, .. }
             | SyntaxError::NumberOutOfRange { span, .. }
+            | SyntaxError::BadDuration { span, .. }
+            | SyntaxError::SpacedDuration { span, .. }
             | SyntaxError::KeywordAsName { span, .. }
             | SyntaxError::EmptyInterpolation { span } => *span,
         }
@@ -302,6 +324,13 @@ impl SyntaxError {
                         .with_label("does not fit in a 64-bit signed integer")
                         .with_help("integers go from -9223372036854775808 to 9223372036854775807; write a float such as `1e20` for larger numbers")
                 }
+            }
+            SyntaxError::BadDuration { span, text, problem } => duration_diagnostic(*span, text, problem),
+            SyntaxError::SpacedDuration { span, text } => {
+                let fixed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+                Diagnostic::new(Code::UnknownDurationUnit, *span, format!("`{text}` is not a duration"))
+                    .with_label("a space between the number and its unit")
+                    .with_help(format!("did you mean `{fixed}`? A duration's unit follows its number directly"))
             }
             SyntaxError::KeywordAsName { span, keyword, role } => {
                 let what = match role {
@@ -722,6 +751,68 @@ mod tests {
                 );
             }
             assert!(!help.contains("??"), "`{call}`: {help}");
+        }
+    }
+}
+
+/// The diagnostic for a malformed duration literal.
+fn duration_diagnostic(span: Span, text: &str, problem: &DurationProblem) -> Diagnostic {
+    const UNITS: &str = "the units are `d`, `h`, `m`, `s`, `ms`, `us` and `ns`";
+    match problem {
+        DurationProblem::UnknownUnit { at, unit } => {
+            let units = crate::value::DURATION_UNITS.iter().map(|(u, _)| *u);
+            // A common spelling first (`sec`, `min`, `w`), then "did you mean".
+            let alias = match unit.to_ascii_lowercase().as_str() {
+                "sec" | "secs" | "second" | "seconds" => Some("s".to_string()),
+                "min" | "mins" | "minute" | "minutes" => Some("m".to_string()),
+                "hr" | "hrs" | "hour" | "hours" => Some("h".to_string()),
+                "day" | "days" => Some("d".to_string()),
+                "msec" | "millis" => Some("ms".to_string()),
+                "µs" | "usec" | "micros" => Some("us".to_string()),
+                "nsec" | "nanos" => Some("ns".to_string()),
+                "w" | "wk" | "week" | "weeks" => None,
+                // "did you mean" over one-letter units only makes sense for longer typos (`mn`).
+                _ => (unit.len() >= 2).then(|| crate::diag::suggest(unit, units)).flatten().or_else(|| {
+                    // A capital letter: `5M` (months?) or `5H`.
+                    let l = unit.to_ascii_lowercase();
+                    crate::value::DURATION_UNITS.iter().find(|(u, _)| *u == l).map(|(u, _)| u.to_string())
+                }),
+            };
+            let number = &text[..(at.start - span.start) as usize];
+            let help = match (alias, unit.as_str()) {
+                (_, "w" | "wk" | "week" | "weeks") => {
+                    let weeks: Option<i64> = number.parse().ok();
+                    match weeks.and_then(|w| w.checked_mul(7)) {
+                        Some(days) => format!("there is no week unit: did you mean `{days}d`?"),
+                        None => format!("there is no week unit: write the days with `d`; {UNITS}"),
+                    }
+                }
+                (Some(u), _) => format!("did you mean `{number}{u}`? {UNITS}"),
+                (None, _) => format!("{UNITS}; months and years have no fixed length"),
+            };
+            Diagnostic::new(Code::UnknownDurationUnit, *at, format!("unknown duration unit `{unit}` in `{text}`"))
+                .with_label("not a unit")
+                .with_help(help)
+        }
+        DurationProblem::Overflow => {
+            Diagnostic::new(Code::DurationOutOfRange, span, format!("duration `{text}` is out of range"))
+                .with_label("longer than a duration can be")
+                .with_help("durations go up to about 292 years (`106751d`)")
+        }
+        DurationProblem::Fraction { at } => {
+            Diagnostic::new(Code::MalformedDuration, *at, format!("duration `{text}` has a fraction"))
+                .with_label("a duration's numbers are whole")
+                .with_help("write it with smaller units: `1h30m` for an hour and a half, `1s500ms` for 1.5 seconds")
+        }
+        DurationProblem::UnitOrder { at, unit } => {
+            Diagnostic::new(Code::MalformedDuration, *at, format!("unit `{unit}` out of order in `{text}`"))
+                .with_label("must be smaller than the unit before it")
+                .with_help("write each unit once, largest first: `1h30m`, `2d12h`, `1m30s`")
+        }
+        DurationProblem::MissingUnit { at } => {
+            Diagnostic::new(Code::MalformedDuration, *at, format!("duration `{text}` ends in a number without a unit"))
+                .with_label("no unit")
+                .with_help(format!("every number in a duration needs a unit, as in `1h30m`; {UNITS}"))
         }
     }
 }

@@ -73,14 +73,12 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         Rule::kw_throttle => ("`throttle`", Normal),
         Rule::kw_by => ("`by`", Low),
         Rule::kw_distinct => ("`distinct`", Normal),
-        Rule::time_decl => ("`time`", Item),
         Rule::window_clause => ("`window`", Normal),
         Rule::window_count => ("`count`", Normal),
         Rule::window_distinct => ("`distinct`", Normal),
         Rule::throttle_clause => ("`throttle`", Normal),
         Rule::by_part => ("`by`", Low),
         Rule::window_cmp => ("a comparison", Normal),
-        Rule::clause_duration => ("a duration such as `10m`", Normal),
         Rule::lbrace => ("`{`", Low),
         Rule::rbrace => ("`}`", Normal),
         Rule::lparen => ("`(`", Normal),
@@ -100,6 +98,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         Rule::discriminator_decl => ("`discriminator`", Item),
         Rule::identity_decl => ("`identity`", Item),
         Rule::recipient_decl => ("`recipient`", Item),
+        Rule::time_decl => ("`time`", Item),
         Rule::type_decl => ("`type`", Item),
         Rule::event_decl => ("`event`", Item),
         Rule::entity_decl => ("`entity`", Item),
@@ -156,6 +155,7 @@ pub(crate) fn rule_info(rule: Rule) -> (&'static str, Class) {
         | Rule::call
         | Rule::name
         | Rule::keyword_field
+        | Rule::duration_lit
         | Rule::float_lit
         | Rule::int_lit
         | Rule::string => ("an expression", Expr),
