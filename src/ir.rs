@@ -658,6 +658,14 @@ impl Rule {
                 }
             });
         }
+        // The event time read by windows and throttles.
+        for s in &self.steps {
+            match s {
+                Step::Window(w) => out.push(w.time),
+                Step::Throttle(t) => out.push(t.time),
+                _ => {}
+            }
+        }
         out.sort();
         out.dedup();
         out
