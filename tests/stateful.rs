@@ -437,9 +437,8 @@ fn an_event_older_than_the_window_behind_the_latest_is_dropped() {
 }
 
 /// An event without its time field fails each stateful rule and changes no
-/// state. `created` is required in the authentik schema, so its absence
-/// contradicts the schema (R0006); an optional time field that is absent is
-/// R0010 (tests/fixtures/runtime/R0010_*).
+/// state: the `time` field is a required `timestamp`, so its absence
+/// contradicts the schema (R0006).
 #[test]
 fn an_event_without_time_is_a_rule_error() {
     let dir = tempfile::tempdir().unwrap();

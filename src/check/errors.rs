@@ -58,10 +58,11 @@ pub enum CheckError {
         span: Span,
         clause: &'static str,
     },
-    /// E0603: `distinct` over a type without equality.
+    /// E0603: a `by` key or `distinct` value of a record or list type.
     DistinctNotComparable {
         span: Span,
         found: String,
+        what: &'static str,
     },
     /// E0604: `window 0m`, `throttle 0s`.
     ZeroDuration {
@@ -407,9 +408,9 @@ impl CheckError {
             NoEventTime { span, clause } => Diagnostic::new(Code::NoEventTime, *span, format!("`{clause}` needs event time, but the schema has no `time` item"))
                 .with_label("uses event time")
                 .with_help("declare which event field is the event's time, e.g. `time created` (a `timestamp` field of `event *`)"),
-            DistinctNotComparable { span, found } => Diagnostic::new(Code::DistinctNotComparable, *span, format!("`distinct` cannot count values of type `{found}`"))
-                .with_label("values of this type have no equality")
-                .with_help("count a scalar field instead (a string, number, uuid, timestamp or bool)"),
+            DistinctNotComparable { span, found, what } => Diagnostic::new(Code::DistinctNotComparable, *span, format!("{what} cannot be a value of type `{found}`"))
+                .with_label("a record or a list, not a single value")
+                .with_help("use a scalar field inside it (a string, number, uuid, timestamp, bool or entity)"),
             ZeroDuration { span, clause } => Diagnostic::new(Code::ZeroDuration, *span, format!("a `{clause}` of zero length"))
                 .with_label("no event time is inside a zero-length interval")
                 .with_help("give a positive duration such as `10m`"),

@@ -209,6 +209,24 @@ impl<'s> Checker<'s> {
         }
     }
 
+    fn state_keys(&mut self, keys: &[ast::Expr], cx: &mut RuleCx) -> Vec<Expr> {
+        keys.iter()
+            .map(|k| {
+                let e = self.expr(k, cx, Hint::None);
+                self.require_scalar(&e, "a `by` key");
+                e
+            })
+            .collect()
+    }
+
+    /// Keys and `distinct` values are single values (E0603): a record or a
+    /// list has no one identity to group or count by.
+    fn require_scalar(&mut self, e: &Expr, what: &'static str) {
+        if matches!(e.ty.unwrap_optional(), Ty::Record(_) | Ty::List(_) | Ty::Null) {
+            self.errors.push(CheckError::DistinctNotComparable { span: e.span, found: self.show(&e.ty), what });
+        }
+    }
+
     /// A stateful clause's duration in nanoseconds; E0604 for zero.
     fn clause_duration(&mut self, d: &ast::DurationLit, clause: &'static str) -> Option<i128> {
         match d.nanos {
@@ -334,12 +352,10 @@ impl<'s> Checker<'s> {
                     next_slot += 1;
                     let time = self.event_time(*keyword, "window");
                     let duration = self.clause_duration(duration, "window");
-                    let keys = keys.iter().map(|k| self.expr(k, &mut cx, Hint::None)).collect();
+                    let keys = self.state_keys(keys, &mut cx);
                     let distinct = test.distinct.as_ref().map(|d| {
                         let e = self.expr(d, &mut cx, Hint::None);
-                        if !e.ty.has_error() && !comparable(e.ty.unwrap_optional(), e.ty.unwrap_optional()) {
-                            self.errors.push(CheckError::DistinctNotComparable { span: e.span, found: self.show(&e.ty) });
-                        }
+                        self.require_scalar(&e, "a `distinct` value");
                         e
                     });
                     let op = match test.op {
@@ -379,7 +395,7 @@ impl<'s> Checker<'s> {
                     next_slot += 1;
                     let time = self.event_time(*keyword, "throttle");
                     let duration = self.clause_duration(duration, "throttle");
-                    let keys = keys.iter().map(|k| self.expr(k, &mut cx, Hint::None)).collect();
+                    let keys = self.state_keys(keys, &mut cx);
                     let suppressed = self.state_local(&mut cx, "throttle.suppressed", Ty::Int, *keyword);
                     if let (Some(time), Some(duration)) = (time, duration) {
                         steps.push(ir::Step::Throttle(ir::ThrottleStep {

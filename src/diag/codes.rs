@@ -137,7 +137,7 @@ codes! {
     // --- E06xx: stateful clauses (windows, throttles) --------------------
     NoEventTime = "E0601", Error, "a stateful clause in a schema without `time`";
     InvalidTime = "E0602", Error, "`time` does not name a `timestamp` field of `event *`";
-    DistinctNotComparable = "E0603", Error, "`distinct` over values that cannot be compared";
+    DistinctNotComparable = "E0603", Error, "a `by` key or `distinct` value that is not a scalar";
     ZeroDuration = "E0604", Error, "a window or throttle of zero length";
     StateNameUnbound = "E0605", Error, "`window.*` or `throttle.*` where no clause binds it";
 
@@ -156,7 +156,6 @@ codes! {
     StoreFailure = "R0005", Error, "the store rejected a write";
     SchemaContradiction = "R0006", Error, "an event value that contradicts the schema";
     TimeOutOfRange = "R0007", Error, "a timestamp or duration result out of range";
-    MissingEventTime = "R0010", Error, "an event without its time, in a rule with a stateful clause";
 }
 
 impl std::fmt::Display for Code {

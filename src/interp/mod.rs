@@ -123,15 +123,17 @@ pub fn state_text(v: &Value, out: &mut String) {
     }
 }
 
-/// The event time of a stateful clause: a rule error when the event has
-/// none (`R0010`), or when its value contradicts the schema (`R0006`).
+/// The event time of a stateful clause. The schema's `time` field is a
+/// required `timestamp`, so an event without one contradicts the schema:
+/// the read itself reports it (`R0006`), and the fallback below words the
+/// same error should any other value reach here.
 fn event_time(interp: &Interp<'_>, path: PathId, span: crate::span::Span) -> Result<i128, RuntimeError> {
     match interp.event.path(path).map_err(|e| e.at(span))? {
         Value::Timestamp(t) => Ok(t),
         _ => {
             let field = interp.program.paths.get(path.0 as usize).map(|p| p.join(".")).unwrap_or_default();
             Err(RuntimeError::new(
-                Code::MissingEventTime,
+                Code::SchemaContradiction,
                 format!("the event has no time (`{field}`), which windows and throttles need"),
             )
             .at(span))

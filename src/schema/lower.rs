@@ -163,7 +163,7 @@ impl SchemaError {
             }
             SchemaError::InvalidTime { span, reason } => Diagnostic::new(Code::InvalidTime, *span, reason.clone())
                 .with_label("here")
-                .with_help("name a `timestamp` field of `event *`: `time created`"),
+                .with_help("name a required `timestamp` field of `event *`: `time created`"),
             SchemaError::InvalidEntityField { span, entity, field, found, help } => Diagnostic::new(
                 Code::InvalidEntityField,
                 *span,
@@ -607,8 +607,9 @@ impl Lowerer {
         def.fields = fields;
     }
 
-    /// `time FIELD`: a `timestamp` field of `event *` (it may be optional:
-    /// an event without it is a rule error of each stateful rule it meets).
+    /// `time FIELD`: a required `timestamp` field of `event *`, so every
+    /// event that reaches a stateful clause has a time (an event without one
+    /// contradicts the schema: `R0006` for each rule that reads it).
     fn time(&mut self, field: &ast::Ident, span: Span) {
         let Some(common) = self.schema.common else {
             self.errors.push(SchemaError::InvalidTime {
@@ -619,7 +620,7 @@ impl Lowerer {
         };
         match self.schema.path_type(common, &[field.name.as_str()]) {
             Ok(ty) if ty.has_error() => {}
-            Ok(ty) if matches!(ty.unwrap_optional(), Ty::Timestamp) => {
+            Ok(Ty::Timestamp) => {
                 self.schema.time = Some(field.name.clone());
                 self.schema.time_span = Some(span);
             }
@@ -627,7 +628,7 @@ impl Lowerer {
                 let found = crate::types::TyDisplay { ty: &ty, schema: &self.schema }.to_string();
                 self.errors.push(SchemaError::InvalidTime {
                     span: field.span,
-                    reason: format!("the time field must be a `timestamp`, not `{found}`"),
+                    reason: format!("the time field must be a required `timestamp`, not `{found}`"),
                 });
             }
             Err(_) => self.errors.push(SchemaError::InvalidTime {
