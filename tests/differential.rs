@@ -259,6 +259,34 @@ fn lit_against(kind: Kind, i: usize) -> String {
     }
 }
 
+/// Duration literals for time arithmetic, from nothing to the longest
+/// literal that fits (so sums overflow now and then).
+const DURS: &[&str] = &["0s", "1ns", "1h", "90m", "1h30m", "7d", "-1s", "1d1ns", "106751d"];
+
+/// Time arithmetic on a `timestamp` field against a literal, which the JIT
+/// solves for the field (`Atom::Time`).
+fn time_atom(f: &str, li: usize, opi: usize) -> String {
+    let ops = ["==", "!=", "<", "<=", ">", ">="];
+    let op = ops[opi % 6];
+    let d = DURS[li % DURS.len()];
+    let d2 = DURS[li / 3 % DURS.len()];
+    let t = lit_for(Kind::Ts, li / 2);
+    match li % 8 {
+        0 => format!("{f} + {d} {op} {t}"),
+        1 => format!("{f} - {d} {op} {t}"),
+        2 => format!("{f} - {t} {op} {d}"),
+        3 => format!("{t} {op} {d} + {f}"),
+        4 => format!("{f} + {d} - {d2} {op} {t}"),
+        // Literal arithmetic that fails (`106751d * 2`) is left to the
+        // interpreter, which reports it: keep the product in range.
+        5 => format!("{f} - {t} + {d} {op} {} * 2", DURS[li / 3 % (DURS.len() - 1)]),
+        6 if opi % 2 == 0 => format!("-({f} - {t}) {op} {d}"),
+        6 => format!("{f} - {t} {op} -({d})"),
+        _ if opi % 2 == 0 => format!("{t} - {f} {op} {d2}"),
+        _ => format!("{d} - ({f} - {t}) {op} {d2}"),
+    }
+}
+
 fn ordered(kind: Kind) -> bool {
     matches!(kind, Kind::Str | Kind::Int | Kind::Float | Kind::Ts | Kind::Any)
 }
@@ -308,6 +336,9 @@ fn cond(fields: &'static [(&'static str, Kind)]) -> impl Strategy<Value = String
             let op = if ordered(kind) { ops[opi % 6] } else { ops[opi % 2] };
             if matches!(kind, Kind::Str | Kind::Any) && pr < 10 {
                 return predicate(f, pr, li + opi);
+            }
+            if kind == Kind::Ts && pr >= 12 {
+                return time_atom(f, li, opi);
             }
             match (shape, opi) {
                 // `!=` against null: the literal and a const holding it.
@@ -613,4 +644,67 @@ rule g2 { match e2 { r.n: 1 } where event.s == "c" }
             pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
         }
     }
+}
+
+/// Time arithmetic at the edges of the timestamp and duration ranges: the
+/// JIT compiles every rule (`Atom::Time`), asks the interpreter exactly
+/// where an intermediate result leaves its range (R0007), and agrees on
+/// everything else, including absent and null.
+#[test]
+fn time_arithmetic_at_the_edges() {
+    let rules = r#"
+rule plus { match e0 where event.t + 1h > "2026-01-01T00:00:00Z" }
+rule minus_lit { match e0 where event.t - "2026-01-01T00:00:00Z" >= 0s }
+rule lit_minus { match e0 where "2026-01-01T00:00:00Z" - event.t < 1ns }
+rule neg { match e0 where -(event.t - "2026-01-01T00:00:00Z") != 1h }
+rule chain { match e0 where event.t + 106751d - 106751d == "2026-01-01T00:00:00Z" }
+rule far { match e0 where event.t - "0001-01-01T00:00:00Z" > 1d }
+rule top { match e0 where event.t + 1ns <= "9999-12-31T23:59:59.999999999Z" }
+rule bound { match e2 { t: w } where w - 1d < "2026-01-01T00:00:00Z" }
+"#;
+    let program =
+        compile_files(&[("schema.herald", SCHEMA.to_string()), ("t.herald", rules.to_string())]).expect("compiles");
+    let mut pair = Pair::new(program.clone());
+    assert!(pair.jit.fallbacks().is_empty(), "all compiled: {:?}", pair.jit.fallbacks());
+    let ts = [
+        "\"2026-01-01T00:00:00Z\"",
+        "\"2025-12-31T23:59:59.999999999Z\"",
+        "\"2026-01-01T01:00:00+01:00\"",
+        "\"0001-01-01T00:00:00Z\"",
+        "\"0001-01-01T00:59:59Z\"",
+        "\"9999-12-31T23:59:59.999999999Z\"",
+        "\"9999-12-31T23:00:00Z\"",
+        "\"1733-09-01T00:00:00Z\"",
+        "\"2318-04-01T00:00:00Z\"",
+        "null",
+        "5",
+        "\"not a time\"",
+    ];
+    for kind in ["e0", "e2"] {
+        for t in ts {
+            let line = format!(r#"{{"kind":"{kind}","t":{t}}}"#);
+            pair.check(line.as_bytes()).unwrap_or_else(|m| panic!("{m}"));
+        }
+        pair.check(format!(r#"{{"kind":"{kind}"}}"#).as_bytes()).unwrap_or_else(|m| panic!("{m}"));
+    }
+    // The expected answers for one ordinary time, spelled out.
+    pair.check(br#"{"kind":"e0","t":"2026-01-01T00:00:00Z"}"#).unwrap();
+    let (matched, _) = pair.outcome(true, br#"{"kind":"e0","t":"2026-01-01T00:00:00Z"}"#).expect("not a dead letter");
+    let names: Vec<(&str, bool)> =
+        matched.iter().map(|(r, e)| (program.rules[*r as usize].name.as_str(), e.is_some())).collect();
+    // `far` is some 2,025 years: no duration holds it, a rule error.
+    assert_eq!(
+        names,
+        [
+            ("plus", false),
+            ("minus_lit", false),
+            ("lit_minus", false),
+            ("neg", false),
+            ("chain", false),
+            ("far", true),
+            ("top", false)
+        ]
+    );
+    let far = matched.iter().find_map(|(_, e)| e.as_ref()).unwrap();
+    assert!(far.contains("TimeOutOfRange") && far.contains("out of range"), "{far}");
 }

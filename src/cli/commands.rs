@@ -197,6 +197,7 @@ struct RunSetup<'a> {
     max_line: usize,
     from_start: bool,
     backfill: bool,
+    now: Option<i128>,
     quiet: bool,
     mailer: Option<Mailer>,
 }
@@ -221,6 +222,7 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
         from_start: setup.from_start,
         max_line: setup.max_line,
         backfill: setup.backfill,
+        now: setup.now,
         ..RunOptions::default()
     };
     if let Some(t) = setup.threads {
@@ -430,6 +432,7 @@ pub fn run(args: &RunArgs) -> i32 {
         max_line: args.max_line_bytes as usize,
         from_start: args.from_start,
         backfill: args.backfill,
+        now: args.now,
         quiet: args.quiet,
         mailer,
     };
@@ -606,6 +609,7 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         max_line: engine::DEFAULT_MAX_LINE,
         from_start: true,
         backfill: false,
+        now: None,
         quiet: false,
         mailer,
     };

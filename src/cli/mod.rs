@@ -133,6 +133,10 @@ pub struct RunArgs {
     /// applied to them); reads the input from its first line.
     #[arg(long)]
     pub backfill: bool,
+    /// Pin `now()` to this instant for the whole run (RFC 3339, e.g.
+    /// `2026-04-14T08:00:00Z`), so that a replay gives the same answers.
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_now)]
+    pub now: Option<i128>,
     /// No summary on standard error.
     #[arg(long)]
     pub quiet: bool,
@@ -376,4 +380,10 @@ fn check(schema: Option<&str>, format: Format, verbose: bool, files: &[PathBuf])
     } else {
         EXIT_OK
     }
+}
+
+/// `--now`: an RFC 3339 timestamp in years 1 to 9999 (a usage error otherwise).
+fn parse_now(s: &str) -> Result<i128, String> {
+    crate::value::parse_timestamp(s.trim())
+        .ok_or_else(|| format!("`{s}` is not an RFC 3339 timestamp in years 1 to 9999 (e.g. `2026-04-14T08:00:00Z`)"))
 }

@@ -385,6 +385,31 @@ impl<'a> Decoded<'a> {
         }
     }
 
+    /// The event's time (the schema's `time` field) after `decode_full`:
+    /// `Ok(None)` when the schema declares no time field, or the event is of
+    /// a type without one (an undeclared type when the field is not in
+    /// `event *`); an error when the value is missing or not a timestamp.
+    pub fn event_time(&self) -> Result<Option<i128>, crate::diag::RuntimeError> {
+        use crate::diag::{Code, RuntimeError};
+        let plan = &*self.dec.plan;
+        let Some(tp) = plan.time_path else {
+            return Ok(None);
+        };
+        if plan.per_type[self.dec.type_index].by_path[tp.0 as usize].is_none() {
+            return Ok(None);
+        }
+        if let Some(e) = self.contradiction(tp) {
+            return Err(RuntimeError::new(Code::SchemaContradiction, e.to_string()));
+        }
+        match self.value(tp) {
+            Value::Timestamp(t) => Ok(Some(t)),
+            other => Err(RuntimeError::new(
+                Code::SchemaContradiction,
+                format!("the event's time `$.{}` is {}, not a timestamp", plan.path(tp).join("."), other.kind()),
+            )),
+        }
+    }
+
     /// The event's identity as text: a uuid in canonical dashed form, a
     /// string as is, an int in decimal. Without a declared identity, the
     /// FNV-1a-128 hash of the line (surrounding whitespace trimmed) as 32

@@ -133,6 +133,8 @@ pub struct DecodePlan {
     pub(crate) schema: Arc<Schema>,
     pub(crate) paths: Vec<Vec<String>>,
     pub(crate) identity_path: Option<PathId>,
+    /// The slot of the schema's `time` field, decoded with every full decode.
+    pub(crate) time_path: Option<PathId>,
     /// Declared types plus one for undeclared.
     pub(crate) n_types: usize,
     pub(crate) types: StrTable,
@@ -165,6 +167,19 @@ impl DecodePlan {
             }
         });
 
+        // The event-time path, the same way (a later stateful-rules stage
+        // reads it on every matched event).
+        let time_path = schema.time.as_ref().map(|t| {
+            let t = vec![t.clone()];
+            match paths.iter().position(|p| *p == t) {
+                Some(i) => PathId(i as u32),
+                None => {
+                    paths.push(t);
+                    PathId(paths.len() as u32 - 1)
+                }
+            }
+        });
+
         let mut types = StrTable::default();
         for (i, e) in schema.events.iter().enumerate() {
             types.insert(e.name.as_bytes(), i as u32);
@@ -193,16 +208,16 @@ impl DecodePlan {
             let by_path: Vec<Option<PathPlan>> = (0..paths.len())
                 .map(|i| resolve_path(&schema, record, &paths[i], &path_nodes[i], PathId(i as u32)))
                 .collect();
-            let pick = |list: Option<&Vec<PathId>>, extra: Option<PathId>| {
+            let pick = |list: Option<&Vec<PathId>>, extra: &[Option<PathId>]| {
                 let mut ids: Vec<PathId> = list.cloned().unwrap_or_default();
-                ids.extend(extra);
+                ids.extend(extra.iter().flatten());
                 ids.retain(|p| (p.0 as usize) < paths.len());
                 ids.sort();
                 ids.dedup();
                 ids.iter().filter_map(|p| by_path[p.0 as usize].clone()).collect::<Vec<_>>()
             };
-            let match_ = pick(match_paths.get(t), None);
-            let full = pick(full_paths.get(t), identity_path);
+            let match_ = pick(match_paths.get(t), &[]);
+            let full = pick(full_paths.get(t), &[identity_path, time_path]);
             let ident = identity_path.and_then(|p| by_path[p.0 as usize].clone());
             per_type.push(TypePlan { match_, full, by_path, ident });
         }
@@ -247,6 +262,7 @@ impl DecodePlan {
             schema,
             paths,
             identity_path,
+            time_path,
             n_types,
             types,
             syms,
@@ -270,7 +286,7 @@ impl DecodePlan {
     }
 
     /// Number of slots a decoder fills: one per path (the program's paths,
-    /// plus the identity path when the program does not read it).
+    /// plus the identity and time paths when the program does not read them).
     pub fn slot_count(&self) -> usize {
         self.paths.len()
     }
@@ -286,6 +302,12 @@ impl DecodePlan {
     /// The slot holding the event's identity, when the schema declares one.
     pub fn identity_path(&self) -> Option<PathId> {
         self.identity_path
+    }
+
+    /// The slot holding the event's time (the schema's `time` field), filled
+    /// by every full decode.
+    pub fn time_path(&self) -> Option<PathId> {
+        self.time_path
     }
 
     /// Paths `decode_match` fills for events of type `ty` (`None`: undeclared).

@@ -64,7 +64,7 @@ codes! {
     DuplicateTypeName = "E0104", Error, "a type or entity name is declared twice";
     InvalidKeyType = "E0105", Error, "an entity key must be `int`, `string` or `uuid`";
     UnknownRecipient = "E0106", Error, "`recipient` names no entity";
-    DuplicateSchemaItem = "E0107", Error, "`discriminator`, `identity` or `recipient` declared twice";
+    DuplicateSchemaItem = "E0107", Error, "`discriminator`, `identity`, `recipient` or `time` declared twice";
     UnknownEventType = "E0108", Error, "unknown event type";
     UnknownField = "E0109", Error, "unknown field";
     UnknownName = "E0110", Error, "unknown name";
@@ -79,6 +79,7 @@ codes! {
     RecursiveType = "E0119", Error, "a record type contains itself";
     MissingDiscriminator = "E0120", Error, "the schema has event types but no `discriminator`";
     EntityInEvent = "E0121", Error, "an entity type used as an event field";
+    InvalidTimeField = "E0122", Error, "`time` does not name a required `timestamp` field of every event";
 
     // --- E02xx: types -----------------------------------------------------
     TypeMismatch = "E0201", Error, "mismatched types";
@@ -136,7 +137,6 @@ codes! {
 
     // --- E06xx: stateful clauses (windows, throttles) --------------------
     NoEventTime = "E0601", Error, "a stateful clause in a schema without `time`";
-    InvalidTime = "E0602", Error, "`time` does not name a `timestamp` field of `event *`";
     DistinctNotComparable = "E0603", Error, "a `by` key or `distinct` value that is not a scalar";
     ZeroDuration = "E0604", Error, "a window or throttle of zero length";
     StateNameUnbound = "E0605", Error, "`window.*` or `throttle.*` where no clause binds it";

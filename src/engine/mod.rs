@@ -69,6 +69,10 @@ pub struct RunOptions {
     /// Apply rules that were never applied to an already-processed event
     /// (a rule name new to it). Implies reading from the first line.
     pub backfill: bool,
+    /// The value of `now()` for the whole run (`run --now`); `None` reads
+    /// the clock once per event. A value, not a global, so that a caller
+    /// (`herald test`, later) can pin it per test.
+    pub now: Option<i128>,
     /// Called after every commit (e.g. to wake email delivery).
     pub on_commit: Option<Box<dyn FnMut() + Send>>,
     /// Called with the number of input bytes consumed so far.
@@ -89,6 +93,7 @@ impl Default for RunOptions {
             from_start: false,
             max_line: DEFAULT_MAX_LINE,
             backfill: false,
+            now: None,
             on_commit: None,
             on_progress: None,
         }
@@ -467,7 +472,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // failure ends the run and rolls back the transaction), and the
         // SAVEPOINT/RELEASE pair was two statements per matched event.
         let db = RuleStore::new(self.store, state);
-        let interp = Interp { program: self.program, event: &ev, db: &db, now: now_nanos() };
+        let interp =
+            Interp { program: self.program, event: &ev, db: &db, now: self.opts.now.unwrap_or_else(now_nanos) };
         let mut touched = false;
         let mut fired = false;
         for (id, match_error) in matched {

@@ -352,6 +352,25 @@ impl Gen<'_, '_> {
                 self.select(is_bool, bit, unk)
             }
             Atom::Cmp { path, op, lit } => self.cmp(*path, *op, lit)?,
+            Atom::Time { path, op, rhs, lo, hi } => {
+                // The path is a `timestamp`: its slot is TIMESTAMP, absent,
+                // null or CONTRA (answered below); any other tag asks.
+                let r = self.ts_cmp(*path, *op, *rhs);
+                let ge = self.ts_cmp(*path, CmpOp::Ge, *lo);
+                let le = self.ts_cmp(*path, CmpOp::Le, *hi);
+                let inside = self.b.ins().band(ge, le);
+                // Outside, the interpreter's arithmetic fails (R0007).
+                let unk = self.k(2);
+                let v = self.select(inside, r, unk);
+                let is_ts = self.tag_is(*path, tag::TIMESTAMP);
+                let v = self.select(is_ts, v, unk);
+                // Arithmetic on absent or null is absent: every comparison
+                // is false but `!=`.
+                let tg = self.field(*path, OFF_TAG);
+                let nullish = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, tg, tag::NULL as i64);
+                let on_nullish = self.k((*op == CmpOp::Ne) as i64);
+                self.select(nullish, on_nullish, v)
+            }
             Atom::Call { path, pred } => {
                 let i = match self.const_at.get(pred) {
                     Some(&i) => i,

@@ -37,6 +37,12 @@ pub(crate) enum Atom {
     /// A predicate on one path's value run by a Rust helper
     /// (`helpers::herald_jit_pred`), which may also answer "ask".
     Call { path: PathId, pred: Pred },
+    /// Time arithmetic on a `timestamp` path compared with a literal,
+    /// solved for the path's value: `event.t + 1h > L` is `t > L - 1h` and
+    /// `event.t - L <= 5m` is `t <= L + 5m`. The interpreter's intermediate
+    /// results must stay in range (else it reports R0007): that is `t` in
+    /// `lo..=hi`, outside which the atom answers "ask".
+    Time { path: PathId, op: CmpOp, rhs: i128, lo: i128, hi: i128 },
 }
 
 /// A predicate over one event value with constant arguments, evaluated by
@@ -105,9 +111,11 @@ impl std::hash::Hash for Pred {
 impl Atom {
     pub(crate) fn path(&self) -> PathId {
         match self {
-            Atom::IsNull { path, .. } | Atom::Cmp { path, .. } | Atom::In { path, .. } | Atom::Call { path, .. } => {
-                *path
-            }
+            Atom::IsNull { path, .. }
+            | Atom::Cmp { path, .. }
+            | Atom::In { path, .. }
+            | Atom::Call { path, .. }
+            | Atom::Time { path, .. } => *path,
             Atom::Truthy(p) => *p,
         }
     }
@@ -217,7 +225,7 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> (Vec<(PathId, String)
                 op: CmpOp::Eq | CmpOp::Ne,
                 lit: Lit::Str(_) | Lit::Int(_) | Lit::Float(_) | Lit::Bool(_),
             } if scalar.contains_key(path) => {}
-            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } | Atom::Call { .. } => break,
+            Atom::Cmp { .. } | Atom::Truthy(_) | Atom::In { .. } | Atom::Call { .. } | Atom::Time { .. } => break,
         }
         before.push(a.path());
     }
@@ -230,6 +238,56 @@ pub(crate) fn dispatch_keys(c: &Cond, scalar: &Scalars) -> (Vec<(PathId, String)
 enum Operand {
     Path(PathId),
     Lit(Value),
+}
+
+/// A `timestamp` path with time arithmetic applied: the value is
+/// `sign * t + off` (a timestamp, or a duration when `dur`; `sign` is 1 or
+/// -1), defined when the path's `t` is in `lo..=hi` (every intermediate
+/// result in range).
+#[derive(Debug, Clone, Copy)]
+struct Affine {
+    path: PathId,
+    neg: bool,
+    off: i128,
+    lo: i128,
+    hi: i128,
+    dur: bool,
+}
+
+impl Affine {
+    /// Narrow the domain so that the value stays within `min..=max`.
+    fn within(mut self, min: i128, max: i128) -> Option<Affine> {
+        let (a, b) = (min.checked_sub(self.off)?, max.checked_sub(self.off)?);
+        // `-t` in `a..=b` is `t` in `-b..=-a`.
+        let (a, b) = if self.neg { (b.checked_neg()?, a.checked_neg()?) } else { (a, b) };
+        self.lo = self.lo.max(a);
+        self.hi = self.hi.min(b);
+        Some(self)
+    }
+
+    /// The domain narrowed to the range of the value's kind.
+    fn bounded(self) -> Option<Affine> {
+        if self.dur {
+            self.within(i64::MIN as i128, i64::MAX as i128)
+        } else {
+            self.within(crate::value::MIN_TIMESTAMP, crate::value::MAX_TIMESTAMP)
+        }
+    }
+
+    /// `self + k` for a literal `k` (a duration, or a timestamp subtracted).
+    fn plus(mut self, k: i128, dur: bool) -> Option<Affine> {
+        self.off = self.off.checked_add(k)?;
+        self.dur = dur;
+        self.bounded()
+    }
+
+    /// `k - self` for a literal `k`.
+    fn from(mut self, k: i128, dur: bool) -> Option<Affine> {
+        self.neg = !self.neg;
+        self.off = k.checked_sub(self.off)?;
+        self.dur = dur;
+        self.bounded()
+    }
 }
 
 /// Lower a rule's `match` condition, or say why it is not compiled.
@@ -313,6 +371,12 @@ impl Lowerer<'_> {
                 self.call_cmp(swap(*op), rhs, lhs)
             }
             ExprKind::Call { func, args } => self.call(func, args),
+            ExprKind::Cmp { op, lhs, rhs }
+                if matches!(lhs.kind, ExprKind::Arith { .. } | ExprKind::Neg(_))
+                    || matches!(rhs.kind, ExprKind::Arith { .. } | ExprKind::Neg(_)) =>
+            {
+                self.time_cmp(*op, lhs, rhs)
+            }
             ExprKind::Cmp { op, lhs, rhs } => match (self.operand(lhs)?, self.operand(rhs)?) {
                 (Operand::Path(p), Operand::Lit(v)) => Ok(cmp_atom(p, *op, &v)?),
                 (Operand::Lit(v), Operand::Path(p)) => Ok(cmp_atom(p, swap(*op), &v)?),
@@ -366,6 +430,89 @@ impl Lowerer<'_> {
 }
 
 impl Lowerer<'_> {
+    /// A comparison where one side does time arithmetic on one `timestamp`
+    /// path and the other is a literal (or folds to one).
+    fn time_cmp(&self, op: CmpOp, lhs: &Expr, rhs: &Expr) -> Result<Cond, String> {
+        let (a, b) = (self.affine(lhs)?, self.affine(rhs)?);
+        let (aff, op, lit) = match (a, b) {
+            (Ok(x), Err(v)) => (x, op, v),
+            (Err(v), Ok(x)) => (x, swap(op), v),
+            (Err(x), Err(y)) => return Ok(Cond::Const(ops::compare(op, &x, &y))),
+            (Ok(_), Ok(_)) => return Err("compares two event values".into()),
+        };
+        let rhs = match (&lit, aff.dur) {
+            // Comparisons with null are false, `!=` their negation.
+            (Value::Absent | Value::Null, _) => return Ok(Cond::Const(op == CmpOp::Ne)),
+            (Value::Timestamp(t), false) => *t,
+            (Value::Duration(d), true) => *d as i128,
+            _ => return Err("compares time arithmetic with a literal of another kind".into()),
+        };
+        let Some(rhs) = rhs.checked_sub(aff.off) else {
+            return Err("uses time arithmetic out of range".into());
+        };
+        // `-t op c` is `t (swapped op) -c`.
+        let (op, rhs) = if aff.neg { (swap(op), -rhs) } else { (op, rhs) };
+        // An empty `lo..=hi` (no `t` gives a value) is still compiled: the
+        // atom asks on every timestamp, and the interpreter reports R0007.
+        Ok(Cond::Atom(Atom::Time { path: aff.path, op, rhs, lo: aff.lo, hi: aff.hi }))
+    }
+
+    /// An operand of a time comparison: `Ok(Ok(affine))` for arithmetic on
+    /// a path, `Ok(Err(value))` for a literal (folded with the
+    /// interpreter's own arithmetic).
+    fn affine(&self, e: &Expr) -> Result<Result<Affine, Value>, String> {
+        use crate::ir::ArithOp;
+        use crate::types::Ty;
+        match &e.kind {
+            ExprKind::Arith { op, lhs, rhs } => {
+                let (l, r) = (self.affine(lhs)?, self.affine(rhs)?);
+                let too_far = || "uses time arithmetic out of range".to_string();
+                let done = |a: Option<Affine>| a.map(Ok).ok_or_else(too_far);
+                match (op, l, r) {
+                    (_, Err(x), Err(y)) => match ops::arith(*op, &x, &y) {
+                        Ok(v) => Ok(Err(v)),
+                        Err(_) => Err("uses arithmetic that fails on its literals".into()),
+                    },
+                    (ArithOp::Add, Ok(a), Err(Value::Duration(d))) | (ArithOp::Add, Err(Value::Duration(d)), Ok(a)) => {
+                        done(a.plus(d as i128, a.dur))
+                    }
+                    (ArithOp::Sub, Ok(a), Err(Value::Duration(d))) => done(a.plus(-(d as i128), a.dur)),
+                    // `t - L`: a duration.
+                    (ArithOp::Sub, Ok(a), Err(Value::Timestamp(t))) if !a.dur => done(a.plus(-t, true)),
+                    // `L - t` is a duration, `L - d` a timestamp, `d - d'` a duration.
+                    (ArithOp::Sub, Err(Value::Timestamp(t)), Ok(a)) => done(a.from(t, !a.dur)),
+                    (ArithOp::Sub, Err(Value::Duration(d)), Ok(a)) if a.dur => done(a.from(d as i128, true)),
+                    _ => Err("uses arithmetic the JIT does not compile".into()),
+                }
+            }
+            ExprKind::Neg(x) => match self.affine(x)? {
+                Err(v) => ops::negate(&v).map(Err).map_err(|_| "negates a literal out of range".to_string()),
+                // `-d` fails only for the most negative duration.
+                Ok(a) if a.dur => a
+                    .from(0, true)
+                    .and_then(|a| a.within(-(i64::MAX as i128), i64::MAX as i128))
+                    .map(Ok)
+                    .ok_or_else(|| "uses time arithmetic out of range".to_string()),
+                Ok(_) => Err("negates a timestamp".into()),
+            },
+            ExprKind::Lit(v) => Ok(Err(v.clone())),
+            ExprKind::Event(_) | ExprKind::Local(_) if e.ty.unwrap_optional() == &Ty::Timestamp => {
+                match self.operand(e)? {
+                    Operand::Path(path) => Ok(Ok(Affine {
+                        path,
+                        neg: false,
+                        off: 0,
+                        lo: crate::value::MIN_TIMESTAMP,
+                        hi: crate::value::MAX_TIMESTAMP,
+                        dur: false,
+                    })),
+                    Operand::Lit(v) => Ok(Err(v)),
+                }
+            }
+            _ => Err(format!("uses {}", describe(e))),
+        }
+    }
+
     /// The one event path a function reads, or why not.
     fn path_arg(&self, func: &Builtin, e: &Expr) -> Result<PathId, String> {
         match self.operand(e) {

@@ -157,7 +157,8 @@ impl JitMatcher {
                             lower::Atom::Cmp { .. }
                             | lower::Atom::IsNull { .. }
                             | lower::Atom::Truthy(_)
-                            | lower::Atom::Call { .. } => {}
+                            | lower::Atom::Call { .. }
+                            | lower::Atom::Time { .. } => {}
                         }
                         strs.iter()
                             .find(|s| plan.sym(s).is_none())

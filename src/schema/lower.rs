@@ -63,11 +63,6 @@ pub enum SchemaError {
         reason: String,
         discriminator: bool,
     },
-    /// `time FIELD` names no `timestamp` field of `event *`.
-    InvalidTime {
-        span: Span,
-        reason: String,
-    },
     InvalidEntityField {
         span: Span,
         entity: String,
@@ -85,6 +80,12 @@ pub enum SchemaError {
     EntityInEvent {
         span: Span,
         entity: String,
+    },
+    /// E0122: `time` names no required `timestamp` field of every event.
+    InvalidTimeField {
+        span: Span,
+        reason: String,
+        help: String,
     },
 }
 
@@ -161,9 +162,6 @@ impl SchemaError {
                     },
                 )
             }
-            SchemaError::InvalidTime { span, reason } => Diagnostic::new(Code::InvalidTime, *span, reason.clone())
-                .with_label("here")
-                .with_help("name a required `timestamp` field of `event *`: `time created`"),
             SchemaError::InvalidEntityField { span, entity, field, found, help } => Diagnostic::new(
                 Code::InvalidEntityField,
                 *span,
@@ -183,6 +181,11 @@ impl SchemaError {
             )
             .with_label("event type declared here")
             .with_help("add `discriminator FIELD` naming the event field that holds the event type"),
+            SchemaError::InvalidTimeField { span, reason, help } => {
+                Diagnostic::new(Code::InvalidTimeField, *span, reason.clone())
+                    .with_label("not the event's time")
+                    .with_help(help.clone())
+            }
             SchemaError::EntityInEvent { span, entity } => Diagnostic::new(
                 Code::EntityInEvent,
                 *span,
@@ -270,7 +273,7 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
     let mut discriminator: Option<&ast::Ident> = None;
     let mut identity: Option<(&Vec<ast::Ident>, Span)> = None;
     let mut recipient: Option<&ast::Ident> = None;
-    let mut time: Option<(&ast::Ident, Span)> = None;
+    let mut time: Option<&ast::Ident> = None;
     for item in &items {
         match item {
             ast::Item::Discriminator { field, span } => match discriminator {
@@ -287,10 +290,6 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
                 }
                 None => identity = Some((path, *span)),
             },
-            ast::Item::Time { field, span } => match time {
-                Some((_, first)) => l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "time", first }),
-                None => time = Some((field, *span)),
-            },
             ast::Item::Recipient { entity, span } => match recipient {
                 Some(first) => l.errors.push(SchemaError::DuplicateSchemaItem {
                     span: *span,
@@ -298,6 +297,12 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
                     first: first.span,
                 }),
                 None => recipient = Some(entity),
+            },
+            ast::Item::Time { field, span } => match time {
+                Some(first) => {
+                    l.errors.push(SchemaError::DuplicateSchemaItem { span: *span, item: "time", first: first.span })
+                }
+                None => time = Some(field),
             },
             _ => {}
         }
@@ -387,8 +392,8 @@ pub fn lower(files: &[&ast::File]) -> (Schema, Vec<Diagnostic>) {
     if let Some((path, span)) = identity {
         l.identity(path, span);
     }
-    if let Some((field, span)) = time {
-        l.time(field, span);
+    if let Some(t) = time {
+        l.time(t);
     }
     if let Some(r) = recipient {
         match l.schema.entity_by_name(&r.name) {
@@ -607,35 +612,83 @@ impl Lowerer {
         def.fields = fields;
     }
 
-    /// `time FIELD`: a required `timestamp` field of `event *`, so every
-    /// event that reaches a stateful clause has a time (an event without one
-    /// contradicts the schema: `R0006` for each rule that reads it).
-    fn time(&mut self, field: &ast::Ident, span: Span) {
+    /// `time FIELD`: a required `timestamp` of `event *`, or, when `event *`
+    /// does not have it, of every declared event type (then an event of an
+    /// undeclared type has no time). Windows and throttles place events by
+    /// it, so an event that may lack it would have no place.
+    fn time(&mut self, field: &ast::Ident) {
+        let name = field.name.as_str();
+        let help = format!("declare `{name}: timestamp` in `event *`, or name the field that holds the event's time");
+        let shown = |l: &Lowerer, ty: &Ty| crate::types::TyDisplay { ty, schema: &l.schema }.to_string();
         let Some(common) = self.schema.common else {
-            self.errors.push(SchemaError::InvalidTime {
-                span,
+            self.errors.push(SchemaError::InvalidTimeField {
+                span: field.span,
                 reason: "`time` needs event fields, but the schema declares none".into(),
+                help,
             });
             return;
         };
-        match self.schema.path_type(common, &[field.name.as_str()]) {
-            Ok(ty) if ty.has_error() => {}
-            Ok(Ty::Timestamp) => {
-                self.schema.time = Some(field.name.clone());
-                self.schema.time_span = Some(span);
-            }
-            Ok(ty) => {
-                let found = crate::types::TyDisplay { ty: &ty, schema: &self.schema }.to_string();
-                self.errors.push(SchemaError::InvalidTime {
+        match self.schema.record(common).field(name).map(|(_, f)| f.ty.clone()) {
+            Some(Ty::Timestamp) => {}
+            Some(ty) if ty.has_error() => return,
+            Some(ty) => {
+                let found = shown(self, &ty);
+                let help = if ty.unwrap_optional() == &Ty::Timestamp {
+                    format!("make it required (`{name}: timestamp`): every event needs a time")
+                } else {
+                    format!("the event's time is a `timestamp`; name another field, or declare `{name}` as one")
+                };
+                self.errors.push(SchemaError::InvalidTimeField {
                     span: field.span,
-                    reason: format!("the time field must be a required `timestamp`, not `{found}`"),
+                    reason: format!("the time field `{name}` is `{found}`, not a required `timestamp`"),
+                    help,
                 });
+                return;
             }
-            Err(_) => self.errors.push(SchemaError::InvalidTime {
-                span: field.span,
-                reason: format!("`time` names `{}`, which is not a field of `event *`", field.name),
-            }),
+            None => {
+                // Not common: every declared event type must have it.
+                let mut missing = None;
+                for ev in &self.schema.events {
+                    match self.schema.record(ev.record).field(name).map(|(_, f)| f.ty.clone()) {
+                        Some(Ty::Timestamp) => {}
+                        Some(ty) if ty.has_error() => return,
+                        other => {
+                            missing = Some((ev.name.clone(), other));
+                            break;
+                        }
+                    }
+                }
+                if self.schema.events.is_empty() {
+                    missing = Some((String::new(), None));
+                }
+                if let Some((event, ty)) = missing {
+                    let all: Vec<&str> = self
+                        .schema
+                        .events
+                        .iter()
+                        .flat_map(|e| self.schema.record(e.record).fields.iter().map(|f| f.name.as_str()))
+                        .chain(self.schema.record(common).fields.iter().map(|f| f.name.as_str()))
+                        .collect();
+                    let suggestion = suggest(name, all);
+                    let reason = match (&ty, event.is_empty()) {
+                        (_, true) => format!("`time` names `{name}`, which is not a field of `event *`"),
+                        (None, false) => format!("`time` names `{name}`, which event `{event}` does not have"),
+                        (Some(t), false) => format!(
+                            "the time field `{name}` is `{}` in event `{event}`, not a required `timestamp`",
+                            shown(self, t)
+                        ),
+                    };
+                    let help = match suggestion {
+                        Some(s) if ty.is_none() => format!("did you mean `{s}`?"),
+                        _ => help,
+                    };
+                    self.errors.push(SchemaError::InvalidTimeField { span: field.span, reason, help });
+                    return;
+                }
+            }
         }
+        self.schema.time = Some(name.to_string());
+        self.schema.time_span = Some(field.span);
     }
 
     fn identity(&mut self, path: &[ast::Ident], span: Span) {

@@ -82,8 +82,9 @@ pub struct Schema {
     pub identity_span: Option<Span>,
     pub recipient: Option<EntityId>,
     pub recipient_span: Option<Span>,
-    /// `time FIELD`: the top-level event field holding the event's time (a
-    /// `timestamp`), read by windows, throttles and sequences.
+    /// The top-level event field that is the event's time (`time created`):
+    /// a required `timestamp` of every declared event type. Windows,
+    /// throttles and sequences place events by it, never by the wall clock.
     pub time: Option<String>,
     pub time_span: Option<Span>,
     pub records: Vec<RecordDef>,

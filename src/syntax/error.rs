@@ -370,7 +370,7 @@ impl SyntaxError {
             .with_label("not the start of an item")
             .with_help(match suggestion {
                 Some(s) => format!("did you mean `{s}`?"),
-                None => "every item starts with `rule`, `const`, `type`, `event`, `entity`, `discriminator`, `identity` or `recipient`".to_string(),
+                None => "every item starts with `rule`, `const`, `type`, `event`, `entity`, `discriminator`, `identity`, `recipient` or `time`".to_string(),
             }),
         }
     }
@@ -495,6 +495,21 @@ pub(crate) fn translate(
     }
 
     let found_text = found_range.map(|(s, e)| &text[s..e]);
+    // `5 m`: an integer, whitespace, then a duration unit where an operator
+    // was expected.
+    if let (Some(p), Some(unit), Some((_, end))) = (prev, found_text, found_range) {
+        let number = &text[p.start..p.end];
+        if p.kind == Tok::Number
+            && number.bytes().all(|b| b.is_ascii_digit())
+            && p.end < end
+            && crate::value::DURATION_UNITS.iter().any(|(u, _)| *u == unit)
+        {
+            return SyntaxError::SpacedDuration {
+                span: Span::new(file, p.start, end),
+                text: text[p.start..end].to_string(),
+            };
+        }
+    }
     // `a < b < c`: an expression just ended and a comparison follows.
     if let Some(op @ ("==" | "!=" | "<" | "<=" | ">" | ">=" | "in")) = found_text {
         if has(Rule::sum_op) && !has(Rule::cmp_op) {

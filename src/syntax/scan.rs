@@ -607,6 +607,15 @@ impl Scanner<'_> {
         if !self.stack.is_empty() && !line_start {
             return false;
         }
+        // `time` is no keyword: it is an item only at the top level and
+        // followed by a name (`time created`), never in `let time = ...`
+        // or an expression that goes on at the start of a line.
+        if &self.text[start..end] == "time"
+            && (!self.stack.is_empty()
+                || !self.next_significant(end).is_some_and(|c| c.is_ascii_alphabetic() || c == b'_'))
+        {
+            return false;
+        }
         // Not a field name (`x.type`, `key type: int`) nor a name right
         // after the keyword that starts an item (`rule event`,
         // `discriminator type`). Only the keyword that *started* the item
