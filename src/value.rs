@@ -468,7 +468,7 @@ mod tests {
         }
         assert_eq!(parse_duration("90m"), Ok(90 * 60 * 1_000_000_000));
         assert_eq!(parse_duration("5x"), Err(DurationError::UnknownUnit { unit: "x".into(), at: 1 }));
-        assert_eq!(parse_duration("30m1h"), Err(DurationError::UnitOrder { unit: "h".into(), at: 3 }));
+        assert_eq!(parse_duration("30m1h"), Err(DurationError::UnitOrder { unit: "h".into(), at: 4 }));
         assert_eq!(parse_duration("1s1s"), Err(DurationError::UnitOrder { unit: "s".into(), at: 3 }));
         assert_eq!(parse_duration("1h30"), Err(DurationError::MissingUnit { at: 2 }));
         assert_eq!(parse_duration("106752d"), Err(DurationError::Overflow));

@@ -48,3 +48,27 @@ fn rules_in_a_schema_file_are_checked_and_kept() {
     let names: Vec<String> = out.program.expect("compiles").rules.iter().map(|r| r.name.clone()).collect();
     assert_eq!(names, vec!["from_schema".to_string(), "from_policy".to_string()]);
 }
+
+#[test]
+fn the_builtin_schema_names_created_as_the_event_time() {
+    let mut sources = SourceMap::default();
+    let f = sources.add("p.herald", "rule r { match login }\n");
+    let out = compile(&mut sources, SchemaChoice::Auto, &[f]);
+    assert_eq!(out.schema.time.as_deref(), Some("created"));
+}
+
+#[test]
+fn time_is_an_item_only_at_the_top_level_before_a_name() {
+    // `time` stays a name: a binding, a field, a line that starts with it.
+    let src = "rule r {\n  match login\n  let time = event.created\n  guard time > \"2026-01-01T00:00:00Z\" and\ntime < now()\n  action log(message: \"{time}\")\n}\n";
+    assert_eq!(codes(src), Vec::<String>::new());
+    // A second `time` over the built-in schema is a duplicate.
+    assert_eq!(codes("time expires\nrule r { match login }\n"), vec!["E0107".to_string()]);
+}
+
+#[test]
+fn a_schema_of_its_own_may_take_its_time_from_every_event() {
+    let src = "discriminator kind\ntime at\nevent push { at: timestamp }\nevent pull { at: timestamp, n: int }\n\
+               rule r { match push where event.at + 1h > \"2026-01-01T00:00:00Z\" }\n";
+    assert_eq!(codes(src), Vec::<String>::new());
+}

@@ -55,6 +55,7 @@ impl Walker<'_> {
             ast::Item::Discriminator { field, .. } => self.ident(field, sp),
             ast::Item::Identity { path, .. } => path.iter().for_each(|i| self.ident(i, sp)),
             ast::Item::Recipient { entity, .. } => self.ident(entity, sp),
+            ast::Item::Time { field, .. } => self.ident(field, sp),
             ast::Item::Type(t) => {
                 self.ident(&t.name, sp);
                 t.fields.iter().for_each(|f| self.field(f, sp));
@@ -189,6 +190,7 @@ impl Walker<'_> {
             | ast::ExprKind::Bool(_)
             | ast::ExprKind::Int(_)
             | ast::ExprKind::Float(_)
+            | ast::ExprKind::Duration(_)
             | ast::ExprKind::Error => {}
             ast::ExprKind::Str(parts) => {
                 for p in parts {

@@ -6,7 +6,7 @@ pub(super) static DEF: BuiltinDef = BuiltinDef {
     name: "now",
     params: &[],
     returns: "timestamp",
-    doc: "the current time, one instant per event; not allowed in `match`",
+    doc: "the current time, one instant per event (pinned for a whole run by `run --now`); not allowed in `match`",
     aliases: &["time", "timestamp", "current_time"],
     // A `match` is pure: the JIT may evaluate it at any time, in any order.
     in_match: false,
@@ -21,6 +21,8 @@ fn typing(_: &[ArgInfo<'_>]) -> Result<(Builtin, Ty), Vec<TypeFault>> {
 }
 
 fn eval(_: &Builtin, _: &[Value], cx: &EvalCx<'_>) -> Result<Value, RuntimeError> {
-    // Zero means no instant was fixed for the event: read the clock.
-    Ok(Value::Timestamp(if cx.now == 0 { crate::value::now_nanos() } else { cx.now }))
+    // The caller fixes the instant (the engine: the clock once per event, or
+    // `--now`); no value of it means "read the clock", so `--now` may pin
+    // any timestamp, the epoch included.
+    Ok(Value::Timestamp(cx.now))
 }

@@ -485,7 +485,7 @@ impl CheckError {
                 let help = if number.is_empty() {
                     "a number has no unit: compare with a duration literal such as `5m`".to_string()
                 } else {
-                    format!("a number has no unit: did you mean `{number}m` (or `{number}s`, `{number}h`, `{number}d`)?")
+                    format!("a number has no unit: did you mean `{number}s` (or `{number}m`, `{number}h`, `{number}d`)?")
                 };
                 Diagnostic::new(Code::DurationNumber, *span, format!("cannot compare a duration with a number using `{op}`"))
                     .with_label("a duration on one side, a number on the other")

@@ -582,6 +582,16 @@ impl Checker<'_> {
                 };
                 // `t - "2026-04-14T08:00:00Z"`: the text is a timestamp.
                 let (l, r) = if aop == ArithOp::Sub { self.coerce_pair(l, r) } else { (l, r) };
+                // `"2026-04-14T08:00:00Z" - 7d`: beside a duration, a string
+                // literal can only be a timestamp.
+                let is_text = |e: &Expr| matches!(e.kind, ExprKind::Lit(Value::Str(_)));
+                let (l, r) = match (aop, l.ty.unwrap_optional(), r.ty.unwrap_optional()) {
+                    (ArithOp::Add | ArithOp::Sub, Ty::String, Ty::Duration) if is_text(&l) => {
+                        (self.coerce(l, &Ty::Timestamp), r)
+                    }
+                    (ArithOp::Add, Ty::Duration, Ty::String) if is_text(&r) => (l, self.coerce(r, &Ty::Timestamp)),
+                    _ => (l, r),
+                };
                 let opt = l.ty.admits_absent() && l.ty != Ty::Any || r.ty.admits_absent() && r.ty != Ty::Any;
                 let (a, b) = (l.ty.unwrap_optional().clone(), r.ty.unwrap_optional().clone());
                 let timed = |t: &Ty| matches!(t, Ty::Timestamp | Ty::Duration);
@@ -767,11 +777,11 @@ fn time_arith_help(op: ArithOp, a: &Ty, b: &Ty, l: &Expr, r: &Expr) -> String {
             "durations cannot be divided; compare them instead (`d > 30m`) or multiply by an `int`".into()
         }
         (ArithOp::Add | ArithOp::Sub, Ty::Timestamp | Ty::Duration, Ty::Int | Ty::Float) => match int_lit(r) {
-            Some(n) => format!("a number has no unit: did you mean `{n}m` (or `{n}s`, `{n}h`, `{n}d`)?"),
+            Some(n) => format!("a number has no unit: did you mean `{n}s` (or `{n}m`, `{n}h`, `{n}d`)?"),
             None => "add or subtract a duration (`t + 5m`); a number has no unit".into(),
         },
         (ArithOp::Add | ArithOp::Sub, Ty::Int | Ty::Float, Ty::Timestamp | Ty::Duration) => match int_lit(l) {
-            Some(n) => format!("a number has no unit: did you mean `{n}m` (or `{n}s`, `{n}h`, `{n}d`)?"),
+            Some(n) => format!("a number has no unit: did you mean `{n}s` (or `{n}m`, `{n}h`, `{n}d`)?"),
             None => "add or subtract a duration (`t + 5m`); a number has no unit".into(),
         },
         (ArithOp::Sub, Ty::Duration, Ty::Timestamp) => {

@@ -751,8 +751,8 @@ fn keyword_at(span: Span, len: u32) -> Span {
     Span { file: span.file, start: span.start, end: (span.start + len).min(span.end) }
 }
 
-/// The value of a literal const: `null`, booleans, numbers (negative too),
-/// strings without interpolation and lists of these.
+/// The value of a literal const: `null`, booleans, numbers and durations
+/// (negative too), strings without interpolation and lists of these.
 /// Why a const's value is not accepted.
 enum ConstProblem {
     /// Not a literal at all (E0308).
@@ -770,11 +770,13 @@ fn const_literal(e: &ast::Expr) -> Result<(Value, Ty), ConstProblem> {
         ast::ExprKind::Bool(b) => (Value::Bool(*b), Ty::Bool),
         ast::ExprKind::Int(i) => (Value::Int(*i), Ty::Int),
         ast::ExprKind::Float(f) => (Value::Float(*f), Ty::Float),
+        ast::ExprKind::Duration(d) => (Value::Duration(*d), Ty::Duration),
         ast::ExprKind::Error => return Err(Broken),
         ast::ExprKind::Str(_) => (Value::str(&e.as_plain_str().ok_or(NotLiteral)?), Ty::String),
         ast::ExprKind::Unary { op: ast::UnOp::Neg, operand, .. } => match &operand.kind {
             ast::ExprKind::Int(i) => (Value::Int(i.checked_neg().ok_or(NotLiteral)?), Ty::Int),
             ast::ExprKind::Float(f) => (Value::Float(-f), Ty::Float),
+            ast::ExprKind::Duration(d) => (Value::Duration(d.checked_neg().ok_or(NotLiteral)?), Ty::Duration),
             ast::ExprKind::Error => return Err(Broken),
             _ => return Err(NotLiteral),
         },

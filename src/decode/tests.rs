@@ -1164,3 +1164,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn event_time_is_decoded_with_every_full_decode() {
+    let mut schema = authentik();
+    schema.time = Some("created".into());
+    let n = schema.events.len();
+    let p = Arc::new(DecodePlan::new(PlanSpec {
+        schema: Arc::new(schema),
+        paths: vec![split("client_ip")],
+        match_paths: vec![vec![PathId(0)]; n + 1],
+        full_paths: vec![vec![PathId(0)]; n + 1],
+        literals: vec![],
+    }));
+    // The program does not read `created`: the plan adds a slot for it.
+    assert_eq!(p.slot_count(), 3);
+    assert_eq!(p.time_path(), Some(PathId(2)));
+    let mut d = Decoder::new(p);
+    let line = ev("login", "");
+    // A match decode does not read it; a full decode does.
+    let x = d.decode_match(line.as_bytes()).unwrap();
+    assert_eq!(x.slots()[2].tag, tag::ABSENT);
+    let x = d.decode_full(line.as_bytes()).unwrap();
+    let t = crate::value::parse_timestamp("2026-04-14T08:02:07.556423Z").unwrap();
+    assert_eq!(x.event_time().unwrap(), Some(t));
+    // Missing, or not a timestamp: an error naming the field.
+    let x = d.decode_full(br#"{"action":"login","event_uuid":"305332a450ac475eb97ce2cd167238a6"}"#).unwrap();
+    assert!(x.event_time().unwrap_err().message.contains("$.created"));
+    let x = d
+        .decode_full(br#"{"action":"login","event_uuid":"305332a450ac475eb97ce2cd167238a6","created":"soon"}"#)
+        .unwrap();
+    assert!(x.event_time().unwrap_err().message.contains("expected timestamp"));
+    // Without a `time` item there is no event time.
+    let mut d = decoder(&[]);
+    let x = d.decode_full(line.as_bytes()).unwrap();
+    assert_eq!(x.event_time().unwrap(), None);
+}

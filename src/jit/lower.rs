@@ -509,6 +509,8 @@ impl Lowerer<'_> {
                     Operand::Lit(v) => Ok(Err(v)),
                 }
             }
+            // Number arithmetic on an event value (`event.n + 1 == 2`).
+            ExprKind::Event(_) | ExprKind::Local(_) => Err("uses arithmetic on a value that is not a timestamp".into()),
             _ => Err(format!("uses {}", describe(e))),
         }
     }
