@@ -260,7 +260,8 @@ fn killed_stateful_runs_resume_to_the_uninterrupted_result() {
     for delay in delays.iter().copied().chain(std::iter::repeat(Duration::ZERO)) {
         runs += 1;
         assert!(runs < 40, "the run never finished");
-        let mut child = command(&a).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut child =
+            command(&a).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
         if delay.is_zero() {
             let out = child.wait_with_output().expect("wait");
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

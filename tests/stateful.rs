@@ -185,7 +185,8 @@ impl Clause {
             return None;
         }
         self.events.push((key.to_string(), t, value.map(str::to_string)));
-        let inside: Vec<_> = self.events.iter().filter(|(k, time, _)| k == key && *time > t - d && *time <= t).collect();
+        let inside: Vec<_> =
+            self.events.iter().filter(|(k, time, _)| k == key && *time > t - d && *time <= t).collect();
         let distinct: BTreeSet<_> = inside.iter().filter_map(|(_, _, v)| v.as_ref()).collect();
         let first = inside.iter().map(|e| e.1).min().unwrap();
         let last = inside.iter().map(|e| e.1).max().unwrap();
@@ -238,7 +239,9 @@ fn model(events: &[Ev]) -> Vec<Firing> {
             }
         }
         let user = format!("\"{}\"", e.user);
-        if let Some((count, distinct, _, _)) = clause(&mut clauses, "per_ip_users", 0).window(e.ip, t, 5 * MIN, Some(&user)) {
+        if let Some((count, distinct, _, _)) =
+            clause(&mut clauses, "per_ip_users", 0).window(e.ip, t, 5 * MIN, Some(&user))
+        {
             if distinct >= 2 {
                 out.push(("per_ip_users".into(), line, format!("count={count} distinct={distinct}")));
             }
@@ -288,8 +291,16 @@ fn run(db: &Path, input: &[u8], engine: Engine, batch: usize, workers: usize) ->
     let store = Store::open(db, program.schema.clone()).expect("store opens");
     let opts = RunOptions { batch, workers, ..RunOptions::default() };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    engine::run(program.clone(), matcher(&program, engine), &store, std::io::Cursor::new(input), opts, &mut out, &mut err)
-        .expect("run");
+    engine::run(
+        program.clone(),
+        matcher(&program, engine),
+        &store,
+        std::io::Cursor::new(input),
+        opts,
+        &mut out,
+        &mut err,
+    )
+    .expect("run");
     let mut firings = Vec::new();
     for l in String::from_utf8(err).unwrap().lines().filter(|l| l.starts_with('{')) {
         let j: serde_json::Value = serde_json::from_str(l).unwrap();
@@ -407,12 +418,10 @@ fn events_with_the_same_time_count_together() {
 /// what it stopped.
 #[test]
 fn a_throttle_key_that_first_appears_late_passes() {
-    let events = [ev(1, 0, "bob"), ev(2, MIN, "bob"), ev(3, 2 * MIN, "bob"), ev(4, 3 * MIN, "carol"), ev(5, 11 * MIN, "bob")];
+    let events =
+        [ev(1, 0, "bob"), ev(2, MIN, "bob"), ev(3, 2 * MIN, "bob"), ev(4, 3 * MIN, "carol"), ev(5, 11 * MIN, "bob")];
     let got = fired(&events, "quiet");
-    assert_eq!(
-        got,
-        vec![(1, "suppressed=0".into()), (4, "suppressed=0".into()), (5, "suppressed=2".into())]
-    );
+    assert_eq!(got, vec![(1, "suppressed=0".into()), (4, "suppressed=0".into()), (5, "suppressed=2".into())]);
 }
 
 /// An out-of-order event lands by its own time and can complete a window.

@@ -259,7 +259,12 @@ impl Checker<'_> {
                     "window" => matches!(field.name.as_str(), "count" | "distinct" | "first" | "last"),
                     _ => field.name == "suppressed",
                 };
-                self.errors.push(CheckError::StateNameUnbound { span, name, clause: if clause == "window" { "window" } else { "throttle" }, known });
+                self.errors.push(CheckError::StateNameUnbound {
+                    span,
+                    name,
+                    clause: if clause == "window" { "window" } else { "throttle" },
+                    known,
+                });
                 return error(span);
             }
         }

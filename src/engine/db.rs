@@ -1,7 +1,7 @@
 //! The SQLite store as the interpreter's [`Db`].
 
-use crate::diag::RuntimeError;
 use super::state::StateCache;
+use crate::diag::RuntimeError;
 use crate::interp::{Db, WindowAnswer};
 use crate::ir::{Expr, QueryKind, StateSlot};
 use crate::store::{PendingAppend, Store};

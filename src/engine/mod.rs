@@ -21,9 +21,9 @@ mod db_tests;
 mod effects;
 pub mod hash;
 mod reader;
-mod state;
 #[cfg(test)]
 mod reader_tests;
+mod state;
 
 // The matcher lives beside `interp` and `jit` (which must not depend on
 // the engine); the engine re-exports it for its callers.

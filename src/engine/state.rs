@@ -50,7 +50,8 @@ impl StateCache {
         let k = (rule.to_string(), clause);
         if !self.clauses.contains_key(&k) {
             let watermark = store.state_mark(rule, clause)?;
-            self.clauses.insert(k.clone(), ClauseState { watermark, complete: watermark.is_none(), keys: HashMap::new() });
+            self.clauses
+                .insert(k.clone(), ClauseState { watermark, complete: watermark.is_none(), keys: HashMap::new() });
         }
         Ok(self.clauses.get_mut(&k).expect("inserted above"))
     }
@@ -152,7 +153,14 @@ impl StateCache {
 
     /// The rule fired for `key` at `t`: a firing entry, and the suppressed
     /// count starts again.
-    pub(super) fn fired(&mut self, store: &Store, rule: &str, clause: u32, key: &str, t: i128) -> Result<(), RuntimeError> {
+    pub(super) fn fired(
+        &mut self,
+        store: &Store,
+        rule: &str,
+        clause: u32,
+        key: &str,
+        t: i128,
+    ) -> Result<(), RuntimeError> {
         let cs = self.clause(store, rule, clause)?;
         let entries = cs.keys.entry(key.to_string()).or_default();
         store.delete_state_kind(rule, clause, key, EntryKind::Suppressed)?;

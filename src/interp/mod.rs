@@ -69,7 +69,15 @@ pub trait Db {
     /// `distinct` value's canonical text) under `key` and answer for the
     /// interval `(t - d, t]`; `None` when the event is too late to be
     /// placed (see `docs/language.md`).
-    fn window(&self, _: &str, _: StateSlot, _: &str, _: i128, _: i128, _: Option<&str>) -> Result<Option<WindowAnswer>, RuntimeError> {
+    fn window(
+        &self,
+        _: &str,
+        _: StateSlot,
+        _: &str,
+        _: i128,
+        _: i128,
+        _: Option<&str>,
+    ) -> Result<Option<WindowAnswer>, RuntimeError> {
         Err(no_state())
     }
     /// A `throttle` clause: `Some(suppressed)` when it passes, `None` when

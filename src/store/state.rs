@@ -85,7 +85,8 @@ impl Store {
             .conn
             .prepare_cached("SELECT watermark FROM herald_state_mark WHERE rule = ?1 AND clause = ?2")
             .map_err(sql_err)?;
-        let w: Option<String> = st.query_row(rusqlite::params![rule, clause], |r| r.get(0)).optional().map_err(sql_err)?;
+        let w: Option<String> =
+            st.query_row(rusqlite::params![rule, clause], |r| r.get(0)).optional().map_err(sql_err)?;
         Ok(w.map(|w| parse_time(&w)))
     }
 
