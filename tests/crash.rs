@@ -235,7 +235,7 @@ fn stateful_input() -> String {
 fn killed_stateful_runs_resume_to_the_uninterrupted_result() {
     let tmp = Tmp::new();
     let events = tmp.write("events.ndjson", stateful_input());
-    let policy = tmp.write("stateful.herald", STATEFUL.to_string());
+    let policy = tmp.write("stateful.herald", STATEFUL);
     let args = |db: &'_ str| -> Vec<String> {
         ["run", "--quiet", "--db", db, "--events", &events, "--batch", "300", &policy]
             .iter()
