@@ -280,9 +280,9 @@ fn time_atom(f: &str, li: usize, opi: usize) -> String {
         // Literal arithmetic that fails (`106751d * 2`) is left to the
         // interpreter, which reports it: keep the product in range.
         5 => format!("{f} - {t} + {d} {op} {} * 2", DURS[li / 3 % (DURS.len() - 1)]),
-        6 if opi % 2 == 0 => format!("-({f} - {t}) {op} {d}"),
+        6 if opi.is_multiple_of(2) => format!("-({f} - {t}) {op} {d}"),
         6 => format!("{f} - {t} {op} -({d})"),
-        _ if opi % 2 == 0 => format!("{t} - {f} {op} {d2}"),
+        _ if opi.is_multiple_of(2) => format!("{t} - {f} {op} {d2}"),
         _ => format!("{d} - ({f} - {t}) {op} {d2}"),
     }
 }

@@ -726,50 +726,6 @@ pub(crate) fn from_lex(file: FileId, e: &LexError) -> SyntaxError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::span::FileId;
-
-    fn help_for(call: &str) -> String {
-        let text = format!("rule r {{\n  match login\n  guard {call} == 1\n  action log(\"x\")\n}}\n");
-        let parsed = super::super::parse(FileId(0), &text);
-        let d = parsed.diagnostics.first().unwrap_or_else(|| panic!("`{call}` parsed"));
-        d.help.clone().unwrap_or_default()
-    }
-
-    /// A method call's help names a function only if Herald has it.
-    #[test]
-    fn method_help_names_only_real_functions() {
-        let builtins = crate::check::builtin_function;
-        for (call, want) in [
-            ("x.get(\"k\")", "`x.k`"),
-            ("context.geo.get(\"country\", 1)", "`context.geo.country`"),
-            ("x.keys()", "`x.name`"),
-            ("x.length()", "`len(x)`"),
-            ("x.lower()", "`lower(x)`"),
-            ("x.get(k)", "`x.name`"),
-        ] {
-            let help = help_for(call);
-            assert!(help.contains(want), "`{call}`: {help}");
-            for (i, _) in help.match_indices('(') {
-                let name: String = help[..i]
-                    .chars()
-                    .rev()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                assert!(
-                    name.is_empty() || builtins(&name) == Some(name.as_str()),
-                    "`{call}`: help names `{name}`, not a built-in: {help}"
-                );
-            }
-            assert!(!help.contains("??"), "`{call}`: {help}");
-        }
-    }
-}
-
 /// The diagnostic for a malformed duration literal.
 fn duration_diagnostic(span: Span, text: &str, problem: &DurationProblem) -> Diagnostic {
     const UNITS: &str = "the units are `d`, `h`, `m`, `s`, `ms`, `us` and `ns`";
@@ -828,6 +784,50 @@ fn duration_diagnostic(span: Span, text: &str, problem: &DurationProblem) -> Dia
             Diagnostic::new(Code::MalformedDuration, *at, format!("duration `{text}` ends in a number without a unit"))
                 .with_label("no unit")
                 .with_help(format!("every number in a duration needs a unit, as in `1h30m`; {UNITS}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::span::FileId;
+
+    fn help_for(call: &str) -> String {
+        let text = format!("rule r {{\n  match login\n  guard {call} == 1\n  action log(\"x\")\n}}\n");
+        let parsed = super::super::parse(FileId(0), &text);
+        let d = parsed.diagnostics.first().unwrap_or_else(|| panic!("`{call}` parsed"));
+        d.help.clone().unwrap_or_default()
+    }
+
+    /// A method call's help names a function only if Herald has it.
+    #[test]
+    fn method_help_names_only_real_functions() {
+        let builtins = crate::check::builtin_function;
+        for (call, want) in [
+            ("x.get(\"k\")", "`x.k`"),
+            ("context.geo.get(\"country\", 1)", "`context.geo.country`"),
+            ("x.keys()", "`x.name`"),
+            ("x.length()", "`len(x)`"),
+            ("x.lower()", "`lower(x)`"),
+            ("x.get(k)", "`x.name`"),
+        ] {
+            let help = help_for(call);
+            assert!(help.contains(want), "`{call}`: {help}");
+            for (i, _) in help.match_indices('(') {
+                let name: String = help[..i]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                assert!(
+                    name.is_empty() || builtins(&name) == Some(name.as_str()),
+                    "`{call}`: help names `{name}`, not a built-in: {help}"
+                );
+            }
+            assert!(!help.contains("??"), "`{call}`: {help}");
         }
     }
 }
