@@ -62,12 +62,16 @@ pub struct RuleEffects {
     pub effects: Vec<Effect>,
     /// Entity writes already applied through `Db`.
     pub writes: u64,
+    /// The throttles the rule passed: (clause, key, event time). Each is
+    /// recorded as a firing only if the rule fires and its effects apply.
+    pub throttled: Vec<(crate::ir::StateSlot, String, i128)>,
 }
 
 impl RuleEffects {
     pub fn clear(&mut self) {
         self.effects.clear();
         self.writes = 0;
+        self.throttled.clear();
     }
 
     /// The counts of the run summary.

@@ -129,6 +129,49 @@ pub enum Step {
         cond: Expr,
         span: Span,
     },
+    /// `window D [by K, ...] count|distinct ... CMP N`: records the event
+    /// under its key and stops the rule unless the events of the key in
+    /// `(t - D, t]` satisfy the comparison.
+    Window(WindowStep),
+    /// `throttle D [by K, ...]`: stops the rule if it fired for the key at
+    /// an event time in `(t - D, t]`.
+    Throttle(ThrottleStep),
+}
+
+/// Where a stateful clause keeps its state: the rule's name (not its id,
+/// so state survives adding rules to a policy) and the clause's position
+/// among the rule's stateful clauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StateSlot {
+    pub clause: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowStep {
+    pub slot: StateSlot,
+    /// The event's time field.
+    pub time: PathId,
+    /// Nanoseconds, positive.
+    pub duration: i128,
+    pub keys: Vec<Expr>,
+    /// `distinct E`: the value counted; `None` for `count`.
+    pub distinct: Option<Expr>,
+    pub op: CmpOp,
+    pub limit: i64,
+    /// `window.count`, `window.distinct`, `window.first`, `window.last`.
+    pub locals: [LocalId; 4],
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct ThrottleStep {
+    pub slot: StateSlot,
+    pub time: PathId,
+    pub duration: i128,
+    pub keys: Vec<Expr>,
+    /// `throttle.suppressed`.
+    pub suppressed: LocalId,
+    pub span: Span,
 }
 
 /// The `severity` of a `notify`: an enumeration, parsed once by the checker
@@ -669,10 +712,13 @@ impl Stmt {
 }
 
 impl Step {
-    pub fn expr(&self) -> &Expr {
+    /// The step's expressions, in evaluation order.
+    pub fn exprs(&self) -> Vec<&Expr> {
         match self {
-            Step::Let { value, .. } | Step::GuardLet { value, .. } => value,
-            Step::Guard { cond, .. } => cond,
+            Step::Let { value, .. } | Step::GuardLet { value, .. } => vec![value],
+            Step::Guard { cond, .. } => vec![cond],
+            Step::Window(w) => w.keys.iter().chain(w.distinct.as_ref()).collect(),
+            Step::Throttle(t) => t.keys.iter().collect(),
         }
     }
 }
@@ -688,7 +734,7 @@ impl Rule {
                 }
             }
         }
-        let mut out: Vec<&Expr> = self.steps.iter().map(Step::expr).collect();
+        let mut out: Vec<&Expr> = self.steps.iter().flat_map(Step::exprs).collect();
         stmts(&mut out, &self.actions);
         out
     }
@@ -716,6 +762,14 @@ impl Rule {
                     out.push(p);
                 }
             });
+        }
+        // The event time read by windows and throttles.
+        for s in &self.steps {
+            match s {
+                Step::Window(w) => out.push(w.time),
+                Step::Throttle(t) => out.push(t.time),
+                _ => {}
+            }
         }
         out.sort();
         out.dedup();

@@ -75,11 +75,25 @@ fn all_five_together() {
     authentik("all_five", &AUTHENTIK_POLICIES);
 }
 
+/// The windowed and throttled examples (`window`, `throttle`).
+const STATEFUL_EXAMPLES: [&str; 3] = [
+    "examples/authentik/brute_force.herald",
+    "examples/authentik/password_spray.herald",
+    "examples/authentik/unknown_device_admin.herald",
+];
+
+#[test]
+fn stateful_examples() {
+    authentik("stateful_examples", &STATEFUL_EXAMPLES);
+}
+
 /// The directory form takes the same files in name order: same result.
 #[test]
-fn all_five_as_a_directory() {
+fn all_examples_as_a_directory() {
+    let mut all: Vec<&str> = AUTHENTIK_POLICIES.iter().chain(STATEFUL_EXAMPLES.iter()).copied().collect();
+    all.sort();
     for engine in ENGINES {
-        let a = scenario(engine, None, AUTHENTIK_FIXTURES, AUTHENTIK_EVENTS, &AUTHENTIK_POLICIES);
+        let a = scenario(engine, None, AUTHENTIK_FIXTURES, AUTHENTIK_EVENTS, &all);
         let b = scenario(engine, None, AUTHENTIK_FIXTURES, AUTHENTIK_EVENTS, &["examples/authentik"]);
         assert_eq!(a, b);
     }

@@ -124,6 +124,21 @@ impl Walker<'_> {
                 self.expr(value, sp);
             }
             ast::Clause::Guard { cond, .. } => self.expr(cond, sp),
+            ast::Clause::Window { duration, keys, test, keyword, .. } => {
+                self.span("`window`", *keyword, sp);
+                self.span("duration", duration.span, sp);
+                keys.iter().for_each(|k| self.expr(k, sp));
+                if let Some(d) = &test.distinct {
+                    self.expr(d, sp);
+                }
+                self.span("comparison", test.op_span, sp);
+                self.expr(&test.limit, sp);
+            }
+            ast::Clause::Throttle { duration, keys, keyword, .. } => {
+                self.span("`throttle`", *keyword, sp);
+                self.span("duration", duration.span, sp);
+                keys.iter().for_each(|k| self.expr(k, sp));
+            }
             ast::Clause::Action { body, .. } => body.iter().for_each(|s| self.stmt(s, sp)),
         }
     }

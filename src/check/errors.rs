@@ -53,6 +53,30 @@ pub enum CheckError {
         owner: String,
         suggestion: Option<String>,
     },
+    /// E0601: `window`/`throttle` in a schema without `time`.
+    NoEventTime {
+        span: Span,
+        clause: &'static str,
+    },
+    /// E0603: a `by` key or `distinct` value of a record or list type.
+    DistinctNotComparable {
+        span: Span,
+        found: String,
+        what: &'static str,
+    },
+    /// E0604: `window 0m`, `throttle 0s`.
+    ZeroDuration {
+        span: Span,
+        clause: &'static str,
+    },
+    /// E0605: `window.count` before (or without) a `window` clause;
+    /// `window.foo`. `bound` lists what is bound at this point.
+    StateNameUnbound {
+        span: Span,
+        name: String,
+        clause: &'static str,
+        known: bool,
+    },
     UnknownName {
         span: Span,
         name: String,
@@ -454,6 +478,27 @@ impl CheckError {
             UnknownField { span, field, owner, suggestion } => Diagnostic::new(Code::UnknownField, *span, format!("{owner} has no field `{field}`"))
                 .with_label("unknown field")
                 .with_help(did_you_mean(suggestion).unwrap_or_else(|| "declare the field in the schema, or reach it through an `any` field".into())),
+            NoEventTime { span, clause } => Diagnostic::new(Code::NoEventTime, *span, format!("`{clause}` needs event time, but the schema has no `time` item"))
+                .with_label("uses event time")
+                .with_help("declare which event field is the event's time, e.g. `time created` (a `timestamp` field of `event *`)"),
+            DistinctNotComparable { span, found, what } => Diagnostic::new(Code::DistinctNotComparable, *span, format!("{what} cannot be a value of type `{found}`"))
+                .with_label("a record or a list, not a single value")
+                .with_help("use a scalar field inside it (a string, number, uuid, timestamp, bool or entity)"),
+            ZeroDuration { span, clause } => Diagnostic::new(Code::ZeroDuration, *span, format!("a `{clause}` of zero length"))
+                .with_label("no event time is inside a zero-length interval")
+                .with_help("give a positive duration such as `10m`"),
+            StateNameUnbound { span, name, clause, known } => {
+                let help = if *known {
+                    format!("`{name}` is bound after a `{clause}` clause: move this use below one (or add one)")
+                } else if *clause == "window" {
+                    "a `window` clause binds `window.count`, `window.distinct`, `window.first` and `window.last`".to_string()
+                } else {
+                    "a `throttle` clause binds `throttle.suppressed`".to_string()
+                };
+                Diagnostic::new(Code::StateNameUnbound, *span, format!("`{name}` is not bound here"))
+                    .with_label(if *known { "no earlier clause binds it" } else { "no clause binds this name" })
+                    .with_help(help)
+            }
             UnknownName { span, name, suggestion, hint } => Diagnostic::new(Code::UnknownName, *span, format!("cannot find `{name}` in this scope"))
                 .with_label("not a binding, a const or `event`")
                 .with_help(did_you_mean(suggestion).or_else(|| hint.clone()).unwrap_or_else(|| format!("bind `{name}` first (with `let`, `guard let` or a field pattern), or declare `const {name} = ...`"))),

@@ -321,6 +321,30 @@ impl Checker<'_> {
                 };
             }
         }
+        // `window.count`, `throttle.suppressed`: names bound by a stateful
+        // clause, unless a binding called `window`/`throttle` hides them.
+        if let ast::ExprKind::Name(b) = &base.kind {
+            let clause = b.name.as_str();
+            if matches!(clause, "window" | "throttle") && cx.filter.is_none() && cx.lookup(clause).is_none() {
+                let name = format!("{clause}.{}", field.name);
+                if let Some(local) = cx.lookup(&name) {
+                    cx.used[local.0 as usize] = true;
+                    let ty = cx.locals[local.0 as usize].ty.clone();
+                    return Expr { kind: ExprKind::Local(local), ty, span };
+                }
+                let known = match clause {
+                    "window" => matches!(field.name.as_str(), "count" | "distinct" | "first" | "last"),
+                    _ => field.name == "suppressed",
+                };
+                self.errors.push(CheckError::StateNameUnbound {
+                    span,
+                    name,
+                    clause: if clause == "window" { "window" } else { "throttle" },
+                    known,
+                });
+                return error(span);
+            }
+        }
         let base = self.expr(base, cx, Hint::None);
         // A path inside an `any` field of the filtered row stays a column path.
         if let ExprKind::Row { entity, field: f, path } = &base.kind {

@@ -20,7 +20,7 @@ pub(crate) fn builtin_function(name: &str) -> Option<&'static str> {
 }
 
 use crate::diag::{suggest, Diagnostic};
-use crate::ir::{self, Expr, ExprKind, LocalId, MatchEvents, PathId, Program, RuleId};
+use crate::ir::{self, CmpOp, Expr, ExprKind, LocalId, MatchEvents, PathId, Program, RuleId};
 use crate::schema::Schema;
 use crate::span::Span;
 use crate::syntax::ast;
@@ -100,6 +100,8 @@ enum LocalKind {
     Pattern,
     Let,
     For,
+    /// `window.count`, `throttle.suppressed`: never reported unused.
+    State,
 }
 
 /// Per-rule checking context.
@@ -201,6 +203,58 @@ impl<'s> Checker<'s> {
         id
     }
 
+    /// The path of the schema's `time` field, or E0601 at a stateful
+    /// clause's keyword.
+    fn event_time(&mut self, keyword: Span, clause: &'static str) -> Option<PathId> {
+        match self.schema.time.clone() {
+            Some(field) => Some(self.intern_path(vec![field])),
+            None => {
+                self.errors.push(CheckError::NoEventTime { span: keyword, clause });
+                None
+            }
+        }
+    }
+
+    fn state_keys(&mut self, keys: &[ast::Expr], cx: &mut RuleCx) -> Vec<Expr> {
+        keys.iter()
+            .map(|k| {
+                let e = self.expr(k, cx, Hint::None);
+                self.require_scalar(&e, "a `by` key");
+                e
+            })
+            .collect()
+    }
+
+    /// Keys and `distinct` values are single values (E0603): a record or a
+    /// list has no one identity to group or count by.
+    fn require_scalar(&mut self, e: &Expr, what: &'static str) {
+        if matches!(e.ty.unwrap_optional(), Ty::Record(_) | Ty::List(_) | Ty::Null) {
+            self.errors.push(CheckError::DistinctNotComparable { span: e.span, found: self.show(&e.ty), what });
+        }
+    }
+
+    /// A stateful clause's duration in nanoseconds; E0604 for zero.
+    fn clause_duration(&mut self, d: &ast::DurationLit, clause: &'static str) -> Option<i128> {
+        match d.nanos {
+            Some(0) => {
+                self.errors.push(CheckError::ZeroDuration { span: d.span, clause });
+                None
+            }
+            other => other,
+        }
+    }
+
+    /// A name bound by a stateful clause (`window.count`). A later clause
+    /// of the same kind binds it again: the newest one is in scope.
+    fn state_local(&mut self, cx: &mut RuleCx, name: &str, ty: Ty, span: Span) -> LocalId {
+        let id = LocalId(cx.locals.len() as u32);
+        cx.locals.push(ir::Local { name: name.to_string(), ty, span });
+        cx.kinds.push(LocalKind::State);
+        cx.used.push(false);
+        cx.scopes.last_mut().expect("a scope is open").push((name.to_string(), id));
+        id
+    }
+
     fn rule(&mut self, r: &ast::RuleDecl, id: RuleId) -> ir::Rule {
         let errors_before = self.errors.len();
         let mut cx = RuleCx {
@@ -271,6 +325,7 @@ impl<'s> Checker<'s> {
 
         cx.phase = Phase::Body;
         let mut steps = Vec::new();
+        let mut next_slot = 0u32;
         let mut actions = Vec::new();
         for clause in &r.clauses {
             match clause {
@@ -298,6 +353,67 @@ impl<'s> Checker<'s> {
                     let cond = self.condition(cond, &mut cx, "guard");
                     steps.push(ir::Step::Guard { cond, span: *span });
                 }
+                ast::Clause::Window { duration, keys, test, keyword, span } => {
+                    let slot = ir::StateSlot { clause: next_slot };
+                    next_slot += 1;
+                    let time = self.event_time(*keyword, "window");
+                    let duration = self.clause_duration(duration, "window");
+                    let keys = self.state_keys(keys, &mut cx);
+                    let distinct = test.distinct.as_ref().map(|d| {
+                        let e = self.expr(d, &mut cx, Hint::None);
+                        self.require_scalar(&e, "a `distinct` value");
+                        e
+                    });
+                    let op = match test.op {
+                        ast::BinOp::Eq => CmpOp::Eq,
+                        ast::BinOp::Ne => CmpOp::Ne,
+                        ast::BinOp::Lt => CmpOp::Lt,
+                        ast::BinOp::Le => CmpOp::Le,
+                        ast::BinOp::Gt => CmpOp::Gt,
+                        _ => CmpOp::Ge,
+                    };
+                    // The grammar admits only an unsigned integer literal here.
+                    let limit = match test.limit.kind {
+                        ast::ExprKind::Int(i) => i,
+                        _ => 0,
+                    };
+                    let names = ["count", "distinct", "first", "last"];
+                    let tys = [Ty::Int, Ty::Int, Ty::Timestamp, Ty::Timestamp];
+                    let locals = std::array::from_fn(|i| {
+                        self.state_local(&mut cx, &format!("window.{}", names[i]), tys[i].clone(), *keyword)
+                    });
+                    if let (Some(time), Some(duration)) = (time, duration) {
+                        steps.push(ir::Step::Window(ir::WindowStep {
+                            slot,
+                            time,
+                            duration,
+                            keys,
+                            distinct,
+                            op,
+                            limit,
+                            locals,
+                            span: *span,
+                        }));
+                    }
+                }
+                ast::Clause::Throttle { duration, keys, keyword, span } => {
+                    let slot = ir::StateSlot { clause: next_slot };
+                    next_slot += 1;
+                    let time = self.event_time(*keyword, "throttle");
+                    let duration = self.clause_duration(duration, "throttle");
+                    let keys = self.state_keys(keys, &mut cx);
+                    let suppressed = self.state_local(&mut cx, "throttle.suppressed", Ty::Int, *keyword);
+                    if let (Some(time), Some(duration)) = (time, duration) {
+                        steps.push(ir::Step::Throttle(ir::ThrottleStep {
+                            slot,
+                            time,
+                            duration,
+                            keys,
+                            suppressed,
+                            span: *span,
+                        }));
+                    }
+                }
                 ast::Clause::Action { body, .. } => {
                     for s in body {
                         if let Some(s) = self.stmt(s, &mut cx) {
@@ -314,7 +430,11 @@ impl<'s> Checker<'s> {
         // expression meant to use it is broken (`User[pkk]`): say nothing.
         let rule_has_errors = self.errors[errors_before..].iter().any(CheckError::is_error);
         for (i, local) in cx.locals.iter().enumerate() {
-            if !rule_has_errors && !cx.used[i] && cx.kinds[i] != LocalKind::For && !local.name.starts_with('_') {
+            if !rule_has_errors
+                && !cx.used[i]
+                && !matches!(cx.kinds[i], LocalKind::For | LocalKind::State)
+                && !local.name.starts_with('_')
+            {
                 self.errors.push(CheckError::UnusedBinding { span: local.span, name: local.name.clone() });
             }
         }
@@ -608,6 +728,8 @@ fn clause_kind(c: &ast::Clause) -> &'static str {
         ast::Clause::Let { .. } => "let",
         ast::Clause::GuardLet { .. } => "guard let",
         ast::Clause::Guard { .. } => "guard",
+        ast::Clause::Window { .. } => "window",
+        ast::Clause::Throttle { .. } => "throttle",
         ast::Clause::Action { .. } => "action",
     }
 }
@@ -627,6 +749,7 @@ fn keyword_span(c: &ast::Clause) -> Span {
             };
         }
         ast::Clause::Guard { .. } => 5,
+        ast::Clause::Window { keyword, .. } | ast::Clause::Throttle { keyword, .. } => return *keyword,
         ast::Clause::Action { .. } => 6,
     };
     keyword_at(span, len)

@@ -146,6 +146,12 @@ codes! {
     InvalidUuid = "E0504", Error, "invalid UUID literal";
     InvalidTimestamp = "E0505", Error, "invalid timestamp literal";
 
+    // --- E06xx: stateful clauses (windows, throttles) --------------------
+    NoEventTime = "E0601", Error, "a stateful clause in a schema without `time`";
+    DistinctNotComparable = "E0603", Error, "a `by` key or `distinct` value that is not a scalar";
+    ZeroDuration = "E0604", Error, "a window or throttle of zero length";
+    StateNameUnbound = "E0605", Error, "`window.*` or `throttle.*` where no clause binds it";
+
     // --- W0xxx: warnings ----------------------------------------------------
     FilterShadows = "W0001", Warning, "a query filter field shadows an outer name";
     UnusedBinding = "W0002", Warning, "a binding is never used";

@@ -1,8 +1,9 @@
 //! The SQLite store as the interpreter's [`Db`].
 
+use super::state::StateCache;
 use crate::diag::RuntimeError;
-use crate::interp::Db;
-use crate::ir::{Expr, QueryKind};
+use crate::interp::{Db, WindowAnswer};
+use crate::ir::{Expr, QueryKind, StateSlot};
 use crate::store::{PendingAppend, Store};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
@@ -79,13 +80,48 @@ pub(super) struct RuleStore<'a> {
     /// any other store access and when the rule's actions end
     /// (`Db::flush`); dropped, never written, when the rule fails.
     appends: RefCell<Option<PendingAppend>>,
+    /// Windows and throttles, written through to the store.
+    state: &'a RefCell<StateCache>,
+    /// A stateful clause ran: the event must get a replay record even if
+    /// nothing fires, so a re-read does not count it twice.
+    pub(super) stateful: Cell<bool>,
 }
 
 const SAVEPOINT: &str = "herald_rule";
 
 impl<'a> RuleStore<'a> {
-    pub(super) fn new(store: &'a Store) -> RuleStore<'a> {
-        RuleStore { store, open: Cell::new(false), failed: RefCell::new(None), appends: RefCell::new(None) }
+    pub(super) fn new(store: &'a Store, state: &'a RefCell<StateCache>) -> RuleStore<'a> {
+        RuleStore {
+            store,
+            open: Cell::new(false),
+            failed: RefCell::new(None),
+            appends: RefCell::new(None),
+            state,
+            stateful: Cell::new(false),
+        }
+    }
+
+    /// Before a stateful clause's writes: the savepoint is open, buffered
+    /// appends are written.
+    fn before_state(&self) -> Result<(), RuntimeError> {
+        self.before_write()?;
+        self.flush_appends()?;
+        self.stateful.set(true);
+        Ok(())
+    }
+
+    /// Record the firing of `rule` for each throttle it passed, in its
+    /// savepoint (after its effects were applied).
+    pub(super) fn throttles_fired(
+        &self,
+        rule: &str,
+        marks: &[(crate::ir::StateSlot, String, i128)],
+    ) -> Result<(), RuntimeError> {
+        for (slot, key, t) in marks {
+            self.before_state()?;
+            self.state.borrow_mut().fired(self.store, rule, slot.clause, key, *t)?;
+        }
+        Ok(())
     }
 
     fn before_write(&self) -> Result<(), RuntimeError> {
@@ -175,6 +211,26 @@ impl Db for RuleStore<'_> {
     }
     fn flush(&self) -> Result<(), RuntimeError> {
         self.flush_appends()
+    }
+    fn window(
+        &self,
+        rule: &str,
+        slot: StateSlot,
+        key: &str,
+        t: i128,
+        d: i128,
+        value: Option<&str>,
+    ) -> Result<Option<WindowAnswer>, RuntimeError> {
+        self.before_state()?;
+        self.state.borrow_mut().window(self.store, rule, slot.clause, key, t, d, value)
+    }
+    fn throttle(&self, rule: &str, slot: StateSlot, key: &str, t: i128, d: i128) -> Result<Option<i64>, RuntimeError> {
+        self.before_state()?;
+        self.state.borrow_mut().throttle(self.store, rule, slot.clause, key, t, d)
+    }
+    fn throttle_fired(&self, rule: &str, slot: StateSlot, key: &str, t: i128) -> Result<(), RuntimeError> {
+        self.before_state()?;
+        self.state.borrow_mut().fired(self.store, rule, slot.clause, key, t)
     }
     fn remove(&self, entity: EntityId, key: &Value, field: usize, path: &[String]) -> Result<Value, RuntimeError> {
         self.before_write()?;

@@ -24,6 +24,7 @@ mod reader;
 #[cfg(test)]
 mod reader_tests;
 pub mod replay;
+mod state;
 
 // The matcher lives beside `interp` and `jit` (which must not depend on
 // the engine); the engine re-exports it for its callers.
@@ -345,6 +346,8 @@ struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     rule_set: Option<i64>,
     /// Other rule sets met in replay records, by id.
     known: HashMap<i64, KnownSet>,
+    /// Window and throttle state (see `engine::state`).
+    state: std::cell::RefCell<state::StateCache>,
 }
 
 /// A resume point: hashes are formatted only when a commit writes them.
@@ -442,7 +445,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
 
     fn apply(&mut self, line_no: u64, line: &[u8], matched: &[(RuleId, Option<RuntimeError>)]) -> Result<(), RunError> {
         let mut decoder = self.decoder.take().expect("the writer's decoder is in place");
-        let r = self.apply_with(&mut decoder, line_no, line, matched);
+        // Taken out, like the decoder, while the event borrows it.
+        let state = std::mem::take(&mut self.state);
+        let r = self.apply_with(&mut decoder, &state, line_no, line, matched);
+        self.state = state;
         self.decoder = Some(decoder);
         r
     }
@@ -450,6 +456,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     fn apply_with(
         &mut self,
         decoder: &mut Decoder,
+        state: &std::cell::RefCell<state::StateCache>,
         line_no: u64,
         line: &[u8],
         matched: &[(RuleId, Option<RuntimeError>)],
@@ -498,7 +505,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // one (a rule's failure rolls back to its own savepoint, a store
         // failure ends the run and rolls back the transaction), and the
         // SAVEPOINT/RELEASE pair was two statements per matched event.
-        let db = RuleStore::new(self.store);
+        let db = RuleStore::new(self.store, state);
         let interp =
             Interp { program: self.program, event: &ev, db: &db, now: self.opts.now.unwrap_or_else(now_nanos) };
         let mut touched = false;
@@ -537,6 +544,8 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                     let applied = effects::check_and_apply(&out.effects, &mut target);
                     dropped = target.dropped;
                     applied?;
+                    // Only now is it a firing a throttle counts.
+                    db.throttles_fired(&rule.name, &out.throttled)?;
                 }
                 Ok(o)
             });
@@ -558,11 +567,15 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 Ok(Outcome::Stopped) => db.finish(true)?,
                 Err(err) => {
                     db.finish(false)?;
+                    // Its window and throttle writes were rolled back with
+                    // the savepoint: reload them from the store when needed.
+                    state.borrow_mut().invalidate(&rule.name);
                     self.rule_error(&rule.name, &key, line_no, &err)?;
                     touched = true;
                 }
             }
         }
+        touched |= db.stateful.get();
         if let Some(set) = backfill_of {
             // Every rule of the program has now been applied (or does not
             // match: `match` is pure, so it never will); the record says so
@@ -864,6 +877,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             chunk_dead: Vec::new(),
             rule_set: None,
             known: HashMap::new(),
+            state: Default::default(),
         };
         let mut next = 0u64;
         let mut parked: BTreeMap<u64, ChunkResult> = BTreeMap::new();

@@ -15,7 +15,7 @@ use crate::builtins::{self, EvalCx};
 use crate::diag::{Code, RuntimeError};
 use crate::effect::{Addresses, Effect, RuleEffects};
 use crate::ir::{
-    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, Projection, QueryKind, Rule, Step, Stmt,
+    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, Projection, QueryKind, Rule, StateSlot, Step, Stmt,
 };
 use crate::types::EntityId;
 use crate::value::{Row, Value};
@@ -78,6 +78,99 @@ pub trait Db {
     fn flush(&self) -> Result<(), RuntimeError> {
         Ok(())
     }
+    /// A `window` clause: record the event (at time `t`, with its
+    /// `distinct` value's canonical text) under `key` and answer for the
+    /// interval `(t - d, t]`; `None` when the event is too late to be
+    /// placed (see `docs/language.md`).
+    fn window(
+        &self,
+        _: &str,
+        _: StateSlot,
+        _: &str,
+        _: i128,
+        _: i128,
+        _: Option<&str>,
+    ) -> Result<Option<WindowAnswer>, RuntimeError> {
+        Err(no_state())
+    }
+    /// A `throttle` clause: `Some(suppressed)` when it passes, `None` when
+    /// it stops the event (which is then counted as suppressed).
+    fn throttle(&self, _: &str, _: StateSlot, _: &str, _: i128, _: i128) -> Result<Option<i64>, RuntimeError> {
+        Err(no_state())
+    }
+    /// The rule fired at `t` for `key`: record it for the throttle.
+    fn throttle_fired(&self, _: &str, _: StateSlot, _: &str, _: i128) -> Result<(), RuntimeError> {
+        Err(no_state())
+    }
+}
+
+/// What a `window` clause saw: the events of its key with time in
+/// `(t - d, t]`, the current one included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowAnswer {
+    pub count: i64,
+    /// Distinct non-null values of the `distinct` expression (0 for `count`).
+    pub distinct: i64,
+    pub first: i128,
+    pub last: i128,
+}
+
+fn no_state() -> RuntimeError {
+    RuntimeError::new(Code::StoreFailure, "internal error: this store keeps no window or throttle state")
+}
+
+/// The canonical text of a state key or a `distinct` value: equal texts
+/// for values that are the same key. Timestamps keep every nanosecond, an
+/// entity stands for its key.
+pub fn state_text(v: &Value, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Value::Absent | Value::Null => out.push_str("null"),
+        Value::Timestamp(t) => {
+            let _ = write!(out, "t{t}");
+        }
+        Value::Entity(row) => state_text(&row.key, out),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                state_text(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_json(None).to_string()),
+    }
+}
+
+/// The event time of a stateful clause. The schema's `time` field is a
+/// required `timestamp`, so an event without one contradicts the schema:
+/// the read itself reports it (`R0006`), and the fallback below words the
+/// same error should any other value reach here.
+fn event_time(interp: &Interp<'_>, path: PathId, span: crate::span::Span) -> Result<i128, RuntimeError> {
+    match interp.event.path(path).map_err(|e| e.at(span))? {
+        Value::Timestamp(t) => Ok(t),
+        _ => {
+            let field = interp.program.paths.get(path.0 as usize).map(|p| p.join(".")).unwrap_or_default();
+            Err(RuntimeError::new(
+                Code::SchemaContradiction,
+                format!("the event has no time (`{field}`), which windows and throttles need"),
+            )
+            .at(span))
+        }
+    }
+}
+
+fn state_key(interp: &Interp<'_>, keys: &[Expr], env: &Env) -> Result<String, RuntimeError> {
+    let mut key = String::new();
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        state_text(&interp.eval(k, env)?, &mut key);
+    }
+    Ok(key)
 }
 
 /// The store of a `match` clause: there is none. The checker guarantees a
@@ -215,6 +308,50 @@ pub fn run_rule_observed(
                 if !passed {
                     return Ok(Outcome::Stopped);
                 }
+            }
+            Step::Window(w) => {
+                let t = event_time(interp, w.time, w.span)?;
+                let key = state_key(interp, &w.keys, env)?;
+                let value = match &w.distinct {
+                    Some(d) => match interp.eval(d, env)? {
+                        // An event without the value counts as an event,
+                        // not as one more distinct value.
+                        Value::Absent | Value::Null => None,
+                        v => {
+                            let mut s = String::new();
+                            state_text(&v, &mut s);
+                            Some(s)
+                        }
+                    },
+                    None => None,
+                };
+                let Some(a) = interp.db.window(&rule.name, w.slot, &key, t, w.duration, value.as_deref())? else {
+                    // Too late for the window (at or before its watermark - D).
+                    obs.clause(ClauseKind::Window, w.span, false, None);
+                    return Ok(Outcome::Stopped);
+                };
+                let n = if w.distinct.is_some() { a.distinct } else { a.count };
+                let passed = ops::compare(w.op, &Value::Int(n), &Value::Int(w.limit));
+                obs.clause(ClauseKind::Window, w.span, passed, Some(&Value::Int(n)));
+                if !passed {
+                    return Ok(Outcome::Stopped);
+                }
+                let [count, distinct, first, last] = w.locals;
+                env[count.0 as usize] = Value::Int(a.count);
+                env[distinct.0 as usize] = Value::Int(a.distinct);
+                env[first.0 as usize] = Value::Timestamp(a.first);
+                env[last.0 as usize] = Value::Timestamp(a.last);
+            }
+            Step::Throttle(th) => {
+                let t = event_time(interp, th.time, th.span)?;
+                let key = state_key(interp, &th.keys, env)?;
+                let Some(suppressed) = interp.db.throttle(&rule.name, th.slot, &key, t, th.duration)? else {
+                    obs.clause(ClauseKind::Throttle, th.span, false, None);
+                    return Ok(Outcome::Stopped);
+                };
+                obs.clause(ClauseKind::Throttle, th.span, true, Some(&Value::Int(suppressed)));
+                env[th.suppressed.0 as usize] = Value::Int(suppressed);
+                out.throttled.push((th.slot, key, t));
             }
         }
     }

@@ -28,6 +28,10 @@ pub enum ClauseKind {
     Let,
     GuardLet,
     Guard,
+    /// The value seen is the window's count (or distinct count).
+    Window,
+    /// The value seen is `throttle.suppressed` when it passed.
+    Throttle,
 }
 
 impl ClauseKind {
@@ -37,6 +41,8 @@ impl ClauseKind {
             ClauseKind::Let => "let",
             ClauseKind::GuardLet => "guard let",
             ClauseKind::Guard => "guard",
+            ClauseKind::Window => "window",
+            ClauseKind::Throttle => "throttle",
         }
     }
 }

@@ -104,6 +104,8 @@ const HERALD_DUMP: &[(&str, &str)] = &[
     ("herald_rule_set", "id"),
     ("herald_checkpoint", "source_key"),
     ("herald_meta", "key"),
+    ("herald_state_mark", "rule, clause"),
+    ("herald_state_entry", "rule, clause, key, time, kind, value"),
 ];
 
 const OUTBOX_COLS: &str = "id, rule, event_uuid, to_addrs, cc, bcc, subject, body, status, attempts, last_error, \

@@ -26,6 +26,7 @@ mod load;
 pub mod outbox;
 mod report;
 mod scratch;
+mod state;
 mod write;
 
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
@@ -33,6 +34,7 @@ pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
 pub use scratch::ScratchStore;
+pub use state::{EntryKind, StateEntry};
 pub use write::PendingAppend;
 
 use crate::diag::{Code, RuntimeError};
@@ -399,6 +401,7 @@ impl Store {
         self.conn.execute_batch(HERALD_TABLES)?;
         herald::add_missing_columns(&self.conn)?;
         self.conn.execute_batch(HERALD_EXTRA)?;
+        self.conn.execute_batch(state::STATE_TABLES)?;
         outbox::migrate(&self.conn)?;
         self.upgrade_herald_tables()?;
         for e in &self.ents {

@@ -160,6 +160,22 @@ pub enum Clause {
         cond: Expr,
         span: Span,
     },
+    /// `window D [by K, ...] count CMP N` or `... distinct E CMP N`.
+    Window {
+        duration: DurationLit,
+        keys: Vec<Expr>,
+        test: WindowTest,
+        /// The `window` keyword.
+        keyword: Span,
+        span: Span,
+    },
+    /// `throttle D [by K, ...]`
+    Throttle {
+        duration: DurationLit,
+        keys: Vec<Expr>,
+        keyword: Span,
+        span: Span,
+    },
     /// `action STATEMENT` (block = false) or `action { STATEMENT* }`.
     Action {
         body: Vec<Stmt>,
@@ -175,9 +191,29 @@ impl Clause {
             Clause::Let { span, .. }
             | Clause::GuardLet { span, .. }
             | Clause::Guard { span, .. }
+            | Clause::Window { span, .. }
+            | Clause::Throttle { span, .. }
             | Clause::Action { span, .. } => *span,
         }
     }
+}
+
+/// The duration literal of a stateful clause (`10m`, `1h30m`). `nanos` is
+/// `None` when the literal is malformed (already reported as a syntax error).
+#[derive(Debug, Clone, Copy)]
+pub struct DurationLit {
+    pub nanos: Option<i128>,
+    pub span: Span,
+}
+
+/// What a `window` clause compares: the number of events, or the number of
+/// distinct values of an expression, with `op` (a comparison) and `limit`.
+#[derive(Debug, Clone)]
+pub struct WindowTest {
+    pub distinct: Option<Expr>,
+    pub op: BinOp,
+    pub op_span: Span,
+    pub limit: Expr,
 }
 
 #[derive(Debug, Clone)]

@@ -239,6 +239,43 @@ impl<'s> Builder<'s> {
                 let cond = self.expr(kids(p).nth(1).expect("guard condition"));
                 Clause::Guard { cond, span }
             }
+            Rule::window_clause | Rule::throttle_clause => {
+                let window = p.as_rule() == Rule::window_clause;
+                let mut it = kids(p);
+                let keyword = self.span(&next(&mut it));
+                let d = self.duration(next(&mut it));
+                let nanos = match d.kind {
+                    ExprKind::Duration(n) => Some(i128::from(n)),
+                    _ => None,
+                };
+                let duration = DurationLit { nanos, span: d.span };
+                let mut keys = Vec::new();
+                let mut test = None;
+                for c in it {
+                    match c.as_rule() {
+                        Rule::by_part => keys = kids(c).skip(1).map(|k| self.expr(k)).collect(),
+                        Rule::window_count | Rule::window_distinct => {
+                            let mut parts = kids(c).skip(1);
+                            let first = next(&mut parts);
+                            let (distinct, op) = if first.as_rule() == Rule::window_cmp {
+                                (None, first)
+                            } else {
+                                let e = self.expr(first);
+                                (Some(e), next(&mut parts))
+                            };
+                            let op_span = self.span(&op);
+                            let op = cmp_of(op.as_str());
+                            let limit = self.number(next(&mut parts), None);
+                            test = Some(WindowTest { distinct, op, op_span, limit });
+                        }
+                        _ => {}
+                    }
+                }
+                match test {
+                    Some(test) if window => Clause::Window { duration, keys, test, keyword, span },
+                    _ => Clause::Throttle { duration, keys, keyword, span },
+                }
+            }
             Rule::action_clause => {
                 let body = kids(p).nth(1).expect("action body");
                 match body.as_rule() {
@@ -739,5 +776,18 @@ fn decode_escape(raw: &str) -> Result<char, EscapeProblem> {
             let v = u32::from_str_radix(hex, 16).map_err(|_| EscapeProblem::BadUnicode)?;
             char::from_u32(v).ok_or(EscapeProblem::NotAChar)
         }
+    }
+}
+
+/// The comparison operator of a `window` clause.
+fn cmp_of(op: &str) -> BinOp {
+    match op {
+        "==" => BinOp::Eq,
+        "!=" => BinOp::Ne,
+        "<" => BinOp::Lt,
+        "<=" => BinOp::Le,
+        ">" => BinOp::Gt,
+        ">=" => BinOp::Ge,
+        _ => BinOp::In,
     }
 }

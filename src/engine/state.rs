@@ -1,0 +1,174 @@
+//! The writer's cache of window and throttle state.
+//!
+//! The store (`store::state`) is the record; this cache keeps, per stateful
+//! clause, its watermark and the live entries of the keys it has met, so an
+//! event costs no query once its key is known. Every change is written
+//! through to the store in the same call, inside the rule's savepoint.
+//! A rule that fails rolls its savepoint back; the engine then drops the
+//! rule's whole cache (`invalidate`), which is reloaded key by key from the
+//! store: the cache never holds what the store does not.
+//!
+//! Semantics (docs/language.md, "Windows and throttles"): per clause, the
+//! *watermark* is the latest event time that reached the clause. An event
+//! whose time `t` is at or before `watermark - D` is too late to place and
+//! stops the rule. Otherwise every entry that can matter has a time after
+//! `watermark - 2D` (the window `(t - D, t]` starts after it), so entries
+//! at or before that are pruned: in memory as keys are touched, and in the
+//! store by a sweep each time the watermark enters a new multiple of `D`.
+
+use crate::diag::RuntimeError;
+use crate::interp::WindowAnswer;
+use crate::store::{EntryKind, StateEntry, Store};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Default)]
+pub(super) struct StateCache {
+    clauses: HashMap<(String, u32), ClauseState>,
+}
+
+struct ClauseState {
+    watermark: Option<i128>,
+    /// The store holds nothing this cache does not (the clause had no
+    /// state when first read): an unknown key has no entries, no query.
+    complete: bool,
+    /// Live entries by key, oldest first.
+    keys: HashMap<String, Vec<StateEntry>>,
+}
+
+/// The floor of `a / b` (`b > 0`): the sweep happens when it changes.
+fn bucket(a: i128, b: i128) -> i128 {
+    a.div_euclid(b)
+}
+
+impl StateCache {
+    /// Forget the cached state of `rule` (after its savepoint rolled back).
+    pub(super) fn invalidate(&mut self, rule: &str) {
+        self.clauses.retain(|(r, _), _| r != rule);
+    }
+
+    fn clause(&mut self, store: &Store, rule: &str, clause: u32) -> Result<&mut ClauseState, RuntimeError> {
+        let k = (rule.to_string(), clause);
+        if !self.clauses.contains_key(&k) {
+            let watermark = store.state_mark(rule, clause)?;
+            self.clauses
+                .insert(k.clone(), ClauseState { watermark, complete: watermark.is_none(), keys: HashMap::new() });
+        }
+        Ok(self.clauses.get_mut(&k).expect("inserted above"))
+    }
+
+    /// Place an event at `t` (`None`: too late) and advance the watermark;
+    /// returns the key's live entries.
+    fn place<'c>(
+        &'c mut self,
+        store: &Store,
+        rule: &str,
+        clause: u32,
+        key: &str,
+        t: i128,
+        d: i128,
+    ) -> Result<Option<(&'c mut Vec<StateEntry>, i128)>, RuntimeError> {
+        let cs = self.clause(store, rule, clause)?;
+        if cs.watermark.is_some_and(|w| t <= w - d) {
+            return Ok(None);
+        }
+        let old = cs.watermark;
+        let wm = old.map_or(t, |w| w.max(t));
+        let horizon = wm - 2 * d;
+        if old != Some(wm) {
+            store.set_state_mark(rule, clause, wm)?;
+            cs.watermark = Some(wm);
+            if old.is_some_and(|o| bucket(o, d) != bucket(wm, d)) {
+                store.sweep_state(rule, clause, horizon)?;
+                cs.keys.retain(|_, entries| {
+                    entries.retain(|e| e.time > horizon);
+                    !entries.is_empty()
+                });
+            }
+        }
+        if !cs.keys.contains_key(key) {
+            let loaded = if cs.complete { Vec::new() } else { store.state_entries(rule, clause, key, horizon)? };
+            cs.keys.insert(key.to_string(), loaded);
+        }
+        let entries = cs.keys.get_mut(key).expect("inserted above");
+        entries.retain(|e| e.time > horizon);
+        Ok(Some((entries, horizon)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn window(
+        &mut self,
+        store: &Store,
+        rule: &str,
+        clause: u32,
+        key: &str,
+        t: i128,
+        d: i128,
+        value: Option<&str>,
+    ) -> Result<Option<WindowAnswer>, RuntimeError> {
+        let Some((entries, _)) = self.place(store, rule, clause, key, t, d)? else {
+            return Ok(None);
+        };
+        let entry = StateEntry { kind: EntryKind::Event, time: t, value: value.map(str::to_string) };
+        store.insert_state_entry(rule, clause, key, &entry)?;
+        // After every entry with the same time: input order among equals.
+        let at = entries.partition_point(|e| e.time <= t);
+        entries.insert(at, entry);
+        let mut answer = WindowAnswer { count: 0, distinct: 0, first: t, last: t };
+        let mut seen: HashSet<&str> = HashSet::new();
+        for e in entries.iter().filter(|e| e.kind == EntryKind::Event && e.time > t - d && e.time <= t) {
+            answer.count += 1;
+            answer.first = answer.first.min(e.time);
+            answer.last = answer.last.max(e.time);
+            if let Some(v) = &e.value {
+                seen.insert(v);
+            }
+        }
+        answer.distinct = seen.len() as i64;
+        Ok(Some(answer))
+    }
+
+    /// `Some(suppressed)` when the throttle passes.
+    pub(super) fn throttle(
+        &mut self,
+        store: &Store,
+        rule: &str,
+        clause: u32,
+        key: &str,
+        t: i128,
+        d: i128,
+    ) -> Result<Option<i64>, RuntimeError> {
+        let Some((entries, _)) = self.place(store, rule, clause, key, t, d)? else {
+            return Ok(None);
+        };
+        let blocked = entries.iter().any(|e| e.kind == EntryKind::Fired && e.time > t - d && e.time <= t);
+        if blocked {
+            let entry = StateEntry { kind: EntryKind::Suppressed, time: t, value: None };
+            store.insert_state_entry(rule, clause, key, &entry)?;
+            let at = entries.partition_point(|e| e.time <= t);
+            entries.insert(at, entry);
+            return Ok(None);
+        }
+        Ok(Some(entries.iter().filter(|e| e.kind == EntryKind::Suppressed).count() as i64))
+    }
+
+    /// The rule fired for `key` at `t`: a firing entry, and the suppressed
+    /// count starts again.
+    pub(super) fn fired(
+        &mut self,
+        store: &Store,
+        rule: &str,
+        clause: u32,
+        key: &str,
+        t: i128,
+    ) -> Result<(), RuntimeError> {
+        let cs = self.clause(store, rule, clause)?;
+        let entries = cs.keys.entry(key.to_string()).or_default();
+        store.delete_state_kind(rule, clause, key, EntryKind::Suppressed)?;
+        entries.retain(|e| e.kind != EntryKind::Suppressed);
+        let entry = StateEntry { kind: EntryKind::Fired, time: t, value: None };
+        store.insert_state_entry(rule, clause, key, &entry)?;
+        let at = entries.partition_point(|e| e.time <= t);
+        entries.insert(at, entry);
+        Ok(())
+    }
+}
