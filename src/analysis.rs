@@ -22,6 +22,11 @@ fn rule_exprs(rule: &ir::Rule) -> Vec<&ir::Expr> {
         match s {
             ir::Step::Let { value, .. } | ir::Step::GuardLet { value, .. } => out.push(value),
             ir::Step::Guard { cond, .. } => out.push(cond),
+            ir::Step::Window(w) => {
+                out.extend(w.keys.iter());
+                out.extend(w.distinct.iter());
+            }
+            ir::Step::Throttle(t) => out.extend(t.keys.iter()),
         }
     }
     fn stmts<'a>(ss: &'a [ir::Stmt], out: &mut Vec<&'a ir::Expr>) {
@@ -35,6 +40,16 @@ fn rule_exprs(rule: &ir::Rule) -> Vec<&ir::Expr> {
                 ir::Stmt::Log { message, .. } => out.push(message),
                 ir::Stmt::Set { value, .. } | ir::Stmt::Append { value, .. } => out.push(value),
                 ir::Stmt::Remove { .. } => {}
+                ir::Stmt::Webhook { url, body, headers, .. } => {
+                    out.extend([url, body]);
+                    out.extend(headers.iter());
+                }
+                ir::Stmt::Upsert { key, fields, .. } => {
+                    out.push(key);
+                    out.extend(fields.iter().map(|f| &f.value));
+                }
+                ir::Stmt::Delete { key, .. } => out.push(key),
+                ir::Stmt::Link { value, .. } => out.push(value),
                 ir::Stmt::For { iter, body, .. } => {
                     out.push(iter);
                     stmts(body, out);

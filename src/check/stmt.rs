@@ -395,7 +395,10 @@ impl Checker<'_> {
                     self.writes_after_delete(then, locals, &mut deleted.clone());
                     self.writes_after_delete(else_, locals, &mut deleted.clone());
                 }
-                ir::Stmt::Notify { .. } | ir::Stmt::SendEmail { .. } | ir::Stmt::Log { .. } | ir::Stmt::Webhook { .. } => {}
+                ir::Stmt::Notify { .. }
+                | ir::Stmt::SendEmail { .. }
+                | ir::Stmt::Log { .. }
+                | ir::Stmt::Webhook { .. } => {}
             }
         }
     }

@@ -364,7 +364,8 @@ pub fn diff(a: &DiffArgs<'_>) -> i32 {
         (Ok(x), Ok(y)) => (x, y),
         (Err(c), _) | (_, Err(c)) => return c,
     };
-    let matcher = |p: &Arc<Program>| super::commands::make_matcher(super::Engine::Jit, p, crate::logfmt::LogFormat::Human);
+    let matcher =
+        |p: &Arc<Program>| super::commands::make_matcher(super::Engine::Jit, p, crate::logfmt::LogFormat::Human);
     let (om, nm) = match (matcher(&old_p), matcher(&new_p)) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(c), _) | (_, Err(c)) => return c,

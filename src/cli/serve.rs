@@ -147,7 +147,8 @@ pub fn serve(args: &ServeArgs) -> i32 {
                     eprint!("{text}");
                 }
                 let program = std::sync::Arc::new(p);
-                let matcher = make_matcher(engine, &program, LogFormat::Human).map_err(|_| "the matcher cannot be built".to_string())?;
+                let matcher = make_matcher(engine, &program, LogFormat::Human)
+                    .map_err(|_| "the matcher cannot be built".to_string())?;
                 Ok(Loaded { program, matcher })
             }
             None => Err(text),

@@ -106,6 +106,8 @@ pub fn trace(
     let mut report = TraceReport::default();
     let mut env = Env::new();
     let mut seen: HashSet<String> = HashSet::new();
+    // Window and throttle state, on the scratch store as `run` keeps it.
+    let state = std::cell::RefCell::new(super::state::StateCache::default());
     let mut line = Vec::new();
     let mut line_no = 0u64;
     // One transaction, never committed: the copy is thrown away anyway.
@@ -186,7 +188,7 @@ pub fn trace(
             }
             continue;
         }
-        let db = RuleStore::new(store);
+        let db = RuleStore::new(store, &state);
         let mut any_matched = false;
         let mut touched = false;
         // Every rule of the type runs, in declaration order (earlier rules'
@@ -229,7 +231,13 @@ pub fn trace(
                     let mut tracer = Tracer::new(&recorder);
                     let mut out = RuleEffects::default();
                     let r = interp::run_rule_observed(&interp, rule, &mut env, &mut out, &mut tracer)
-                        .and_then(|o| out.effects.iter().try_for_each(effects::check).map(|()| o));
+                        .and_then(|o| out.effects.iter().try_for_each(effects::check).map(|()| o))
+                        .and_then(|o| {
+                            if o == Outcome::Fired {
+                                db.throttles_fired(&rule.name, &out.throttled)?;
+                            }
+                            Ok(o)
+                        });
                     rt.clauses.extend(tracer.clauses);
                     match r {
                         Ok(Outcome::Fired) => {
@@ -249,6 +257,7 @@ pub fn trace(
                         Ok(Outcome::Stopped) => db.finish(true)?,
                         Err(e) => {
                             db.finish(false)?;
+                            state.borrow_mut().invalidate(&rule.name);
                             touched = true;
                             rt.verdict = Verdict::Error(e);
                         }
@@ -259,6 +268,8 @@ pub fn trace(
                 et.rules.push(rt);
             }
         }
+        // An event that reached a stateful clause is recorded by `run`.
+        touched |= db.stateful.get();
         if any_matched {
             if let Err(e) = ev.identity() {
                 et.dead_letter = Some(e.to_string());
@@ -413,6 +424,8 @@ struct SideRun<'a> {
     /// Events (by identity) some rule touched, as `run`'s replay records
     /// would: a repeated event is skipped, as `run` skips it.
     seen: HashSet<String>,
+    /// Window and throttle state on this side's scratch store.
+    state: std::cell::RefCell<super::state::StateCache>,
     out: Vec<(RuleId, DiffOutcome)>,
     key: Option<String>,
 }
@@ -427,6 +440,7 @@ impl<'a> SideRun<'a> {
             scratch: MatchScratch::default(),
             env: Env::new(),
             seen: HashSet::new(),
+            state: Default::default(),
             out: Vec::new(),
             key: None,
         }
@@ -471,7 +485,7 @@ impl<'a> SideRun<'a> {
             return Ok(());
         }
         let store = self.side.store;
-        let db = RuleStore::new(store);
+        let db = RuleStore::new(store, &self.state);
         let recorder = Recorder::new(&db, &program.schema, false);
         let interp = Interp { program, event: &ev, db: &recorder, now };
         let mut touched = false;
@@ -486,7 +500,13 @@ impl<'a> SideRun<'a> {
             let mut out = RuleEffects::default();
             recorder.writes.borrow_mut().clear();
             let r = interp::run_rule(&interp, rule, &mut self.env, &mut out)
-                .and_then(|o| out.effects.iter().try_for_each(effects::check).map(|()| o));
+                .and_then(|o| out.effects.iter().try_for_each(effects::check).map(|()| o))
+                .and_then(|o| {
+                    if o == Outcome::Fired {
+                        db.throttles_fired(&rule.name, &out.throttled)?;
+                    }
+                    Ok(o)
+                });
             match r {
                 Ok(Outcome::Fired) => {
                     db.finish(true)?;
@@ -500,11 +520,13 @@ impl<'a> SideRun<'a> {
                 Ok(Outcome::Stopped) => db.finish(true)?,
                 Err(e) => {
                     db.finish(false)?;
+                    self.state.borrow_mut().invalidate(&rule.name);
                     touched = true;
                     self.out.push((*id, DiffOutcome::Error(e.code.as_str().into(), e.message.clone())));
                 }
             }
         }
+        touched |= db.stateful.get();
         if touched {
             self.seen.insert(key.clone());
         }

@@ -15,7 +15,8 @@ use crate::builtins::{self, EvalCx};
 use crate::diag::{Code, RuntimeError};
 use crate::effect::{Addresses, Effect, RuleEffects};
 use crate::ir::{
-    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, Projection, QueryKind, Rule, StateSlot, Step, Stmt,
+    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, Projection, QueryKind, Rule, StateSlot,
+    Step, Stmt,
 };
 use crate::types::EntityId;
 use crate::value::{Row, Value};

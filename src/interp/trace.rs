@@ -402,7 +402,53 @@ impl Db for Recorder<'_> {
         self.write("remove", entity, key, field, path, &Value::Absent);
         Ok(r)
     }
+    fn upsert(&self, entity: EntityId, key: &Value, fields: &[(usize, Value)]) -> Result<Arc<Row>, RuntimeError> {
+        let r = self.inner.upsert(entity, key, fields)?;
+        for (field, value) in fields {
+            self.write("upsert", entity, key, *field, &[], value);
+        }
+        Ok(r)
+    }
+    fn delete(&self, entity: EntityId, key: &Value) -> Result<bool, RuntimeError> {
+        let r = self.inner.delete(entity, key)?;
+        if r {
+            // `usize::MAX`: no field (the whole row).
+            self.write("delete", entity, key, usize::MAX, &[], &Value::Absent);
+        }
+        Ok(r)
+    }
+    fn link(&self, entity: EntityId, key: &Value, field: usize, target: &Value, add: bool) -> Result<(), RuntimeError> {
+        self.inner.link(entity, key, field, target, add)?;
+        self.write(if add { "add" } else { "remove from" }, entity, key, field, &[], target);
+        Ok(())
+    }
     fn flush(&self) -> Result<(), RuntimeError> {
         self.inner.flush()
+    }
+    // Windows and throttles: the inner store's state (a trace or a diff
+    // runs on a scratch copy, so recording there writes nothing real).
+    fn window(
+        &self,
+        rule: &str,
+        slot: crate::ir::StateSlot,
+        key: &str,
+        t: i128,
+        d: i128,
+        distinct: Option<&str>,
+    ) -> Result<Option<super::WindowAnswer>, RuntimeError> {
+        self.inner.window(rule, slot, key, t, d, distinct)
+    }
+    fn throttle(
+        &self,
+        rule: &str,
+        slot: crate::ir::StateSlot,
+        key: &str,
+        t: i128,
+        d: i128,
+    ) -> Result<Option<i64>, RuntimeError> {
+        self.inner.throttle(rule, slot, key, t, d)
+    }
+    fn throttle_fired(&self, rule: &str, slot: crate::ir::StateSlot, key: &str, t: i128) -> Result<(), RuntimeError> {
+        self.inner.throttle_fired(rule, slot, key, t)
     }
 }

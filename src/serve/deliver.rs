@@ -86,8 +86,10 @@ impl Deliverer for WebhookDeliverer {
         match self.sender.deliver(outbox, Mode::Due) {
             Ok(r) if r.sent == 0 && r.failed == 0 && r.given_up == 0 => None,
             Ok(r) => {
-                let mut line =
-                    format!("webhooks: {} sent, {} failed, {} given up, {} waiting", r.sent, r.failed, r.given_up, r.remaining);
+                let mut line = format!(
+                    "webhooks: {} sent, {} failed, {} given up, {} waiting",
+                    r.sent, r.failed, r.given_up, r.remaining
+                );
                 if let Some(e) = r.last_error {
                     line.push_str(&format!(" (last error: {e})"));
                 }
