@@ -45,7 +45,10 @@ fn start(dir: &Path, extra: &[&str]) -> Service {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+                    // The address ends the human line; in a JSON line a quote follows.
+                    let addr: String =
+                        rest.chars().take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ':')).collect();
+                    let _ = tx.send(addr.rsplit(':').next().unwrap().parse::<u16>().unwrap());
                 }
                 log.lock().unwrap().push(line);
             }
@@ -211,7 +214,8 @@ fn acknowledged_events_fire_exactly_once_across_a_sigkill() {
     let acked_so_far = Arc::new(AtomicU32::new(0));
     const CLIENTS: u32 = 8;
     const BATCHES: u32 = 50;
-    const PER_BATCH: u32 = 200;
+    // 8 × 50 × 250 = 100,000 events, as the issue asks.
+    const PER_BATCH: u32 = 250;
     let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
@@ -434,4 +438,31 @@ fn metrics_match_the_store_and_sigterm_drains() {
     drained(svc.port);
     assert_eq!(count(&dir, "SELECT COUNT(*) FROM herald_firing WHERE rule = 'every_login'"), 3500);
     assert_eq!(svc.stop(), 0);
+}
+
+/// `--log-format json`: every line the service writes on stderr, its own
+/// and the engine's (a `log` action here), is one JSON object with `time`,
+/// `level` and `message`.
+#[test]
+fn json_log_lines() {
+    let (_tmp, dir) =
+        setup("rule every_login {\n  match login { user.username: name }\n  action log(\"login by {name}\")\n}\n");
+    let svc = start(&dir, &["--log-format", "json"]);
+    let r = post_events(svc.port, &(login(&uuid(9, 1)) + "\n"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    drained(svc.port);
+    let log = svc.log();
+    assert_eq!(svc.stop(), 0);
+    let mut saw_listening = false;
+    let mut saw_action = false;
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for k in ["time", "level", "message"] {
+            assert!(v[k].is_string(), "no {k}: {line}");
+        }
+        let m = v["message"].as_str().unwrap();
+        saw_listening |= m.contains("listening on http://");
+        saw_action |= m == "login by akadmin" && v["rule"] == "every_login";
+    }
+    assert!(saw_listening && saw_action, "{log}");
 }

@@ -15,6 +15,12 @@ pub const MAX_BODY_BYTES: u64 = 1 << 30;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
+    /// Log lines on standard error (the service's messages, dead letters,
+    /// rule errors, `log` actions): `human`, or `json` (one object per line
+    /// with `time`, `level`, `message`, and `rule`, `event`, `line` when the
+    /// line is about an event).
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: super::Format,
     /// The address to listen on (`HOST:PORT`; port 0 picks a free one, and
     /// the log says which).
     #[arg(long, default_value = "127.0.0.1:8425")]
@@ -155,6 +161,10 @@ pub fn serve(args: &ServeArgs) -> i32 {
         }
     });
     let config = Config {
+        log_format: match args.log_format {
+            super::Format::Human => LogFormat::Human,
+            super::Format::Json => LogFormat::Json,
+        },
         listen: args.listen.clone(),
         db,
         token,

@@ -60,6 +60,8 @@ pub(crate) struct Swap {
 /// How the service runs.
 pub struct Config {
     pub listen: String,
+    /// Log lines on stderr: the service's own and the engine's.
+    pub log_format: crate::logfmt::LogFormat,
     pub db: PathBuf,
     /// The bearer token of `POST /events` and `POST /reload`; `None` leaves
     /// them open (only allowed on a loopback address, see `cli`).
@@ -113,8 +115,27 @@ const RETRY_POLL: Duration = Duration::from_secs(5);
 /// How often an idle handler thread looks whether the service is stopping.
 const ACCEPT_POLL: Duration = Duration::from_millis(100);
 
+/// The service's log format, set once at start (`--log-format`).
+static LOG_FORMAT: std::sync::OnceLock<crate::logfmt::LogFormat> = std::sync::OnceLock::new();
+
 fn log(msg: impl std::fmt::Display) {
-    eprintln!("herald serve: {msg}");
+    use crate::logfmt::{LogFormat, Record};
+    match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Human => eprintln!("herald serve: {msg}"),
+        LogFormat::Json => {
+            let msg = msg.to_string();
+            // The service's own messages say what they are in words; the
+            // level is read off them for collectors that filter by it.
+            let level = if msg.starts_with("warning") {
+                "warning"
+            } else if ["failed", "refused", "cannot", "error"].iter().any(|w| msg.contains(w)) {
+                "error"
+            } else {
+                "info"
+            };
+            LogFormat::Json.message(&mut std::io::stderr().lock(), &Record::new(level, &msg));
+        }
+    }
 }
 
 /// Re-read, check and hand over the policy (SIGHUP, `POST /reload`). A
@@ -222,6 +243,7 @@ fn process(sh: Arc<Shared>, initial: Swap, batch: usize, workers: usize, wake: m
             idle_commit: Duration::ZERO,
             in_commit: Some(Box::new(in_commit)),
             on_commit: Some(Box::new(on_commit)),
+            log_format: LOG_FORMAT.get().copied().unwrap_or_default(),
             ..RunOptions::default()
         };
         let reader = sh.queue.reader(fed, first);
@@ -260,6 +282,7 @@ fn deliver(mut deliverers: Vec<Box<dyn Deliverer>>, wake: mpsc::Receiver<()>, do
 
 /// Runs the service until SIGTERM or SIGINT. Returns the exit code.
 pub fn serve(config: Config, loader: Loader) -> i32 {
+    let _ = LOG_FORMAT.set(config.log_format);
     let loaded = match loader() {
         Ok(l) => l,
         Err(diagnostics) => {
