@@ -69,6 +69,12 @@ pub enum CheckError {
         span: Span,
         clause: &'static str,
     },
+    /// E0606: `after login as uid` where `uid` is already bound.
+    AfterNameClash {
+        span: Span,
+        name: String,
+        first: Span,
+    },
     /// E0605: `window.count` before (or without) a `window` clause;
     /// `window.foo`. `bound` lists what is bound at this point.
     StateNameUnbound {
@@ -411,6 +417,10 @@ impl CheckError {
             DistinctNotComparable { span, found, what } => Diagnostic::new(Code::DistinctNotComparable, *span, format!("{what} cannot be a value of type `{found}`"))
                 .with_label("a record or a list, not a single value")
                 .with_help("use a scalar field inside it (a string, number, uuid, timestamp, bool or entity)"),
+            AfterNameClash { span, name, first } => Diagnostic::new(Code::AfterNameClash, *span, format!("`{name}` is already bound in this rule"))
+                .with_label("the earlier event would hide this binding")
+                .with_secondary(*first, "first bound here")
+                .with_help("pick another name for the earlier event, e.g. `as prev`"),
             ZeroDuration { span, clause } => Diagnostic::new(Code::ZeroDuration, *span, format!("a `{clause}` of zero length"))
                 .with_label("no event time is inside a zero-length interval")
                 .with_help("give a positive duration such as `10m`"),
