@@ -458,7 +458,7 @@ impl<'s> Checker<'s> {
     /// scope, bound from the qualifying earlier event.
     fn after_clause(&mut self, a: &ast::AfterClause, slot: ir::StateSlot, cx: &mut RuleCx) -> Option<ir::AfterStep> {
         let time = self.event_time(a.keyword, "after");
-        let duration = self.clause_duration(&a.duration, "after");
+        let duration = self.clause_duration(&a.duration, "within");
         let m = ast::MatchClause {
             target: ast::MatchTarget::Types(vec![a.event.clone()]),
             patterns: a.patterns.clone(),
@@ -495,7 +495,8 @@ impl<'s> Checker<'s> {
             }
         }
         let prev = a.as_.as_ref().map(|n| {
-            if let Some(first) = cx.lookup(&n.name) {
+            let clash = cx.lookup(&n.name);
+            if let Some(first) = clash {
                 let first = cx.locals[first.0 as usize].span;
                 self.errors.push(CheckError::AfterNameClash { span: n.span, name: n.name.clone(), first });
             }
@@ -503,8 +504,14 @@ impl<'s> Checker<'s> {
             let id = LocalId(cx.locals.len() as u32);
             cx.locals.push(ir::Local { name: n.name.clone(), ty, span: n.span });
             cx.kinds.push(LocalKind::Let);
-            cx.used.push(false);
-            cx.scopes.last_mut().expect("a scope is open").push((n.name.clone(), id));
+            // Not reported as unused: naming the earlier event is
+            // documentation even when nothing reads it.
+            cx.used.push(true);
+            // On a clash the earlier binding stays in scope, so its uses
+            // are not reported a second time as being of the event's type.
+            if clash.is_none() {
+                cx.scopes.last_mut().expect("a scope is open").push((n.name.clone(), id));
+            }
             id
         });
         let whole = self.intern_path(vec![]);
