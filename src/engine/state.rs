@@ -1,4 +1,4 @@
-//! The writer's cache of window and throttle state.
+//! The writer's cache of window, throttle and `after` state.
 //!
 //! The store (`store::state`) is the record; this cache keeps, per stateful
 //! clause, its watermark and the live entries of the keys it has met, so an
@@ -8,7 +8,7 @@
 //! rule's whole cache (`invalidate`), which is reloaded key by key from the
 //! store: the cache never holds what the store does not.
 //!
-//! Semantics (docs/language.md, "Windows and throttles"): per clause, the
+//! Semantics (docs/language.md, "Windows, throttles and sequences"): per clause, the
 //! *watermark* is the latest event time that reached the clause. An event
 //! whose time `t` is at or before `watermark - D` is too late to place and
 //! stops the rule. Otherwise every entry that can matter has a time after
