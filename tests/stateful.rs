@@ -602,3 +602,36 @@ fn recorded_events_are_processed_once() {
     let p: i64 = store.connection().query_row("SELECT count(*) FROM herald_processed", [], |r| r.get(0)).unwrap();
     assert_eq!(p, 1);
 }
+
+/// An earlier event the recorder cannot read fails `seq` for that event (a
+/// rule error, R0006), records nothing, and does not stop the run: a value
+/// that contradicts the schema (`client_ip` is a `string?`), or no time.
+#[test]
+fn an_unreadable_earlier_event_is_a_rule_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut bad_ip: serde_json::Value = serde_json::from_str(&line(&login(1, 0, "bob", "10.0.0.1"))).unwrap();
+    bad_ip["client_ip"] = serde_json::json!(5);
+    let no_time = line(&Ev { id: 2, time: None, user: "bob", ip: "10.0.0.1", login: true });
+    let later = line(&ev(3, MIN, "bob"));
+    let text = format!("{bad_ip}\n{no_time}\n{later}\n");
+    let got = run(&db, text.as_bytes(), Engine::Jit, 10, 2);
+    assert!(got.iter().all(|f| f.0 != "seq"), "{got:?}");
+    // The run went on: the later failure reached the other rules.
+    assert!(got.iter().any(|f| f.0 == "quiet" && f.1 == 3), "{got:?}");
+    let store = Store::open(&db, program().schema.clone()).unwrap();
+    let errors: Vec<(String, String)> = store
+        .connection()
+        .prepare("SELECT rule, code FROM herald_rule_error ORDER BY line")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(errors, vec![("seq".to_string(), "R0006".to_string()); 2]);
+    let n: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM herald_state_entry WHERE rule = 'seq'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
