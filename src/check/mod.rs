@@ -119,6 +119,9 @@ pub(crate) struct RuleCx {
     scopes: Vec<Vec<(String, LocalId)>>,
     /// Set while checking a query filter over this entity.
     filter: Option<EntityId>,
+    /// Set while checking an `after` clause's patterns and `where` (its
+    /// pure part, in the `Match` phase): diagnostics name that clause.
+    in_after: bool,
 }
 
 impl RuleCx {
@@ -260,6 +263,7 @@ impl<'s> Checker<'s> {
             used: Vec::new(),
             scopes: vec![Vec::new()],
             filter: None,
+            in_after: false,
         };
 
         // Clause order: match, then let/guard, then action.
@@ -471,7 +475,9 @@ impl<'s> Checker<'s> {
         let outer_unknown = std::mem::replace(&mut cx.events_unknown, false);
         // Pure, like `match`: the recorder evaluates it as events go by.
         cx.phase = Phase::Match;
+        cx.in_after = true;
         let matcher = self.match_clause(&m, cx);
+        cx.in_after = false;
         let record = cx.events.first().map(|(_, r)| *r);
         cx.phase = Phase::Body;
         cx.scopes = outer_scopes;
