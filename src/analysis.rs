@@ -27,6 +27,7 @@ fn rule_exprs(rule: &ir::Rule) -> Vec<&ir::Expr> {
                 out.extend(w.distinct.iter());
             }
             ir::Step::Throttle(t) => out.extend(t.keys.iter()),
+            ir::Step::After(a) => out.push(&a.matcher.cond),
         }
     }
     fn stmts<'a>(ss: &'a [ir::Stmt], out: &mut Vec<&'a ir::Expr>) {

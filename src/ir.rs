@@ -136,6 +136,9 @@ pub enum Step {
     /// `throttle D [by K, ...]`: stops the rule if it fired for the key at
     /// an event time in `(t - D, t]`.
     Throttle(ThrottleStep),
+    /// `after TYPE [as NAME] [{ ... }] [where E] within D`: stops the rule
+    /// unless an earlier recorded event of `TYPE` agrees on the join key.
+    After(AfterStep),
 }
 
 /// Where a stateful clause keeps its state: the rule's name (not its id,
@@ -171,6 +174,31 @@ pub struct ThrottleStep {
     pub keys: Vec<Expr>,
     /// `throttle.suppressed`.
     pub suppressed: LocalId,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct AfterStep {
+    pub slot: StateSlot,
+    /// The event time field (the same path in every event type).
+    pub time: PathId,
+    pub duration: i128,
+    /// The earlier event's type.
+    pub event: EventTypeId,
+    /// The earlier event's match: its condition (patterns and `where`,
+    /// over that event's paths) and pattern bindings, whose locals are the
+    /// rule's. Evaluated when an event of `event` is recorded, never on
+    /// the current event.
+    pub matcher: Match,
+    /// The join key: for each binding name the clause shares with the
+    /// rule so far, the earlier event's path and the current rule's local.
+    pub join: Vec<(PathId, LocalId)>,
+    /// Bindings new to the rule: bound from the qualifying earlier event.
+    pub binds: Vec<(LocalId, PathId)>,
+    /// `as NAME`, typed as the earlier event's record.
+    pub prev: Option<LocalId>,
+    /// The whole event (the empty path), stored with each recorded event.
+    pub whole: PathId,
     pub span: Span,
 }
 
@@ -719,7 +747,37 @@ impl Step {
             Step::Guard { cond, .. } => vec![cond],
             Step::Window(w) => w.keys.iter().chain(w.distinct.as_ref()).collect(),
             Step::Throttle(t) => t.keys.iter().collect(),
+            Step::After(_) => vec![],
         }
+    }
+}
+
+impl AfterStep {
+    /// Paths of the earlier event the recorder reads.
+    pub fn record_paths(&self) -> Vec<PathId> {
+        let mut out = vec![self.time, self.whole];
+        self.matcher.cond.walk(&mut |e| {
+            if let ExprKind::Event(p) = e.kind {
+                out.push(p);
+            }
+        });
+        out.extend(self.matcher.bindings.iter().map(|(_, p)| *p));
+        out.extend(self.join.iter().map(|(p, _)| *p));
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+impl Program {
+    /// Every `after` clause of the program, with its rule.
+    pub fn afters(&self) -> impl Iterator<Item = (&Rule, &AfterStep)> + '_ {
+        self.rules.iter().flat_map(|r| {
+            r.steps.iter().filter_map(move |s| match s {
+                Step::After(a) => Some((r, a)),
+                _ => None,
+            })
+        })
     }
 }
 
@@ -768,6 +826,7 @@ impl Rule {
             match s {
                 Step::Window(w) => out.push(w.time),
                 Step::Throttle(t) => out.push(t.time),
+                Step::After(a) => out.push(a.time),
                 _ => {}
             }
         }

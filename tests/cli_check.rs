@@ -46,7 +46,7 @@ fn authentik_examples_check_clean() {
     let out = herald(&["check", "examples/authentik/"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("ok: 8 rules checked"), "{err}");
+    assert!(err.contains("ok: 9 rules checked"), "{err}");
     let out = herald(&["check", "--format", "json", "examples/authentik/"]);
     assert_eq!(out.status.code(), Some(0));
     let v = json_of(&out);

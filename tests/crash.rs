@@ -226,7 +226,7 @@ fn killed_backfill_runs_resume_to_the_uninterrupted_result() {
     assert_eq!(table(&got, "herald_rule_set").len(), 2, "before and after the new rule");
 }
 
-/// Windows and throttles keep their state in the store, in the batch
+/// Windows, throttles and sequences keep their state in the store, in the batch
 /// transaction: a run killed and restarted leaves the same state (and the
 /// same firings) as an uninterrupted one.
 const STATEFUL: &str = r#"
@@ -241,6 +241,11 @@ rule spray {
   window 5m by ip distinct name >= 12
   action log(message: "{window.distinct} users from {ip}")
 }
+rule failed_after_login {
+  match login_failed { context.username: name }
+  after login as prev { user.username: name } within 2m
+  action log(message: "{name} failed after a sign-in at {prev.created}")
+}
 "#;
 
 /// ~60k failed sign-ins over many keys, a few seconds apart, some out of
@@ -254,6 +259,16 @@ fn stateful_input() -> String {
         // 2026-05-04 is day 20577 since the epoch; the run spans ~5 days.
         let day = 4 + (days - 20_577);
         let created = format!("2026-05-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60);
+        // Every 5th event a sign-in, which `failed_after_login` records.
+        if i % 5 == 0 {
+            out.push_str(&format!(
+                "{{\"action\":\"login\",\"event_uuid\":\"00000000-0000-4000-8000-{i:012x}\",\"created\":\"{created}\",\
+                 \"client_ip\":\"10.0.{}.1\",\"user\":{{\"username\":\"user{}\"}}}}\n",
+                i % 3,
+                (i * 31) % 13
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "{{\"action\":\"login_failed\",\"event_uuid\":\"00000000-0000-4000-8000-{i:012x}\",\"created\":\"{created}\",\
              \"client_ip\":\"10.0.{}.1\",\"context\":{{\"username\":\"user{}\"}}}}\n",
@@ -281,6 +296,7 @@ fn killed_stateful_runs_resume_to_the_uninterrupted_result() {
     let out = herald(&a.iter().map(String::as_str).collect::<Vec<_>>(), None).ok();
     let full = started.elapsed();
     assert!(out.stderr.lines().count() > 500, "the rules fire: {}", out.stderr.lines().count());
+    assert!(out.stderr.contains("failed after a sign-in"), "the sequence fires");
     let expected = dump(&tmp.path("reference.db"), None, Some(&tmp)).replace("reference.db", "DB");
     assert!(expected.contains("herald_state_entry"), "the dump shows the state tables");
 

@@ -75,16 +75,33 @@ fn all_five_together() {
     authentik("all_five", &AUTHENTIK_POLICIES);
 }
 
-/// The windowed and throttled examples (`window`, `throttle`).
-const STATEFUL_EXAMPLES: [&str; 3] = [
+/// The windowed, throttled and sequence examples (`window`, `throttle`, `after`).
+const STATEFUL_EXAMPLES: [&str; 4] = [
     "examples/authentik/brute_force.herald",
     "examples/authentik/password_spray.herald",
+    "examples/authentik/takeover_suspect.herald",
     "examples/authentik/unknown_device_admin.herald",
 ];
 
 #[test]
 fn stateful_examples() {
     authentik("stateful_examples", &STATEFUL_EXAMPLES);
+}
+
+/// `after login ... within 15m`: bob changes his password 12m after a
+/// sign-in from a new device (fires) and again 30m after it (does not);
+/// alice's first change follows a known device (does not fire); her sign-in
+/// from a new device arrives after her change at 10:40 but happened at
+/// 10:31, so it completes the sequence for her change at 10:42 only.
+#[test]
+fn takeover_suspect_sequence() {
+    golden(
+        "takeover_suspect",
+        None,
+        AUTHENTIK_FIXTURES,
+        "tests/runtime_data/takeover.ndjson",
+        &["examples/authentik/takeover_suspect.herald"],
+    );
 }
 
 /// The directory form takes the same files in name order: same result.

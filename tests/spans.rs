@@ -139,6 +139,20 @@ impl Walker<'_> {
                 self.span("duration", duration.span, sp);
                 keys.iter().for_each(|k| self.expr(k, sp));
             }
+            ast::Clause::After(a) => {
+                self.span("`after`", a.keyword, sp);
+                self.ident(&a.event, sp);
+                if let Some(n) = &a.as_ {
+                    self.ident(n, sp);
+                }
+                for p in a.patterns.iter().flatten() {
+                    self.pattern(p, sp);
+                }
+                if let Some(w) = &a.where_ {
+                    self.expr(w, sp);
+                }
+                self.span("duration", a.duration.span, sp);
+            }
             ast::Clause::Action { body, .. } => body.iter().for_each(|s| self.stmt(s, sp)),
         }
     }

@@ -1,4 +1,4 @@
-//! Windows and throttles against a reference model.
+//! Windows, throttles and sequences (`after`) against a reference model.
 //!
 //! The model below keeps, per rule, every event it was shown and recomputes
 //! each answer from scratch (no pruning, no cache, no store): it is the
@@ -48,6 +48,11 @@ rule global {
   throttle 1h
   action log(message: "suppressed={throttle.suppressed}")
 }
+rule seq {
+  match login_failed { context.username: name }
+  after login as prev { user.username: name, client_ip: ip } within 10m
+  action log(message: "prev={prev.created} ip={ip}")
+}
 "#;
 
 const MIN: i64 = 60;
@@ -72,6 +77,8 @@ struct Ev {
     time: Option<i64>,
     user: &'static str,
     ip: &'static str,
+    /// A `login` (recorded by `seq`'s `after`) instead of a `login_failed`.
+    login: bool,
 }
 
 const BASE: i64 = 1_777_885_200; // 2026-05-04T09:00:00Z
@@ -93,12 +100,21 @@ fn rfc3339(secs: i64) -> String {
 }
 
 fn line(e: &Ev) -> String {
-    let mut j = serde_json::json!({
-        "action": "login_failed",
-        "event_uuid": format!("00000000-0000-4000-8000-{:012x}", e.id),
-        "client_ip": e.ip,
-        "context": { "username": e.user },
-    });
+    let mut j = if e.login {
+        serde_json::json!({
+            "action": "login",
+            "event_uuid": format!("00000000-0000-4000-8000-{:012x}", e.id),
+            "client_ip": e.ip,
+            "user": { "username": e.user, "pk": 7 },
+        })
+    } else {
+        serde_json::json!({
+            "action": "login_failed",
+            "event_uuid": format!("00000000-0000-4000-8000-{:012x}", e.id),
+            "client_ip": e.ip,
+            "context": { "username": e.user },
+        })
+    };
     if let Some(t) = e.time {
         j["created"] = serde_json::Value::String(rfc3339(BASE + t));
     }
@@ -130,11 +146,11 @@ fn stream() -> impl Strategy<Value = Vec<Ev>> {
         1 => Just(-10 * MIN),
         1 => Just(-40 * MIN),
     ];
-    let item = (step, 0usize..3, 0usize..2, 0u8..20, 0u8..40);
+    let item = ((step, 0usize..3, 0usize..2), (0u8..20, 0u8..40, 0u8..4));
     prop::collection::vec(item, 1..60).prop_map(|items| {
         let mut now = 0i64;
         let mut out: Vec<Ev> = Vec::new();
-        for (i, (step, user, ip, dup, timeless)) in items.into_iter().enumerate() {
+        for (i, ((step, user, ip), (dup, timeless, kind))) in items.into_iter().enumerate() {
             now += step;
             if dup == 0 && !out.is_empty() {
                 // The same event again (a replayed line).
@@ -148,6 +164,7 @@ fn stream() -> impl Strategy<Value = Vec<Ev>> {
                 time: if timeless == 0 { None } else { Some(now) },
                 user: ["alice", "bob", "carol"][user],
                 ip: ["10.0.0.1", "10.0.0.2"][ip],
+                login: kind == 0,
             });
         }
         out
@@ -168,6 +185,8 @@ struct Clause {
     /// the key's last firing.
     fired: Vec<(String, i64)>,
     suppressed: Vec<(String, i64)>,
+    /// After: every recorded earlier event (key, time, ip), in input order.
+    recorded: Vec<(String, i64, String)>,
 }
 
 impl Clause {
@@ -207,6 +226,28 @@ impl Clause {
         Some(self.suppressed.iter().filter(|(k, s)| k == key && *s > horizon).count() as i64)
     }
 
+    /// `after`: record an earlier event (unless too late to place).
+    fn record(&mut self, key: &str, t: i64, d: i64, ip: &str) {
+        if self.place(t, d) {
+            self.recorded.push((key.to_string(), t, ip.to_string()));
+        }
+    }
+
+    /// `after` at `t`: the recorded event of `key` with the latest time in
+    /// `[t - d, t]`, the later recorded among equal times.
+    fn after(&mut self, key: &str, t: i64, d: i64) -> Option<(i64, String)> {
+        if !self.place(t, d) {
+            return None;
+        }
+        let mut best: Option<&(String, i64, String)> = None;
+        for r in self.recorded.iter().filter(|(k, time, _)| k == key && *time >= t - d && *time <= t) {
+            if best.is_none_or(|b| r.1 >= b.1) {
+                best = Some(r);
+            }
+        }
+        best.map(|(_, time, ip)| (*time, ip.clone()))
+    }
+
     fn fire(&mut self, key: &str, t: i64) {
         self.fired.push((key.to_string(), t));
         self.suppressed.retain(|(k, _)| k != key);
@@ -233,6 +274,14 @@ fn model(events: &[Ev]) -> Vec<Firing> {
             continue;
         }
         let Some(t) = e.time else { continue };
+        if e.login {
+            // No rule matches a login; `seq`'s `after` records it.
+            clause(&mut clauses, "seq", 0).record(e.user, t, 10 * MIN, e.ip);
+            continue;
+        }
+        if let Some((time, ip)) = clause(&mut clauses, "seq", 0).after(e.user, t, 10 * MIN) {
+            out.push(("seq".into(), line, format!("prev={} ip={ip}", ts(time))));
+        }
         if let Some((count, _, first, last)) = clause(&mut clauses, "per_user", 0).window(e.user, t, 10 * MIN, None) {
             if count >= 3 {
                 out.push(("per_user".into(), line, format!("count={count} first={} last={}", ts(first), ts(last))));
@@ -385,7 +434,11 @@ proptest! {
 // ---------------------------------------------------------------- boundaries
 
 fn ev(id: u32, time: i64, user: &'static str) -> Ev {
-    Ev { id, time: Some(time), user, ip: "10.0.0.1" }
+    Ev { id, time: Some(time), user, ip: "10.0.0.1", login: false }
+}
+
+fn login(id: u32, time: i64, user: &'static str, ip: &'static str) -> Ev {
+    Ev { id, time: Some(time), user, ip, login: true }
 }
 
 fn fired(events: &[Ev], rule: &str) -> Vec<(u64, String)> {
@@ -452,7 +505,7 @@ fn an_event_older_than_the_window_behind_the_latest_is_dropped() {
 fn an_event_without_time_is_a_rule_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
-    let events = [Ev { id: 1, time: None, user: "bob", ip: "10.0.0.1" }];
+    let events = [Ev { id: 1, time: None, user: "bob", ip: "10.0.0.1", login: false }];
     assert_eq!(run(&db, &input(&events), Engine::Interp, 10, 1), vec![]);
     let store = Store::open(&db, program().schema.clone()).unwrap();
     let codes: Vec<String> = store
@@ -463,7 +516,7 @@ fn an_event_without_time_is_a_rule_error() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(codes, vec!["R0006"; 5]);
+    assert_eq!(codes, vec!["R0006"; 6]);
     let n: i64 = store.connection().query_row("SELECT count(*) FROM herald_state_entry", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 0);
 }
@@ -483,4 +536,102 @@ fn expired_state_is_pruned() {
     // one event a minute and D of at most 1h that is a few hundred rows of
     // the 600 x 5 recorded, never all of them.
     assert!(n < 600, "{n} state rows left after 600 events");
+}
+
+// ---------------------------------------------------------------- sequences
+
+/// `after ... within D` covers `[t - D, t]`: an earlier event exactly D
+/// before counts, one a second more does not.
+#[test]
+fn an_earlier_event_exactly_d_before_completes_a_sequence() {
+    let events = [login(1, 0, "bob", "10.0.0.9"), ev(2, 10 * MIN, "bob")];
+    assert_eq!(fired(&events, "seq"), vec![(2, format!("prev={} ip=10.0.0.9", ts(0)))]);
+    let events = [login(1, 0, "bob", "10.0.0.9"), ev(2, 10 * MIN + 1, "bob")];
+    assert_eq!(fired(&events, "seq"), vec![]);
+}
+
+/// An earlier event at the same time counts; of several, the latest binds
+/// `prev` (the later in the input among equal times).
+#[test]
+fn the_latest_earlier_event_binds_prev() {
+    let events = [
+        login(1, 0, "bob", "10.0.0.1"),
+        login(2, 3 * MIN, "bob", "10.0.0.2"),
+        login(3, 5 * MIN, "bob", "10.0.0.3"),
+        login(4, 5 * MIN, "bob", "10.0.0.4"),
+        ev(5, 5 * MIN, "bob"),
+    ];
+    assert_eq!(fired(&events, "seq"), vec![(5, format!("prev={} ip=10.0.0.4", ts(5 * MIN)))]);
+}
+
+/// The join key: an earlier event of another user never completes the
+/// sequence.
+#[test]
+fn a_shared_binding_mismatch_does_not_complete_a_sequence() {
+    let events = [login(1, 0, "alice", "10.0.0.1"), ev(2, MIN, "bob"), ev(3, 2 * MIN, "alice")];
+    assert_eq!(fired(&events, "seq"), vec![(3, format!("prev={} ip=10.0.0.1", ts(0)))]);
+}
+
+/// Order of arrival does not matter, event time does: a login that arrives
+/// after the failure but happened before it completes the sequence for a
+/// later failure; the failure already processed is not revisited.
+#[test]
+fn a_late_earlier_event_counts_by_its_own_time() {
+    let events = [ev(1, 5 * MIN, "bob"), login(2, 2 * MIN, "bob", "10.0.0.7"), ev(3, 6 * MIN, "bob")];
+    assert_eq!(fired(&events, "seq"), vec![(3, format!("prev={} ip=10.0.0.7", ts(2 * MIN)))]);
+    // A login after the failure (by time) does not precede it.
+    let events = [login(1, 6 * MIN, "bob", "10.0.0.7"), ev(2, 5 * MIN, "bob")];
+    assert_eq!(fired(&events, "seq"), vec![]);
+}
+
+/// A login matches no rule, but it is recorded, marked processed, and a
+/// replay of it records nothing twice.
+#[test]
+fn recorded_events_are_processed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let events = [login(1, 0, "bob", "10.0.0.7")];
+    assert_eq!(run(&db, &input(&events), Engine::Jit, 10, 2), vec![]);
+    assert_eq!(run(&db, &input(&events), Engine::Interp, 10, 1), vec![]);
+    let store = Store::open(&db, program().schema.clone()).unwrap();
+    let n: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM herald_state_entry WHERE rule = 'seq'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    let p: i64 = store.connection().query_row("SELECT count(*) FROM herald_processed", [], |r| r.get(0)).unwrap();
+    assert_eq!(p, 1);
+}
+
+/// An earlier event the recorder cannot read fails `seq` for that event (a
+/// rule error, R0006), records nothing, and does not stop the run: a value
+/// that contradicts the schema (`client_ip` is a `string?`), or no time.
+#[test]
+fn an_unreadable_earlier_event_is_a_rule_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let mut bad_ip: serde_json::Value = serde_json::from_str(&line(&login(1, 0, "bob", "10.0.0.1"))).unwrap();
+    bad_ip["client_ip"] = serde_json::json!(5);
+    let no_time = line(&Ev { id: 2, time: None, user: "bob", ip: "10.0.0.1", login: true });
+    let later = line(&ev(3, MIN, "bob"));
+    let text = format!("{bad_ip}\n{no_time}\n{later}\n");
+    let got = run(&db, text.as_bytes(), Engine::Jit, 10, 2);
+    assert!(got.iter().all(|f| f.0 != "seq"), "{got:?}");
+    // The run went on: the later failure reached the other rules.
+    assert!(got.iter().any(|f| f.0 == "quiet" && f.1 == 3), "{got:?}");
+    let store = Store::open(&db, program().schema.clone()).unwrap();
+    let errors: Vec<(String, String)> = store
+        .connection()
+        .prepare("SELECT rule, code FROM herald_rule_error ORDER BY line")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(errors, vec![("seq".to_string(), "R0006".to_string()); 2]);
+    let n: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM herald_state_entry WHERE rule = 'seq'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
 }

@@ -69,6 +69,12 @@ pub enum CheckError {
         span: Span,
         clause: &'static str,
     },
+    /// E0606: `after login as uid` where `uid` is already bound.
+    AfterNameClash {
+        span: Span,
+        name: String,
+        first: Span,
+    },
     /// E0605: `window.count` before (or without) a `window` clause;
     /// `window.foo`. `bound` lists what is bound at this point.
     StateNameUnbound {
@@ -211,11 +217,14 @@ pub enum CheckError {
         found: String,
     },
     // clause rules and purity
+    /// `after`: the pure part is an `after` clause's, not the `match`.
     QueryInMatch {
         span: Span,
+        after: bool,
     },
     NowInMatch {
         span: Span,
+        after: bool,
     },
     ActionInExpression {
         span: Span,
@@ -484,6 +493,10 @@ impl CheckError {
             DistinctNotComparable { span, found, what } => Diagnostic::new(Code::DistinctNotComparable, *span, format!("{what} cannot be a value of type `{found}`"))
                 .with_label("a record or a list, not a single value")
                 .with_help("use a scalar field inside it (a string, number, uuid, timestamp, bool or entity)"),
+            AfterNameClash { span, name, first } => Diagnostic::new(Code::AfterNameClash, *span, format!("`{name}` is already bound in this rule"))
+                .with_label("the earlier event would hide this binding")
+                .with_secondary(*first, "first bound here")
+                .with_help("pick another name for the earlier event, e.g. `as prev`"),
             ZeroDuration { span, clause } => Diagnostic::new(Code::ZeroDuration, *span, format!("a `{clause}` of zero length"))
                 .with_label("no event time is inside a zero-length interval")
                 .with_help("give a positive duration such as `10m`"),
@@ -588,12 +601,18 @@ impl CheckError {
             BadLookupKey { span, entity, key_ty, found } => Diagnostic::new(Code::BadLookupKey, *span, format!("`{entity}` is keyed by `{key_ty}`, found `{found}`"))
                 .with_label("wrong key type")
                 .with_help(format!("look `{entity}` rows up by {} or a list of them", a(key_ty))),
-            QueryInMatch { span } => Diagnostic::new(Code::QueryInMatch, *span, "a `match` clause cannot query the store")
+            QueryInMatch { span, after: false } => Diagnostic::new(Code::QueryInMatch, *span, "a `match` clause cannot query the store")
                 .with_label("store query")
                 .with_help("move this to a `guard` or `let` clause; `match` reads only the event so it can run compiled on every event"),
-            NowInMatch { span } => Diagnostic::new(Code::NowInMatch, *span, "a `match` clause cannot read the clock")
+            QueryInMatch { span, after: true } => Diagnostic::new(Code::QueryInMatch, *span, "an `after` clause cannot query the store")
+                .with_label("store query")
+                .with_help("move this to a `guard` below the `after` clause (its bindings are in scope there); `after` reads only the earlier event, as it goes by"),
+            NowInMatch { span, after: false } => Diagnostic::new(Code::NowInMatch, *span, "a `match` clause cannot read the clock")
                 .with_label("`now()` here")
                 .with_help("move the time check to a `guard` clause, e.g. `guard event.created > ...`"),
+            NowInMatch { span, after: true } => Diagnostic::new(Code::NowInMatch, *span, "an `after` clause cannot read the clock")
+                .with_label("`now()` here")
+                .with_help("the clause already bounds the earlier event's time with `within`; compare times in a `guard` below it"),
             ActionInExpression { span, name, in_match } => Diagnostic::new(Code::ActionInExpression, *span, format!("`{name}` is an action and has no value"))
                 .with_label("action used as an expression")
                 .with_help(if *in_match { format!("move `{name}` to an `action` clause; `match` only decides whether the rule applies") } else { format!("call `{name}` in an `action` clause: `action {name}(...)`") }),

@@ -287,6 +287,8 @@ impl Checker<'_> {
             ))
         } else if builtins::function(&id.name).is_some() {
             Some(format!("`{}` is a function: call it with `{}(...)`", id.name, id.name))
+        } else if cx.phase == Phase::Match && cx.filter.is_none() && cx.in_after {
+            Some("an `after` clause sees only the earlier event, consts and its own pattern bindings: compare with the current event in a `guard` below it".to_string())
         } else if cx.phase == Phase::Match && cx.filter.is_none() {
             Some("a `match` clause sees only `event`, consts and its own pattern bindings".to_string())
         } else {
@@ -550,7 +552,7 @@ impl Checker<'_> {
             if !shadowed {
                 if let Some(entity) = self.schema.entity_by_name(&id.name) {
                     if cx.phase == Phase::Match {
-                        self.errors.push(CheckError::QueryInMatch { span });
+                        self.errors.push(CheckError::QueryInMatch { span, after: cx.in_after });
                     }
                     let key_ty = self.schema.entity(entity).key.ty.clone();
                     let key = self.expr(index, cx, Hint::None);
@@ -1155,7 +1157,7 @@ impl Checker<'_> {
             }
         }
         if !def.in_match && cx.phase == Phase::Match {
-            self.errors.push(CheckError::NowInMatch { span });
+            self.errors.push(CheckError::NowInMatch { span, after: cx.in_after });
         }
         let infos: Vec<ArgInfo<'_>> = vals
             .iter()
@@ -1229,7 +1231,7 @@ impl Checker<'_> {
             return error(span);
         };
         if cx.phase == Phase::Match {
-            self.errors.push(CheckError::QueryInMatch { span });
+            self.errors.push(CheckError::QueryInMatch { span, after: cx.in_after });
         }
         let filter = filter.map(|f| {
             let saved = cx.filter.replace(id);

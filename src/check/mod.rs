@@ -119,6 +119,9 @@ pub(crate) struct RuleCx {
     scopes: Vec<Vec<(String, LocalId)>>,
     /// Set while checking a query filter over this entity.
     filter: Option<EntityId>,
+    /// Set while checking an `after` clause's patterns and `where` (its
+    /// pure part, in the `Match` phase): diagnostics name that clause.
+    in_after: bool,
 }
 
 impl RuleCx {
@@ -266,6 +269,7 @@ impl<'s> Checker<'s> {
             used: Vec::new(),
             scopes: vec![Vec::new()],
             filter: None,
+            in_after: false,
         };
 
         // Clause order: match, then let/guard, then action.
@@ -414,6 +418,13 @@ impl<'s> Checker<'s> {
                         }));
                     }
                 }
+                ast::Clause::After(a) => {
+                    let slot = ir::StateSlot { clause: next_slot };
+                    next_slot += 1;
+                    if let Some(step) = self.after_clause(a, slot, &mut cx) {
+                        steps.push(ir::Step::After(step));
+                    }
+                }
                 ast::Clause::Action { body, .. } => {
                     for s in body {
                         if let Some(s) = self.stmt(s, &mut cx) {
@@ -449,6 +460,91 @@ impl<'s> Checker<'s> {
             actions,
             locals: cx.locals,
         }
+    }
+
+    /// `after TYPE [as NAME] [{ PATTERNS }] [where E] within D`. The clause's
+    /// patterns and `where` are checked like a `match` of `TYPE` in a scope
+    /// of their own (they see the earlier event, never the current one);
+    /// then each binding name the rule already has becomes part of the
+    /// join key, and every other binding (and `as NAME`) enters the rule's
+    /// scope, bound from the qualifying earlier event.
+    fn after_clause(&mut self, a: &ast::AfterClause, slot: ir::StateSlot, cx: &mut RuleCx) -> Option<ir::AfterStep> {
+        let time = self.event_time(a.keyword, "after");
+        let duration = self.clause_duration(&a.duration, "within");
+        let m = ast::MatchClause {
+            target: ast::MatchTarget::Types(vec![a.event.clone()]),
+            patterns: a.patterns.clone(),
+            where_: a.where_.clone(),
+            keyword: a.keyword,
+            span: a.span,
+        };
+        let outer_scopes = std::mem::replace(&mut cx.scopes, vec![Vec::new()]);
+        let outer_events = std::mem::take(&mut cx.events);
+        let outer_unknown = std::mem::replace(&mut cx.events_unknown, false);
+        // Pure, like `match`: the recorder evaluates it as events go by.
+        cx.phase = Phase::Match;
+        cx.in_after = true;
+        let matcher = self.match_clause(&m, cx);
+        cx.in_after = false;
+        let record = cx.events.first().map(|(_, r)| *r);
+        cx.phase = Phase::Body;
+        cx.scopes = outer_scopes;
+        cx.events = outer_events;
+        cx.events_unknown = outer_unknown;
+
+        let mut join = Vec::new();
+        let mut binds = Vec::new();
+        for &(local, path) in &matcher.bindings {
+            let name = cx.locals[local.0 as usize].name.clone();
+            match cx.lookup(&name) {
+                Some(outer) => {
+                    cx.used[outer.0 as usize] = true;
+                    cx.used[local.0 as usize] = true;
+                    join.push((path, outer));
+                }
+                None => {
+                    cx.scopes.last_mut().expect("a scope is open").push((name, local));
+                    binds.push((local, path));
+                }
+            }
+        }
+        let prev = a.as_.as_ref().map(|n| {
+            let clash = cx.lookup(&n.name);
+            if let Some(first) = clash {
+                let first = cx.locals[first.0 as usize].span;
+                self.errors.push(CheckError::AfterNameClash { span: n.span, name: n.name.clone(), first });
+            }
+            let ty = record.map_or(Ty::Error, Ty::Record);
+            let id = LocalId(cx.locals.len() as u32);
+            cx.locals.push(ir::Local { name: n.name.clone(), ty, span: n.span });
+            cx.kinds.push(LocalKind::Let);
+            // Not reported as unused: naming the earlier event is
+            // documentation even when nothing reads it.
+            cx.used.push(true);
+            // On a clash the earlier binding stays in scope, so its uses
+            // are not reported a second time as being of the event's type.
+            if clash.is_none() {
+                cx.scopes.last_mut().expect("a scope is open").push((n.name.clone(), id));
+            }
+            id
+        });
+        let whole = self.intern_path(vec![]);
+        let event = match &matcher.events {
+            MatchEvents::Types(ids) => ids.first().copied(),
+            MatchEvents::Any => None,
+        };
+        Some(ir::AfterStep {
+            slot,
+            time: time?,
+            duration: duration?,
+            event: event?,
+            matcher,
+            join,
+            binds,
+            prev,
+            whole,
+            span: a.span,
+        })
     }
 
     fn match_clause(&mut self, m: &ast::MatchClause, cx: &mut RuleCx) -> ir::Match {
@@ -730,6 +826,7 @@ fn clause_kind(c: &ast::Clause) -> &'static str {
         ast::Clause::Guard { .. } => "guard",
         ast::Clause::Window { .. } => "window",
         ast::Clause::Throttle { .. } => "throttle",
+        ast::Clause::After(_) => "after",
         ast::Clause::Action { .. } => "action",
     }
 }
@@ -750,6 +847,7 @@ fn keyword_span(c: &ast::Clause) -> Span {
         }
         ast::Clause::Guard { .. } => 5,
         ast::Clause::Window { keyword, .. } | ast::Clause::Throttle { keyword, .. } => return *keyword,
+        ast::Clause::After(a) => return a.keyword,
         ast::Clause::Action { .. } => 6,
     };
     keyword_at(span, len)

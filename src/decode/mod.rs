@@ -73,6 +73,12 @@ impl Slot {
 }
 
 mod finalize;
+
+/// A JSON value (as `Value::to_json` wrote it) read back as a value of the
+/// declared type `ty`: timestamps and uuids in typed positions convert.
+pub fn typed_from_json(schema: &crate::schema::Schema, j: &serde_json::Value, ty: &crate::types::Ty) -> Value {
+    finalize::convert(schema, j, &plan::SegTy::Typed(ty.clone()))
+}
 mod plan;
 mod scan;
 #[cfg(test)]

@@ -54,6 +54,12 @@ impl PlanSpec {
                 }
             });
         }
+        // An `after` clause's recorder reads the earlier event in full.
+        for (_, a) in program.afters() {
+            if let Some(l) = full_paths.get_mut(a.event.0 as usize) {
+                l.extend(a.record_paths());
+            }
+        }
         for l in match_paths.iter_mut().chain(full_paths.iter_mut()) {
             l.sort();
             l.dedup();

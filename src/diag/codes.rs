@@ -151,6 +151,7 @@ codes! {
     DistinctNotComparable = "E0603", Error, "a `by` key or `distinct` value that is not a scalar";
     ZeroDuration = "E0604", Error, "a window or throttle of zero length";
     StateNameUnbound = "E0605", Error, "`window.*` or `throttle.*` where no clause binds it";
+    AfterNameClash = "E0606", Error, "an `after ... as NAME` whose name is already bound";
 
     // --- W0xxx: warnings ----------------------------------------------------
     FilterShadows = "W0001", Warning, "a query filter field shadows an outer name";

@@ -228,6 +228,22 @@ impl Db for RuleStore<'_> {
         self.before_state()?;
         self.state.borrow_mut().throttle(self.store, rule, slot.clause, key, t, d)
     }
+    fn after_record(
+        &self,
+        rule: &str,
+        slot: StateSlot,
+        key: &str,
+        t: i128,
+        d: i128,
+        json: &str,
+    ) -> Result<bool, RuntimeError> {
+        self.before_state()?;
+        self.state.borrow_mut().after_record(self.store, rule, slot.clause, key, t, d, json)
+    }
+    fn after(&self, rule: &str, slot: StateSlot, key: &str, t: i128, d: i128) -> Result<Option<String>, RuntimeError> {
+        self.before_state()?;
+        self.state.borrow_mut().after(self.store, rule, slot.clause, key, t, d)
+    }
     fn throttle_fired(&self, rule: &str, slot: StateSlot, key: &str, t: i128) -> Result<(), RuntimeError> {
         self.before_state()?;
         self.state.borrow_mut().fired(self.store, rule, slot.clause, key, t)

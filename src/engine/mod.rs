@@ -32,6 +32,7 @@ pub use crate::matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
 
 pub use reader::DEFAULT_MAX_LINE;
 
+use crate::interp::Db as _;
 use db::RuleStore;
 use hash::{hex64, Xxh64};
 use reader::{Chunk, ChunkReader, RAW_PREFIX};
@@ -240,6 +241,7 @@ fn process(
     matcher: &dyn Matcher,
     scratch: &mut MatchScratch,
     max_line: usize,
+    recorded: &[bool],
 ) -> ChunkResult {
     if let Some(o) = chunk.oversized {
         let item = Item {
@@ -271,7 +273,10 @@ fn process(
             Err(e) => items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string(), None) }),
             Ok(ev) => {
                 matcher.matches(&ev, scratch);
-                if !scratch.matched.is_empty() {
+                // An event an `after` clause may record goes to the writer
+                // even when no rule matches it.
+                let record = ev.event_type.is_some_and(|t| recorded.get(t.0 as usize).copied().unwrap_or(false));
+                if !scratch.matched.is_empty() || record {
                     items.push(Item {
                         line: line_no,
                         start,
@@ -575,6 +580,29 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 }
             }
         }
+        // `after` clauses record the event after the rules ran on it, so an
+        // event never completes a sequence with itself. Not under
+        // `--backfill`: the event was recorded when first processed.
+        if backfill_of.is_none() {
+            for (rule, a) in self.program.afters() {
+                if ev.event_type != Some(a.event) {
+                    continue;
+                }
+                let entry = interp::after_entry(self.program, rule, a, &ev, &mut self.env)
+                    .and_then(|e| Ok(e.zip(ev.event_time()?)));
+                match entry {
+                    Ok(Some(((k, json), t))) => {
+                        db.after_record(&rule.name, a.slot, &k, t, a.duration, &json)?;
+                        db.finish(true)?;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        self.rule_error(&rule.name, &key, line_no, &err)?;
+                        touched = true;
+                    }
+                }
+            }
+        }
         touched |= db.stateful.get();
         if let Some(set) = backfill_of {
             // Every rule of the program has now been applied (or does not
@@ -742,6 +770,14 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     stderr: &mut E,
 ) -> Result<RunStats, RunError> {
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
+    // The event types some `after` clause records.
+    let mut recorded = vec![false; program.schema.events.len()];
+    for (_, a) in program.afters() {
+        if let Some(r) = recorded.get_mut(a.event.0 as usize) {
+            *r = true;
+        }
+    }
+    let recorded = Arc::new(recorded);
     let max_line = opts.max_line.max(1);
     let mut reader = ChunkReader::with_max_line(input, max_line);
     let source_key = hash_hex(reader.first_line().map_err(RunError::Io)?);
@@ -843,13 +879,14 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             let res_tx = res_tx.clone();
             let plan = plan.clone();
             let matcher = matcher.clone();
+            let recorded = recorded.clone();
             scope.spawn(move || {
                 let mut decoder = Decoder::new(plan);
                 let mut scratch = MatchScratch::default();
                 loop {
                     let job = job_rx.lock().unwrap().recv();
                     let Ok(chunk) = job else { break };
-                    let r = process(chunk, &mut decoder, &*matcher, &mut scratch, max_line);
+                    let r = process(chunk, &mut decoder, &*matcher, &mut scratch, max_line, &recorded);
                     if res_tx.send(r).is_err() {
                         break;
                     }

@@ -1,4 +1,4 @@
-//! The writer's cache of window and throttle state.
+//! The writer's cache of window, throttle and `after` state.
 //!
 //! The store (`store::state`) is the record; this cache keeps, per stateful
 //! clause, its watermark and the live entries of the keys it has met, so an
@@ -8,7 +8,7 @@
 //! rule's whole cache (`invalidate`), which is reloaded key by key from the
 //! store: the cache never holds what the store does not.
 //!
-//! Semantics (docs/language.md, "Windows and throttles"): per clause, the
+//! Semantics (docs/language.md, "Windows, throttles and sequences"): per clause, the
 //! *watermark* is the latest event time that reached the clause. An event
 //! whose time `t` is at or before `watermark - D` is too late to place and
 //! stops the rule. Otherwise every entry that can matter has a time after
@@ -170,5 +170,47 @@ impl StateCache {
         let at = entries.partition_point(|e| e.time <= t);
         entries.insert(at, entry);
         Ok(())
+    }
+
+    /// An `after` clause records an earlier event; `false` when too late.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn after_record(
+        &mut self,
+        store: &Store,
+        rule: &str,
+        clause: u32,
+        key: &str,
+        t: i128,
+        d: i128,
+        json: &str,
+    ) -> Result<bool, RuntimeError> {
+        let Some((entries, _)) = self.place(store, rule, clause, key, t, d)? else {
+            return Ok(false);
+        };
+        let entry = StateEntry { kind: EntryKind::Event, time: t, value: Some(json.to_string()) };
+        store.insert_state_entry(rule, clause, key, &entry)?;
+        let at = entries.partition_point(|e| e.time <= t);
+        entries.insert(at, entry);
+        Ok(true)
+    }
+
+    /// An `after` clause at the current event's time `t`: the entry of
+    /// `key` with the latest time in `[t - d, t]` (the later recorded among
+    /// equal times). The lookup places the current event like any other:
+    /// it advances the watermark, and a too-late event finds nothing.
+    pub(super) fn after(
+        &mut self,
+        store: &Store,
+        rule: &str,
+        clause: u32,
+        key: &str,
+        t: i128,
+        d: i128,
+    ) -> Result<Option<String>, RuntimeError> {
+        let Some((entries, _)) = self.place(store, rule, clause, key, t, d)? else {
+            return Ok(None);
+        };
+        // Oldest first, so the last one in range is the latest.
+        Ok(entries.iter().rev().find(|e| e.time >= t - d && e.time <= t).map(|e| e.value.clone().unwrap_or_default()))
     }
 }

@@ -15,8 +15,8 @@ use crate::builtins::{self, EvalCx};
 use crate::diag::{Code, RuntimeError};
 use crate::effect::{Addresses, Effect, RuleEffects};
 use crate::ir::{
-    Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, Projection, QueryKind, Rule, StateSlot,
-    Step, Stmt,
+    AfterStep, Builtin, Expr, ExprKind, FieldRef, InterpPart, LocalId, PathId, Program, Projection, QueryKind, Rule,
+    StateSlot, Step, Stmt,
 };
 use crate::types::EntityId;
 use crate::value::{Row, Value};
@@ -99,6 +99,18 @@ pub trait Db {
     fn throttle(&self, _: &str, _: StateSlot, _: &str, _: i128, _: i128) -> Result<Option<i64>, RuntimeError> {
         Err(no_state())
     }
+    /// An `after` clause: record an earlier event at `t` under its join
+    /// `key`, with its whole value as JSON (`None`: too late to place).
+    #[allow(clippy::too_many_arguments)]
+    fn after_record(&self, _: &str, _: StateSlot, _: &str, _: i128, _: i128, _: &str) -> Result<bool, RuntimeError> {
+        Err(no_state())
+    }
+    /// An `after` clause at the current event's time `t`: the recorded
+    /// event of `key` with the latest time in `[t - d, t]` (its JSON), or
+    /// `None` when there is none (or the current event is too late).
+    fn after(&self, _: &str, _: StateSlot, _: &str, _: i128, _: i128) -> Result<Option<String>, RuntimeError> {
+        Err(no_state())
+    }
     /// The rule fired at `t` for `key`: record it for the throttle.
     fn throttle_fired(&self, _: &str, _: StateSlot, _: &str, _: i128) -> Result<(), RuntimeError> {
         Err(no_state())
@@ -161,6 +173,59 @@ fn event_time(interp: &Interp<'_>, path: PathId, span: crate::span::Span) -> Res
             .at(span))
         }
     }
+}
+
+/// The join key of an `after` clause: the canonical texts of the shared
+/// bindings' values, in the clause's pattern order.
+fn join_key<'v>(values: impl Iterator<Item = &'v Value>) -> String {
+    let mut key = String::new();
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            key.push('\u{1f}');
+        }
+        state_text(v, &mut key);
+    }
+    key
+}
+
+/// The recorded earlier event, typed as its event type's record.
+fn prev_value(program: &Program, a: &AfterStep, json: &str) -> Value {
+    let record = program.schema.event(a.event).record;
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(j) => crate::decode::typed_from_json(&program.schema, &j, &crate::types::Ty::Record(record)),
+        Err(_) => Value::Absent,
+    }
+}
+
+/// What an `after` clause records for an event of its earlier type: the
+/// join key and the whole event as JSON, when the clause's patterns and
+/// `where` accept the event (`None` otherwise). Pure, like `match`; `env`
+/// is scratch space.
+pub fn after_entry(
+    program: &Program,
+    rule: &Rule,
+    a: &AfterStep,
+    event: &dyn EventView,
+    env: &mut Env,
+) -> Result<Option<(String, String)>, RuntimeError> {
+    env.clear();
+    env.resize(rule.locals.len(), Value::Absent);
+    for (local, path) in &a.matcher.bindings {
+        env[local.0 as usize] = event.path(*path).unwrap_or(Value::Absent);
+    }
+    let interp = Interp { program, event, db: &NoDb, now: 0 };
+    match interp.eval(&a.matcher.cond, env)? {
+        Value::Bool(true) => {}
+        Value::Bool(false) => return Ok(None),
+        other => return Err(ops::type_error("a bool", &other).at(a.matcher.cond.span)),
+    }
+    let mut values = Vec::with_capacity(a.join.len());
+    for (path, _) in &a.join {
+        values.push(event.path(*path)?);
+    }
+    let key = join_key(values.iter());
+    let whole = event.path(a.whole)?.to_json(Some(&program.schema)).to_string();
+    Ok(Some((key, whole)))
 }
 
 fn state_key(interp: &Interp<'_>, keys: &[Expr], env: &Env) -> Result<String, RuntimeError> {
@@ -342,6 +407,26 @@ pub fn run_rule_observed(
                 env[distinct.0 as usize] = Value::Int(a.distinct);
                 env[first.0 as usize] = Value::Timestamp(a.first);
                 env[last.0 as usize] = Value::Timestamp(a.last);
+            }
+            Step::After(a) => {
+                let t = event_time(interp, a.time, a.span)?;
+                let key = join_key(a.join.iter().map(|(_, l)| &env[l.0 as usize]));
+                let Some(json) = interp.db.after(&rule.name, a.slot, &key, t, a.duration)? else {
+                    obs.clause(ClauseKind::After, a.span, false, None);
+                    return Ok(Outcome::Stopped);
+                };
+                obs.clause(ClauseKind::After, a.span, true, None);
+                let prev = prev_value(interp.program, a, &json);
+                for (local, path) in &a.binds {
+                    let mut v = prev.clone();
+                    for seg in interp.program.path(*path) {
+                        v = v.get(seg);
+                    }
+                    env[local.0 as usize] = v;
+                }
+                if let Some(p) = a.prev {
+                    env[p.0 as usize] = prev;
+                }
             }
             Step::Throttle(th) => {
                 let t = event_time(interp, th.time, th.span)?;

@@ -32,6 +32,8 @@ pub enum ClauseKind {
     Window,
     /// The value seen is `throttle.suppressed` when it passed.
     Throttle,
+    /// `after … within`: whether an earlier event qualified.
+    After,
 }
 
 impl ClauseKind {
@@ -43,6 +45,7 @@ impl ClauseKind {
             ClauseKind::Guard => "guard",
             ClauseKind::Window => "window",
             ClauseKind::Throttle => "throttle",
+            ClauseKind::After => "after",
         }
     }
 }
@@ -450,5 +453,26 @@ impl Db for Recorder<'_> {
     }
     fn throttle_fired(&self, rule: &str, slot: crate::ir::StateSlot, key: &str, t: i128) -> Result<(), RuntimeError> {
         self.inner.throttle_fired(rule, slot, key, t)
+    }
+    fn after_record(
+        &self,
+        rule: &str,
+        slot: crate::ir::StateSlot,
+        key: &str,
+        t: i128,
+        d: i128,
+        json: &str,
+    ) -> Result<bool, RuntimeError> {
+        self.inner.after_record(rule, slot, key, t, d, json)
+    }
+    fn after(
+        &self,
+        rule: &str,
+        slot: crate::ir::StateSlot,
+        key: &str,
+        t: i128,
+        d: i128,
+    ) -> Result<Option<String>, RuntimeError> {
+        self.inner.after(rule, slot, key, t, d)
     }
 }

@@ -114,7 +114,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT kind, time, value FROM herald_state_entry
-                 WHERE rule = ?1 AND clause = ?2 AND key = ?3 AND time > ?4 ORDER BY time",
+                 WHERE rule = ?1 AND clause = ?2 AND key = ?3 AND time > ?4 ORDER BY time, rowid",
             )
             .map_err(sql_err)?;
         let rows = st

@@ -176,6 +176,8 @@ pub enum Clause {
         keyword: Span,
         span: Span,
     },
+    /// `after TYPE [as NAME] [{ PATTERNS }] [where E] within D`.
+    After(AfterClause),
     /// `action STATEMENT` (block = false) or `action { STATEMENT* }`.
     Action {
         body: Vec<Stmt>,
@@ -194,8 +196,24 @@ impl Clause {
             | Clause::Window { span, .. }
             | Clause::Throttle { span, .. }
             | Clause::Action { span, .. } => *span,
+            Clause::After(a) => a.span,
         }
     }
+}
+
+/// A sequence clause: an earlier event of `event` (matching `patterns` and
+/// `where_`) with time in `[t - duration, t]`.
+#[derive(Debug, Clone)]
+pub struct AfterClause {
+    pub event: Ident,
+    /// `as NAME`: the qualifying earlier event.
+    pub as_: Option<Ident>,
+    pub patterns: Option<Vec<FieldPattern>>,
+    pub where_: Option<Expr>,
+    pub duration: DurationLit,
+    /// The `after` keyword.
+    pub keyword: Span,
+    pub span: Span,
 }
 
 /// The duration literal of a stateful clause (`10m`, `1h30m`). `nanos` is

@@ -276,6 +276,33 @@ impl<'s> Builder<'s> {
                     _ => Clause::Throttle { duration, keys, keyword, span },
                 }
             }
+            Rule::after_clause => {
+                let mut it = kids(p);
+                let keyword = self.span(&next(&mut it));
+                let event = self.ident(next(&mut it));
+                let (mut as_, mut patterns, mut where_, mut duration) = (None, None, None, None);
+                for c in it {
+                    match c.as_rule() {
+                        Rule::after_as => as_ = Some(self.ident(kids(c).nth(1).expect("`as` name"))),
+                        Rule::pattern_block => patterns = Some(self.pattern_block(c)),
+                        Rule::where_part => {
+                            let e = c.into_inner().nth(1).expect("where expression");
+                            where_ = Some(self.expr(e));
+                        }
+                        Rule::duration_lit => {
+                            let d = self.duration(c);
+                            let nanos = match d.kind {
+                                ExprKind::Duration(n) => Some(i128::from(n)),
+                                _ => None,
+                            };
+                            duration = Some(DurationLit { nanos, span: d.span });
+                        }
+                        _ => {}
+                    }
+                }
+                let duration = duration.expect("the grammar requires `within DURATION`");
+                Clause::After(AfterClause { event, as_, patterns, where_, duration, keyword, span })
+            }
             Rule::action_clause => {
                 let body = kids(p).nth(1).expect("action body");
                 match body.as_rule() {
