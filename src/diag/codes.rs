@@ -111,6 +111,9 @@ codes! {
     ConstNotLiteral = "E0308", Error, "a const value that is not a literal";
     UnsupportedFilter = "E0309", Error, "a query filter that cannot run in the store";
 
+    // --- E06xx: `test` items (`herald test`) -------------------------------
+    TestUnknownRule = "E0601", Error, "an `expect` names no rule";
+    TestNotLiteral = "E0602", Error, "a test's row, event or expected argument is not a literal";
     // --- E04xx: statements and actions -------------------------------------
     EventReadOnly = "E0401", Error, "events are read-only";
     NotAnEntityBinding = "E0402", Error, "the target of `set`, `append` or `remove` is not an entity";

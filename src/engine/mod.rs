@@ -21,6 +21,7 @@ mod db_tests;
 mod effects;
 pub mod hash;
 mod reader;
+pub mod suite;
 #[cfg(test)]
 mod reader_tests;
 
@@ -72,6 +73,10 @@ pub struct RunOptions {
     /// the clock once per event. A value, not a global, so that a caller
     /// (`herald test`, later) can pin it per test.
     pub now: Option<i128>,
+    /// Called with what each input line led to, as the writer decides it
+    /// (before its commit): `herald test` captures effects this way, on
+    /// the same path as `run`, instead of reading them back from SQLite.
+    pub on_observe: Option<Box<dyn FnMut(Observed) + Send>>,
     /// Called after every commit (e.g. to wake email delivery).
     pub on_commit: Option<Box<dyn FnMut() + Send>>,
     /// Called with the number of input bytes consumed so far.
@@ -93,10 +98,20 @@ impl Default for RunOptions {
             max_line: DEFAULT_MAX_LINE,
             backfill: false,
             now: None,
+            on_observe: None,
             on_commit: None,
             on_progress: None,
         }
     }
+}
+
+/// One outcome of one input line (see [`RunOptions::on_observe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// A rule fired; its effects as the interpreter produced them.
+    Fired { line: u64, rule: String, effects: Vec<crate::effect::Effect> },
+    RuleError { line: u64, rule: String, code: String, message: String },
+    DeadLetter { line: u64, error: String },
 }
 
 pub fn default_workers() -> usize {
@@ -402,6 +417,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         self.chunk_dead.push(line_no);
         self.stats.dead_letters += 1;
         let _ = writeln!(self.pending.stderr, "herald: line {line_no}: dead letter: {error}");
+        if let Some(f) = self.opts.on_observe.as_mut() {
+            f(Observed::DeadLetter { line: line_no, error: error.to_string() });
+        }
         self.txn_events += 1;
         Ok(())
     }
@@ -509,6 +527,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 Ok(Outcome::Fired) => {
                     db.finish(true)?;
                     self.store.insert_firing(&rule.name, &key, line_no)?;
+                    if let Some(f) = self.opts.on_observe.as_mut() {
+                        let effects = out.effects.clone();
+                        f(Observed::Fired { line: line_no, rule: rule.name.clone(), effects });
+                    }
                     let j = serde_json::json!({"event_uuid": key, "rule": rule.name, "line": line_no});
                     let _ = writeln!(self.pending.stdout, "{j}");
                     self.pending.stderr.extend_from_slice(&logs);
@@ -589,6 +611,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         let e = &RuntimeError { message, ..e.clone() };
         self.store.insert_rule_error(rule, key, e.code.as_str(), &e.message, line_no)?;
         self.stats.rule_errors += 1;
+        if let Some(f) = self.opts.on_observe.as_mut() {
+            let (rule, code, message) = (rule.to_string(), e.code.as_str().to_string(), e.message.clone());
+            f(Observed::RuleError { line: line_no, rule, code, message });
+        }
         let _ =
             writeln!(self.pending.stderr, "herald: line {line_no}: rule `{rule}` failed: {}: {}", e.code, e.message);
         Ok(())
