@@ -1,6 +1,7 @@
 //! The `herald` command line. The only module that prints diagnostics.
 
 mod commands;
+mod test;
 pub mod render;
 
 use crate::compile::{self, SchemaChoice};
@@ -88,6 +89,20 @@ pub enum Command {
     },
     /// Print the documentation page of a diagnostic code.
     Explain { code: String },
+    /// Run the `test` items of policy files against their rules.
+    Test {
+        /// A schema file, or `authentik` (the built-in default).
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Policy and test files, or directories of `.herald` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -246,6 +261,7 @@ pub fn main() -> i32 {
         Command::Outbox { command } => commands::outbox(command),
         Command::Demo { db, engine, smtp, mail_from } => commands::demo(&db, engine, smtp.as_deref(), &mail_from),
         Command::Explain { code } => explain(&code),
+        Command::Test { schema, format, junit, files } => test::test(schema.as_deref(), format, junit.as_deref(), &files),
     }
 }
 
