@@ -227,11 +227,24 @@ fn check(program: &Program, store: &Store, now: i128, seen: &[Observed], x: &Exp
             let interp = Interp { program, event: &NoEvent, db: store, now };
             match interp.eval(e, &Vec::new()) {
                 Ok(Value::Bool(true)) => Ok(()),
-                Ok(v) => Err(("the expression to be true".into(), format!("it is {}", v.to_json(Some(&program.schema))))),
+                Ok(v) => Err(("the expression to be true".into(), why_false(&interp, e, &v))),
                 Err(err) => Err(("the expression to be true".into(), format!("it failed with {}: {}", err.code, err.message))),
             }
         }
     }
+}
+
+/// What an expectation that did not hold saw: for a comparison, both
+/// operands (the usual case, `User[1].attributes.locked == true`).
+fn why_false(interp: &Interp<'_>, e: &crate::ir::Expr, v: &Value) -> String {
+    let schema = Some(&*interp.program.schema);
+    if let crate::ir::ExprKind::Cmp { lhs, rhs, op } = &e.kind {
+        if let (Ok(l), Ok(r)) = (interp.eval(lhs, &Vec::new()), interp.eval(rhs, &Vec::new())) {
+            let show = |v: &Value| if matches!(v, Value::Absent) { "absent".to_string() } else { v.to_json(schema).to_string() };
+            return format!("it is false: the left of `{2}` is {0}, the right {1}", show(&l), show(&r), op.symbol());
+        }
+    }
+    format!("it is {}", v.to_json(schema))
 }
 
 /// A rule that never fired may have failed or stopped; say which.
