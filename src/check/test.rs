@@ -42,6 +42,14 @@ fn json_literal(e: &ast::Expr) -> Result<J, Option<Span>> {
     })
 }
 
+/// The first use of `event` in a checked expression.
+fn first_event(e: &ir::Expr) -> Option<Span> {
+    if let ir::ExprKind::Event(_) = e.kind {
+        return Some(e.span);
+    }
+    e.children().into_iter().find_map(first_event)
+}
+
 impl Checker<'_> {
     fn test_literal(&mut self, e: &ast::Expr, what: &'static str) -> Option<J> {
         match json_literal(e) {
@@ -147,9 +155,10 @@ impl Checker<'_> {
                                     None => match def.params.get(i) {
                                         Some(p) => p.name.to_string(),
                                         None => {
-                                            self.errors.push(CheckError::TestNotLiteral {
+                                            self.errors.push(CheckError::TooManyArguments {
                                                 span: a.span,
-                                                what: "an effect argument with no parameter to match",
+                                                func: action.name.clone(),
+                                                max: def.params.len(),
                                             });
                                             continue;
                                         }
@@ -166,7 +175,7 @@ impl Checker<'_> {
                             let mut cx = RuleCx {
                                 phase: Phase::Body,
                                 events: Vec::new(),
-                                events_unknown: true,
+                                events_unknown: false,
                                 locals: Vec::new(),
                                 kinds: Vec::new(),
                                 used: Vec::new(),
@@ -177,6 +186,14 @@ impl Checker<'_> {
                             if !matches!(x.ty, Ty::Bool | Ty::Error) {
                                 let found = self.show(&x.ty);
                                 self.errors.push(CheckError::ConditionNotBool { span: e.span, clause: "expect", found });
+                            }
+                            if let Some(span) = first_event(&x) {
+                                self.errors.push(CheckError::UnknownName {
+                                    span,
+                                    name: "event".into(),
+                                    suggestion: None,
+                                    hint: Some("an `expect` reads the store after all the test's events, so there is no `event`; expect what a rule did instead (`expect RULE fires`, a field of a row)".into()),
+                                });
                             }
                             ExpectKind::Expr(x)
                         }
