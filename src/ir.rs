@@ -745,12 +745,24 @@ pub struct Expectation {
 #[derive(Debug, Clone)]
 pub enum ExpectKind {
     /// `RULE fires [N]` (`None`: at least once).
-    Fires { rule: String, count: Option<u64> },
-    DoesNotFire { rule: String },
+    Fires {
+        rule: String,
+        count: Option<u64>,
+    },
+    DoesNotFire {
+        rule: String,
+    },
     /// `[no] notify|send_email|webhook(name: literal, ...)`: the arguments
     /// given must equal the effect's; the others are free.
-    Effect { negated: bool, action: String, args: Vec<(String, serde_json::Value)> },
-    RuleError { rule: String, code: Option<String> },
+    Effect {
+        negated: bool,
+        action: String,
+        args: Vec<(String, serde_json::Value)>,
+    },
+    RuleError {
+        rule: String,
+        code: Option<String>,
+    },
     DeadLetter,
     /// A `bool` expression over the final store (no event in scope).
     Expr(Expr),

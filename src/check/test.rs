@@ -129,20 +129,24 @@ impl Checker<'_> {
                             let rule = self.test_rule(rule, rules);
                             ExpectKind::Fires { rule, count: count.map(|(n, _)| n.max(0) as u64) }
                         }
-                        ast::Expect::DoesNotFire { rule } => ExpectKind::DoesNotFire { rule: self.test_rule(rule, rules) },
+                        ast::Expect::DoesNotFire { rule } => {
+                            ExpectKind::DoesNotFire { rule: self.test_rule(rule, rules) }
+                        }
                         ast::Expect::RuleError { rule, code } => {
                             let rule = self.test_rule(rule, rules);
                             ExpectKind::RuleError { rule, code: code.as_ref().map(|(c, _)| c.clone()) }
                         }
                         ast::Expect::DeadLetter => ExpectKind::DeadLetter,
                         ast::Expect::Effect { negated, action, args } => {
-                            let def = actions::action(&action.name).expect("the grammar admits only registered actions");
+                            let def =
+                                actions::action(&action.name).expect("the grammar admits only registered actions");
                             let mut out = Vec::new();
                             for (i, a) in args.iter().enumerate() {
                                 let name = match &a.name {
                                     Some(n) if def.param(&n.name).is_some() => n.name.clone(),
                                     Some(n) => {
-                                        let params: Vec<String> = def.params.iter().map(|p| p.name.to_string()).collect();
+                                        let params: Vec<String> =
+                                            def.params.iter().map(|p| p.name.to_string()).collect();
                                         self.errors.push(CheckError::UnknownArgument {
                                             span: n.span,
                                             func: action.name.clone(),
@@ -185,7 +189,11 @@ impl Checker<'_> {
                             let x = self.expr(e, &mut cx, Hint::None);
                             if !matches!(x.ty, Ty::Bool | Ty::Error) {
                                 let found = self.show(&x.ty);
-                                self.errors.push(CheckError::ConditionNotBool { span: e.span, clause: "expect", found });
+                                self.errors.push(CheckError::ConditionNotBool {
+                                    span: e.span,
+                                    clause: "expect",
+                                    found,
+                                });
                             }
                             if let Some(span) = first_event(&x) {
                                 self.errors.push(CheckError::UnknownName {

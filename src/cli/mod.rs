@@ -1,8 +1,8 @@
 //! The `herald` command line. The only module that prints diagnostics.
 
 mod commands;
-mod test;
 pub mod render;
+mod test;
 
 use crate::compile::{self, SchemaChoice};
 use crate::diag::Code;
@@ -261,7 +261,9 @@ pub fn main() -> i32 {
         Command::Outbox { command } => commands::outbox(command),
         Command::Demo { db, engine, smtp, mail_from } => commands::demo(&db, engine, smtp.as_deref(), &mail_from),
         Command::Explain { code } => explain(&code),
-        Command::Test { schema, format, junit, files } => test::test(schema.as_deref(), format, junit.as_deref(), &files),
+        Command::Test { schema, format, junit, files } => {
+            test::test(schema.as_deref(), format, junit.as_deref(), &files)
+        }
     }
 }
 

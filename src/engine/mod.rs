@@ -21,9 +21,9 @@ mod db_tests;
 mod effects;
 pub mod hash;
 mod reader;
-pub mod suite;
 #[cfg(test)]
 mod reader_tests;
+pub mod suite;
 
 // The matcher lives beside `interp` and `jit` (which must not depend on
 // the engine); the engine re-exports it for its callers.
@@ -109,9 +109,21 @@ impl Default for RunOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
     /// A rule fired; its effects as the interpreter produced them.
-    Fired { line: u64, rule: String, effects: Vec<crate::effect::Effect> },
-    RuleError { line: u64, rule: String, code: String, message: String },
-    DeadLetter { line: u64, error: String },
+    Fired {
+        line: u64,
+        rule: String,
+        effects: Vec<crate::effect::Effect>,
+    },
+    RuleError {
+        line: u64,
+        rule: String,
+        code: String,
+        message: String,
+    },
+    DeadLetter {
+        line: u64,
+        error: String,
+    },
 }
 
 pub fn default_workers() -> usize {

@@ -103,8 +103,15 @@ pub fn run_test(program: &Arc<Program>, matcher: &Arc<dyn Matcher>, t: &Test) ->
         on_observe: Some(Box::new(move |o| sink.lock().expect("observer lock").push(o))),
         ..RunOptions::default()
     };
-    let run =
-        super::run(program.clone(), matcher.clone(), &store, input.as_bytes(), opts, &mut std::io::sink(), &mut std::io::sink());
+    let run = super::run(
+        program.clone(),
+        matcher.clone(),
+        &store,
+        input.as_bytes(),
+        opts,
+        &mut std::io::sink(),
+        &mut std::io::sink(),
+    );
     if let Err(e) = run {
         return setup_failure(t, "the events to run", e.to_string());
     }
@@ -112,7 +119,13 @@ pub fn run_test(program: &Arc<Program>, matcher: &Arc<dyn Matcher>, t: &Test) ->
     let failures = t
         .expects
         .iter()
-        .filter_map(|x| check(program, &store, now, &seen, x).err().map(|(expected, actual)| Failure { span: x.span, expected, actual }))
+        .filter_map(|x| {
+            check(program, &store, now, &seen, x).err().map(|(expected, actual)| Failure {
+                span: x.span,
+                expected,
+                actual,
+            })
+        })
         .collect();
     TestResult { name: t.name.clone(), span: t.span, failures }
 }
@@ -131,7 +144,13 @@ fn lines(v: &[u64]) -> String {
 }
 
 /// `Err((expected, what happened))` when the expectation does not hold.
-fn check(program: &Program, store: &Store, now: i128, seen: &[Observed], x: &Expectation) -> Result<(), (String, String)> {
+fn check(
+    program: &Program,
+    store: &Store,
+    now: i128,
+    seen: &[Observed],
+    x: &Expectation,
+) -> Result<(), (String, String)> {
     let firings = |rule: &str| -> Vec<u64> {
         seen.iter()
             .filter_map(|o| match o {
@@ -166,17 +185,25 @@ fn check(program: &Program, store: &Store, now: i128, seen: &[Observed], x: &Exp
             if fired.is_empty() {
                 return Ok(());
             }
-            Err((format!("`{rule}` does not fire"), format!("`{rule}` fired {} ({})", times(fired.len()), lines(&fired))))
+            Err((
+                format!("`{rule}` does not fire"),
+                format!("`{rule}` fired {} ({})", times(fired.len()), lines(&fired)),
+            ))
         }
         ExpectKind::RuleError { rule, code } => {
             let errors: Vec<(&str, &str, &str)> = seen
                 .iter()
                 .filter_map(|o| match o {
-                    Observed::RuleError { rule, code, message, .. } => Some((rule.as_str(), code.as_str(), message.as_str())),
+                    Observed::RuleError { rule, code, message, .. } => {
+                        Some((rule.as_str(), code.as_str(), message.as_str()))
+                    }
                     _ => None,
                 })
                 .collect();
-            if errors.iter().any(|(r, c, _)| r == rule && code.as_deref().is_none_or(|want| want.eq_ignore_ascii_case(c))) {
+            if errors
+                .iter()
+                .any(|(r, c, _)| r == rule && code.as_deref().is_none_or(|want| want.eq_ignore_ascii_case(c)))
+            {
                 return Ok(());
             }
             let expected = match code {
@@ -201,13 +228,15 @@ fn check(program: &Program, store: &Store, now: i128, seen: &[Observed], x: &Exp
             let of_kind: Vec<(&str, J)> = seen
                 .iter()
                 .flat_map(|o| match o {
-                    Observed::Fired { rule, effects, .. } => {
-                        effects.iter().filter_map(|e| effect_json(program, e, action).map(|j| (rule.as_str(), j))).collect()
-                    }
+                    Observed::Fired { rule, effects, .. } => effects
+                        .iter()
+                        .filter_map(|e| effect_json(program, e, action).map(|j| (rule.as_str(), j)))
+                        .collect(),
                     _ => Vec::new(),
                 })
                 .collect();
-            let matching: Vec<&(&str, J)> = of_kind.iter().filter(|(_, j)| args.iter().all(|(k, v)| arg_matches(&j[k], v))).collect();
+            let matching: Vec<&(&str, J)> =
+                of_kind.iter().filter(|(_, j)| args.iter().all(|(k, v)| arg_matches(&j[k], v))).collect();
             let shown = |list: &[&(&str, J)]| -> String {
                 let v: Vec<String> = list.iter().map(|(r, j)| format!("{action}{} from `{r}`", show_args(j))).collect();
                 v.join("; ")
@@ -228,7 +257,9 @@ fn check(program: &Program, store: &Store, now: i128, seen: &[Observed], x: &Exp
             match interp.eval(e, &Vec::new()) {
                 Ok(Value::Bool(true)) => Ok(()),
                 Ok(v) => Err(("the expression to be true".into(), why_false(&interp, e, &v))),
-                Err(err) => Err(("the expression to be true".into(), format!("it failed with {}: {}", err.code, err.message))),
+                Err(err) => {
+                    Err(("the expression to be true".into(), format!("it failed with {}: {}", err.code, err.message)))
+                }
             }
         }
     }
@@ -240,7 +271,13 @@ fn why_false(interp: &Interp<'_>, e: &crate::ir::Expr, v: &Value) -> String {
     let schema = Some(&*interp.program.schema);
     if let crate::ir::ExprKind::Cmp { lhs, rhs, op } = &e.kind {
         if let (Ok(l), Ok(r)) = (interp.eval(lhs, &Vec::new()), interp.eval(rhs, &Vec::new())) {
-            let show = |v: &Value| if matches!(v, Value::Absent) { "absent".to_string() } else { v.to_json(schema).to_string() };
+            let show = |v: &Value| {
+                if matches!(v, Value::Absent) {
+                    "absent".to_string()
+                } else {
+                    v.to_json(schema).to_string()
+                }
+            };
             return format!("it is false: the left of `{2}` is {0}, the right {1}", show(&l), show(&r), op.symbol());
         }
     }
@@ -252,7 +289,9 @@ fn why_not(seen: &[Observed], rule: &str) -> String {
     let errors: Vec<String> = seen
         .iter()
         .filter_map(|o| match o {
-            Observed::RuleError { rule: r, code, message, line } if r == rule => Some(format!("event {line}: {code}: {message}")),
+            Observed::RuleError { rule: r, code, message, line } if r == rule => {
+                Some(format!("event {line}: {code}: {message}"))
+            }
             _ => None,
         })
         .collect();

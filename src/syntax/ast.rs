@@ -466,12 +466,26 @@ pub struct TestDecl {
 #[derive(Debug, Clone)]
 pub enum TestStep {
     /// `given Entity { row }`
-    Given { entity: Ident, row: Expr, span: Span },
+    Given {
+        entity: Ident,
+        row: Expr,
+        span: Span,
+    },
     /// `now "2026-05-04T10:00:00Z"`
-    Now { text: String, text_span: Span, span: Span },
+    Now {
+        text: String,
+        text_span: Span,
+        span: Span,
+    },
     /// `event { json }`
-    Event { body: Expr, span: Span },
-    Expect { expect: Expect, span: Span },
+    Event {
+        body: Expr,
+        span: Span,
+    },
+    Expect {
+        expect: Expect,
+        span: Span,
+    },
 }
 
 #[derive(Debug, Clone)]
