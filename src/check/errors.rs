@@ -228,6 +228,10 @@ pub enum CheckError {
         span: Span,
         what: &'static str,
     },
+    TestNotRuntimeCode {
+        span: Span,
+        found: String,
+    },
     UnsupportedFilter {
         span: Span,
         reason: &'static str,
@@ -573,6 +577,9 @@ impl CheckError {
             TestNotLiteral { span, what } => Diagnostic::new(Code::TestNotLiteral, *span, format!("{what} must be a literal"))
                 .with_label("not a literal")
                 .with_help("tests state data as written: strings without interpolation, numbers, bools, `null`, and lists and objects of these"),
+            TestNotRuntimeCode { span, found } => Diagnostic::new(Code::TestNotRuntimeCode, *span, format!("`{found}` is not a run-time error code"))
+                .with_label("a rule can never fail with this")
+                .with_help(format!("rules fail with the R codes: {}", Code::ALL.iter().filter(|c| c.as_str().starts_with('R')).map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))),
             UnsupportedFilter { span, reason } => Diagnostic::new(Code::UnsupportedFilter, *span, format!("this filter cannot run in the store: {reason}"))
                 .with_label("unsupported in a query filter")
                 .with_help("filters compare entity fields with values (`==`, `<`, `in`, `== null`), combine with `and`/`or`/`not`, and may use `starts_with`, `ends_with`, `contains`, `empty`, `len` and `lower`/`upper`/`trim` of string fields; compute anything else outside the query"),

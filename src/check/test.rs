@@ -5,7 +5,7 @@
 
 use super::{CheckError, Checker, Hint, Phase, RuleCx};
 use crate::builtins::actions;
-use crate::diag::suggest;
+use crate::diag::{suggest, Code};
 use crate::ir::{self, ExpectKind, Expectation};
 use crate::span::Span;
 use crate::syntax::ast;
@@ -134,6 +134,13 @@ impl Checker<'_> {
                         }
                         ast::Expect::RuleError { rule, code } => {
                             let rule = self.test_rule(rule, rules);
+                            if let Some((c, span)) = code {
+                                // A typo (`"R001"`) would make the expectation fail forever
+                                // without saying why.
+                                if !Code::parse(c).is_some_and(|k| k.as_str().starts_with('R')) {
+                                    self.errors.push(CheckError::TestNotRuntimeCode { span: *span, found: c.clone() });
+                                }
+                            }
                             ExpectKind::RuleError { rule, code: code.as_ref().map(|(c, _)| c.clone()) }
                         }
                         ast::Expect::DeadLetter => ExpectKind::DeadLetter,

@@ -114,6 +114,7 @@ codes! {
     // --- E06xx: `test` items (`herald test`) -------------------------------
     TestUnknownRule = "E0601", Error, "an `expect` names no rule";
     TestNotLiteral = "E0602", Error, "a test's row, event or expected argument is not a literal";
+    TestNotRuntimeCode = "E0603", Error, "`expect rule_error` with a code that is not a run-time code";
     // --- E04xx: statements and actions -------------------------------------
     EventReadOnly = "E0401", Error, "events are read-only";
     NotAnEntityBinding = "E0402", Error, "the target of `set`, `append` or `remove` is not an entity";
