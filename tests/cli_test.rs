@@ -76,9 +76,9 @@ fn the_authentik_examples_pass() {
 
 #[test]
 fn files_that_do_not_compile_exit_1() {
-    let out = herald(&["test", "tests/fixtures/errors/E0601_unknown_rule.herald"]);
+    let out = herald(&["test", "tests/fixtures/errors/E0701_unknown_rule.herald"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("E0601"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E0701"));
     assert!(out.stdout.is_empty());
 }
 
