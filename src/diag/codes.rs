@@ -111,7 +111,7 @@ codes! {
     ConstNotLiteral = "E0308", Error, "a const value that is not a literal";
     UnsupportedFilter = "E0309", Error, "a query filter that cannot run in the store";
 
-    // --- E06xx: `test` items (`herald test`) -------------------------------
+    // --- E07xx: `test` items (`herald test`) -------------------------------
     TestUnknownRule = "E0701", Error, "an `expect` names no rule";
     TestNotLiteral = "E0702", Error, "a test's row, event or expected argument is not a literal";
     TestNotRuntimeCode = "E0703", Error, "`expect rule_error` with a code that is not a run-time code";
