@@ -27,6 +27,8 @@ pub struct Compiled {
     pub schema: Arc<Schema>,
     /// All diagnostics, sorted by file and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// The checked `test` items (empty when there are errors).
+    pub tests: Vec<crate::ir::Test>,
 }
 
 impl Compiled {
@@ -87,14 +89,14 @@ pub fn compile(sources: &mut SourceMap, choice: SchemaChoice, policies: &[FileId
     let checked = check::check(schema.clone(), &policy_refs);
     diags.extend(checked.diagnostics);
     diag::sort(&mut diags);
-    let program = if diag::error_count(&diags) == 0 {
+    let (program, tests) = if diag::error_count(&diags) == 0 {
         let mut p = checked.program;
         p.sources = Arc::new(sources.clone());
-        Some(p)
+        (Some(p), checked.tests)
     } else {
-        None
+        (None, Vec::new())
     };
-    Compiled { program, schema, diagnostics: diags }
+    Compiled { program, schema, diagnostics: diags, tests }
 }
 
 /// Compile only a schema (for `db init` / `db load`).

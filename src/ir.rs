@@ -868,3 +868,52 @@ mod tests {
         assert!(!all.contains_str("2001:db8::1"));
     }
 }
+
+/// A checked `test` item (`herald test`). `run` never looks at these.
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub name: String,
+    /// The whole item (its file and line name the test in reports).
+    pub span: Span,
+    /// `given` rows, in order: the entity's name and the row as a literal.
+    pub given: Vec<(String, serde_json::Value)>,
+    /// `now "..."`, in nanoseconds since the epoch.
+    pub now: Option<i128>,
+    /// `event { ... }` bodies, in order, as literals (encoded as one JSON
+    /// line each at test time and decoded exactly as `run` decodes input).
+    pub events: Vec<(serde_json::Value, Span)>,
+    pub expects: Vec<Expectation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub kind: ExpectKind,
+    /// The whole `expect ...` step: failures point here.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExpectKind {
+    /// `RULE fires [N]` (`None`: at least once).
+    Fires {
+        rule: String,
+        count: Option<u64>,
+    },
+    DoesNotFire {
+        rule: String,
+    },
+    /// `[no] notify|send_email|webhook(name: literal, ...)`: the arguments
+    /// given must equal the effect's; the others are free.
+    Effect {
+        negated: bool,
+        action: String,
+        args: Vec<(String, serde_json::Value)>,
+    },
+    RuleError {
+        rule: String,
+        code: Option<String>,
+    },
+    DeadLetter,
+    /// A `bool` expression over the final store (no event in scope).
+    Expr(Expr),
+}

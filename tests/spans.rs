@@ -83,6 +83,40 @@ impl Walker<'_> {
                     self.clause(c, sp);
                 }
             }
+            ast::Item::Test(t) => {
+                self.span("test name", t.name_span, sp);
+                for step in &t.steps {
+                    match step {
+                        ast::TestStep::Given { entity, row, span } => {
+                            self.span("given", *span, sp);
+                            self.ident(entity, *span);
+                            self.expr(row, *span);
+                        }
+                        ast::TestStep::Now { text_span, span, .. } => {
+                            self.span("now", *span, sp);
+                            self.span("now text", *text_span, *span);
+                        }
+                        ast::TestStep::Event { body, span } => {
+                            self.span("event", *span, sp);
+                            self.expr(body, *span);
+                        }
+                        ast::TestStep::Expect { expect, span } => {
+                            self.span("expect", *span, sp);
+                            match expect {
+                                ast::Expect::Fires { rule, .. }
+                                | ast::Expect::DoesNotFire { rule }
+                                | ast::Expect::RuleError { rule, .. } => self.ident(rule, *span),
+                                ast::Expect::Effect { action, args, .. } => {
+                                    self.ident(action, *span);
+                                    args.iter().for_each(|a| self.expr(&a.value, *span));
+                                }
+                                ast::Expect::DeadLetter => {}
+                                ast::Expect::Expr(e) => self.expr(e, *span),
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -297,6 +331,7 @@ fn all_fixtures() -> Vec<std::path::PathBuf> {
     v.extend(good_fixtures());
     v.extend(fixtures("runtime"));
     v.extend(fixtures("schemas"));
+    v.extend(fixtures("suites"));
     v
 }
 

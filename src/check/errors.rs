@@ -252,6 +252,19 @@ pub enum CheckError {
         span: Span,
         name: String,
     },
+    TestUnknownRule {
+        span: Span,
+        name: String,
+        suggestion: Option<String>,
+    },
+    TestNotLiteral {
+        span: Span,
+        what: &'static str,
+    },
+    TestNotRuntimeCode {
+        span: Span,
+        found: String,
+    },
     UnsupportedFilter {
         span: Span,
         reason: &'static str,
@@ -631,6 +644,15 @@ impl CheckError {
             ConstNotLiteral { span, name } => Diagnostic::new(Code::ConstNotLiteral, *span, format!("const `{name}` must be a literal"))
                 .with_label("not a literal")
                 .with_help("give a string without interpolation, a number, a bool, `null`, or a list or object of these (`{ team: \"sec\", ids: [1, 2] }`)"),
+            TestUnknownRule { span, name, suggestion } => Diagnostic::new(Code::TestUnknownRule, *span, format!("no rule `{name}` for this test to expect"))
+                .with_label("not a rule of the files under test")
+                .with_help(did_you_mean(suggestion).unwrap_or_else(|| "`expect` names a rule declared in the files given to `herald test`".into())),
+            TestNotLiteral { span, what } => Diagnostic::new(Code::TestNotLiteral, *span, format!("{what} must be a literal"))
+                .with_label("not a literal")
+                .with_help("tests state data as written: strings without interpolation, numbers, bools, `null`, and lists and objects of these"),
+            TestNotRuntimeCode { span, found } => Diagnostic::new(Code::TestNotRuntimeCode, *span, format!("`{found}` is not a run-time error code"))
+                .with_label("a rule can never fail with this")
+                .with_help(format!("rules fail with the R codes: {}", Code::ALL.iter().filter(|c| c.as_str().starts_with('R')).map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))),
             UnsupportedFilter { span, reason } => Diagnostic::new(Code::UnsupportedFilter, *span, format!("this filter cannot run in the store: {reason}"))
                 .with_label("unsupported in a query filter")
                 .with_help("filters compare entity fields with values (`==`, `<`, `in`, `== null`), combine with `and`/`or`/`not`, and may use `starts_with`, `ends_with`, `contains`, `empty`, `len` and `lower`/`upper`/`trim` of string fields; compute anything else outside the query"),

@@ -8,6 +8,7 @@
 mod errors;
 mod expr;
 mod stmt;
+mod test;
 
 pub use errors::CheckError;
 pub(crate) use expr::comparable;
@@ -33,6 +34,8 @@ use std::sync::Arc;
 /// errors) and every diagnostic found.
 pub struct Checked {
     pub program: Program,
+    /// The `test` items, checked (only `herald test` runs them).
+    pub tests: Vec<ir::Test>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -69,9 +72,16 @@ pub fn check(schema: Arc<Schema>, files: &[&ast::File]) -> Checked {
             rules.push(c.rule(r, id));
         }
     }
+    let rule_names: Vec<&str> = rules.iter().map(|r: &ir::Rule| r.name.as_str()).collect();
+    let mut tests = Vec::new();
+    for item in &items {
+        if let ast::Item::Test(t) = item {
+            tests.push(c.test(t, &rule_names));
+        }
+    }
     let diagnostics = c.errors.iter().map(CheckError::to_diagnostic).collect();
     let program = Program { schema: schema.clone(), rules, paths: c.path_list, sources: Arc::default() };
-    Checked { program, diagnostics }
+    Checked { program, tests, diagnostics }
 }
 
 struct ConstInfo {

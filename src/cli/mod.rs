@@ -5,6 +5,7 @@ mod commands;
 mod fmt;
 pub mod render;
 mod serve;
+mod test;
 
 use crate::compile::{self, SchemaChoice};
 use crate::diag::Code;
@@ -154,6 +155,20 @@ pub enum Command {
         old: PathBuf,
         /// The new version.
         new: PathBuf,
+    },
+    /// Run the `test` items of policy files against their rules.
+    Test {
+        /// A schema file, or `authentik` (the built-in default).
+        #[arg(long)]
+        schema: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Policy and test files, or directories of `.herald` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -344,6 +359,9 @@ pub fn main() -> i32 {
             old: &old,
             new: &new,
         }),
+        Command::Test { schema, format, junit, files } => {
+            test::test(schema.as_deref(), format, junit.as_deref(), &files)
+        }
     }
 }
 

@@ -111,6 +111,10 @@ codes! {
     ConstNotLiteral = "E0308", Error, "a const value that is not a literal";
     UnsupportedFilter = "E0309", Error, "a query filter that cannot run in the store";
 
+    // --- E07xx: `test` items (`herald test`) -------------------------------
+    TestUnknownRule = "E0701", Error, "an `expect` names no rule";
+    TestNotLiteral = "E0702", Error, "a test's row, event or expected argument is not a literal";
+    TestNotRuntimeCode = "E0703", Error, "`expect rule_error` with a code that is not a run-time code";
     // --- E04xx: statements and actions -------------------------------------
     EventReadOnly = "E0401", Error, "events are read-only";
     NotAnEntityBinding = "E0402", Error, "the target of `set`, `append` or `remove` is not an entity";

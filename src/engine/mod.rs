@@ -25,6 +25,7 @@ mod reader;
 mod reader_tests;
 pub mod replay;
 mod state;
+pub mod suite;
 
 // The matcher lives beside `interp` and `jit` (which must not depend on
 // the engine); the engine re-exports it for its callers.
@@ -79,6 +80,10 @@ pub struct RunOptions {
     /// the clock once per event. A value, not a global, so that a caller
     /// (`herald test`, later) can pin it per test.
     pub now: Option<i128>,
+    /// Called with what each input line led to, as the writer decides it
+    /// (before its commit): `herald test` captures effects this way, on
+    /// the same path as `run`, instead of reading them back from SQLite.
+    pub on_observe: Option<Box<dyn FnMut(Observed) + Send>>,
     /// Called after every commit (e.g. to wake email delivery).
     pub on_commit: Option<Box<dyn FnMut() + Send>>,
     /// Called inside every batch transaction just before it commits, with
@@ -117,6 +122,7 @@ impl Default for RunOptions {
             max_line: DEFAULT_MAX_LINE,
             backfill: false,
             now: None,
+            on_observe: None,
             on_commit: None,
             in_commit: None,
             checkpoints: true,
@@ -126,6 +132,27 @@ impl Default for RunOptions {
             log_format: crate::logfmt::LogFormat::Human,
         }
     }
+}
+
+/// One outcome of one input line (see [`RunOptions::on_observe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// A rule fired; its effects as the interpreter produced them.
+    Fired {
+        line: u64,
+        rule: String,
+        effects: Vec<crate::effect::Effect>,
+    },
+    RuleError {
+        line: u64,
+        rule: String,
+        code: String,
+        message: String,
+    },
+    DeadLetter {
+        line: u64,
+        error: String,
+    },
 }
 
 pub fn default_workers() -> usize {
@@ -444,6 +471,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         let message = format!("dead letter: {error}");
         let record = Record { line: Some(line_no), ..Record::new("error", &message) };
         self.opts.log_format.message(&mut self.pending.stderr, &record);
+        if let Some(f) = self.opts.on_observe.as_mut() {
+            f(Observed::DeadLetter { line: line_no, error: error.to_string() });
+        }
         self.txn_events += 1;
         Ok(())
     }
@@ -558,6 +588,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                 Ok(Outcome::Fired) => {
                     db.finish(true)?;
                     self.store.insert_firing(&rule.name, &key, line_no)?;
+                    if let Some(f) = self.opts.on_observe.as_mut() {
+                        let effects = out.effects.clone();
+                        f(Observed::Fired { line: line_no, rule: rule.name.clone(), effects });
+                    }
                     let j = serde_json::json!({"event_uuid": key, "rule": rule.name, "line": line_no});
                     let _ = writeln!(self.pending.stdout, "{j}");
                     self.pending.stderr.extend_from_slice(&logs);
@@ -665,6 +699,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         let e = &RuntimeError { message, ..e.clone() };
         self.store.insert_rule_error(rule, key, e.code.as_str(), &e.message, line_no)?;
         self.stats.rule_errors += 1;
+        if let Some(f) = self.opts.on_observe.as_mut() {
+            let (rule, code, message) = (rule.to_string(), e.code.as_str().to_string(), e.message.clone());
+            f(Observed::RuleError { line: line_no, rule, code, message });
+        }
         let message = format!("rule `{rule}` failed: {}: {}", e.code, e.message);
         let record =
             Record { rule: Some(rule), event: Some(key), line: Some(line_no), ..Record::new("error", &message) };

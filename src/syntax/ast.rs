@@ -49,6 +49,8 @@ pub enum Item {
     /// `const name = literal`
     Const(ConstDecl),
     Rule(RuleDecl),
+    /// `test "name" { steps }` (`herald test`); ignored by `run`.
+    Test(TestDecl),
 }
 
 impl Item {
@@ -63,6 +65,7 @@ impl Item {
             Item::Entity(e) => e.span,
             Item::Const(c) => c.span,
             Item::Rule(r) => r.span,
+            Item::Test(t) => t.span,
         }
     }
 }
@@ -503,4 +506,54 @@ impl Expr {
             _ => None,
         }
     }
+}
+
+/// `test "name" { ... }`.
+#[derive(Debug, Clone)]
+pub struct TestDecl {
+    pub name: String,
+    pub name_span: Span,
+    pub steps: Vec<TestStep>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum TestStep {
+    /// `given Entity { row }`
+    Given {
+        entity: Ident,
+        row: Expr,
+        span: Span,
+    },
+    /// `now "2026-05-04T10:00:00Z"`
+    Now {
+        text: String,
+        text_span: Span,
+        span: Span,
+    },
+    /// `event { json }`
+    Event {
+        body: Expr,
+        span: Span,
+    },
+    Expect {
+        expect: Expect,
+        span: Span,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Expect {
+    /// `RULE fires [N]`
+    Fires { rule: Ident, count: Option<(i64, Span)> },
+    /// `RULE does not fire`
+    DoesNotFire { rule: Ident },
+    /// `[no] notify|send_email|webhook[(args)]`
+    Effect { negated: bool, action: Ident, args: Vec<Arg> },
+    /// `rule_error(RULE[, "CODE"])`
+    RuleError { rule: Ident, code: Option<(String, Span)> },
+    /// `dead_letter`
+    DeadLetter,
+    /// Any boolean expression over the final store.
+    Expr(Expr),
 }

@@ -151,8 +151,97 @@ impl<'s> Builder<'s> {
                 let field = self.ident(kids(p).nth(1).expect("time field"));
                 Item::Time { field, span }
             }
+            Rule::test_decl => Item::Test(self.test_decl(p, span)),
             r => unreachable!("not an item: {r:?}"),
         }
+    }
+
+    // ------------------------------------------------------------ tests
+
+    /// A string's literal text (interpolations dropped: test names, `now`
+    /// and codes are plain text; the checker sees no expression in them).
+    fn plain_string(&mut self, p: P<'_>) -> String {
+        let mut text = String::new();
+        for part in self.string(p) {
+            if let StrPart::Text(t, _) = part {
+                text.push_str(&t);
+            }
+        }
+        text
+    }
+
+    fn test_decl(&mut self, p: P<'_>, span: Span) -> TestDecl {
+        let mut it = kids(p).skip(1);
+        let name_pair = next(&mut it);
+        let name_span = self.span(&name_pair);
+        let name = self.plain_string(name_pair);
+        let mut steps = Vec::new();
+        for c in it {
+            if c.as_rule() != Rule::test_step {
+                continue;
+            }
+            let step = c.into_inner().next().expect("a test step");
+            let span = self.span(&step);
+            let rule = step.as_rule();
+            let mut parts = kids(step).skip(1);
+            steps.push(match rule {
+                Rule::given_step => {
+                    let entity = self.ident(next(&mut parts));
+                    let row = self.expr(next(&mut parts));
+                    TestStep::Given { entity, row, span }
+                }
+                Rule::now_step => {
+                    let t = next(&mut parts);
+                    let text_span = self.span(&t);
+                    let text = self.plain_string(t);
+                    TestStep::Now { text, text_span, span }
+                }
+                Rule::event_step => TestStep::Event { body: self.expr(next(&mut parts)), span },
+                Rule::expect_step => {
+                    let e = next(&mut parts);
+                    let expect = match e.as_rule() {
+                        Rule::expect_rule_error => {
+                            let mut k = kids(e).filter(|x| matches!(x.as_rule(), Rule::ident | Rule::string));
+                            let rule = self.ident(next(&mut k));
+                            let code = k.next().map(|c| {
+                                let sp = self.span(&c);
+                                (self.plain_string(c), sp)
+                            });
+                            Expect::RuleError { rule, code }
+                        }
+                        Rule::expect_dead_letter => Expect::DeadLetter,
+                        Rule::expect_fires => {
+                            let mut k = kids(e);
+                            let rule = self.ident(next(&mut k));
+                            let count = k.find(|x| x.as_rule() == Rule::int_lit).map(|n| {
+                                // Too large a count is reported by the checker as never reachable.
+                                (n.as_str().parse::<i64>().unwrap_or(i64::MAX), self.span(&n))
+                            });
+                            Expect::Fires { rule, count }
+                        }
+                        Rule::expect_not_fire => Expect::DoesNotFire { rule: self.ident(next(&mut kids(e))) },
+                        Rule::expect_effect => {
+                            let mut negated = false;
+                            let mut action = None;
+                            let mut args = Vec::new();
+                            for k in kids(e) {
+                                match k.as_rule() {
+                                    Rule::kw_no => negated = true,
+                                    Rule::effect_name => action = Some(self.ident(k)),
+                                    Rule::arg => args.push(self.arg(k)),
+                                    _ => {}
+                                }
+                            }
+                            Expect::Effect { negated, action: action.expect("effect name"), args }
+                        }
+                        _ => Expect::Expr(self.expr(e)),
+                    };
+                    TestStep::Expect { expect, span }
+                }
+                r => unreachable!("not a test step: {r:?}"),
+            });
+        }
+        TestDecl { name, name_span, steps, span }
     }
 
     // ------------------------------------------------------------ schema

@@ -448,7 +448,22 @@ impl<'t> Fmt<'t> {
                 }
                 self.block(open, stmts, close);
             }
-            Rule::field_block | Rule::pattern_block => self.delimited(p, true),
+            // `test "name" { steps }`: one step per line, like a rule's clauses.
+            Rule::test_decl => {
+                let mut steps = Vec::new();
+                let (mut open, mut close) = (None, None);
+                for c in p.into_inner() {
+                    match c.as_rule() {
+                        Rule::lbrace if open.is_none() => open = Some(c),
+                        Rule::rbrace => close = Some(c),
+                        Rule::test_step => steps.push(c),
+                        _ if open.is_none() => self.node(c),
+                        _ => {}
+                    }
+                }
+                self.block(open, steps, close);
+            }
+            Rule::field_block | Rule::pattern_block | Rule::object => self.delimited(p, true),
             Rule::list | Rule::call => self.delimited(p, false),
             Rule::if_stmt => {
                 for c in p.into_inner() {

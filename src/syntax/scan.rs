@@ -25,7 +25,7 @@ pub(crate) const MAX_OPERATORS: usize = 500;
 
 /// Keywords that start a top-level item.
 pub(crate) const ITEM_KEYWORDS: &[&str] =
-    &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient", "time"];
+    &["rule", "const", "type", "event", "entity", "discriminator", "identity", "recipient", "time", "test"];
 
 /// Every keyword of the language.
 pub const KEYWORDS: &[&str] = &[
@@ -614,6 +614,11 @@ impl Scanner<'_> {
             && (!self.stack.is_empty()
                 || !self.next_significant(end).is_some_and(|c| c.is_ascii_alphabetic() || c == b'_'))
         {
+            return false;
+        }
+        // `test` is no keyword either: an item only at the top level and
+        // followed by its name, a string (`test "locks the account" {`).
+        if &self.text[start..end] == "test" && (!self.stack.is_empty() || self.next_significant(end) != Some(b'"')) {
             return false;
         }
         // Not a field name (`x.type`, `key type: int`) nor a name right

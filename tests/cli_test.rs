@@ -1,0 +1,99 @@
+//! `herald test` as a user or a CI job runs it: the built binary on a
+//! passing and a failing suite, its exit codes, and its three outputs
+//! (human, `--format json`, `--junit`) as snapshots.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn herald(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run herald")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+const PASSING: &str = "tests/fixtures/suites/passing.herald";
+const FAILING: &str = "tests/fixtures/suites/failing.herald";
+
+#[test]
+fn passing_suite_exits_0() {
+    let out = herald(&["test", PASSING]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "no diagnostics: {}", String::from_utf8_lossy(&out.stderr));
+    insta::assert_snapshot!("passing_human", stdout(&out));
+}
+
+#[test]
+fn failing_suite_exits_1_and_says_what_happened() {
+    let out = herald(&["test", FAILING]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("failing_human", stdout(&out));
+}
+
+#[test]
+fn json_has_the_contract_shape() {
+    let out = herald(&["test", "--format", "json", FAILING]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["passed"], 1);
+    assert_eq!(v["failed"], 2);
+    for t in v["tests"].as_array().unwrap() {
+        let mut keys: Vec<&str> = t.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["failures", "file", "line", "name", "passed"]);
+        assert_eq!(t["passed"].as_bool().unwrap(), t["failures"].as_array().unwrap().is_empty());
+    }
+    insta::assert_snapshot!("failing_json", serde_json::to_string_pretty(&v).unwrap());
+}
+
+#[test]
+fn junit_is_written_and_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junit.xml");
+    let out = herald(&["test", "--junit", path.to_str().unwrap(), FAILING]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&path).unwrap();
+    // The test name has `<`, `>`, `&` and `"`: none may appear raw inside
+    // an attribute.
+    assert!(xml.contains("name=\"wrong &lt;expectations&gt; &amp; &quot;quotes&quot;\""), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 3);
+    assert_eq!(xml.matches("<failure ").count(), 9);
+    insta::assert_snapshot!("failing_junit", xml);
+}
+
+#[test]
+fn the_authentik_examples_pass() {
+    let out = herald(&["test", "examples/authentik/"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).ends_with(" passed, 0 failed\n"));
+}
+
+#[test]
+fn files_that_do_not_compile_exit_1() {
+    let out = herald(&["test", "tests/fixtures/errors/E0701_unknown_rule.herald"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E0701"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn run_ignores_test_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let events = dir.path().join("e.ndjson");
+    std::fs::write(
+        &events,
+        r#"{"action":"login_failed","event_uuid":"6f1c2d3e-4a5b-4c6d-8e9f-001122334455","created":"2026-05-04T09:51:00Z","context":{"username":"nobody"}}"#,
+    )
+    .unwrap();
+    let out = herald(&["run", "--quiet", "--db", db.to_str().unwrap(), "--events", events.to_str().unwrap(), PASSING]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The test's `given` row is not in the store: nobody fired.
+    assert!(out.stdout.is_empty());
+}
