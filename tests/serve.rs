@@ -466,3 +466,51 @@ fn json_log_lines() {
     }
     assert!(saw_listening && saw_action, "{log}");
 }
+
+/// The service delivers webhooks continuously: a rule's `webhook` reaches a
+/// real HTTP server on loopback with its JSON body and idempotency key, and
+/// `/metrics` counts the row as sent.
+#[test]
+fn webhooks_are_delivered_by_the_service() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tx.send(format!("{head}\n{}", String::from_utf8_lossy(&body)));
+        }
+    });
+    let policy = format!(
+        "rule hook {{\n  match login {{ user.username: name }}\n  action webhook(url: \"http://127.0.0.1:{hook_port}/x\", body: {{ text: \"login by {{name}}\" }})\n}}\n"
+    );
+    let (_tmp, dir) = setup(&policy);
+    let svc = start(&dir, &[]);
+    assert_eq!(post_events(svc.port, &(login(&uuid(7, 1)) + "\n")).status, 200);
+    let got = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no delivery: {}", svc.log()));
+    assert!(got.contains("{\"text\":\"login by akadmin\"}"), "{got}");
+    assert!(got.to_ascii_lowercase().contains("idempotency-key: herald-"), "{got}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&metrics(svc.port), "herald_outbox_messages{kind=\"webhook\",status=\"sent\"}") != 1.0 {
+        assert!(Instant::now() < deadline, "not counted as sent: {}", svc.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count(&dir, "SELECT COUNT(*) FROM herald_outbox WHERE kind = 'webhook' AND status = 'sent'"), 1);
+    assert_eq!(svc.stop(), 0);
+}

@@ -607,6 +607,12 @@ impl Scanner<'_> {
         if !self.stack.is_empty() && !line_start {
             return false;
         }
+        // Inside a `test` body, `event { ... }` is one of its steps, even at
+        // the start of a line (after an own-line comment, say): never an
+        // `event` schema item, which cannot stand inside braces anyway.
+        if !self.stack.is_empty() && self.item_kw == Some("test") && &self.text[start..end] == "event" {
+            return false;
+        }
         // `time` is no keyword: it is an item only at the top level and
         // followed by a name (`time created`), never in `let time = ...`
         // or an expression that goes on at the start of a line.
