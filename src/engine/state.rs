@@ -35,6 +35,22 @@ struct ClauseState {
     keys: HashMap<String, Vec<StateEntry>>,
 }
 
+/// Write `entry` through to the store and into the key's cached entries,
+/// after every entry with the same time (input order among equals).
+fn add_entry(
+    store: &Store,
+    rule: &str,
+    clause: u32,
+    key: &str,
+    entries: &mut Vec<StateEntry>,
+    entry: StateEntry,
+) -> Result<(), RuntimeError> {
+    store.insert_state_entry(rule, clause, key, &entry)?;
+    let at = entries.partition_point(|e| e.time <= entry.time);
+    entries.insert(at, entry);
+    Ok(())
+}
+
 /// The floor of `a / b` (`b > 0`): the sweep happens when it changes.
 fn bucket(a: i128, b: i128) -> i128 {
     a.div_euclid(b)
@@ -109,10 +125,7 @@ impl StateCache {
             return Ok(None);
         };
         let entry = StateEntry { kind: EntryKind::Event, time: t, value: value.map(str::to_string) };
-        store.insert_state_entry(rule, clause, key, &entry)?;
-        // After every entry with the same time: input order among equals.
-        let at = entries.partition_point(|e| e.time <= t);
-        entries.insert(at, entry);
+        add_entry(store, rule, clause, key, entries, entry)?;
         let mut answer = WindowAnswer { count: 0, distinct: 0, first: t, last: t };
         let mut seen: HashSet<&str> = HashSet::new();
         for e in entries.iter().filter(|e| e.kind == EntryKind::Event && e.time > t - d && e.time <= t) {
@@ -143,9 +156,7 @@ impl StateCache {
         let blocked = entries.iter().any(|e| e.kind == EntryKind::Fired && e.time > t - d && e.time <= t);
         if blocked {
             let entry = StateEntry { kind: EntryKind::Suppressed, time: t, value: None };
-            store.insert_state_entry(rule, clause, key, &entry)?;
-            let at = entries.partition_point(|e| e.time <= t);
-            entries.insert(at, entry);
+            add_entry(store, rule, clause, key, entries, entry)?;
             return Ok(None);
         }
         Ok(Some(entries.iter().filter(|e| e.kind == EntryKind::Suppressed).count() as i64))
@@ -166,9 +177,7 @@ impl StateCache {
         store.delete_state_kind(rule, clause, key, EntryKind::Suppressed)?;
         entries.retain(|e| e.kind != EntryKind::Suppressed);
         let entry = StateEntry { kind: EntryKind::Fired, time: t, value: None };
-        store.insert_state_entry(rule, clause, key, &entry)?;
-        let at = entries.partition_point(|e| e.time <= t);
-        entries.insert(at, entry);
+        add_entry(store, rule, clause, key, entries, entry)?;
         Ok(())
     }
 
@@ -188,9 +197,7 @@ impl StateCache {
             return Ok(false);
         };
         let entry = StateEntry { kind: EntryKind::Event, time: t, value: Some(json.to_string()) };
-        store.insert_state_entry(rule, clause, key, &entry)?;
-        let at = entries.partition_point(|e| e.time <= t);
-        entries.insert(at, entry);
+        add_entry(store, rule, clause, key, entries, entry)?;
         Ok(true)
     }
 

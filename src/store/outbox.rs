@@ -690,45 +690,28 @@ fn mark_failed(conn: &Connection, id: i64, owner: &str, error: &str, next: &str)
 
 /// Row counts by status of one kind (rows given up left out).
 pub(crate) fn counts_of(conn: &Connection, kind: Kind) -> rusqlite::Result<OutboxCounts> {
-    let mut stmt = conn.prepare_cached(
+    tally(
+        conn,
         "SELECT status, COUNT(*) FROM herald_outbox WHERE kind = ?1 AND given_up_at IS NULL GROUP BY status",
-    )?;
-    let mut rows = stmt.query([kind.as_str()])?;
-    let mut c = OutboxCounts::default();
-    while let Some(r) = rows.next()? {
-        let n = r.get::<_, i64>(1)?.max(0) as u64;
-        match text(r.get(0)?).as_str() {
-            "pending" => c.pending += n,
-            "failed" => c.failed += n,
-            "sent" => c.sent += n,
-            _ => {}
-        }
-    }
-    Ok(c)
+        &[kind.as_str()],
+    )
 }
 
 /// Row counts of one kind by status, given-up rows included (as
 /// `failed`): what `herald serve`'s `/metrics` reports.
 pub(crate) fn counts_all_of(conn: &Connection, kind: Kind) -> rusqlite::Result<OutboxCounts> {
-    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM herald_outbox WHERE kind = ?1 GROUP BY status")?;
-    let mut rows = stmt.query([kind.as_str()])?;
-    let mut c = OutboxCounts::default();
-    while let Some(r) = rows.next()? {
-        let n = r.get::<_, i64>(1)?.max(0) as u64;
-        match text(r.get(0)?).as_str() {
-            "pending" => c.pending += n,
-            "failed" => c.failed += n,
-            "sent" => c.sent += n,
-            _ => {}
-        }
-    }
-    Ok(c)
+    tally(conn, "SELECT status, COUNT(*) FROM herald_outbox WHERE kind = ?1 GROUP BY status", &[kind.as_str()])
 }
 
 /// Row counts by status, on any connection to a store.
 pub(crate) fn counts(conn: &Connection) -> rusqlite::Result<OutboxCounts> {
-    let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM herald_outbox GROUP BY status")?;
-    let mut rows = stmt.query([])?;
+    tally(conn, "SELECT status, COUNT(*) FROM herald_outbox GROUP BY status", &[])
+}
+
+/// Sums the `(status, count)` rows of `sql` into [`OutboxCounts`].
+fn tally(conn: &Connection, sql: &str, args: &[&str]) -> rusqlite::Result<OutboxCounts> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     let mut c = OutboxCounts::default();
     while let Some(r) = rows.next()? {
         let n = r.get::<_, i64>(1)?.max(0) as u64;
