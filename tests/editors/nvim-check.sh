@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks docs/editors.md's Neovim set-up for real: Neovim (headless) with
-# tests/editors/init-nvim07.lua opens a policy with a mistake, receives
+# Checks docs/editors.md's Neovim set-up for real: Neovim (headless), with the
+# page's Neovim 0.7 snippet as its init.lua (taken out of the page, so what is
+# checked is what users copy), opens a policy with a mistake, receives
 # herald's diagnostic, applies the quick fix, hovers and formats; the
 # formatted buffer must equal `herald fmt`'s output.
 #
@@ -18,6 +19,10 @@ command -v herald >/dev/null || { echo "nvim-check: build herald first (cargo bu
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# The first ```lua block after the line that starts with "Neovim 0.7".
+awk '/^Neovim 0\.7/ { found = 1 } found && /^```lua/ { on = 1; next } on && /^```/ { exit } on { print }' \
+  "$repo/docs/editors.md" > "$work/init.lua"
+grep -q 'herald' "$work/init.lua" || { echo "nvim-check: no Neovim 0.7 snippet in docs/editors.md" >&2; exit 1; }
 # A workspace with a herald.toml (no schema key: the built-in schema).
 echo '# herald workspace' > "$work/herald.toml"
 cat > "$work/login.herald" <<'HERALD'
@@ -27,7 +32,7 @@ guard   event.client_ipp!=office_ip
 action log( "login by {name}" )}
 HERALD
 export HERALD_NVIM_OUT="$work/formatted.herald"
-(cd "$work" && timeout 120 nvim --headless -n -i NONE -u "$here/init-nvim07.lua" login.herald \
+(cd "$work" && timeout 120 nvim --headless -n -i NONE -u "$work/init.lua" login.herald \
   -c "luafile $here/nvim-check.lua")
 sed 's/client_ipp/client_ip/' "$work/login.herald" > "$work/expected.herald"
 herald fmt "$work/expected.herald"
