@@ -38,8 +38,8 @@ fn pytest_lsp_suite() {
     }
 
     let mut child = Command::new("python3")
-        // No cache directory in the source tree.
-        .args(["-m", "pytest", "tests/lsp_client", "-q", "-p", "no:cacheprovider"])
+        // Neither a cache directory nor bytecode in the source tree.
+        .args(["-B", "-m", "pytest", "tests/lsp_client", "-q", "-p", "no:cacheprovider"])
         .current_dir(ROOT)
         .env("HERALD_BIN", env!("CARGO_BIN_EXE_herald"))
         .stdin(Stdio::null())
