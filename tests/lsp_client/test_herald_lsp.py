@@ -304,8 +304,8 @@ GITHUB_POLICY = """\
 # pushes — 🚀 tracked
 rule forced_push {
   match push { ref: r, forced: true }
-  guard let who = Member[event.sender.logn]
-  action log("forced push to {r} by {who.name}")
+  guard let who = Member[event.sender.login]
+  action log("🚀 forced push to {r} by {who.name} ({event.sender.logn})")
 }
 """
 
@@ -318,21 +318,22 @@ async def test_custom_schema_from_herald_toml(github_client: LanguageClient, git
     # against the workspace's it is one misspelt field of `Account`.
     assert [d.code for d in diags] == ["E0109"], diags
     d = diags[0]
-    # Columns count UTF-16 units: the em dash and the rocket come before, on
-    # line 0 only, so this line's columns are plain.
+    # Columns count UTF-16 units: the rocket before the mistake is two.
     start = doc.at("logn")
-    assert d.range.start == start and d.range.end.character == start.character + 4
+    assert start.character == len('  action log("🚀 forced push to {r} by {who.name} ({event.sender.') + 1
+    assert d.range.start == start and d.range.end == types.Position(line=start.line, character=start.character + 4)
     assert "did you mean `login`" in d.message
 
     actions = await client.text_document_code_action_async(
         types.CodeActionParams(text_document=doc.ident(), range=d.range, context=types.CodeActionContext(diagnostics=[d]))
     )
     fixed = apply_workspace_edit(actions[0].edit, doc.uri, doc.text)
-    assert "Member[event.sender.login]" in fixed
+    assert fixed == GITHUB_POLICY.replace("logn", "login")
     assert await doc.change(fixed) == []
 
     # Completion after `event.`: the push event's fields from the custom schema.
-    typing = fixed.replace('action log("forced push to {r} by {who.name}")', "action log(event.)")
+    typing = fixed.replace('action log("🚀 forced push to {r} by {who.name} ({event.sender.login})")', "action log(event.)")
+    assert typing != fixed
     await doc.change(typing)
     items = await client.text_document_completion_async(
         types.CompletionParams(text_document=doc.ident(), position=doc.at("log(event.", len("log(event.")))
@@ -342,12 +343,14 @@ async def test_custom_schema_from_herald_toml(github_client: LanguageClient, git
     assert {"ref", "forced", "commits", "repository", "sender", "delivery"} <= labels, sorted(labels)
     assert "pull_request" not in labels and "client_ip" not in labels, sorted(labels)
 
-    # Hover over the `guard let` name: an entity of the custom schema.
+    # Hover over the `guard let` name, after the rocket: an entity of the
+    # custom schema.
     await doc.change(fixed)
     hover = await client.text_document_hover_async(
-        types.HoverParams(text_document=doc.ident(), position=doc.at("who.name", 0))
+        types.HoverParams(text_document=doc.ident(), position=doc.at("who.name", 1))
     )
     assert "who: Member" in hover.contents.value, hover.contents
+    assert hover.range.start == doc.at("who.name")
 
     # Go to definition of the entity leads into the schema file.
     result = await client.text_document_definition_async(
