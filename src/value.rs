@@ -218,8 +218,21 @@ pub fn parse_uuid(s: &str) -> Option<u128> {
 
 /// Canonical form: lower-case, dashed.
 pub fn format_uuid(u: u128) -> String {
-    let h = format!("{u:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    // By hand: the writer formats the identity of every matched event, and
+    // two `format!`s cost about 3,000 instructions (BENCHMARKS.md, "Writer
+    // (issue 12)").
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let mut nibble = 0;
+    for (i, b) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *b = b'-';
+            continue;
+        }
+        *b = HEX[((u >> (124 - 4 * nibble)) & 0xf) as usize];
+        nibble += 1;
+    }
+    out.iter().map(|&b| b as char).collect()
 }
 
 /// The first instant a timestamp may denote: `0001-01-01T00:00:00Z`.
@@ -401,6 +414,15 @@ pub fn now_nanos() -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_format_dashed_lower_case() {
+        for u in [0u128, u128::MAX, 0xf3f96358_b6aa_4140_a66f_48758f289d20, 1 << 127, 0x0123_4567_89ab_cdef] {
+            let h = format!("{u:032x}");
+            let expected = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+            assert_eq!(format_uuid(u), expected);
+        }
+    }
 
     #[test]
     fn uuid_forms_agree() {

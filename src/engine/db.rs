@@ -1,10 +1,11 @@
 //! The SQLite store as the interpreter's [`Db`].
 
+use super::batch::Batch;
 use super::state::StateCache;
 use crate::diag::RuntimeError;
 use crate::interp::{Db, WindowAnswer};
 use crate::ir::{Expr, QueryKind, StateSlot};
-use crate::store::{PendingAppend, Store};
+use crate::store::{NotificationRow, PendingAppend, Store};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
 use std::cell::{Cell, RefCell};
@@ -82,6 +83,11 @@ pub(super) struct RuleStore<'a> {
     appends: RefCell<Option<PendingAppend>>,
     /// Windows and throttles, written through to the store.
     state: &'a RefCell<StateCache>,
+    /// The batch's buffered rows (`engine::batch`).
+    batch: &'a RefCell<Batch>,
+    /// The current rule's notifications: they join the batch when the
+    /// rule ends without error, and are dropped when it fails.
+    notes: RefCell<Vec<NotificationRow>>,
     /// A stateful clause ran: the event must get a replay record even if
     /// nothing fires, so a re-read does not count it twice.
     pub(super) stateful: Cell<bool>,
@@ -90,13 +96,15 @@ pub(super) struct RuleStore<'a> {
 const SAVEPOINT: &str = "herald_rule";
 
 impl<'a> RuleStore<'a> {
-    pub(super) fn new(store: &'a Store, state: &'a RefCell<StateCache>) -> RuleStore<'a> {
+    pub(super) fn new(store: &'a Store, state: &'a RefCell<StateCache>, batch: &'a RefCell<Batch>) -> RuleStore<'a> {
         RuleStore {
             store,
             open: Cell::new(false),
             failed: RefCell::new(None),
             appends: RefCell::new(None),
             state,
+            batch,
+            notes: RefCell::new(Vec::new()),
             stateful: Cell::new(false),
         }
     }
@@ -126,7 +134,11 @@ impl<'a> RuleStore<'a> {
 
     fn before_write(&self) -> Result<(), RuntimeError> {
         if !self.open.get() {
-            if let Err(e) = self.store.savepoint(SAVEPOINT) {
+            // Earlier rules' notifications test their recipient's row when
+            // inserted: that must happen before this rule changes any row,
+            // and outside its savepoint, which a failure would roll back.
+            let flushed = self.batch.borrow_mut().flush_notifications(self.store);
+            if let Err(e) = flushed.and_then(|()| self.store.savepoint(SAVEPOINT)) {
                 *self.failed.borrow_mut() = Some(e.clone());
                 return Err(e);
             }
@@ -147,6 +159,10 @@ impl<'a> RuleStore<'a> {
         let mut pending = self.appends.borrow_mut().take();
         if keep {
             self.store.flush_append(&mut pending)?;
+            self.batch.borrow_mut().notified(&mut self.notes.borrow_mut());
+            self.state.borrow_mut().rule_done();
+        } else {
+            self.notes.borrow_mut().clear();
         }
         if let Some(e) = self.failed.borrow_mut().take() {
             self.open.set(false);
@@ -271,19 +287,29 @@ impl Db for RuleStore<'_> {
 }
 
 impl RuleStore<'_> {
-    /// Apply a `notify` effect's row for one recipient, in the rule's savepoint.
+    /// Apply a `notify` effect's row for one recipient: buffered with the
+    /// rule's (see `engine::batch`), so no savepoint is needed for it. A key
+    /// of the wrong kind is the rule's error here, as before.
     pub(super) fn notify(
         &self,
-        rule: &str,
-        event_key: &str,
+        rule: &Arc<str>,
+        event_key: &Arc<str>,
         user_pk: &Value,
-        severity: &str,
+        severity: &'static str,
         body: &str,
-    ) -> Result<bool, RuntimeError> {
-        // `false`: no recipient row has that key, nobody was notified.
-        self.before_write()?;
+        created: i128,
+    ) -> Result<(), RuntimeError> {
         self.flush_appends()?;
-        self.store.insert_notification(rule, event_key, user_pk, severity, body).map(|id| id.is_some())
+        let user_pk = self.store.notification_key(user_pk)?;
+        self.notes.borrow_mut().push(NotificationRow {
+            rule: rule.clone(),
+            event_key: event_key.clone(),
+            user_pk,
+            severity,
+            body: body.to_string(),
+            created,
+        });
+        Ok(())
     }
 
     /// Queue a checked `send_email` effect, in the rule's savepoint.

@@ -12,6 +12,7 @@ use crate::diag::{Code, RuntimeError};
 use crate::effect::{Addresses, Effect};
 use crate::mail;
 use crate::webhook;
+use std::sync::Arc;
 
 /// Check one effect before anything of its rule is applied.
 pub(super) fn check(effect: &Effect) -> Result<(), RuntimeError> {
@@ -56,13 +57,13 @@ fn addresses(a: &Addresses) -> Result<(), RuntimeError> {
 /// buffered log output (written after the commit).
 pub(super) struct Target<'a> {
     pub db: &'a RuleStore<'a>,
-    pub rule: &'a str,
-    pub event_key: &'a str,
+    pub rule: &'a Arc<str>,
+    pub event_key: &'a Arc<str>,
     pub line: u64,
     pub logs: &'a mut Vec<u8>,
     pub log_format: crate::logfmt::LogFormat,
-    /// Notifications not written: no recipient row has the key.
-    pub dropped: u64,
+    /// The event's processing time (wall clock), for the rows' `created`.
+    pub at: i128,
 }
 
 /// Check every effect, then apply them in order. Stops at the first
@@ -88,9 +89,7 @@ fn apply(e: &Effect, t: &mut Target<'_>) -> Result<(), RuntimeError> {
     match e {
         Effect::Notify { recipients, severity, body, .. } => {
             for k in recipients {
-                if !t.db.notify(t.rule, t.event_key, k, severity.as_str(), body)? {
-                    t.dropped += 1;
-                }
+                t.db.notify(t.rule, t.event_key, k, severity.as_str(), body, t.at)?;
             }
         }
         Effect::SendEmail { to, cc, bcc, subject, body, .. } => {
@@ -103,8 +102,8 @@ fn apply(e: &Effect, t: &mut Target<'_>) -> Result<(), RuntimeError> {
             let record = crate::logfmt::Record {
                 level: level.as_str(),
                 message,
-                rule: Some(t.rule),
-                event: Some(t.event_key),
+                rule: Some(&**t.rule),
+                event: Some(&**t.event_key),
                 line: Some(t.line),
             };
             t.log_format.write_action(t.logs, &record);

@@ -15,6 +15,7 @@
 //!   made them true, never before;
 //! - a non-matching event allocates nothing and touches no store.
 
+mod batch;
 mod db;
 #[cfg(test)]
 mod db_tests;
@@ -333,6 +334,17 @@ fn last_line(data: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// A firing's stdout line, `{"event_uuid":…,"rule":…,"line":…}` (the keys
+/// in this order, as `serde_json::json!` with `preserve_order` wrote them),
+/// without building a JSON value per firing.
+fn firing_line(out: &mut Vec<u8>, event_key: &str, rule: &str, line: u64) {
+    out.extend_from_slice(b"{\"event_uuid\":");
+    let _ = serde_json::to_writer(&mut *out, event_key);
+    out.extend_from_slice(b",\"rule\":");
+    let _ = serde_json::to_writer(&mut *out, rule);
+    let _ = writeln!(out, ",\"line\":{line}}}");
+}
+
 /// Output produced by an event, released after its transaction commits.
 #[derive(Default)]
 struct Pending {
@@ -380,6 +392,11 @@ struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     known: HashMap<i64, KnownSet>,
     /// Window and throttle state (see `engine::state`).
     state: std::cell::RefCell<state::StateCache>,
+    /// The batch's buffered firing, notification and replay rows (see
+    /// `engine::batch`); taken out, like `state`, while an event runs.
+    batch: std::cell::RefCell<batch::Batch>,
+    /// Rule names by rule index, shared by the rows that name them.
+    rule_names: Vec<Arc<str>>,
 }
 
 /// A resume point: hashes are formatted only when a commit writes them.
@@ -404,8 +421,22 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         Ok(())
     }
 
+    /// Insert the batch's buffered rows (outside any rule's savepoint).
+    fn flush_batch(&mut self) -> Result<(), RunError> {
+        let batch = self.batch.get_mut();
+        batch.flush(self.store)?;
+        // Counted as notifications when their rule fired; now known to
+        // have had no recipient.
+        let dropped = batch.take_dropped();
+        self.stats.effects.notifications -= dropped;
+        self.stats.effects.notifications_dropped += dropped;
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<(), RunError> {
         self.ensure_txn()?;
+        self.flush_batch()?;
+        self.state.get_mut().flush_marks(self.store)?;
         let p = self.position;
         if self.opts.checkpoints {
             self.store.set_checkpoint(
@@ -482,9 +513,14 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         let mut decoder = self.decoder.take().expect("the writer's decoder is in place");
         // Taken out, like the decoder, while the event borrows it.
         let state = std::mem::take(&mut self.state);
-        let r = self.apply_with(&mut decoder, &state, line_no, line, matched);
+        let batch = std::mem::take(&mut self.batch);
+        let r = self.apply_with(&mut decoder, &state, &batch, line_no, line, matched);
         self.state = state;
+        self.batch = batch;
         self.decoder = Some(decoder);
+        if r.is_ok() && self.batch.get_mut().full() {
+            self.flush_batch()?;
+        }
         r
     }
 
@@ -492,6 +528,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         &mut self,
         decoder: &mut Decoder,
         state: &std::cell::RefCell<state::StateCache>,
+        batch: &std::cell::RefCell<batch::Batch>,
         line_no: u64,
         line: &[u8],
         matched: &[(RuleId, Option<RuntimeError>)],
@@ -514,7 +551,12 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // at the cost of one lookup. Under another set, the rules new to the
         // event are skipped and counted, or applied with `--backfill`.
         let mut backfill_of = None;
-        match self.store.processed_rule_set(&key)? {
+        // The batch's own records are not in the store yet.
+        let recorded = match batch.borrow().processed(&key) {
+            Some(set) => Some(Some(set)),
+            None => self.store.processed_rule_set(&key)?,
+        };
+        match recorded {
             None => {}
             Some(Some(set)) if set != current => {
                 let known = self.known_set(set)?;
@@ -540,7 +582,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // one (a rule's failure rolls back to its own savepoint, a store
         // failure ends the run and rolls back the transaction), and the
         // SAVEPOINT/RELEASE pair was two statements per matched event.
-        let db = RuleStore::new(self.store, state);
+        let db = RuleStore::new(self.store, state, batch);
+        // One clock reading per event for its rows' times.
+        let at = now_nanos();
+        let key: Arc<str> = Arc::from(key);
         let interp =
             Interp { program: self.program, event: &ev, db: &db, now: self.opts.now.unwrap_or_else(now_nanos) };
         let mut touched = false;
@@ -562,23 +607,22 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             // The rule's savepoint opens at its first write (see RuleStore).
             let mut out = RuleEffects::default();
             let mut logs = Vec::new();
+            let rule_name = &self.rule_names[id.0 as usize];
             // The interpreter produces the effects; they are checked and
-            // applied here, in the same savepoint as the rule's entity writes.
-            let mut dropped = 0;
+            // applied here, in the same savepoint as the rule's entity writes
+            // (notifications in the rule's buffer, see `engine::batch`).
             let outcome = interp::run_rule(&interp, rule, &mut self.env, &mut out).and_then(|o| {
                 if o == Outcome::Fired {
                     let mut target = effects::Target {
                         db: &db,
-                        rule: &rule.name,
+                        rule: rule_name,
                         event_key: &key,
                         line: line_no,
                         logs: &mut logs,
                         log_format: self.opts.log_format,
-                        dropped: 0,
+                        at,
                     };
-                    let applied = effects::check_and_apply(&out.effects, &mut target);
-                    dropped = target.dropped;
-                    applied?;
+                    effects::check_and_apply(&out.effects, &mut target)?;
                     // Only now is it a firing a throttle counts.
                     db.throttles_fired(&rule.name, &out.throttled)?;
                 }
@@ -587,19 +631,20 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             match outcome {
                 Ok(Outcome::Fired) => {
                     db.finish(true)?;
-                    self.store.insert_firing(&rule.name, &key, line_no)?;
+                    batch.borrow_mut().fired(crate::store::FiringRow {
+                        rule: rule_name.clone(),
+                        event_key: key.clone(),
+                        line: line_no,
+                        fired_at: at,
+                    });
                     if let Some(f) = self.opts.on_observe.as_mut() {
                         let effects = out.effects.clone();
                         f(Observed::Fired { line: line_no, rule: rule.name.clone(), effects });
                     }
-                    let j = serde_json::json!({"event_uuid": key, "rule": rule.name, "line": line_no});
-                    let _ = writeln!(self.pending.stdout, "{j}");
+                    firing_line(&mut self.pending.stdout, &key, &rule.name, line_no);
                     self.pending.stderr.extend_from_slice(&logs);
                     self.stats.firings += 1;
-                    let mut counts = out.counts();
-                    counts.notifications -= dropped;
-                    counts.notifications_dropped = dropped;
-                    self.stats.effects.add(counts);
+                    self.stats.effects.add(out.counts());
                     touched = true;
                     fired = true;
                 }
@@ -608,7 +653,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
                     db.finish(false)?;
                     // Its window and throttle writes were rolled back with
                     // the savepoint: reload them from the store when needed.
-                    state.borrow_mut().invalidate(&rule.name);
+                    state.borrow_mut().invalidate(self.store, &rule.name)?;
                     self.rule_error(&rule.name, &key, line_no, &err)?;
                     touched = true;
                 }
@@ -643,10 +688,10 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             // match: `match` is pure, so it never will); the record says so
             // even when the new rules stopped in a guard.
             let union = self.union_set(set)?;
-            self.store.mark_processed(&key, line_no, union)?;
+            batch.borrow_mut().mark_processed(&key, line_no, at, union);
             self.txn_events += 1;
         } else if touched {
-            self.store.mark_processed(&key, line_no, current)?;
+            batch.borrow_mut().mark_processed(&key, line_no, at, current);
             self.txn_events += 1;
         }
         if fired {
@@ -953,6 +998,8 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             rule_set: None,
             known: HashMap::new(),
             state: Default::default(),
+            batch: Default::default(),
+            rule_names: writer_program.rules.iter().map(|r| Arc::from(r.name.as_str())).collect(),
         };
         let mut next = 0u64;
         let mut parked: BTreeMap<u64, ChunkResult> = BTreeMap::new();

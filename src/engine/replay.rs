@@ -188,7 +188,9 @@ pub fn trace(
             }
             continue;
         }
-        let db = RuleStore::new(store, &state);
+        // Effects stay data here: nothing is ever buffered in this batch.
+        let batch = Default::default();
+        let db = RuleStore::new(store, &state, &batch);
         let mut any_matched = false;
         let mut touched = false;
         // Every rule of the type runs, in declaration order (earlier rules'
@@ -257,7 +259,7 @@ pub fn trace(
                         Ok(Outcome::Stopped) => db.finish(true)?,
                         Err(e) => {
                             db.finish(false)?;
-                            state.borrow_mut().invalidate(&rule.name);
+                            state.borrow_mut().invalidate(store, &rule.name)?;
                             touched = true;
                             rt.verdict = Verdict::Error(e);
                         }
@@ -485,7 +487,9 @@ impl<'a> SideRun<'a> {
             return Ok(());
         }
         let store = self.side.store;
-        let db = RuleStore::new(store, &self.state);
+        // Effects stay data here: nothing is ever buffered in this batch.
+        let batch = Default::default();
+        let db = RuleStore::new(store, &self.state, &batch);
         let recorder = Recorder::new(&db, &program.schema, false);
         let interp = Interp { program, event: &ev, db: &recorder, now };
         let mut touched = false;
@@ -520,7 +524,7 @@ impl<'a> SideRun<'a> {
                 Ok(Outcome::Stopped) => db.finish(true)?,
                 Err(e) => {
                     db.finish(false)?;
-                    self.state.borrow_mut().invalidate(&rule.name);
+                    self.state.borrow_mut().invalidate(store, &rule.name)?;
                     touched = true;
                     self.out.push((*id, DiffOutcome::Error(e.code.as_str().into(), e.message.clone())));
                 }

@@ -24,10 +24,21 @@ use std::collections::{HashMap, HashSet};
 #[derive(Default)]
 pub(super) struct StateCache {
     clauses: HashMap<(String, u32), ClauseState>,
+    /// Clauses whose watermark the current rule advanced (see
+    /// `ClauseState::before_rule`).
+    touched: Vec<(String, u32)>,
 }
 
 struct ClauseState {
     watermark: Option<i128>,
+    /// The watermark as `herald_state_mark` holds it in this transaction.
+    /// Watermarks are written once per transaction (`flush_marks`, before
+    /// the commit), not at every event that advances them: with a
+    /// time-ordered input that was every event.
+    stored: Option<i128>,
+    /// The watermark before the current rule first advanced it: what a
+    /// failed rule's rollback returns it to.
+    before_rule: Option<Option<i128>>,
     /// The store holds nothing this cache does not (the clause had no
     /// state when first read): an unknown key has no entries, no query.
     complete: bool,
@@ -58,16 +69,63 @@ fn bucket(a: i128, b: i128) -> i128 {
 
 impl StateCache {
     /// Forget the cached state of `rule` (after its savepoint rolled back).
-    pub(super) fn invalidate(&mut self, rule: &str) {
+    /// The rollback undid its entries and sweeps, but its watermarks were
+    /// never written: each returns to its value before the rule, which is
+    /// written now (outside the savepoint, so the reload reads it back and
+    /// a store that has no mark yet is not taken for an empty clause).
+    pub(super) fn invalidate(&mut self, store: &Store, rule: &str) -> Result<(), RuntimeError> {
+        self.touched.clear();
+        for ((r, clause), cs) in &mut self.clauses {
+            if let Some(before) = cs.before_rule.take() {
+                cs.watermark = before;
+            }
+            // Earlier events of the transaction may have advanced any of
+            // the rule's clauses.
+            if r == rule {
+                if let Some(w) = cs.watermark.filter(|w| cs.stored != Some(*w)) {
+                    store.set_state_mark(rule, *clause, w)?;
+                }
+            }
+        }
         self.clauses.retain(|(r, _), _| r != rule);
+        Ok(())
+    }
+
+    /// The current rule ended (kept or rolled back after `invalidate`).
+    pub(super) fn rule_done(&mut self) {
+        for k in std::mem::take(&mut self.touched) {
+            if let Some(cs) = self.clauses.get_mut(&k) {
+                cs.before_rule = None;
+            }
+        }
+    }
+
+    /// Write the watermarks advanced since the last call (before a commit,
+    /// outside any rule's savepoint).
+    pub(super) fn flush_marks(&mut self, store: &Store) -> Result<(), RuntimeError> {
+        for ((rule, clause), cs) in &mut self.clauses {
+            if let Some(w) = cs.watermark.filter(|w| cs.stored != Some(*w)) {
+                store.set_state_mark(rule, *clause, w)?;
+                cs.stored = Some(w);
+            }
+        }
+        Ok(())
     }
 
     fn clause(&mut self, store: &Store, rule: &str, clause: u32) -> Result<&mut ClauseState, RuntimeError> {
         let k = (rule.to_string(), clause);
         if !self.clauses.contains_key(&k) {
             let watermark = store.state_mark(rule, clause)?;
-            self.clauses
-                .insert(k.clone(), ClauseState { watermark, complete: watermark.is_none(), keys: HashMap::new() });
+            self.clauses.insert(
+                k.clone(),
+                ClauseState {
+                    watermark,
+                    stored: watermark,
+                    before_rule: None,
+                    complete: watermark.is_none(),
+                    keys: HashMap::new(),
+                },
+            );
         }
         Ok(self.clauses.get_mut(&k).expect("inserted above"))
     }
@@ -83,7 +141,10 @@ impl StateCache {
         t: i128,
         d: i128,
     ) -> Result<Option<(&'c mut Vec<StateEntry>, i128)>, RuntimeError> {
-        let cs = self.clause(store, rule, clause)?;
+        let k = (rule.to_string(), clause);
+        self.clause(store, rule, clause)?;
+        let StateCache { clauses, touched } = self;
+        let cs = clauses.get_mut(&k).expect("loaded above");
         if cs.watermark.is_some_and(|w| t <= w - d) {
             return Ok(None);
         }
@@ -91,7 +152,10 @@ impl StateCache {
         let wm = old.map_or(t, |w| w.max(t));
         let horizon = wm - 2 * d;
         if old != Some(wm) {
-            store.set_state_mark(rule, clause, wm)?;
+            if cs.before_rule.is_none() {
+                cs.before_rule = Some(old);
+                touched.push(k.clone());
+            }
             cs.watermark = Some(wm);
             if old.is_some_and(|o| bucket(o, d) != bucket(wm, d)) {
                 store.sweep_state(rule, clause, horizon)?;

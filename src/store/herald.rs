@@ -563,3 +563,234 @@ pub(super) fn totals(
     let errors = count("SELECT COUNT(*) FROM herald_rule_error")?;
     Ok((firings, dead, errors))
 }
+
+// ---- batched rows (the writer's batch, issue 12) ----------------------
+//
+// The writer buffers the firing, notification and replay rows of a batch and
+// inserts them here, with multi-row INSERTs, inside the batch transaction and
+// before its commit (`engine::batch`). Each table's SQL stays in this file.
+
+/// A recipient key converted to the recipient entity's key type (see
+/// [`Store::notification_key`]), ready to be bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientKey(Sql);
+
+/// A `notify` row waiting for its batch's insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationRow {
+    pub rule: std::sync::Arc<str>,
+    pub event_key: std::sync::Arc<str>,
+    pub user_pk: RecipientKey,
+    pub severity: &'static str,
+    pub body: String,
+    /// Wall-clock time of the event's processing (Unix nanoseconds).
+    pub created: i128,
+}
+
+/// A `herald_firing` row waiting for its batch's insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiringRow {
+    pub rule: std::sync::Arc<str>,
+    pub event_key: std::sync::Arc<str>,
+    pub line: u64,
+    pub fired_at: i128,
+}
+
+/// A replay record waiting for its batch's insert (see
+/// [`Store::mark_processed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessedRow {
+    pub event_key: std::sync::Arc<str>,
+    pub line: u64,
+    pub processed_at: i128,
+    pub rule_set: i64,
+}
+
+/// Rows per multi-row INSERT, largest first: a batch of 10,000 rows is 157
+/// statements, and what is left (fewer than 64) costs at most 7 + 7 more.
+/// Fixed sizes keep the number of distinct statements (and so of cached
+/// prepared statements) at three per table.
+const CHUNKS: [usize; 3] = [64, 8, 1];
+
+/// Store times (`2026-04-14T08:02:07.556423Z`) for many rows: the text up to
+/// the second is formatted once per second, so a row costs its six digits
+/// of microseconds, where `format_timestamp_store` cost a `format!` per row.
+#[derive(Default)]
+struct Stamp {
+    second: Option<i128>,
+    text: String,
+}
+
+impl Stamp {
+    fn at(&mut self, nanos: i128) -> &str {
+        let second = nanos.div_euclid(1_000_000_000);
+        if self.second != Some(second) {
+            self.text = format_timestamp_store(second * 1_000_000_000);
+            self.second = Some(second);
+        }
+        let micros = nanos.rem_euclid(1_000_000_000) / 1_000;
+        // `…:07.000000Z`: the last 7 bytes are the microseconds and `Z`.
+        let len = self.text.len();
+        if len >= 7 {
+            let mut digits = [b'0'; 6];
+            let mut m = micros as u32;
+            for d in digits.iter_mut().rev() {
+                *d = b'0' + (m % 10) as u8;
+                m /= 10;
+            }
+            self.text.replace_range(len - 7..len - 1, std::str::from_utf8(&digits).unwrap_or("000000"));
+        }
+        &self.text
+    }
+}
+
+/// `INSERT … VALUES (…), (…)` text for `rows` rows of `width` parameters.
+fn values_list(rows: usize, width: usize) -> String {
+    let mut s = String::with_capacity(rows * (width * 2 + 3));
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            s.push_str(if c == 0 { "?" } else { ", ?" });
+        }
+        s.push(')');
+    }
+    s
+}
+
+impl Store {
+    /// Convert a `notify` recipient to the recipient entity's key type, as
+    /// [`Store::insert_notification`] does: `"12"` or `12.0` for an int key
+    /// is 12, a 32-hex uuid is dashed; a key of the wrong kind is R0001 and
+    /// no key at all R0010, both the rule's errors at the time of the
+    /// `notify`.
+    pub fn notification_key(&self, user_pk: &Value) -> Result<RecipientKey, RuntimeError> {
+        let recipient = self
+            .schema
+            .recipient
+            .ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the schema has no recipient entity for `notify`"))?;
+        let info = self.ent(recipient)?;
+        let key = match user_pk {
+            Value::Entity(row) => row.key.clone(),
+            v => v.clone(),
+        };
+        match self.key_sql(info, &key)? {
+            Some(pk) => Ok(RecipientKey(pk)),
+            None => Err(RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key")),
+        }
+    }
+
+    /// Insert buffered notifications in order, each only if its recipient
+    /// row exists at this moment (in the same statement, as
+    /// [`Store::insert_notification`]); returns how many were dropped
+    /// because no recipient row has the key.
+    pub fn insert_notifications(&self, rows: &[NotificationRow]) -> Result<u64, RuntimeError> {
+        let Some(recipient) = self.schema.recipient else {
+            return Ok(0);
+        };
+        let info = self.ent(recipient)?;
+        let mut stamp = Stamp::default();
+        let mut inserted = 0u64;
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let n = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            // VALUES is read in order, so the new ids follow the buffer's
+            // order; the existence test is per row (`column3`: the key).
+            let sql = format!(
+                "INSERT INTO herald_notification (rule, event_uuid, user_pk, severity, body, created) \
+                 SELECT column1, column2, column3, column4, column5, column6 FROM (VALUES {}) \
+                 WHERE EXISTS (SELECT 1 FROM {} WHERE {} = column3)",
+                values_list(n, 6),
+                info.table,
+                info.key_col
+            );
+            let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
+            for (i, r) in chunk.iter().enumerate() {
+                let p = i * 6;
+                st.raw_bind_parameter(p + 1, &*r.rule).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 2, &*r.event_key).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 3, &r.user_pk.0).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 4, r.severity).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 5, r.body.as_str()).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 6, stamp.at(r.created)).map_err(sql_err)?;
+            }
+            inserted += st.raw_execute().map_err(sql_err)? as u64;
+        }
+        Ok(rows.len() as u64 - inserted)
+    }
+
+    /// Insert buffered firing rows in order (see [`Store::insert_firing`]).
+    pub fn insert_firings(&self, rows: &[FiringRow]) -> Result<(), RuntimeError> {
+        let mut stamp = Stamp::default();
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let n = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql =
+                format!("INSERT INTO herald_firing (rule, event_uuid, fired_at, line) VALUES {}", values_list(n, 4));
+            let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
+            for (i, r) in chunk.iter().enumerate() {
+                let p = i * 4;
+                st.raw_bind_parameter(p + 1, &*r.rule).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 2, &*r.event_key).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 3, stamp.at(r.fired_at)).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 4, r.line as i64).map_err(sql_err)?;
+            }
+            st.raw_execute().map_err(sql_err)?;
+        }
+        Ok(())
+    }
+
+    /// Insert buffered replay records, with [`Store::mark_processed`]'s
+    /// meaning: a record that exists gets the new rule set and keeps its
+    /// line and time. The rows' keys must be distinct (one INSERT may not
+    /// update a row it inserted).
+    pub fn mark_processed_many(&self, rows: &[ProcessedRow]) -> Result<(), RuntimeError> {
+        let mut stamp = Stamp::default();
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let n = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql = format!(
+                "INSERT INTO herald_processed (event_key, line, processed_at, rule_set) VALUES {} \
+                 ON CONFLICT (event_key) DO UPDATE SET rule_set = excluded.rule_set",
+                values_list(n, 4)
+            );
+            let mut st = self.conn.prepare_cached(&sql).map_err(sql_err)?;
+            for (i, r) in chunk.iter().enumerate() {
+                let p = i * 4;
+                st.raw_bind_parameter(p + 1, &*r.event_key).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 2, r.line as i64).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 3, stamp.at(r.processed_at)).map_err(sql_err)?;
+                st.raw_bind_parameter(p + 4, r.rule_set).map_err(sql_err)?;
+            }
+            st.raw_execute().map_err(sql_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::Stamp;
+    use crate::value::format_timestamp_store;
+
+    #[test]
+    fn stamps_are_the_store_time_format() {
+        let mut s = Stamp::default();
+        for nanos in [
+            0i128,
+            1_776_154_927_556_423_999,
+            1_776_154_927_000_000_000,
+            1_776_154_927_999_999_999,
+            1_776_154_928_000_001_000,
+            -1_000,
+            -62_135_596_800_000_000_000,
+        ] {
+            assert_eq!(s.at(nanos), format_timestamp_store(nanos), "{nanos}");
+        }
+    }
+}

@@ -29,7 +29,7 @@ mod scratch;
 mod state;
 mod write;
 
-pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
+pub use herald::{Checkpoint, DeadLetter, FiringRow, NotificationRow, OutboxEntry, ProcessedRow, RecipientKey};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
 pub use report::DemoReport;
@@ -363,6 +363,25 @@ impl Store {
         // once the store outgrows it. 32 MB is touched only as the store
         // grows, so a small store costs no more memory than before.
         conn.pragma_update(None, "cache_size", -32 * 1024)?;
+        // Every CHECK in Herald's tables is an enumeration (`severity`,
+        // `status`, `kind`) whose values Herald writes from its own
+        // constants, and SQLite evaluates a CHECK `x IN ('a', 'b', 'c')` by
+        // building a temporary b-tree for every inserted row: about 25,000
+        // instructions, a third of a notification-only firing (BENCHMARKS.md,
+        // "Writer (issue 12)"). The constraints stay in the DDL for other
+        // writers; Herald's own connections skip them. Set before any
+        // statement is prepared: changing it later expires every one.
+        // `tests/writer_batch.rs` runs `PRAGMA integrity_check`, which does
+        // verify CHECK constraints, on stores Herald wrote.
+        conn.pragma_update(None, "ignore_check_constraints", true)?;
+        // SQLite copies the WAL into the database once it holds 1,000 pages
+        // (4 MB), which a batch of random-keyed replay records exceeds at
+        // every commit: each commit then wrote its pages twice. At 10,000
+        // pages a checkpoint copies the latest version of a page once for
+        // several commits (a third fewer bytes written in
+        // `benches/writer/wal_sim.py`); durability is unchanged, a commit
+        // still syncs the WAL.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.set_prepared_statement_cache_capacity(256);
         // The bundled SQLite has STAT4: without the query planner stability
         // guarantee, a statement whose plan may depend on a bound value is
