@@ -33,7 +33,6 @@ pub use crate::matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
 
 pub use reader::DEFAULT_MAX_LINE;
 
-use crate::interp::Db as _;
 use db::RuleStore;
 use hash::{hex64, Xxh64};
 use reader::{Chunk, ChunkReader, RAW_PREFIX};
@@ -618,23 +617,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // event never completes a sequence with itself. Not under
         // `--backfill`: the event was recorded when first processed.
         if backfill_of.is_none() {
-            for (rule, a) in self.program.afters() {
-                if ev.event_type != Some(a.event) {
-                    continue;
-                }
-                let entry = interp::after_entry(self.program, rule, a, &ev, &mut self.env)
-                    .and_then(|e| Ok(e.zip(ev.event_time()?)));
-                match entry {
-                    Ok(Some(((k, json), t))) => {
-                        db.after_record(&rule.name, a.slot, &k, t, a.duration, &json)?;
-                        db.finish(true)?;
-                    }
-                    Ok(None) => {}
-                    Err(err) => {
-                        self.rule_error(&rule.name, &key, line_no, &err)?;
-                        touched = true;
-                    }
-                }
+            for (rule, err) in db.record_afters(self.program, &ev, &mut self.env)? {
+                self.rule_error(&rule.name, &key, line_no, &err)?;
+                touched = true;
             }
         }
         touched |= db.stateful.get();

@@ -169,7 +169,10 @@ pub fn trace(
             // Nothing more will be reported: only count.
             continue;
         }
-        if of_type.is_empty() && !report_it {
+        // An event of a type some `after` clause watches is recorded even
+        // when no rule takes it, as `run` records it.
+        let recorded = records(program, ev.event_type);
+        if of_type.is_empty() && !report_it && !recorded {
             continue;
         }
         let now = opts.now.unwrap_or_else(now_nanos);
@@ -268,6 +271,25 @@ pub fn trace(
                 et.rules.push(rt);
             }
         }
+        // Then the `after` clauses record it, exactly as `run`'s writer
+        // does (same function; not for an event `run` would dead-letter).
+        if key.is_some() && recorded {
+            for (rule, e) in db.record_afters(program, &ev, &mut env)? {
+                touched = true;
+                // Reported on the event like any other rule error of the rule
+                // (its clauses did not run on this event: it only watched it).
+                if wanted && (selected.is_empty() || selected.contains(&rule.id)) {
+                    et.rules.push(RuleTrace {
+                        rule: rule.id,
+                        verdict: Verdict::Error(e),
+                        clauses: Vec::new(),
+                        bindings: Vec::new(),
+                        effects: Vec::new(),
+                        writes: Vec::new(),
+                    });
+                }
+            }
+        }
         // An event that reached a stateful clause is recorded by `run`.
         touched |= db.stateful.get();
         if any_matched {
@@ -280,12 +302,17 @@ pub fn trace(
                 seen.insert(k);
             }
         }
-        if report_it {
+        if report_it || (wanted && !et.rules.is_empty()) {
             push(&mut report, opts, et);
         }
     }
     store.rollback()?;
     Ok(report)
+}
+
+/// Does some `after` clause watch events of this type?
+fn records(program: &Program, event_type: Option<crate::types::EventTypeId>) -> bool {
+    event_type.is_some_and(|t| program.afters().any(|(_, a)| a.event == t))
 }
 
 fn push(report: &mut TraceReport, opts: &TraceOptions, et: EventTrace) {
@@ -453,7 +480,9 @@ impl<'a> SideRun<'a> {
         self.scratch.matched.clear();
         let ev = self.match_decoder.decode_match(line).map_err(|e| e.to_string())?;
         self.side.matcher.matches(&ev, &mut self.scratch);
-        Ok(!self.scratch.matched.is_empty())
+        // An event an `after` clause watches goes on to `apply` even when no
+        // rule matched it, as `run`'s workers forward it to the writer.
+        Ok(!self.scratch.matched.is_empty() || records(&self.side.program, ev.event_type))
     }
 
     /// Run the matched rules' clauses and actions on the scratch store.
@@ -525,6 +554,10 @@ impl<'a> SideRun<'a> {
                     self.out.push((*id, DiffOutcome::Error(e.code.as_str().into(), e.message.clone())));
                 }
             }
+        }
+        for (rule, e) in db.record_afters(program, &ev, &mut self.env)? {
+            touched = true;
+            self.out.push((rule.id, DiffOutcome::Error(e.code.as_str().into(), e.message.clone())));
         }
         touched |= db.stateful.get();
         if touched {

@@ -125,6 +125,10 @@ pub struct ClauseTrace {
     pub detail: Option<Detail>,
     /// Store reads made while the clause ran.
     pub reads: Vec<Read>,
+    /// What a stateful clause counted: a window's count (or distinct
+    /// count), a throttle's `suppressed` when it passed. `None` for other
+    /// clauses, and for a window that refused a late event.
+    pub seen: Option<Value>,
 }
 
 /// Hooks into [`run_rule_observed`]. The unit observer is `run_rule`.
@@ -166,6 +170,7 @@ pub fn trace_match(
         passed: false,
         detail: None,
         reads: Vec::new(),
+        seen: None,
     };
     if !meets_type(rule, event_type) {
         let expected = match &rule.matcher.events {
@@ -282,7 +287,18 @@ impl Observer for Tracer<'_> {
                 value: Operand { span, path: None, value: value.cloned().unwrap_or(Value::Absent) },
             });
         }
-        self.clauses.push(ClauseTrace { kind, span, passed, detail: if passed { None } else { detail }, reads: new });
+        let seen = match kind {
+            ClauseKind::Window | ClauseKind::Throttle => value.cloned(),
+            _ => None,
+        };
+        self.clauses.push(ClauseTrace {
+            kind,
+            span,
+            passed,
+            detail: if passed { None } else { detail },
+            reads: new,
+            seen,
+        });
     }
 }
 
