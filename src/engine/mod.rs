@@ -15,6 +15,7 @@
 //!   made them true, never before;
 //! - a non-matching event allocates nothing and touches no store.
 
+pub mod coverage;
 mod db;
 #[cfg(test)]
 mod db_tests;
@@ -104,6 +105,9 @@ pub struct RunOptions {
     pub on_progress: Option<Box<dyn FnMut(u64) + Send>>,
     /// How dead-letter, rule-error and `log` lines are written.
     pub log_format: crate::logfmt::LogFormat,
+    /// Count each matched rule's clause verdicts and queries here (`herald
+    /// test --coverage`); `None` in every other run.
+    pub coverage: Option<Arc<Mutex<coverage::Coverage>>>,
 }
 
 impl Default for RunOptions {
@@ -129,6 +133,7 @@ impl Default for RunOptions {
             idle_commit: IDLE_COMMIT,
             on_progress: None,
             log_format: crate::logfmt::LogFormat::Human,
+            coverage: None,
         }
     }
 }
@@ -540,8 +545,17 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // failure ends the run and rolls back the transaction), and the
         // SAVEPOINT/RELEASE pair was two statements per matched event.
         let db = RuleStore::new(self.store, state);
-        let interp =
-            Interp { program: self.program, event: &ev, db: &db, now: self.opts.now.unwrap_or_else(now_nanos) };
+        // Under `--coverage`, rules read through the tracing wrapper, which
+        // tells which filtered queries ran.
+        let cov = self.opts.coverage.clone();
+        let cov = cov.as_deref().map(|c| c.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let recorder = interp::trace::Recorder::new(&db, &self.program.schema, true);
+        let interp = Interp {
+            program: self.program,
+            event: &ev,
+            db: if cov.is_some() { &recorder } else { &db },
+            now: self.opts.now.unwrap_or_else(now_nanos),
+        };
         let mut touched = false;
         let mut fired = false;
         for (id, match_error) in matched {
@@ -564,7 +578,11 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             // The interpreter produces the effects; they are checked and
             // applied here, in the same savepoint as the rule's entity writes.
             let mut dropped = 0;
-            let outcome = interp::run_rule(&interp, rule, &mut self.env, &mut out).and_then(|o| {
+            let outcome = match &cov {
+                Some(c) => c.run_rule(&recorder, &interp, rule, &mut self.env, &mut out),
+                None => interp::run_rule(&interp, rule, &mut self.env, &mut out),
+            };
+            let outcome = outcome.and_then(|o| {
                 if o == Outcome::Fired {
                     let mut target = effects::Target {
                         db: &db,

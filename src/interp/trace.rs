@@ -309,13 +309,23 @@ pub struct Recorder<'a> {
     pub schema: &'a Schema,
     pub reads: RefCell<Vec<Read>>,
     pub writes: RefCell<Vec<Write>>,
+    /// The filters of the queries run (by span), recorded before the query
+    /// runs, so one that fails counts as reached (`herald test --coverage`).
+    pub queried: RefCell<Vec<Span>>,
     /// Record reads too (a trace); a diff needs only the writes.
     pub record_reads: bool,
 }
 
 impl<'a> Recorder<'a> {
     pub fn new(inner: &'a dyn Db, schema: &'a Schema, record_reads: bool) -> Recorder<'a> {
-        Recorder { inner, schema, reads: RefCell::new(Vec::new()), writes: RefCell::new(Vec::new()), record_reads }
+        Recorder {
+            inner,
+            schema,
+            reads: RefCell::new(Vec::new()),
+            writes: RefCell::new(Vec::new()),
+            queried: RefCell::new(Vec::new()),
+            record_reads,
+        }
     }
 
     fn read(&self, entity: EntityId, kind: &'static str, rows: u64, keys: Vec<Value>) {
@@ -369,6 +379,9 @@ impl Db for Recorder<'_> {
         filter: Option<&Expr>,
         eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError> {
+        if let (true, Some(f)) = (self.record_reads, filter) {
+            self.queried.borrow_mut().push(f.span);
+        }
         let v = self.inner.query(kind, entity, filter, eval)?;
         if self.record_reads {
             let (rows, keys) = match &v {
