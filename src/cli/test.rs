@@ -263,7 +263,7 @@ fn gaps(program: &Program, sources: &SourceMap, report: &CoverageReport) -> Vec<
                     .clauses
                     .iter()
                     .filter(|c| c.stopped > 0)
-                    .map(|c| format!("{} at {} {}", c.kind.keyword(), at(sources, c.span), n_times(c.stopped)))
+                    .map(|c| format!("the {} at {} ({})", c.kind.keyword(), at(sources, c.span), n_times(c.stopped)))
                     .collect();
                 let why = if stops.is_empty() { String::new() } else { format!(": stopped by {}", stops.join(", ")) };
                 out.push(Gap {
