@@ -72,6 +72,11 @@ fn the_authentik_examples_pass() {
     let out = herald(&["test", "examples/authentik/"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).ends_with(" passed, 0 failed\n"));
+    // The example tests cover every example rule, clause and guard.
+    let out = herald(&["test", "--coverage", "--format", "json", "examples/authentik/"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["coverage"]["gaps"], serde_json::json!([]), "{}", v["coverage"]);
+    assert_eq!(v["coverage"]["summary"]["complete"], true);
 }
 
 #[test]
