@@ -214,7 +214,7 @@ fn stateful_human(p: &Program, c: &ClauseTrace) -> Option<String> {
         (Step::Throttle(_), Some(n)) => Some(format!("throttle.suppressed = {}", show(p, n))),
         (Step::Throttle(_), None) => Some("the rule already fired for this key within the throttle's duration".into()),
         (Step::After(a), _) if !c.passed => Some(format!(
-            "no earlier `{}` event with the same key within {}",
+            "no earlier `{}` event that the clause accepts, with the same key, within {}",
             p.schema.event(a.event).name,
             crate::value::format_duration(i64::try_from(a.duration).unwrap_or(i64::MAX))
         )),

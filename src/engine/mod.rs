@@ -337,6 +337,18 @@ fn last_line(data: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// The event types some `after` clause records, by type index (shared with
+/// `replay`, whose trace and diff must forward the same events).
+pub(crate) fn recorded_types(program: &Program) -> Vec<bool> {
+    let mut recorded = vec![false; program.schema.events.len()];
+    for (_, a) in program.afters() {
+        if let Some(r) = recorded.get_mut(a.event.0 as usize) {
+            *r = true;
+        }
+    }
+    recorded
+}
+
 /// Output produced by an event, released after its transaction commits.
 #[derive(Default)]
 struct Pending {
@@ -811,14 +823,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     stderr: &mut E,
 ) -> Result<RunStats, RunError> {
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
-    // The event types some `after` clause records.
-    let mut recorded = vec![false; program.schema.events.len()];
-    for (_, a) in program.afters() {
-        if let Some(r) = recorded.get_mut(a.event.0 as usize) {
-            *r = true;
-        }
-    }
-    let recorded = Arc::new(recorded);
+    let recorded = Arc::new(recorded_types(&program));
     let max_line = opts.max_line.max(1);
     let mut reader = ChunkReader::with_max_line(input, max_line);
     let source_key = hash_hex(reader.first_line().map_err(RunError::Io)?);

@@ -101,6 +101,7 @@ pub fn trace(
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(program)));
     let mut decoder = Decoder::new(plan);
     let index = RuleIndex::new(program);
+    let recorded_types = super::recorded_types(program);
     let selected: Vec<RuleId> = program.rules.iter().filter(|r| opts.rules.contains(&r.name)).map(|r| r.id).collect();
     let last_line = opts.lines.iter().copied().max();
     let mut report = TraceReport::default();
@@ -171,7 +172,7 @@ pub fn trace(
         }
         // An event of a type some `after` clause watches is recorded even
         // when no rule takes it, as `run` records it.
-        let recorded = records(program, ev.event_type);
+        let recorded = records(&recorded_types, ev.event_type);
         if of_type.is_empty() && !report_it && !recorded {
             continue;
         }
@@ -310,9 +311,10 @@ pub fn trace(
     Ok(report)
 }
 
-/// Does some `after` clause watch events of this type?
-fn records(program: &Program, event_type: Option<crate::types::EventTypeId>) -> bool {
-    event_type.is_some_and(|t| program.afters().any(|(_, a)| a.event == t))
+/// Does some `after` clause watch events of this type? (`recorded`: from
+/// `super::recorded_types`, computed once per replay.)
+fn records(recorded: &[bool], event_type: Option<crate::types::EventTypeId>) -> bool {
+    event_type.is_some_and(|t| recorded.get(t.0 as usize).copied().unwrap_or(false))
 }
 
 fn push(report: &mut TraceReport, opts: &TraceOptions, et: EventTrace) {
@@ -455,6 +457,8 @@ struct SideRun<'a> {
     state: std::cell::RefCell<super::state::StateCache>,
     out: Vec<(RuleId, DiffOutcome)>,
     key: Option<String>,
+    /// The event types this side's `after` clauses record.
+    recorded: Vec<bool>,
 }
 
 impl<'a> SideRun<'a> {
@@ -470,6 +474,7 @@ impl<'a> SideRun<'a> {
             state: Default::default(),
             out: Vec::new(),
             key: None,
+            recorded: super::recorded_types(&side.program),
         }
     }
 
@@ -482,7 +487,7 @@ impl<'a> SideRun<'a> {
         self.side.matcher.matches(&ev, &mut self.scratch);
         // An event an `after` clause watches goes on to `apply` even when no
         // rule matched it, as `run`'s workers forward it to the writer.
-        Ok(!self.scratch.matched.is_empty() || records(&self.side.program, ev.event_type))
+        Ok(!self.scratch.matched.is_empty() || records(&self.recorded, ev.event_type))
     }
 
     /// Run the matched rules' clauses and actions on the scratch store.
