@@ -293,7 +293,8 @@ pub fn trace(
         }
         // An event that reached a stateful clause is recorded by `run`.
         touched |= db.stateful.get();
-        if any_matched {
+        // `run` dead-letters an event its writer gets (matched, or recorded) without an identity.
+        if any_matched || recorded {
             if let Err(e) = ev.identity() {
                 et.dead_letter = Some(e.to_string());
             }
