@@ -72,6 +72,11 @@ fn the_authentik_examples_pass() {
     let out = herald(&["test", "examples/authentik/"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     assert!(stdout(&out).ends_with(" passed, 0 failed\n"));
+    // The example tests cover every example rule, clause and guard.
+    let out = herald(&["test", "--coverage", "--format", "json", "examples/authentik/"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["coverage"]["gaps"], serde_json::json!([]), "{}", v["coverage"]);
+    assert_eq!(v["coverage"]["summary"]["complete"], true);
 }
 
 #[test]
@@ -96,4 +101,92 @@ fn run_ignores_test_items() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     // The test's `given` row is not in the store: nobody fired.
     assert!(out.stdout.is_empty());
+}
+
+const COVERED: &str = "tests/fixtures/suites/covered.herald";
+const GAPS: &str = "tests/fixtures/suites/gaps.herald";
+
+#[test]
+fn coverage_of_a_suite_that_covers_everything() {
+    let out = herald(&["test", "--coverage", COVERED]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("2 of 2 rules fired, 5 of 5 clauses reached, 2 of 2 guards"), "{text}");
+    insta::assert_snapshot!("coverage_complete_human", text);
+    let out = herald(&["test", "--coverage", "--format", "json", COVERED]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["coverage"]["summary"]["complete"], true);
+    assert_eq!(v["coverage"]["gaps"], serde_json::json!([]));
+    // Every clause was reached; the window stopped `burst` on the first
+    // event of each address and passed on the second.
+    let burst = &v["coverage"]["rules"][1];
+    assert_eq!(burst["rule"], "burst");
+    assert_eq!((burst["matched"].as_u64(), burst["fired"].as_u64()), (Some(6), Some(1)));
+    let window = &burst["clauses"][0];
+    assert_eq!(
+        (window["clause"].as_str(), window["passed"].as_u64(), window["stopped"].as_u64()),
+        (Some("window"), Some(2), Some(4))
+    );
+    insta::assert_snapshot!("coverage_complete_json", serde_json::to_string_pretty(&v["coverage"]).unwrap());
+}
+
+#[test]
+fn coverage_names_unreached_rules_and_one_sided_guards() {
+    let out = herald(&["test", "--coverage", GAPS]);
+    // The suite passes: gaps are reported, never a failure.
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    insta::assert_snapshot!("coverage_gaps_human", text);
+    let out = herald(&["test", "--coverage", "--format", "json", GAPS]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["coverage"];
+    let status: Vec<(&str, &str)> = c["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["rule"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("lock_on_failure", "fired"),
+            ("root_failure", "never_fired"),
+            ("service_failure", "never_matched"),
+            ("password_changed", "never_matched")
+        ]
+    );
+    let gaps: Vec<(&str, &str, Option<&str>)> = c["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["kind"].as_str().unwrap(), g["rule"].as_str().unwrap(), g["text"].as_str()))
+        .collect();
+    // The guard that only ever passed.
+    assert!(gaps.contains(&("guard_one_sided", "lock_on_failure", Some("guard let u = first User(username == who)"))));
+    // The clause and the query behind a guard that always stopped the rule.
+    assert!(gaps.contains(&("clause_not_reached", "root_failure", Some("guard exists Group(name == \"admins\")"))));
+    assert!(gaps.contains(&("clause_not_reached", "root_failure", Some("exists Group(name == \"admins\")"))));
+    // The rule no test reached: one gap for the rule, none per clause.
+    assert!(gaps.contains(&("rule_never_matched", "password_changed", None)));
+    assert_eq!(gaps.iter().filter(|g| g.1 == "password_changed").count(), 1);
+    insta::assert_snapshot!("coverage_gaps_json", serde_json::to_string_pretty(c).unwrap());
+}
+
+#[test]
+fn coverage_changes_neither_results_nor_exit_codes() {
+    for (suite, code) in [(PASSING, 0), (FAILING, 1), (GAPS, 0)] {
+        let plain = herald(&["test", suite]);
+        let covered = herald(&["test", "--coverage", suite]);
+        assert_eq!(plain.status.code(), Some(code));
+        assert_eq!(covered.status.code(), Some(code));
+        // The results come first, unchanged; the coverage section follows.
+        let (p, c) = (stdout(&plain), stdout(&covered));
+        assert!(c.starts_with(&p) && c[p.len()..].starts_with("\ncoverage: "), "{c}");
+        // Without the flag, the JSON has no `coverage` key.
+        let v: Value = serde_json::from_slice(&herald(&["test", "--format", "json", suite]).stdout).unwrap();
+        assert!(v.get("coverage").is_none());
+        let w: Value =
+            serde_json::from_slice(&herald(&["test", "--coverage", "--format", "json", suite]).stdout).unwrap();
+        assert_eq!(v["tests"], w["tests"]);
+    }
 }

@@ -12,6 +12,9 @@ use std::collections::BTreeSet;
 const POLICY: &str = "tests/trace_data/policy.herald";
 const EVENTS: &str = "tests/trace_data/events.ndjson";
 const NOW: &str = "2026-04-14T09:00:00Z";
+const TAKEOVER: &str = "examples/authentik/takeover_suspect.herald";
+const TAKEOVER_EVENTS: &str = "tests/runtime_data/takeover.ndjson";
+const BRUTE_FORCE: &str = "examples/authentik/brute_force.herald";
 
 fn store(tmp: &Tmp) -> String {
     let db = tmp.p("h.db");
@@ -63,6 +66,62 @@ fn trace_snapshots_for_each_way_a_rule_stops_and_for_a_firing() {
         let json: Value = serde_json::from_str(&trace(&db, line, rule, "json")).expect("trace JSON");
         insta::assert_json_snapshot!(format!("trace_{name}_json"), json);
     }
+}
+
+/// `n` failed sign-ins for one account, a minute apart.
+fn failures(n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "{{\"event_uuid\":\"00000000-0000-4000-8000-{i:012x}\",\"action\":\"login_failed\",\
+                 \"created\":\"2026-04-14T08:{i:02}:00Z\",\"client_ip\":\"10.0.0.9\",\"context\":{{\"username\":\"alice\"}}}}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn trace_snapshots_for_a_window_below_its_threshold_and_a_held_throttle() {
+    let tmp = Tmp::new();
+    let db = store(&tmp);
+    let events = tmp.write("failures.ndjson", failures(6));
+    let trace = |line: &str, format: &str| {
+        let args = [
+            "trace",
+            "--db",
+            &db,
+            "--events",
+            &events,
+            "--line",
+            line,
+            "--rule",
+            "brute_force",
+            "--now",
+            NOW,
+            "--format",
+            format,
+            BRUTE_FORCE,
+        ];
+        herald(&args, None).ok().stdout
+    };
+    // Line 3: three failures in the window, five needed.
+    let human = trace("3", "human");
+    assert!(human.contains("count = 3: `count >= 5` is false"), "{human}");
+    insta::assert_snapshot!("trace_window_below_threshold_human", human);
+    let json: Value = serde_json::from_str(&trace("3", "json")).unwrap();
+    let w = &json["events"][0]["rules"][0]["stopped_by"]["window"];
+    assert_eq!((w["value"].as_i64(), w["limit"].as_i64(), w["op"].as_str()), (Some(3), Some(5), Some(">=")));
+    insta::assert_json_snapshot!("trace_window_below_threshold_json", json);
+    // Line 5 fires (the window holds five); line 6 passes the window and
+    // is held back by the throttle.
+    let json: Value = serde_json::from_str(&trace("5", "json")).unwrap();
+    assert_eq!(json["events"][0]["rules"][0]["verdict"], "fired");
+    assert_eq!(json["events"][0]["rules"][0]["clauses"][1]["window"]["value"], 5);
+    assert_eq!(json["events"][0]["rules"][0]["clauses"][2]["throttle"]["suppressed"], 0);
+    let human = trace("6", "human");
+    assert!(human.contains("count = 6: `count >= 5` holds"), "{human}");
+    assert!(human.contains("already fired for this key"), "{human}");
+    insta::assert_snapshot!("trace_throttle_held_human", human);
 }
 
 #[test]
@@ -187,6 +246,9 @@ fn trace_verdicts_equal_run_firings_over_a_corpus() {
         (AUTHENTIK_EVENTS, AUTHENTIK_POLICIES.to_vec()),
         (&many, AUTHENTIK_POLICIES.to_vec()),
         (EVENTS, vec![POLICY]),
+        // `after`: trace must record the events the clause watches as `run`
+        // does, or the sequence never completes.
+        (TAKEOVER_EVENTS, vec![TAKEOVER]),
     ];
     for (i, (events, policies)) in corpus.iter().enumerate() {
         let a = store(&tmp);
@@ -323,4 +385,34 @@ fn diff_of_a_policy_with_itself_exits_zero_and_bad_input_exits_two() {
     let out = herald(&["diff", "--events", &events, POLICY, &bad], None).expect_code(2);
     assert!(out.stderr.contains("does not compile"), "{}", out.stderr);
     herald(&["diff", "--events", &tmp.p("nope.ndjson"), POLICY, POLICY], None).expect_code(2);
+}
+
+/// `after` in `diff`: the events the clause watches are recorded on each
+/// side as `run` records them, so the sequence rule's firings are `run`'s.
+#[test]
+fn diff_sees_after_rules_fire_where_run_does() {
+    let tmp = Tmp::new();
+    let db = store(&tmp);
+    let run_db = tmp.p("run.db");
+    load(&run_db, None, AUTHENTIK_FIXTURES);
+    let (r_fired, _) = ran(&run_db, TAKEOVER_EVENTS, &[TAKEOVER]);
+    let lines: BTreeSet<u64> = r_fired.iter().map(|(l, _)| *l).collect();
+    assert!(!lines.is_empty());
+    // Old: the same rule with a window too short for any pair in the input.
+    let old = std::fs::read_to_string(root().join(TAKEOVER)).unwrap().replace("within 15m", "within 1s");
+    let old = tmp.write("old.herald", old);
+    let out = herald(&["diff", "--db", &db, "--events", TAKEOVER_EVENTS, "--format", "json", &old, TAKEOVER], None)
+        .expect_code(1);
+    let j: Value = serde_json::from_str(&out.stdout).unwrap();
+    let t = &j["rules"]["takeover_suspect"];
+    assert_eq!((t["fired_old"].as_u64(), t["fired_new"].as_u64()), (Some(0), Some(lines.len() as u64)));
+    let differing: BTreeSet<u64> =
+        j["differences"].as_array().unwrap().iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(differing, lines);
+    // Against itself: the same firings on both sides, no difference.
+    let out =
+        herald(&["diff", "--db", &db, "--events", TAKEOVER_EVENTS, "--format", "json", TAKEOVER, TAKEOVER], None).ok();
+    let j: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(j["rules"]["takeover_suspect"]["fired_old"], lines.len() as u64);
+    assert_eq!(j["differing"], 0);
 }

@@ -8,7 +8,7 @@ use crate::engine::replay::{
 };
 use crate::engine::RunError;
 use crate::interp::trace::{ClauseTrace, Detail, Operand, Read};
-use crate::ir::Program;
+use crate::ir::{Program, Step};
 use crate::span::Span;
 use crate::store::ScratchStore;
 use crate::value::Value;
@@ -189,10 +189,58 @@ fn read_json(p: &Program, r: &Read) -> serde_json::Value {
         "keys": r.keys.iter().map(|k| val(p, k)).collect::<Vec<_>>()})
 }
 
+/// The step of a stateful clause, found by its span.
+fn step_at(p: &Program, span: Span) -> Option<&Step> {
+    p.rules.iter().flat_map(|r| &r.steps).find(|s| match s {
+        Step::Window(w) => w.span == span,
+        Step::Throttle(t) => t.span == span,
+        Step::After(a) => a.span == span,
+        _ => false,
+    })
+}
+
+/// What a window, throttle or `after` clause saw, for people: the count
+/// against the threshold, or why it stopped the rule.
+fn stateful_human(p: &Program, c: &ClauseTrace) -> Option<String> {
+    match (step_at(p, c.span)?, &c.seen) {
+        (Step::Window(w), Some(n)) => {
+            let what = if w.distinct.is_some() { "distinct" } else { "count" };
+            let verdict = if c.passed { "holds" } else { "is false" };
+            Some(format!("{what} = {}: `{what} {} {}` {verdict}", show(p, n), w.op.symbol(), w.limit))
+        }
+        (Step::Window(_), None) => {
+            Some("the event is too late for the window (before its latest event time minus its duration)".into())
+        }
+        (Step::Throttle(_), Some(n)) => Some(format!("throttle.suppressed = {}", show(p, n))),
+        (Step::Throttle(_), None) => Some("the rule already fired for this key within the throttle's duration".into()),
+        (Step::After(a), _) if !c.passed => Some(format!(
+            "no earlier `{}` event that the clause accepts, with the same key, within {}",
+            p.schema.event(a.event).name,
+            crate::value::format_duration(i64::try_from(a.duration).unwrap_or(i64::MAX))
+        )),
+        _ => None,
+    }
+}
+
 fn clause_json(p: &Program, c: &ClauseTrace) -> serde_json::Value {
-    json!({"clause": c.kind.keyword(), "at": at(p, c.span), "passed": c.passed,
+    let mut j = json!({"clause": c.kind.keyword(), "at": at(p, c.span), "passed": c.passed,
         "detail": c.detail.as_ref().map(|d| detail_json(p, d)),
-        "reads": c.reads.iter().map(|r| read_json(p, r)).collect::<Vec<_>>()})
+        "reads": c.reads.iter().map(|r| read_json(p, r)).collect::<Vec<_>>()});
+    // Stateful clauses say what they counted (only they have a key for it,
+    // so the other clauses' JSON is as before).
+    match (step_at(p, c.span), &c.seen) {
+        (Some(Step::Window(w)), seen) => {
+            j["window"] = json!({
+                "measure": if w.distinct.is_some() { "distinct" } else { "count" },
+                "value": seen.as_ref().map(|v| val(p, v)),
+                "op": w.op.symbol(), "limit": w.limit, "late": seen.is_none()});
+        }
+        (Some(Step::Throttle(_)), seen) => {
+            j["throttle"] = json!({"suppressed": seen.as_ref().map(|v| val(p, v)), "held": seen.is_none()});
+        }
+        _ => {}
+    }
+    j
 }
 
 fn rule_json(p: &Program, r: &RuleTrace) -> serde_json::Value {
@@ -303,6 +351,9 @@ pub fn trace_human(p: &Program, report: &TraceReport) -> String {
                 }
                 if let Some(d) = &c.detail {
                     detail_human(p, d, &mut out, "      ");
+                }
+                if let Some(note) = stateful_human(p, c) {
+                    let _ = writeln!(out, "      {note}");
                 }
             }
             if r.verdict == Verdict::Fired {

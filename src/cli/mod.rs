@@ -166,6 +166,10 @@ pub enum Command {
         /// Also write the results as JUnit XML to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Also report the rules, clauses and queries no test reached and the
+        /// guards that never both passed and stopped a rule (exit code unchanged).
+        #[arg(long)]
+        coverage: bool,
         /// Policy and test files, or directories of `.herald` files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -359,8 +363,8 @@ pub fn main() -> i32 {
             old: &old,
             new: &new,
         }),
-        Command::Test { schema, format, junit, files } => {
-            test::test(schema.as_deref(), format, junit.as_deref(), &files)
+        Command::Test { schema, format, junit, coverage, files } => {
+            test::test(schema.as_deref(), format, junit.as_deref(), coverage, &files)
         }
     }
 }

@@ -4,8 +4,10 @@
 
 use super::{load_sources, render, Format, UsageError, EXIT_COMPILE, EXIT_OK, EXIT_USAGE};
 use crate::compile;
+use crate::engine::coverage::{ClauseCoverage, CoverageReport, RuleCoverage, RuleStatus};
 use crate::engine::suite::{self, TestResult};
 use crate::engine::{InterpMatcher, Matcher};
+use crate::ir::Program;
 use crate::span::{SourceMap, Span};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -25,7 +27,7 @@ fn snippet(sources: &SourceMap, span: Span) -> String {
     text.lines().next().unwrap_or("").trim().to_string()
 }
 
-pub fn test(schema: Option<&str>, format: Format, junit: Option<&Path>, files: &[PathBuf]) -> i32 {
+pub fn test(schema: Option<&str>, format: Format, junit: Option<&Path>, coverage: bool, files: &[PathBuf]) -> i32 {
     let (mut sources, choice, ids) = match load_sources(schema, files) {
         Ok(x) => x,
         Err(UsageError(m)) => {
@@ -46,13 +48,33 @@ pub fn test(schema: Option<&str>, format: Format, junit: Option<&Path>, files: &
     // The interpreter is the reference semantics, and it costs nothing to
     // build: the same matcher serves every test.
     let matcher: Arc<dyn Matcher> = Arc::new(InterpMatcher::new(program.clone()));
-    let results = suite::run_tests(&program, &matcher, &compiled.tests);
+    let (results, cov) = if coverage {
+        let (r, c) = suite::run_tests_with_coverage(&program, &matcher, &compiled.tests);
+        (r, Some(c))
+    } else {
+        (suite::run_tests(&program, &matcher, &compiled.tests), None)
+    };
     let failed = results.iter().filter(|r| !r.passed()).count();
     let passed = results.len() - failed;
     let mut out = std::io::stdout().lock();
+    // Coverage is a report, never a verdict: it changes neither the results
+    // nor the exit code (a gap is for the author to judge, not for CI to
+    // fail on by surprise).
     let text = match format {
-        Format::Human => human(&sources, &results, passed, failed),
-        Format::Json => format!("{}\n", to_json(&sources, &results, passed, failed)),
+        Format::Human => {
+            let mut t = human(&sources, &results, passed, failed);
+            if let Some(c) = &cov {
+                t.push_str(&coverage_human(&program, &sources, c));
+            }
+            t
+        }
+        Format::Json => {
+            let mut j = to_json(&sources, &results, passed, failed);
+            if let Some(c) = &cov {
+                j["coverage"] = coverage_json(&program, &sources, c);
+            }
+            format!("{j}\n")
+        }
     };
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
@@ -162,4 +184,172 @@ pub fn junit_xml(sources: &SourceMap, results: &[TestResult], failed: usize) -> 
     }
     s.push_str("  </testsuite>\n</testsuites>\n");
     s
+}
+
+/// A clause's text for a report: its first line, spaces collapsed, cut at
+/// 60 characters.
+fn clause_text(sources: &SourceMap, span: Span) -> String {
+    let t = snippet(sources, span).split_whitespace().collect::<Vec<_>>().join(" ");
+    if t.chars().count() > 60 {
+        format!("{}...", t.chars().take(57).collect::<String>())
+    } else {
+        t
+    }
+}
+
+fn at(sources: &SourceMap, span: Span) -> String {
+    let (file, line, col) = place(sources, span);
+    format!("{file}:{line}:{col}")
+}
+
+fn n_times(n: u64) -> String {
+    if n == 1 {
+        "1 time".into()
+    } else {
+        format!("{n} times")
+    }
+}
+
+/// One coverage gap, as the human and JSON reports list it.
+struct Gap {
+    kind: &'static str,
+    rule: String,
+    span: Span,
+    /// The clause's text (empty for a rule).
+    text: String,
+    detail: String,
+}
+
+/// The gaps, rule by rule in declaration order: a rule that never fired
+/// (and why), then its clauses no test reached and its guards that went
+/// only one way. The clauses of a rule no event matched are all unreached;
+/// the rule's line says so once instead of listing each.
+fn gaps(program: &Program, sources: &SourceMap, report: &CoverageReport) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for r in &report.rules {
+        let rule = program.rule(r.rule);
+        let errors = if r.errors > 0 { format!("; failed {} (rule errors)", n_times(r.errors)) } else { String::new() };
+        match r.status() {
+            RuleStatus::Fired => {}
+            RuleStatus::NeverMatched => out.push(Gap {
+                kind: "rule_never_matched",
+                rule: rule.name.clone(),
+                span: rule.name_span,
+                text: String::new(),
+                detail: format!(
+                    "never matched: {} ({}){errors}",
+                    match (r.events_of_type, &rule.matcher.events) {
+                        (0, crate::ir::MatchEvents::Types(ts)) => {
+                            let names: Vec<String> =
+                                ts.iter().map(|t| format!("`{}`", program.schema.event(*t).name)).collect();
+                            format!("no test has an event of its type ({})", names.join(" or "))
+                        }
+                        (0, crate::ir::MatchEvents::Any) => "no test has an event".to_string(),
+                        (n, _) => format!(
+                            "its `match` at {} was false on all {n} test event{} of its type",
+                            at(sources, rule.matcher.span),
+                            if n == 1 { "" } else { "s" }
+                        ),
+                    },
+                    match r.clauses.len() {
+                        0 => "it has no other clause".to_string(),
+                        1 => "so its 1 clause was not reached".to_string(),
+                        n => format!("so none of its {n} clauses was reached"),
+                    }
+                ),
+            }),
+            RuleStatus::NeverFired => {
+                let stops: Vec<String> = r
+                    .clauses
+                    .iter()
+                    .filter(|c| c.stopped > 0)
+                    .map(|c| format!("the {} at {} ({})", c.kind.keyword(), at(sources, c.span), n_times(c.stopped)))
+                    .collect();
+                let why = if stops.is_empty() { String::new() } else { format!(": stopped by {}", stops.join(", ")) };
+                out.push(Gap {
+                    kind: "rule_never_fired",
+                    rule: rule.name.clone(),
+                    span: rule.name_span,
+                    text: String::new(),
+                    detail: format!("matched {}, never fired{why}{errors}", n_times(r.matched)),
+                });
+            }
+        }
+        if r.status() == RuleStatus::NeverMatched {
+            continue;
+        }
+        for c in &r.clauses {
+            let gap = |kind, detail| Gap {
+                kind,
+                rule: rule.name.clone(),
+                span: c.span,
+                text: clause_text(sources, c.span),
+                detail,
+            };
+            if c.reached() == 0 {
+                let what = if c.kind.keyword() == "query" { "never evaluated" } else { "never reached" };
+                out.push(gap("clause_not_reached", what.to_string()));
+            } else if c.kind.is_guard() && c.stopped == 0 {
+                out.push(gap("guard_one_sided", format!("passed {}, never stopped the rule", n_times(c.passed))));
+            } else if c.kind.is_guard() && c.passed == 0 {
+                out.push(gap("guard_one_sided", format!("stopped the rule {}, never passed", n_times(c.stopped))));
+            }
+        }
+    }
+    out
+}
+
+pub fn coverage_human(program: &Program, sources: &SourceMap, report: &CoverageReport) -> String {
+    let mut s = format!(
+        "\ncoverage: {} of {} rules fired, {} of {} clauses reached, {} of {} guards both passed and stopped a rule\n",
+        report.rules_fired(),
+        report.rules.len(),
+        report.clauses_reached(),
+        report.clause_count(),
+        report.guards_both(),
+        report.guard_count()
+    );
+    let gaps = gaps(program, sources, report);
+    if gaps.is_empty() {
+        s.push_str("  nothing left uncovered\n");
+    }
+    for g in gaps {
+        if g.text.is_empty() {
+            s.push_str(&format!("  rule {} ({}): {}\n", g.rule, at(sources, g.span), g.detail));
+        } else {
+            s.push_str(&format!("  {}: `{}` (rule {}): {}\n", at(sources, g.span), g.text, g.rule, g.detail));
+        }
+    }
+    s
+}
+
+fn clause_json(sources: &SourceMap, c: &ClauseCoverage) -> serde_json::Value {
+    json!({"clause": c.kind.keyword(), "at": at(sources, c.span), "text": clause_text(sources, c.span),
+           "reached": c.reached(), "passed": c.passed, "stopped": c.stopped})
+}
+
+fn rule_json(program: &Program, sources: &SourceMap, r: &RuleCoverage) -> serde_json::Value {
+    let rule = program.rule(r.rule);
+    json!({"rule": rule.name, "at": at(sources, rule.name_span), "status": r.status().as_str(),
+           "events_of_type": r.events_of_type, "matched": r.matched, "fired": r.fired, "errors": r.errors,
+           "clauses": r.clauses.iter().map(|c| clause_json(sources, c)).collect::<Vec<_>>()})
+}
+
+pub fn coverage_json(program: &Program, sources: &SourceMap, report: &CoverageReport) -> serde_json::Value {
+    let gaps: Vec<serde_json::Value> = gaps(program, sources, report)
+        .into_iter()
+        .map(|g| {
+            json!({"kind": g.kind, "rule": g.rule, "at": at(sources, g.span),
+                   "text": if g.text.is_empty() { serde_json::Value::Null } else { json!(g.text) },
+                   "detail": g.detail})
+        })
+        .collect();
+    json!({
+        "summary": {"rules": report.rules.len(), "rules_fired": report.rules_fired(),
+                    "clauses": report.clause_count(), "clauses_reached": report.clauses_reached(),
+                    "guards": report.guard_count(), "guards_both_ways": report.guards_both(),
+                    "complete": report.complete()},
+        "rules": report.rules.iter().map(|r| rule_json(program, sources, r)).collect::<Vec<_>>(),
+        "gaps": gaps,
+    })
 }

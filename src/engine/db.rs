@@ -2,9 +2,11 @@
 
 use super::batch::Batch;
 use super::state::StateCache;
+use crate::decode::Decoded;
 use crate::diag::RuntimeError;
-use crate::interp::{Db, WindowAnswer};
+use crate::interp::{self, Db, Env, WindowAnswer};
 use crate::ir::{Expr, QueryKind, StateSlot};
+use crate::ir::{Program, Rule};
 use crate::store::{NotificationRow, PendingAppend, Store};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
@@ -176,6 +178,42 @@ impl<'a> RuleStore<'a> {
         } else {
             self.store.rollback_to(SAVEPOINT)
         }
+    }
+}
+
+impl RuleStore<'_> {
+    /// Record `ev` for every `after` clause that watches its type, as an
+    /// entry of the clause's state (each in a savepoint of its own). Called
+    /// after the event's rules ran, so an event never completes a sequence
+    /// with itself. This is the one definition of what `after` remembers:
+    /// `run`'s writer and the dry replays of `trace` and `diff` all call it,
+    /// so they agree on which sequences complete.
+    ///
+    /// A clause whose `where` or join key fails on the event is a rule error
+    /// of the clause's rule, returned (in declaration order) for the caller
+    /// to record; a store failure is `Err`.
+    pub(super) fn record_afters<'p>(
+        &self,
+        program: &'p Program,
+        ev: &Decoded<'_>,
+        env: &mut Env,
+    ) -> Result<Vec<(&'p Rule, RuntimeError)>, RuntimeError> {
+        let mut errors = Vec::new();
+        for (rule, a) in program.afters() {
+            if ev.event_type != Some(a.event) {
+                continue;
+            }
+            let entry = interp::after_entry(program, rule, a, ev, env).and_then(|e| Ok(e.zip(ev.event_time()?)));
+            match entry {
+                Ok(Some(((k, json), t))) => {
+                    self.after_record(&rule.name, a.slot, &k, t, a.duration, &json)?;
+                    self.finish(true)?;
+                }
+                Ok(None) => {}
+                Err(err) => errors.push((rule, err)),
+            }
+        }
+        Ok(errors)
     }
 }
 

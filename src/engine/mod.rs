@@ -16,6 +16,7 @@
 //! - a non-matching event allocates nothing and touches no store.
 
 mod batch;
+pub mod coverage;
 mod db;
 #[cfg(test)]
 mod db_tests;
@@ -34,7 +35,6 @@ pub use crate::matcher::{InterpMatcher, MatchScratch, Matcher, RuleIndex};
 
 pub use reader::DEFAULT_MAX_LINE;
 
-use crate::interp::Db as _;
 use db::RuleStore;
 use hash::{hex64, Xxh64};
 use reader::{Chunk, ChunkReader, RAW_PREFIX};
@@ -106,6 +106,9 @@ pub struct RunOptions {
     pub on_progress: Option<Box<dyn FnMut(u64) + Send>>,
     /// How dead-letter, rule-error and `log` lines are written.
     pub log_format: crate::logfmt::LogFormat,
+    /// Count each matched rule's clause verdicts and queries here (`herald
+    /// test --coverage`); `None` in every other run.
+    pub coverage: Option<Arc<Mutex<coverage::Coverage>>>,
 }
 
 impl Default for RunOptions {
@@ -131,6 +134,7 @@ impl Default for RunOptions {
             idle_commit: IDLE_COMMIT,
             on_progress: None,
             log_format: crate::logfmt::LogFormat::Human,
+            coverage: None,
         }
     }
 }
@@ -343,6 +347,18 @@ fn firing_line(out: &mut Vec<u8>, event_key: &str, rule: &str, line: u64) {
     out.extend_from_slice(b",\"rule\":");
     let _ = serde_json::to_writer(&mut *out, rule);
     let _ = writeln!(out, ",\"line\":{line}}}");
+}
+
+/// The event types some `after` clause records, by type index (shared with
+/// `replay`, whose trace and diff must forward the same events).
+pub(crate) fn recorded_types(program: &Program) -> Vec<bool> {
+    let mut recorded = vec![false; program.schema.events.len()];
+    for (_, a) in program.afters() {
+        if let Some(r) = recorded.get_mut(a.event.0 as usize) {
+            *r = true;
+        }
+    }
+    recorded
 }
 
 /// Output produced by an event, released after its transaction commits.
@@ -586,8 +602,17 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // One clock reading per event for its rows' times.
         let at = now_nanos();
         let key: Arc<str> = Arc::from(key);
-        let interp =
-            Interp { program: self.program, event: &ev, db: &db, now: self.opts.now.unwrap_or_else(now_nanos) };
+        // Under `--coverage`, rules read through the tracing wrapper, which
+        // tells which filtered queries ran.
+        let cov = self.opts.coverage.clone();
+        let cov = cov.as_deref().map(|c| c.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let recorder = interp::trace::Recorder::new(&db, &self.program.schema, true);
+        let interp = Interp {
+            program: self.program,
+            event: &ev,
+            db: if cov.is_some() { &recorder } else { &db },
+            now: self.opts.now.unwrap_or_else(now_nanos),
+        };
         let mut touched = false;
         let mut fired = false;
         for (id, match_error) in matched {
@@ -611,7 +636,11 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             // The interpreter produces the effects; they are checked and
             // applied here, in the same savepoint as the rule's entity writes
             // (notifications in the rule's buffer, see `engine::batch`).
-            let outcome = interp::run_rule(&interp, rule, &mut self.env, &mut out).and_then(|o| {
+            let outcome = match &cov {
+                Some(c) => c.run_rule(&recorder, &interp, rule, &mut self.env, &mut out),
+                None => interp::run_rule(&interp, rule, &mut self.env, &mut out),
+            };
+            let outcome = outcome.and_then(|o| {
                 if o == Outcome::Fired {
                     let mut target = effects::Target {
                         db: &db,
@@ -663,23 +692,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // event never completes a sequence with itself. Not under
         // `--backfill`: the event was recorded when first processed.
         if backfill_of.is_none() {
-            for (rule, a) in self.program.afters() {
-                if ev.event_type != Some(a.event) {
-                    continue;
-                }
-                let entry = interp::after_entry(self.program, rule, a, &ev, &mut self.env)
-                    .and_then(|e| Ok(e.zip(ev.event_time()?)));
-                match entry {
-                    Ok(Some(((k, json), t))) => {
-                        db.after_record(&rule.name, a.slot, &k, t, a.duration, &json)?;
-                        db.finish(true)?;
-                    }
-                    Ok(None) => {}
-                    Err(err) => {
-                        self.rule_error(&rule.name, &key, line_no, &err)?;
-                        touched = true;
-                    }
-                }
+            for (rule, err) in db.record_afters(self.program, &ev, &mut self.env)? {
+                self.rule_error(&rule.name, &key, line_no, &err)?;
+                touched = true;
             }
         }
         touched |= db.stateful.get();
@@ -853,14 +868,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     stderr: &mut E,
 ) -> Result<RunStats, RunError> {
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
-    // The event types some `after` clause records.
-    let mut recorded = vec![false; program.schema.events.len()];
-    for (_, a) in program.afters() {
-        if let Some(r) = recorded.get_mut(a.event.0 as usize) {
-            *r = true;
-        }
-    }
-    let recorded = Arc::new(recorded);
+    let recorded = Arc::new(recorded_types(&program));
     let max_line = opts.max_line.max(1);
     let mut reader = ChunkReader::with_max_line(input, max_line);
     let source_key = hash_hex(reader.first_line().map_err(RunError::Io)?);

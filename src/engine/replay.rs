@@ -101,6 +101,7 @@ pub fn trace(
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(program)));
     let mut decoder = Decoder::new(plan);
     let index = RuleIndex::new(program);
+    let recorded_types = super::recorded_types(program);
     let selected: Vec<RuleId> = program.rules.iter().filter(|r| opts.rules.contains(&r.name)).map(|r| r.id).collect();
     let last_line = opts.lines.iter().copied().max();
     let mut report = TraceReport::default();
@@ -169,7 +170,10 @@ pub fn trace(
             // Nothing more will be reported: only count.
             continue;
         }
-        if of_type.is_empty() && !report_it {
+        // An event of a type some `after` clause watches is recorded even
+        // when no rule takes it, as `run` records it.
+        let recorded = records(&recorded_types, ev.event_type);
+        if of_type.is_empty() && !report_it && !recorded {
             continue;
         }
         let now = opts.now.unwrap_or_else(now_nanos);
@@ -270,9 +274,29 @@ pub fn trace(
                 et.rules.push(rt);
             }
         }
+        // Then the `after` clauses record it, exactly as `run`'s writer
+        // does (same function; not for an event `run` would dead-letter).
+        if key.is_some() && recorded {
+            for (rule, e) in db.record_afters(program, &ev, &mut env)? {
+                touched = true;
+                // Reported on the event like any other rule error of the rule
+                // (its clauses did not run on this event: it only watched it).
+                if wanted && (selected.is_empty() || selected.contains(&rule.id)) {
+                    et.rules.push(RuleTrace {
+                        rule: rule.id,
+                        verdict: Verdict::Error(e),
+                        clauses: Vec::new(),
+                        bindings: Vec::new(),
+                        effects: Vec::new(),
+                        writes: Vec::new(),
+                    });
+                }
+            }
+        }
         // An event that reached a stateful clause is recorded by `run`.
         touched |= db.stateful.get();
-        if any_matched {
+        // `run` dead-letters an event its writer gets (matched, or recorded) without an identity.
+        if any_matched || recorded {
             if let Err(e) = ev.identity() {
                 et.dead_letter = Some(e.to_string());
             }
@@ -282,12 +306,18 @@ pub fn trace(
                 seen.insert(k);
             }
         }
-        if report_it {
+        if report_it || (wanted && !et.rules.is_empty()) {
             push(&mut report, opts, et);
         }
     }
     store.rollback()?;
     Ok(report)
+}
+
+/// Does some `after` clause watch events of this type? (`recorded`: from
+/// `super::recorded_types`, computed once per replay.)
+fn records(recorded: &[bool], event_type: Option<crate::types::EventTypeId>) -> bool {
+    event_type.is_some_and(|t| recorded.get(t.0 as usize).copied().unwrap_or(false))
 }
 
 fn push(report: &mut TraceReport, opts: &TraceOptions, et: EventTrace) {
@@ -430,6 +460,8 @@ struct SideRun<'a> {
     state: std::cell::RefCell<super::state::StateCache>,
     out: Vec<(RuleId, DiffOutcome)>,
     key: Option<String>,
+    /// The event types this side's `after` clauses record.
+    recorded: Vec<bool>,
 }
 
 impl<'a> SideRun<'a> {
@@ -445,6 +477,7 @@ impl<'a> SideRun<'a> {
             state: Default::default(),
             out: Vec::new(),
             key: None,
+            recorded: super::recorded_types(&side.program),
         }
     }
 
@@ -455,7 +488,9 @@ impl<'a> SideRun<'a> {
         self.scratch.matched.clear();
         let ev = self.match_decoder.decode_match(line).map_err(|e| e.to_string())?;
         self.side.matcher.matches(&ev, &mut self.scratch);
-        Ok(!self.scratch.matched.is_empty())
+        // An event an `after` clause watches goes on to `apply` even when no
+        // rule matched it, as `run`'s workers forward it to the writer.
+        Ok(!self.scratch.matched.is_empty() || records(&self.recorded, ev.event_type))
     }
 
     /// Run the matched rules' clauses and actions on the scratch store.
@@ -529,6 +564,10 @@ impl<'a> SideRun<'a> {
                     self.out.push((*id, DiffOutcome::Error(e.code.as_str().into(), e.message.clone())));
                 }
             }
+        }
+        for (rule, e) in db.record_afters(program, &ev, &mut self.env)? {
+            touched = true;
+            self.out.push((rule.id, DiffOutcome::Error(e.code.as_str().into(), e.message.clone())));
         }
         touched |= db.stateful.get();
         if touched {

@@ -10,6 +10,7 @@
 //!
 //! The program and its matcher are built once and shared by every test.
 
+use super::coverage::{Coverage, CoverageReport};
 use super::{Observed, RunOptions};
 use crate::effect::Effect;
 use crate::interp::{EventView, Interp};
@@ -56,7 +57,21 @@ impl EventView for NoEvent {
 
 /// Run every test of `tests` against `program`, in order.
 pub fn run_tests(program: &Arc<Program>, matcher: &Arc<dyn Matcher>, tests: &[Test]) -> Vec<TestResult> {
-    tests.iter().map(|t| run_test(program, matcher, t)).collect()
+    tests.iter().map(|t| run_test(program, matcher, t, None)).collect()
+}
+
+/// [`run_tests`], also counting which rules, clauses and queries the tests
+/// reached (`herald test --coverage`). The results are the same as
+/// without coverage: the counting only observes.
+pub fn run_tests_with_coverage(
+    program: &Arc<Program>,
+    matcher: &Arc<dyn Matcher>,
+    tests: &[Test],
+) -> (Vec<TestResult>, CoverageReport) {
+    let cov = Arc::new(Mutex::new(Coverage::new()));
+    let results = tests.iter().map(|t| run_test(program, matcher, t, Some(&cov))).collect();
+    let report = cov.lock().unwrap_or_else(std::sync::PoisonError::into_inner).report(program);
+    (results, report)
 }
 
 fn setup_failure(t: &Test, expected: &str, actual: String) -> TestResult {
@@ -79,7 +94,12 @@ fn fixtures(t: &Test) -> J {
     J::Object(doc)
 }
 
-pub fn run_test(program: &Arc<Program>, matcher: &Arc<dyn Matcher>, t: &Test) -> TestResult {
+pub fn run_test(
+    program: &Arc<Program>,
+    matcher: &Arc<dyn Matcher>,
+    t: &Test,
+    coverage: Option<&Arc<Mutex<Coverage>>>,
+) -> TestResult {
     let mut store = match Store::open_in_memory(program.schema.clone()) {
         Ok(s) => s,
         Err(e) => return setup_failure(t, "a fresh in-memory store", e.to_string()),
@@ -101,6 +121,7 @@ pub fn run_test(program: &Arc<Program>, matcher: &Arc<dyn Matcher>, t: &Test) ->
         workers: 1,
         now: Some(now),
         on_observe: Some(Box::new(move |o| sink.lock().expect("observer lock").push(o))),
+        coverage: coverage.cloned(),
         ..RunOptions::default()
     };
     let run = super::run(
@@ -116,6 +137,24 @@ pub fn run_test(program: &Arc<Program>, matcher: &Arc<dyn Matcher>, t: &Test) ->
         return setup_failure(t, "the events to run", e.to_string());
     }
     let seen = std::mem::take(&mut *seen.lock().expect("observer lock"));
+    if let Some(cov) = coverage {
+        let cov = cov.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(d) = &program.schema.discriminator {
+            for (e, _) in &t.events {
+                if let Some(name) = e.get(d).and_then(J::as_str) {
+                    cov.event(name);
+                }
+            }
+        }
+        let id = |name: &str| program.rules.iter().find(|r| r.name == name).map(|r| r.id);
+        for o in &seen {
+            match o {
+                Observed::Fired { rule, .. } => id(rule).into_iter().for_each(|r| cov.fired(r)),
+                Observed::RuleError { rule, .. } => id(rule).into_iter().for_each(|r| cov.error(r)),
+                Observed::DeadLetter { .. } => {}
+            }
+        }
+    }
     let failures = t
         .expects
         .iter()

@@ -125,6 +125,10 @@ pub struct ClauseTrace {
     pub detail: Option<Detail>,
     /// Store reads made while the clause ran.
     pub reads: Vec<Read>,
+    /// What a stateful clause counted: a window's count (or distinct
+    /// count), a throttle's `suppressed` when it passed. `None` for other
+    /// clauses, and for a window that refused a late event.
+    pub seen: Option<Value>,
 }
 
 /// Hooks into [`run_rule_observed`]. The unit observer is `run_rule`.
@@ -166,6 +170,7 @@ pub fn trace_match(
         passed: false,
         detail: None,
         reads: Vec::new(),
+        seen: None,
     };
     if !meets_type(rule, event_type) {
         let expected = match &rule.matcher.events {
@@ -282,7 +287,18 @@ impl Observer for Tracer<'_> {
                 value: Operand { span, path: None, value: value.cloned().unwrap_or(Value::Absent) },
             });
         }
-        self.clauses.push(ClauseTrace { kind, span, passed, detail: if passed { None } else { detail }, reads: new });
+        let seen = match kind {
+            ClauseKind::Window | ClauseKind::Throttle => value.cloned(),
+            _ => None,
+        };
+        self.clauses.push(ClauseTrace {
+            kind,
+            span,
+            passed,
+            detail: if passed { None } else { detail },
+            reads: new,
+            seen,
+        });
     }
 }
 
@@ -293,13 +309,23 @@ pub struct Recorder<'a> {
     pub schema: &'a Schema,
     pub reads: RefCell<Vec<Read>>,
     pub writes: RefCell<Vec<Write>>,
+    /// The filters of the queries run (by span), recorded before the query
+    /// runs, so one that fails counts as reached (`herald test --coverage`).
+    pub queried: RefCell<Vec<Span>>,
     /// Record reads too (a trace); a diff needs only the writes.
     pub record_reads: bool,
 }
 
 impl<'a> Recorder<'a> {
     pub fn new(inner: &'a dyn Db, schema: &'a Schema, record_reads: bool) -> Recorder<'a> {
-        Recorder { inner, schema, reads: RefCell::new(Vec::new()), writes: RefCell::new(Vec::new()), record_reads }
+        Recorder {
+            inner,
+            schema,
+            reads: RefCell::new(Vec::new()),
+            writes: RefCell::new(Vec::new()),
+            queried: RefCell::new(Vec::new()),
+            record_reads,
+        }
     }
 
     fn read(&self, entity: EntityId, kind: &'static str, rows: u64, keys: Vec<Value>) {
@@ -353,6 +379,9 @@ impl Db for Recorder<'_> {
         filter: Option<&Expr>,
         eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError> {
+        if let (true, Some(f)) = (self.record_reads, filter) {
+            self.queried.borrow_mut().push(f.span);
+        }
         let v = self.inner.query(kind, entity, filter, eval)?;
         if self.record_reads {
             let (rows, keys) = match &v {
