@@ -232,6 +232,15 @@ impl Decoder {
         self.event_type = None;
         self.type_name = (0, 0);
         self.root_inst = 0;
+        if mode == MODE_MATCH {
+            if let Some((t, vs, ve)) = skim(plan, &mut self.st.keybuf, line) {
+                self.type_name = ((vs + 1) as u64, (ve - vs - 2) as u64);
+                self.event_type = (t < plan.n_types - 1).then_some(EventTypeId(t as u32));
+                self.type_index = t;
+                self.filled = Some((t, MODE_MATCH));
+                return Ok(());
+            }
+        }
         let out = match scan::scan(plan, &mut self.st, line, mode, true) {
             Err(ScanErr::Rescan) => scan::scan(plan, &mut self.st, line, mode, false),
             r => r,
@@ -280,6 +289,35 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// The fast path of `decode_match` for an event whose type has no path to
+/// decode (no rule names it, or its rules read nothing): find the
+/// discriminator's value with a substring search, and when that names such
+/// a type, only validate the line ([`scan::validate`], which also confirms
+/// that the value found is the last top-level one). Returns the type index
+/// and the span of the value (quotes included); `None` leaves everything to
+/// the full scan, which decides by the same rules: a key spelled with
+/// escapes or with spaces around its colon, a nested `"action":` before the
+/// real one, a repeated key, and every error go that way.
+///
+/// Validation is not skipped: a malformed line of any type is still a dead
+/// letter (LANGUAGE.md), so what this saves is the full scan's key lookups
+/// and records, not the reading of the line.
+fn skim(plan: &DecodePlan, keybuf: &mut Vec<u8>, line: &[u8]) -> Option<(usize, usize, usize)> {
+    let finder = plan.disc_finder.as_ref()?;
+    let vs = finder.find(line)? + finder.needle().len();
+    if line.get(vs) != Some(&b'"') {
+        return None;
+    }
+    let Ok((ve, false)) = scan::string_end(line, vs + 1) else {
+        return None;
+    };
+    let t = plan.types.get(&line[vs + 1..ve - 1]).map_or(plan.n_types - 1, |t| t as usize);
+    if !plan.per_type[t].match_.is_empty() {
+        return None;
+    }
+    (scan::validate(line, &plan.disc_key, keybuf)? == vs).then_some((t, vs, ve))
 }
 
 fn kind_name(c: u8) -> &'static str {

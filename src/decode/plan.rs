@@ -54,11 +54,27 @@ impl PlanSpec {
                 }
             });
         }
-        // An `after` clause's recorder reads the earlier event in full.
+        // An `after` clause's recorder reads the earlier event in full; the
+        // workers test its condition (`matcher::after_conditions`), so the
+        // paths and literals of that condition are match paths of the
+        // earlier type.
         for (_, a) in program.afters() {
             if let Some(l) = full_paths.get_mut(a.event.0 as usize) {
                 l.extend(a.record_paths());
             }
+            if let Some(l) = match_paths.get_mut(a.event.0 as usize) {
+                a.matcher.cond.walk(&mut |e| {
+                    if let ExprKind::Event(p) = e.kind {
+                        l.push(p);
+                    }
+                });
+                l.extend(a.matcher.bindings.iter().map(|(_, p)| *p));
+            }
+            a.matcher.cond.walk(&mut |e| {
+                if let ExprKind::Lit(v) = &e.kind {
+                    collect_strs(v, &mut literals);
+                }
+            });
         }
         for l in match_paths.iter_mut().chain(full_paths.iter_mut()) {
             l.sort();
@@ -156,6 +172,11 @@ pub struct DecodePlan {
     /// The trie node of the discriminator (a child of the root).
     pub(crate) disc_node: Option<u32>,
     pub(crate) per_type: Vec<TypePlan>,
+    /// The discriminator's key as compact JSON writes it (`"action":`), to
+    /// find its value before scanning (see `Decoder::skim`).
+    pub(crate) disc_finder: Option<memchr::memmem::Finder<'static>>,
+    /// The discriminator's name.
+    pub(crate) disc_key: Box<[u8]>,
 }
 
 impl DecodePlan {
@@ -264,6 +285,11 @@ impl DecodePlan {
             }
         }
 
+        let disc_finder = schema.discriminator.as_ref().map(|d| {
+            let key = serde_json::to_string(d).unwrap_or_default() + ":";
+            memchr::memmem::Finder::new(key.as_bytes()).into_owned()
+        });
+        let disc_key = schema.discriminator.as_deref().unwrap_or_default().as_bytes().into();
         DecodePlan {
             schema,
             paths,
@@ -278,6 +304,8 @@ impl DecodePlan {
             child_mask,
             disc_node,
             per_type,
+            disc_finder,
+            disc_key,
         }
     }
 

@@ -296,6 +296,110 @@ fn child(plan: &DecodePlan, node: u32, key: &[u8]) -> u32 {
     NONE
 }
 
+/// Check that a line is exactly one valid JSON object (the same grammar as
+/// [`scan`], depth limit included) and find where the value of its last
+/// top-level key `key` starts: the only thing an event needs when no
+/// `match` clause of its type reads a path.
+///
+/// `None` for anything else (invalid JSON, not an object, no such key): the
+/// caller then runs [`scan`], which gives the precise error. Nothing is
+/// recorded, no key is looked up below the top level, and the container
+/// stack is a bit set, so this is the scanner's inner loop alone.
+pub(crate) fn validate(b: &[u8], key: &[u8], keybuf: &mut Vec<u8>) -> Option<usize> {
+    let n = b.len();
+    // Bit 0: the innermost open container is an object; one bit per level.
+    let mut stack: u128 = 0;
+    let mut depth = 0usize;
+    let mut found = None;
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut need_key = false;
+    // The value about to be read is that of a top-level `key`.
+    let mut is_key = false;
+    'value: loop {
+        if need_key {
+            i = ws(b, i);
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let ks = i + 1;
+            let (ke, esc) = string_end(b, ks).ok()?;
+            i = ws(b, ke);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = ws(b, i + 1);
+            if depth == 1 {
+                let raw = &b[ks..ke - 1];
+                is_key = if esc {
+                    keybuf.clear();
+                    unescape(raw, keybuf);
+                    **keybuf == *key
+                } else {
+                    raw == key
+                };
+            }
+        }
+        let c = *b.get(i)?;
+        if is_key {
+            is_key = false;
+            found = Some(i);
+        }
+        match c {
+            b'{' | b'[' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                let obj = c == b'{';
+                depth += 1;
+                stack = stack << 1 | obj as u128;
+                i = ws(b, i + 1);
+                let close = if obj { b'}' } else { b']' };
+                if b.get(i) != Some(&close) {
+                    need_key = obj;
+                    continue 'value;
+                }
+            }
+            b'"' => i = string_end(b, i + 1).ok()?.0,
+            b'-' | b'0'..=b'9' => {
+                let mut wide = false;
+                i = number_end(b, i, &mut wide).ok()?;
+            }
+            b't' if b[i..].starts_with(b"true") => i += 4,
+            b'f' if b[i..].starts_with(b"false") => i += 5,
+            b'n' if b[i..].starts_with(b"null") => i += 4,
+            _ => return None,
+        }
+        // After a value: commas and closers.
+        loop {
+            i = ws(b, i);
+            if depth == 0 {
+                break 'value;
+            }
+            let obj = stack & 1 != 0;
+            match b.get(i) {
+                Some(b',') => {
+                    i = ws(b, i + 1);
+                    need_key = obj;
+                    continue 'value;
+                }
+                Some(b'}') if obj => {}
+                Some(b']') if !obj => {}
+                _ => return None,
+            }
+            i += 1;
+            depth -= 1;
+            stack >>= 1;
+        }
+    }
+    if i != n {
+        return None;
+    }
+    found
+}
+
 /// Scan one line. `mode` picks which paths to track; with `specialize`, once
 /// the discriminator is read only the paths of that event type are tracked.
 pub(crate) fn scan(
