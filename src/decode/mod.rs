@@ -181,6 +181,8 @@ pub struct Decoder {
     /// [`DecodeError::Type`]); empty for a well-formed event, so decoding
     /// one allocates nothing here.
     contras: Vec<DecodeError>,
+    /// The current event was skimmed (see [`skim`]): nothing was recorded.
+    skimmed: bool,
 }
 
 impl Decoder {
@@ -198,6 +200,7 @@ impl Decoder {
             event_type: None,
             type_name: (0, 0),
             contras: Vec::new(),
+            skimmed: false,
         }
     }
 
@@ -232,12 +235,14 @@ impl Decoder {
         self.event_type = None;
         self.type_name = (0, 0);
         self.root_inst = 0;
+        self.skimmed = false;
         if mode == MODE_MATCH {
             if let Some((t, vs, ve)) = skim(plan, &mut self.st.keybuf, line) {
                 self.type_name = ((vs + 1) as u64, (ve - vs - 2) as u64);
                 self.event_type = (t < plan.n_types - 1).then_some(EventTypeId(t as u32));
                 self.type_index = t;
                 self.filled = Some((t, MODE_MATCH));
+                self.skimmed = true;
                 return Ok(());
             }
         }
@@ -461,6 +466,13 @@ impl<'a> Decoded<'a> {
     /// type is an error.
     pub fn identity(&self) -> Result<String, DecodeError> {
         let dec = self.dec;
+        if dec.skimmed && dec.plan.identity_path.is_some() {
+            // Nothing was recorded: decode the line again, in full. The
+            // engine asks for identities only after `decode_full`, so this
+            // allocation is off the path of events that match nothing.
+            let mut again = Decoder::new(dec.plan.clone());
+            return again.decode_full(self.line)?.identity();
+        }
         let plan = &*dec.plan;
         let Some(ip) = plan.identity_path else {
             let line = self.line.trim_ascii();
