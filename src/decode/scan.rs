@@ -146,6 +146,51 @@ pub(crate) fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), ScanEr
     }
 }
 
+/// The line is ASCII without control characters: then a string ends at its
+/// first unescaped `"` and nothing else inside it needs checking. One pass
+/// with no early exit, which the compiler vectorises; a line with a tab or
+/// a non-ASCII byte anywhere takes the general path.
+#[inline]
+pub(crate) fn is_clean(b: &[u8]) -> bool {
+    b.iter().fold(0u8, |acc, &c| acc | c | c.wrapping_sub(0x20)) & 0x80 == 0
+}
+
+/// [`string_end`] for a line that [`is_clean`]: only `"` and `\` stop the
+/// word-at-a-time search.
+#[inline(always)]
+pub(crate) fn clean_string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), ScanErr> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = b.len();
+    let mut esc = false;
+    loop {
+        while i + 8 <= n {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            let w = u64::from_le_bytes(w);
+            let q = w ^ (ONES * b'"' as u64);
+            let s = w ^ (ONES * b'\\' as u64);
+            // A lane flags where it is zero; a borrow out of a zero lane
+            // may flag lanes above it, never below: the lowest is a hit.
+            let m = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
+            if m != 0 {
+                i += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        match b.get(i) {
+            None => return Err(syntax(i, "unterminated string")),
+            Some(b'"') => return Ok((i + 1, esc)),
+            Some(b'\\') => {
+                esc = true;
+                i = escape_end(b, i)?;
+            }
+            Some(_) => i += 1,
+        }
+    }
+}
+
 /// The length of the UTF-8 character at `i` (a non-ASCII lead byte), or
 /// `None` when the bytes there are not valid UTF-8.
 pub(crate) fn utf8_len(b: &[u8], i: usize) -> Option<usize> {
@@ -289,7 +334,8 @@ pub(crate) fn unescape(s: &[u8], out: &mut Vec<u8>) {
 fn child(plan: &DecodePlan, node: u32, key: &[u8]) -> u32 {
     for &c in &plan.nodes[node as usize].children {
         let name = &plan.nodes[c as usize].name;
-        if name.len() == key.len() && **name == *key {
+        // The first byte rules out most siblings without a call to memcmp.
+        if name.len() == key.len() && name.first() == key.first() && **name == *key {
             return c;
         }
     }
@@ -307,6 +353,8 @@ fn child(plan: &DecodePlan, node: u32, key: &[u8]) -> u32 {
 /// stack is a bit set, so this is the scanner's inner loop alone.
 pub(crate) fn validate(b: &[u8], key: &[u8], keybuf: &mut Vec<u8>) -> Option<usize> {
     let n = b.len();
+    let clean = is_clean(b);
+    let string_end = |b: &[u8], i: usize| if clean { clean_string_end(b, i) } else { string_end(b, i) };
     // Bit 0: the innermost open container is an object; one bit per level.
     let mut stack: u128 = 0;
     let mut depth = 0usize;
@@ -410,6 +458,8 @@ pub(crate) fn scan(
     specialize: bool,
 ) -> Result<ScanOut, ScanErr> {
     let n = b.len();
+    let clean = is_clean(b);
+    let string_end = |b: &[u8], i: usize| if clean { clean_string_end(b, i) } else { string_end(b, i) };
     st.frames.clear();
     st.wide_number = false;
     let disc = plan.disc_node.unwrap_or(NONE);
