@@ -55,6 +55,36 @@ impl RuleIndex {
     }
 }
 
+/// The conditions of the program's `after` clauses as a program of their
+/// own: one rule per clause, matching the clause's earlier event type, with
+/// the clause's condition and bindings (over the enclosing rule's locals).
+/// `None` when the program has no `after` clause.
+///
+/// The workers run these "rules" on every event of a recorded type, so an
+/// event that no clause would record (a `login` from a known device, when
+/// a clause watches only unknown ones) never reaches the writer. Matching
+/// them is exactly the first step of `interp::after_entry` (bind, then the
+/// condition), so the writer's own evaluation still decides; this only
+/// spares it the events for which the answer is known to be "no".
+pub fn after_conditions(program: &Program) -> Option<Program> {
+    let rules: Vec<crate::ir::Rule> = program
+        .afters()
+        .enumerate()
+        .map(|(i, (rule, a))| crate::ir::Rule {
+            id: RuleId(i as u32),
+            name: format!("{}/after", rule.name),
+            matcher: crate::ir::Match { events: MatchEvents::Types(vec![a.event]), ..a.matcher.clone() },
+            steps: Vec::new(),
+            actions: Vec::new(),
+            ..rule.clone()
+        })
+        .collect();
+    if rules.is_empty() {
+        return None;
+    }
+    Some(Program { rules, ..program.clone() })
+}
+
 /// Per-thread scratch space for matching, reused across events.
 #[derive(Debug, Default)]
 pub struct MatchScratch {

@@ -181,6 +181,8 @@ pub struct Decoder {
     /// [`DecodeError::Type`]); empty for a well-formed event, so decoding
     /// one allocates nothing here.
     contras: Vec<DecodeError>,
+    /// The current event was skimmed (see [`skim`]): nothing was recorded.
+    skimmed: bool,
 }
 
 impl Decoder {
@@ -198,6 +200,7 @@ impl Decoder {
             event_type: None,
             type_name: (0, 0),
             contras: Vec::new(),
+            skimmed: false,
         }
     }
 
@@ -232,6 +235,17 @@ impl Decoder {
         self.event_type = None;
         self.type_name = (0, 0);
         self.root_inst = 0;
+        self.skimmed = false;
+        if mode == MODE_MATCH {
+            if let Some((t, vs, ve)) = skim(plan, &mut self.st.keybuf, line) {
+                self.type_name = ((vs + 1) as u64, (ve - vs - 2) as u64);
+                self.event_type = (t < plan.n_types - 1).then_some(EventTypeId(t as u32));
+                self.type_index = t;
+                self.filled = Some((t, MODE_MATCH));
+                self.skimmed = true;
+                return Ok(());
+            }
+        }
         let out = match scan::scan(plan, &mut self.st, line, mode, true) {
             Err(ScanErr::Rescan) => scan::scan(plan, &mut self.st, line, mode, false),
             r => r,
@@ -280,6 +294,35 @@ impl Decoder {
         }
         Ok(())
     }
+}
+
+/// The fast path of `decode_match` for an event whose type has no path to
+/// decode (no rule names it, or its rules read nothing): find the
+/// discriminator's value with a substring search, and when that names such
+/// a type, only validate the line ([`scan::validate`], which also confirms
+/// that the value found is the last top-level one). Returns the type index
+/// and the span of the value (quotes included); `None` leaves everything to
+/// the full scan, which decides by the same rules: a key spelled with
+/// escapes or with spaces around its colon, a nested `"action":` before the
+/// real one, a repeated key, and every error go that way.
+///
+/// Validation is not skipped: a malformed line of any type is still a dead
+/// letter (LANGUAGE.md), so what this saves is the full scan's key lookups
+/// and records, not the reading of the line.
+fn skim(plan: &DecodePlan, keybuf: &mut Vec<u8>, line: &[u8]) -> Option<(usize, usize, usize)> {
+    let finder = plan.disc_finder.as_ref()?;
+    let vs = finder.find(line)? + finder.needle().len();
+    if line.get(vs) != Some(&b'"') {
+        return None;
+    }
+    let Ok((ve, false)) = scan::string_end(line, vs + 1) else {
+        return None;
+    };
+    let t = plan.types.get(&line[vs + 1..ve - 1]).map_or(plan.n_types - 1, |t| t as usize);
+    if !plan.per_type[t].match_.is_empty() {
+        return None;
+    }
+    (scan::validate(line, &plan.disc_key, keybuf)? == vs).then_some((t, vs, ve))
 }
 
 fn kind_name(c: u8) -> &'static str {
@@ -423,6 +466,13 @@ impl<'a> Decoded<'a> {
     /// type is an error.
     pub fn identity(&self) -> Result<String, DecodeError> {
         let dec = self.dec;
+        if dec.skimmed && dec.plan.identity_path.is_some() {
+            // Nothing was recorded: decode the line again, in full. The
+            // engine asks for identities only after `decode_full`, so this
+            // allocation is off the path of events that match nothing.
+            let mut again = Decoder::new(dec.plan.clone());
+            return again.decode_full(self.line)?.identity();
+        }
         let plan = &*dec.plan;
         let Some(ip) = plan.identity_path else {
             let line = self.line.trim_ascii();

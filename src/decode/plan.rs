@@ -54,11 +54,27 @@ impl PlanSpec {
                 }
             });
         }
-        // An `after` clause's recorder reads the earlier event in full.
+        // An `after` clause's recorder reads the earlier event in full; the
+        // workers test its condition (`matcher::after_conditions`), so the
+        // paths and literals of that condition are match paths of the
+        // earlier type.
         for (_, a) in program.afters() {
             if let Some(l) = full_paths.get_mut(a.event.0 as usize) {
                 l.extend(a.record_paths());
             }
+            if let Some(l) = match_paths.get_mut(a.event.0 as usize) {
+                a.matcher.cond.walk(&mut |e| {
+                    if let ExprKind::Event(p) = e.kind {
+                        l.push(p);
+                    }
+                });
+                l.extend(a.matcher.bindings.iter().map(|(_, p)| *p));
+            }
+            a.matcher.cond.walk(&mut |e| {
+                if let ExprKind::Lit(v) = &e.kind {
+                    collect_strs(v, &mut literals);
+                }
+            });
         }
         for l in match_paths.iter_mut().chain(full_paths.iter_mut()) {
             l.sort();
@@ -156,6 +172,11 @@ pub struct DecodePlan {
     /// The trie node of the discriminator (a child of the root).
     pub(crate) disc_node: Option<u32>,
     pub(crate) per_type: Vec<TypePlan>,
+    /// The discriminator's key as compact JSON writes it (`"action":`), to
+    /// find its value before scanning (see `Decoder::skim`).
+    pub(crate) disc_finder: Option<memchr::memmem::Finder<'static>>,
+    /// The discriminator's name.
+    pub(crate) disc_key: Box<[u8]>,
 }
 
 impl DecodePlan {
@@ -264,6 +285,11 @@ impl DecodePlan {
             }
         }
 
+        let disc_finder = schema.discriminator.as_ref().map(|d| {
+            let key = serde_json::to_string(d).unwrap_or_default() + ":";
+            memchr::memmem::Finder::new(key.as_bytes()).into_owned()
+        });
+        let disc_key = schema.discriminator.as_deref().unwrap_or_default().as_bytes().into();
         DecodePlan {
             schema,
             paths,
@@ -278,6 +304,8 @@ impl DecodePlan {
             child_mask,
             disc_node,
             per_type,
+            disc_finder,
+            disc_key,
         }
     }
 
@@ -399,24 +427,40 @@ pub(crate) fn is_dynamic(t: &Ty) -> bool {
     matches!(t, Ty::Any | Ty::Error | Ty::Never | Ty::Entity(_))
 }
 
-/// A small open-addressing hash table from byte strings to ids (FNV-1a).
+/// A small open-addressing hash table from byte strings to ids. Looked up
+/// for the discriminator of every event and for every decoded string a
+/// `match` clause compares (interning), so the hash reads eight bytes at a
+/// step and each index entry keeps 32 bits of its key's hash: a probe
+/// compares keys only when those agree.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StrTable {
-    index: Vec<u32>,
+    /// `(key index + 1, high half of the hash)`; `(0, _)` is empty.
+    index: Vec<(u32, u32)>,
     keys: Vec<Box<[u8]>>,
     vals: Vec<u32>,
     /// Bit `min(len, 63)` set for every key length present: a cheap filter.
     lens: u64,
 }
 
+/// A multiplicative hash over 8-byte words (not stable across versions:
+/// only this table uses it, and it is rebuilt with every plan).
 #[inline]
-fn fnv64(s: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in s {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+fn str_hash(s: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (s.len() as u64).wrapping_mul(K);
+    let mut words = s.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(31);
     }
-    h
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(31);
+    }
+    h ^ h >> 29
 }
 
 impl StrTable {
@@ -430,7 +474,7 @@ impl StrTable {
         self.lens |= 1 << k.len().min(63);
         let cap = (self.keys.len() * 2).next_power_of_two().max(8);
         if cap != self.index.len() {
-            self.index = vec![0; cap];
+            self.index = vec![(0, 0); cap];
             for i in 0..self.keys.len() {
                 self.place(i);
             }
@@ -441,11 +485,12 @@ impl StrTable {
 
     fn place(&mut self, i: usize) {
         let mask = self.index.len() - 1;
-        let mut h = fnv64(&self.keys[i]) as usize & mask;
-        while self.index[h] != 0 {
-            h = (h + 1) & mask;
+        let h = str_hash(&self.keys[i]);
+        let mut at = h as usize & mask;
+        while self.index[at].0 != 0 {
+            at = (at + 1) & mask;
         }
-        self.index[h] = i as u32 + 1;
+        self.index[at] = (i as u32 + 1, (h >> 32) as u32);
     }
 
     #[inline]
@@ -454,16 +499,18 @@ impl StrTable {
             return None;
         }
         let mask = self.index.len() - 1;
-        let mut h = fnv64(k) as usize & mask;
+        let h = str_hash(k);
+        let tag = (h >> 32) as u32;
+        let mut at = h as usize & mask;
         loop {
-            let e = self.index[h];
+            let (e, t) = self.index[at];
             if e == 0 {
                 return None;
             }
-            if *self.keys[e as usize - 1] == *k {
+            if t == tag && *self.keys[e as usize - 1] == *k {
                 return Some(self.vals[e as usize - 1]);
             }
-            h = (h + 1) & mask;
+            at = (at + 1) & mask;
         }
     }
 }

@@ -146,6 +146,51 @@ pub(crate) fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), ScanEr
     }
 }
 
+/// The line is ASCII without control characters: then a string ends at its
+/// first unescaped `"` and nothing else inside it needs checking. One pass
+/// with no early exit, which the compiler vectorises; a line with a tab or
+/// a non-ASCII byte anywhere takes the general path.
+#[inline]
+pub(crate) fn is_clean(b: &[u8]) -> bool {
+    b.iter().fold(0u8, |acc, &c| acc | c | c.wrapping_sub(0x20)) & 0x80 == 0
+}
+
+/// [`string_end`] for a line that [`is_clean`]: only `"` and `\` stop the
+/// word-at-a-time search.
+#[inline(always)]
+pub(crate) fn clean_string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), ScanErr> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = b.len();
+    let mut esc = false;
+    loop {
+        while i + 8 <= n {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            let w = u64::from_le_bytes(w);
+            let q = w ^ (ONES * b'"' as u64);
+            let s = w ^ (ONES * b'\\' as u64);
+            // A lane flags where it is zero; a borrow out of a zero lane
+            // may flag lanes above it, never below: the lowest is a hit.
+            let m = (q.wrapping_sub(ONES) & !q | s.wrapping_sub(ONES) & !s) & HIGH;
+            if m != 0 {
+                i += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        match b.get(i) {
+            None => return Err(syntax(i, "unterminated string")),
+            Some(b'"') => return Ok((i + 1, esc)),
+            Some(b'\\') => {
+                esc = true;
+                i = escape_end(b, i)?;
+            }
+            Some(_) => i += 1,
+        }
+    }
+}
+
 /// The length of the UTF-8 character at `i` (a non-ASCII lead byte), or
 /// `None` when the bytes there are not valid UTF-8.
 pub(crate) fn utf8_len(b: &[u8], i: usize) -> Option<usize> {
@@ -289,11 +334,118 @@ pub(crate) fn unescape(s: &[u8], out: &mut Vec<u8>) {
 fn child(plan: &DecodePlan, node: u32, key: &[u8]) -> u32 {
     for &c in &plan.nodes[node as usize].children {
         let name = &plan.nodes[c as usize].name;
-        if name.len() == key.len() && **name == *key {
+        // The first byte rules out most siblings without a call to memcmp.
+        if name.len() == key.len() && name.first() == key.first() && **name == *key {
             return c;
         }
     }
     NONE
+}
+
+/// Check that a line is exactly one valid JSON object (the same grammar as
+/// [`scan`], depth limit included) and find where the value of its last
+/// top-level key `key` starts: the only thing an event needs when no
+/// `match` clause of its type reads a path.
+///
+/// `None` for anything else (invalid JSON, not an object, no such key): the
+/// caller then runs [`scan`], which gives the precise error. Nothing is
+/// recorded, no key is looked up below the top level, and the container
+/// stack is a bit set, so this is the scanner's inner loop alone.
+pub(crate) fn validate(b: &[u8], key: &[u8], keybuf: &mut Vec<u8>) -> Option<usize> {
+    let n = b.len();
+    let clean = is_clean(b);
+    let string_end = |b: &[u8], i: usize| if clean { clean_string_end(b, i) } else { string_end(b, i) };
+    // Bit 0: the innermost open container is an object; one bit per level.
+    let mut stack: u128 = 0;
+    let mut depth = 0usize;
+    let mut found = None;
+    let mut i = ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut need_key = false;
+    // The value about to be read is that of a top-level `key`.
+    let mut is_key = false;
+    'value: loop {
+        if need_key {
+            i = ws(b, i);
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let ks = i + 1;
+            let (ke, esc) = string_end(b, ks).ok()?;
+            i = ws(b, ke);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = ws(b, i + 1);
+            if depth == 1 {
+                let raw = &b[ks..ke - 1];
+                is_key = if esc {
+                    keybuf.clear();
+                    unescape(raw, keybuf);
+                    **keybuf == *key
+                } else {
+                    raw == key
+                };
+            }
+        }
+        let c = *b.get(i)?;
+        if is_key {
+            is_key = false;
+            found = Some(i);
+        }
+        match c {
+            b'{' | b'[' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                let obj = c == b'{';
+                depth += 1;
+                stack = stack << 1 | obj as u128;
+                i = ws(b, i + 1);
+                let close = if obj { b'}' } else { b']' };
+                if b.get(i) != Some(&close) {
+                    need_key = obj;
+                    continue 'value;
+                }
+            }
+            b'"' => i = string_end(b, i + 1).ok()?.0,
+            b'-' | b'0'..=b'9' => {
+                let mut wide = false;
+                i = number_end(b, i, &mut wide).ok()?;
+            }
+            b't' if b[i..].starts_with(b"true") => i += 4,
+            b'f' if b[i..].starts_with(b"false") => i += 5,
+            b'n' if b[i..].starts_with(b"null") => i += 4,
+            _ => return None,
+        }
+        // After a value: commas and closers.
+        loop {
+            i = ws(b, i);
+            if depth == 0 {
+                break 'value;
+            }
+            let obj = stack & 1 != 0;
+            match b.get(i) {
+                Some(b',') => {
+                    i = ws(b, i + 1);
+                    need_key = obj;
+                    continue 'value;
+                }
+                Some(b'}') if obj => {}
+                Some(b']') if !obj => {}
+                _ => return None,
+            }
+            i += 1;
+            depth -= 1;
+            stack >>= 1;
+        }
+    }
+    if i != n {
+        return None;
+    }
+    found
 }
 
 /// Scan one line. `mode` picks which paths to track; with `specialize`, once
@@ -306,6 +458,8 @@ pub(crate) fn scan(
     specialize: bool,
 ) -> Result<ScanOut, ScanErr> {
     let n = b.len();
+    let clean = is_clean(b);
+    let string_end = |b: &[u8], i: usize| if clean { clean_string_end(b, i) } else { string_end(b, i) };
     st.frames.clear();
     st.wide_number = false;
     let disc = plan.disc_node.unwrap_or(NONE);

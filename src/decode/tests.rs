@@ -1200,3 +1200,188 @@ fn event_time_is_decoded_with_every_full_decode() {
     let x = d.decode_full(line.as_bytes()).unwrap();
     assert_eq!(x.event_time().unwrap(), None);
 }
+
+// ---------------------------------------------------------------- skim
+
+/// A plan where only `login` has match paths: every other type (declared
+/// or not) is skimmed by `decode_match`.
+fn skim_plan() -> Arc<DecodePlan> {
+    let schema = authentik();
+    let n = schema.events.len();
+    let login = schema.events.iter().position(|e| e.name == "login").unwrap();
+    let mut m = vec![Vec::new(); n + 1];
+    m[login] = vec![PathId(0), PathId(1)];
+    Arc::new(DecodePlan::new(PlanSpec {
+        schema: Arc::new(schema),
+        paths: vec![split("user.pk"), split("context.auth_method_args.known_device")],
+        match_paths: m.clone(),
+        full_paths: m,
+        literals: vec![],
+    }))
+}
+
+/// What a decode says about a line: its error, or its type and type name.
+fn verdict(x: Result<Decoded<'_>, DecodeError>) -> Result<(Option<EventTypeId>, String), String> {
+    x.map(|x| (x.event_type, x.type_name().to_string())).map_err(|e| e.to_string())
+}
+
+/// `decode_full` never skims: it is the reference for `decode_match`.
+fn skim_agrees(d: &mut Decoder, line: &[u8]) -> Result<(Option<EventTypeId>, String), String> {
+    let full = verdict(d.decode_full(line));
+    let fast = verdict(d.decode_match(line));
+    assert_eq!(fast, full, "{}", String::from_utf8_lossy(line));
+    fast
+}
+
+#[test]
+fn skim_agrees_with_the_full_scan() {
+    let plan = skim_plan();
+    let mut d = Decoder::new(plan.clone());
+    let ty = |n: &str| plan.event_type(n);
+    // (line, takes the fast path, type name or error)
+    let deep = format!(r#"{{"action":"logout","a":{}1{}}}"#, "[".repeat(127), "]".repeat(127));
+    let deep_ok = format!(r#"{{"action":"logout","a":{}1{}}}"#, "[".repeat(126), "]".repeat(126));
+    let cases: Vec<(Vec<u8>, bool, Result<&str, &str>)> = vec![
+        (ev("logout", "").into(), true, Ok("logout")),
+        (br#"{"action":"secret_view"}"#.to_vec(), true, Ok("secret_view")),
+        (ev("login", "").into(), false, Ok("login")),
+        // A nested `action` key before the real one, either way round.
+        (br#"{"user":{"action":"login"},"action":"logout"}"#.to_vec(), false, Ok("logout")),
+        (br#"{"user":{"action":"logout"},"action":"login"}"#.to_vec(), false, Ok("login")),
+        (br#"{"user":{"action":"logout"}}"#.to_vec(), false, Err("`$.action`: expected string, found nothing")),
+        (br#"{"user":[{"action":"logout"}],"action":"logout"}"#.to_vec(), false, Ok("logout")),
+        // The key twice: the last one wins.
+        (br#"{"action":"logout","action":"login"}"#.to_vec(), false, Ok("login")),
+        (br#"{"action":"login","action":"logout"}"#.to_vec(), false, Ok("logout")),
+        (br#"{"action":"logout","action":5}"#.to_vec(), false, Err("`$.action`: expected string, found number 5")),
+        // Strings that contain the key, escaped quotes, escaped keys.
+        (br#"{"m":"say \"action\":\"login\"","action":"logout"}"#.to_vec(), true, Ok("logout")),
+        (br#"{"m":"\\","action":"logout","n":"\"action\":"}"#.to_vec(), true, Ok("logout")),
+        (br#"{"\u0061ction":"logout"}"#.to_vec(), false, Ok("logout")),
+        (br#"{"action":"logout","\u0061ction":"login"}"#.to_vec(), false, Ok("login")),
+        (br#"{"action":"log\u006fut"}"#.to_vec(), false, Ok("logout")),
+        // Whitespace anywhere.
+        (b"{ \"action\" : \"logout\" }".to_vec(), false, Ok("logout")),
+        (b"{\"action\": \"logout\"}".to_vec(), false, Ok("logout")),
+        (
+            b" {\"action\":\"logout\" ,\t\"a\" : [ 1 , { } , [ ] ] , \"b\":{ \"c\" :null} } ".to_vec(),
+            true,
+            Ok("logout"),
+        ),
+        (
+            r#"{"action":"logout","n":[-0.5e-3,1E+2,0,1e400,true,false,null,"é😀"]}"#.as_bytes().to_vec(),
+            true,
+            Ok("logout"),
+        ),
+        (deep_ok.into_bytes(), true, Ok("logout")),
+        // Malformed lines stay dead letters, with the full scan's reason.
+        (deep.into_bytes(), false, Err("not valid JSON: nested deeper than 127 levels at byte 149")),
+        (br#"{"action":"logout",}"#.to_vec(), false, Err("")),
+        (br#"{"action":"logout""#.to_vec(), false, Err("")),
+        (br#"{"action":"logout"} x"#.to_vec(), false, Err("")),
+        (br#"{"action":"logout","a":[1,2,]}"#.to_vec(), false, Err("")),
+        (br#"{"action":"logout","a":01}"#.to_vec(), false, Err("")),
+        (br#"{"action":"logout","a":tru}"#.to_vec(), false, Err("")),
+        (br#"{"action":"logout","a":"\ud800"}"#.to_vec(), false, Err("")),
+        (b"{\"action\":\"logout\",\"a\":\"\x01\"}".to_vec(), false, Err("")),
+        (b"{\"action\":\"logout\",\"a\":\"\xff\"}".to_vec(), false, Err("invalid UTF-8 at byte 24")),
+        (b"{\"action\":\"logout\",\"a\":1}\xc3".to_vec(), false, Err("")),
+        (br#"[{"action":"logout"}]"#.to_vec(), false, Err("the event is not a JSON object (found array)")),
+        (br#"{"action":"logout","a":{"b":1,"c"}}"#.to_vec(), false, Err("")),
+        (br#"{"action":"logout","a":{"b":1]}"#.to_vec(), false, Err("")),
+    ];
+    for (line, fast, want) in &cases {
+        let shown = String::from_utf8_lossy(line);
+        let mut keybuf = Vec::new();
+        assert_eq!(skim(&plan, &mut keybuf, line).is_some(), *fast, "fast path for {shown}");
+        let got = skim_agrees(&mut d, line);
+        match (want, &got) {
+            (Ok(name), Ok((t, n))) => {
+                assert_eq!(n, name, "{shown}");
+                assert_eq!(*t, ty(name), "{shown}");
+            }
+            (Err(""), Err(_)) => {}
+            (Err(e), Err(g)) => assert_eq!(g, e, "{shown}"),
+            _ => panic!("{shown}: want {want:?}, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn skimmed_events_have_no_slots() {
+    let mut d = Decoder::new(skim_plan());
+    let login = br#"{"action":"login","user":{"pk":5},"context":{"auth_method_args":{"known_device":false}}}"#;
+    let x = d.decode_match(login).unwrap();
+    assert_eq!(x.value(PathId(0)), Value::Int(5));
+    assert_eq!(x.value(PathId(1)), Value::Bool(false));
+    // The same fields on a skimmed type: nothing is decoded, nothing left over.
+    let logout = br#"{"action":"logout","user":{"pk":5},"context":{"auth_method_args":{"known_device":false}}}"#;
+    let x = d.decode_match(logout).unwrap();
+    assert_eq!(x.type_name(), "logout");
+    // The identity is still there for who asks (decoded again, in full).
+    assert_eq!(x.identity().unwrap_err().to_string(), "`$.event_uuid`: expected uuid, found nothing");
+    assert!(x.slots().iter().all(|s| *s == Slot::ABSENT), "{:?}", x.slots());
+    // A full decode of it still reads what it needs.
+    let x = d.decode_full(logout).unwrap();
+    assert_eq!(x.type_name(), "logout");
+}
+
+/// Members of a line for the skim property: the discriminator (in several
+/// spellings, values and kinds), decoys nested in values, and noise.
+fn arb_member() -> impl Strategy<Value = String> {
+    let disc = prop::sample::select(vec![
+        r#""action":"logout""#,
+        r#""action":"login""#,
+        r#""action":"secret_view""#,
+        r#""action":"log\u006fut""#,
+        r#""action":5"#,
+        r#""action":null"#,
+        r#""\u0061ction":"logout""#,
+        r#""action" : "logout""#,
+        r#""user":{"action":"logout"}"#,
+        r#""user":{"pk":1,"action":"login"}"#,
+        r#""l":[{"action":"logout"},"\"action\":\"logout\""]"#,
+        r#""m":"\\""#,
+    ])
+    .prop_map(String::from);
+    let noise = (prop::sample::select(RAW_KEYS.to_vec()), arb_json_text()).prop_map(|(k, v)| format!("\"{k}\":{v}"));
+    prop_oneof![2 => disc, 1 => noise]
+}
+
+fn arb_skim_line() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::collection::vec(arb_member(), 0..6),
+        prop::option::weighted(0.3, (any::<prop::sample::Index>(), any::<u8>(), 0..3u8)),
+    )
+        .prop_map(|(members, m)| {
+            let mut b = format!("{{{}}}", members.join(",")).into_bytes();
+            if let Some((ix, byte, op)) = m {
+                let i = ix.index(b.len());
+                match op {
+                    0 => b[i] = byte,
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, byte),
+                }
+            }
+            b
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+    /// Whatever the line, skimming or not changes nothing a caller sees:
+    /// the same error, or the same type and type name.
+    #[test]
+    fn skim_is_invisible(line in arb_skim_line()) {
+        let mut d = Decoder::new(skim_plan());
+        let _ = skim_agrees(&mut d, &line);
+        let theirs = serde_json::from_slice::<J>(&line);
+        prop_assume!(!matches!(&theirs, Err(e) if e.to_string().starts_with("number out of range")));
+        if !matches!(&theirs, Ok(v) if v.is_object()) {
+            prop_assert!(d.decode_match(&line).is_err(), "{}", String::from_utf8_lossy(&line));
+        }
+    }
+}

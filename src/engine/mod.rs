@@ -273,8 +273,9 @@ fn process(
     matcher: &dyn Matcher,
     scratch: &mut MatchScratch,
     max_line: usize,
-    recorded: &[bool],
+    after: Option<(&dyn Matcher, &mut MatchScratch)>,
 ) -> ChunkResult {
+    let mut after = after;
     if let Some(o) = chunk.oversized {
         let item = Item {
             line: chunk.first_line,
@@ -305,9 +306,18 @@ fn process(
             Err(e) => items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string(), None) }),
             Ok(ev) => {
                 matcher.matches(&ev, scratch);
-                // An event an `after` clause may record goes to the writer
-                // even when no rule matches it.
-                let record = ev.event_type.is_some_and(|t| recorded.get(t.0 as usize).copied().unwrap_or(false));
+                // An event an `after` clause records goes to the writer even
+                // when no rule matches it. The clauses' conditions are
+                // matched here (an error counts as "maybe": the writer
+                // evaluates them again and reports it), so the events no
+                // clause would record stay off the writer's path.
+                let record = match after.as_mut() {
+                    Some((m, s)) => {
+                        m.matches(&ev, s);
+                        !s.matched.is_empty()
+                    }
+                    None => false,
+                };
                 if !scratch.matched.is_empty() || record {
                     items.push(Item {
                         line: line_no,
@@ -868,7 +878,17 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     stderr: &mut E,
 ) -> Result<RunStats, RunError> {
     let plan = Arc::new(DecodePlan::new(PlanSpec::for_program(&program)));
-    let recorded = Arc::new(recorded_types(&program));
+    // The conditions of the `after` clauses, matched by the workers with
+    // the run's engine (see `matcher::after_conditions`).
+    let after: Option<Arc<dyn Matcher>> = crate::matcher::after_conditions(&program).map(|p| {
+        let p = Arc::new(p);
+        if matcher.name() == "jit" {
+            if let Ok(j) = crate::jit::JitMatcher::compile(p.clone(), &plan) {
+                return Arc::new(j) as Arc<dyn Matcher>;
+            }
+        }
+        Arc::new(InterpMatcher::new(p)) as Arc<dyn Matcher>
+    });
     let max_line = opts.max_line.max(1);
     let mut reader = ChunkReader::with_max_line(input, max_line);
     let source_key = hash_hex(reader.first_line().map_err(RunError::Io)?);
@@ -970,14 +990,16 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             let res_tx = res_tx.clone();
             let plan = plan.clone();
             let matcher = matcher.clone();
-            let recorded = recorded.clone();
+            let after = after.clone();
             scope.spawn(move || {
                 let mut decoder = Decoder::new(plan);
                 let mut scratch = MatchScratch::default();
+                let mut after_scratch = MatchScratch::default();
                 loop {
                     let job = job_rx.lock().unwrap().recv();
                     let Ok(chunk) = job else { break };
-                    let r = process(chunk, &mut decoder, &*matcher, &mut scratch, max_line, &recorded);
+                    let after = after.as_deref().map(|m| (m, &mut after_scratch));
+                    let r = process(chunk, &mut decoder, &*matcher, &mut scratch, max_line, after);
                     if res_tx.send(r).is_err() {
                         break;
                     }
