@@ -23,6 +23,7 @@ mod functions;
 mod herald;
 pub mod intake;
 mod load;
+pub mod pgent;
 pub mod outbox;
 mod report;
 mod scratch;
