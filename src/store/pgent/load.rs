@@ -265,7 +265,11 @@ impl PgEntities {
                             }
                         },
                         ColKind::Any => {
-                            let old = if merging { stored.as_ref().and_then(|m| m.get(&fi).cloned().flatten()) } else { None };
+                            let old = if merging {
+                                stored.as_ref().and_then(|m| m.get(&fi).cloned().flatten())
+                            } else {
+                                None
+                            };
                             match old.and_then(|t| serde_json::from_str::<J>(&t).ok()) {
                                 Some(mut old) => {
                                     deep_merge(&mut old, j);
@@ -302,7 +306,10 @@ impl PgEntities {
                 // JSON null in an `any` column is SQL NULL, as on SQLite.
                 let value = value.filter(|t| !(matches!(f.kind, ColKind::Any) && t == "null"));
                 if value.as_deref().is_some_and(|t| t.contains('\0') || t.contains("\\u0000")) {
-                    errors.push(err("PostgreSQL cannot store text with the NUL character (\\u0000)".into(), f.name.clone()));
+                    errors.push(err(
+                        "PostgreSQL cannot store text with the NUL character (\\u0000)".into(),
+                        f.name.clone(),
+                    ));
                 }
                 values.push((fi, value));
             }

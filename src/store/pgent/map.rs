@@ -190,7 +190,8 @@ impl Mapping {
             })?;
             let table = qualified(HERALD_SCHEMA, &def.name);
             let key_col = quote(&def.key.name);
-            let mut create = format!("CREATE TABLE IF NOT EXISTS {table} ({key_col} {} NOT NULL PRIMARY KEY", scalar_type(key));
+            let mut create =
+                format!("CREATE TABLE IF NOT EXISTS {table} ({key_col} {} NOT NULL PRIMARY KEY", scalar_type(key));
             let mut fields = Vec::new();
             let mut joins = Vec::new();
             for f in &def.fields {
@@ -205,7 +206,10 @@ impl Mapping {
                         claim(&jname, format!("the many-to-many field `{}.{}`", def.name, f.name))?;
                         let tdef = schema.entity(target);
                         let target_key = Scalar::of(&tdef.key.ty).ok_or_else(|| {
-                            StoreError::Schema(format!("the key `{}` of `{}` is not a scalar", tdef.key.name, tdef.name))
+                            StoreError::Schema(format!(
+                                "the key `{}` of `{}` is not a scalar",
+                                tdef.key.name, tdef.name
+                            ))
                         })?;
                         let jt = qualified(HERALD_SCHEMA, &jname);
                         joins.push(format!(

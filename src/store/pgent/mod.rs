@@ -137,7 +137,9 @@ pub(crate) fn order_key(col: &str, k: Scalar) -> String {
 
 /// Column reads: one canonical Rust type per kind.
 fn get_ref_owned(r: &postgres::Row, i: usize, kind: ColKind) -> Result<Sql, RuntimeError> {
-    let bad = |e: postgres::Error| RuntimeError::new(Code::StoreFailure, format!("the store returned a value Herald cannot read: {e}"));
+    let bad = |e: postgres::Error| {
+        RuntimeError::new(Code::StoreFailure, format!("the store returned a value Herald cannot read: {e}"))
+    };
     Ok(match kind {
         ColKind::Scalar(Scalar::Int) => r.try_get::<_, Option<i64>>(i).map_err(bad)?.map_or(Sql::Null, Sql::Integer),
         ColKind::Scalar(Scalar::Float) => r.try_get::<_, Option<f64>>(i).map_err(bad)?.map_or(Sql::Null, Sql::Real),
@@ -159,7 +161,9 @@ impl Columns for PgColumns<'_> {
             return Err("a field of another entity in a query filter");
         }
         match field {
-            FieldRef::Key => Ok(ColRef::Col { sql: format!("t.{}", self.e.key_col), kind: ColKind::Scalar(self.e.key) }),
+            FieldRef::Key => {
+                Ok(ColRef::Col { sql: format!("t.{}", self.e.key_col), kind: ColKind::Scalar(self.e.key) })
+            }
             FieldRef::Field(i) => {
                 let f = self.e.fields.get(i).ok_or("no such field")?;
                 match &f.join {
@@ -287,11 +291,7 @@ impl PgEntities {
         if let Value::Entity(row) = key {
             if row.entity != e.id {
                 let other = self.map.ent(row.entity).map(|o| o.name.as_str()).unwrap_or("?");
-                return Err(dyn_err(format!(
-                    "expected {} key for `{}`, found a `{other}` row",
-                    a_kind(e.key),
-                    e.name
-                )));
+                return Err(dyn_err(format!("expected {} key for `{}`, found a `{other}` row", a_kind(e.key), e.name)));
             }
         }
         match scalar_to_sql(key, e.key) {
@@ -414,6 +414,10 @@ impl PgEntities {
         Ok((sql, params))
     }
 
+    /// `exists/count/first/all E(filter)`: [`PgEntities::query_sql`], then
+    /// [`PgEntities::run_query`]. The filter's outer values are computed
+    /// before the connection is used, so `eval` may read the store itself
+    /// (a nested query) when the caller holds the connection apart.
     pub fn query(
         &self,
         c: &mut Client,
@@ -423,8 +427,20 @@ impl PgEntities {
         eval: &mut dyn FnMut(&ir::Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError> {
         let (sql, params) = self.query_sql(kind, entity, filter, eval)?;
+        self.run_query(c, kind, entity, &sql, &params)
+    }
+
+    /// Run the SQL of [`PgEntities::query_sql`].
+    pub fn run_query(
+        &self,
+        c: &mut Client,
+        kind: QueryKind,
+        entity: EntityId,
+        sql: &str,
+        params: &[Option<String>],
+    ) -> Result<Value, RuntimeError> {
         let e = self.ent(entity)?;
-        let rows = self.rows(c, &sql, &params)?;
+        let rows = self.rows(c, sql, params)?;
         match kind {
             QueryKind::Exists => {
                 let b: bool = rows.first().and_then(|r| r.try_get(0).ok()).unwrap_or(false);
@@ -518,13 +534,27 @@ impl PgEntities {
     }
 
     /// Add one link of field `fi` (fixtures); returns how many rows it added.
-    pub(crate) fn link_raw(&self, c: &mut Client, e: &PgEntity, fi: usize, src: &str, target: &str) -> Result<u64, RuntimeError> {
+    pub(crate) fn link_raw(
+        &self,
+        c: &mut Client,
+        e: &PgEntity,
+        fi: usize,
+        src: &str,
+        target: &str,
+    ) -> Result<u64, RuntimeError> {
         let f = Self::field(e, fi)?;
         let Some(j) = &f.join else { return Ok(0) };
         self.insert_join(c, e, j, src, target)
     }
 
-    fn insert_join(&self, c: &mut Client, e: &PgEntity, j: &PgJoin, src: &str, target: &str) -> Result<u64, RuntimeError> {
+    fn insert_join(
+        &self,
+        c: &mut Client,
+        e: &PgEntity,
+        j: &PgJoin,
+        src: &str,
+        target: &str,
+    ) -> Result<u64, RuntimeError> {
         let (sk, tk) = self.source_key_type(j, e);
         let mut cols = vec![j.source.clone(), j.target_col.clone()];
         let mut vals = vec![map::param_cast(1, sk), map::param_cast(2, tk)];
@@ -777,7 +807,10 @@ impl PgEntities {
         }
         if path.is_empty() {
             if f.required {
-                return Err(RuntimeError::new(Code::RequiredAbsent, format!("`{at}` is required; it cannot be removed")));
+                return Err(RuntimeError::new(
+                    Code::RequiredAbsent,
+                    format!("`{at}` is required; it cannot be removed"),
+                ));
             }
             return self.write_col(c, e, f, &k, key, None);
         }
@@ -981,13 +1014,13 @@ impl PgEntities {
             for &i in &e.columns {
                 let f = &e.fields[i];
                 match have.iter().find(|h| h.0 == f.name) {
-                    None if f.required => {
-                        return Err(crate::store::StoreError::Incompatible {
-                            table: table.clone(),
-                            column: f.name.clone(),
-                            reason: "the schema declares a new required field; make it optional (`T?`) or start a new database".into(),
-                        })
-                    }
+                    None if f.required => return Err(crate::store::StoreError::Incompatible {
+                        table: table.clone(),
+                        column: f.name.clone(),
+                        reason:
+                            "the schema declares a new required field; make it optional (`T?`) or start a new database"
+                                .into(),
+                    }),
                     None => {
                         c.batch_execute(&format!(
                             "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
@@ -1070,7 +1103,10 @@ impl PgEntities {
                     let targets = self.rows(c, &sql, &[ktext.clone()])?;
                     let mut arr = Vec::new();
                     for t in &targets {
-                        arr.push(dump_value(&get_ref_owned(t, 0, ColKind::Scalar(j.target_key))?, ColKind::Scalar(j.target_key)));
+                        arr.push(dump_value(
+                            &get_ref_owned(t, 0, ColKind::Scalar(j.target_key))?,
+                            ColKind::Scalar(j.target_key),
+                        ));
                     }
                     obj.insert(f.name.clone(), J::Array(arr));
                 }
@@ -1126,10 +1162,12 @@ pub fn normalise_dump(dump: &str) -> String {
                     .into_iter()
                     .map(|(k, v)| {
                         let v = match &v {
-                            J::String(s) if s.starts_with('{') || s.starts_with('[') => match serde_json::from_str::<J>(s) {
-                                Ok(j) => J::String(sort(&j).to_string()),
-                                Err(_) => v,
-                            },
+                            J::String(s) if s.starts_with('{') || s.starts_with('[') => {
+                                match serde_json::from_str::<J>(s) {
+                                    Ok(j) => J::String(sort(&j).to_string()),
+                                    Err(_) => v,
+                                }
+                            }
                             _ => v,
                         };
                         (k, v)
