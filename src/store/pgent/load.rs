@@ -354,6 +354,14 @@ impl PgEntities {
                         marks.push(v.clone());
                     }
                 }
+                for (pe, parent) in &self.mapping().parents {
+                    if *pe == e.id {
+                        if let Err(err) = c.execute(parent.as_str(), &[&Some(kp.clone()) as &(dyn ToSql + Sync)]) {
+                            errors.push(db_err(name, idx, key_ref, None, pg_err(err).message));
+                            return ok_rows;
+                        }
+                    }
+                }
                 let sql = format!("INSERT INTO {} ({}) VALUES ({})", e.table, names.join(", "), marks.join(", "));
                 let p: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
                 c.execute(sql.as_str(), &p)

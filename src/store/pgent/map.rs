@@ -80,6 +80,12 @@ pub struct Mapping {
     /// Tables Herald creates (`None` for a foreign mapping, whose tables
     /// must exist): CREATE statements in order.
     pub ddl: Option<Vec<String>>,
+    /// Per entity, a statement run before inserting a row (`$1` = the
+    /// key): a parent row of a multi-table model (authentik's
+    /// application and its policy binding model).
+    pub parents: Vec<(EntityId, String)>,
+    /// Where `notify` writes when not in Herald's own table.
+    pub notification: Option<super::authentik::NotificationTarget>,
 }
 
 /// The PostgreSQL type a column of this kind has in Herald's own tables.
@@ -258,7 +264,13 @@ impl Mapping {
             e.finish();
             ents.push(e);
         }
-        Ok(Mapping { ents, ddl: Some(ddl) })
+        Ok(Mapping { ents, ddl: Some(ddl), parents: Vec::new(), notification: None })
+    }
+
+    /// The authentik mapping (see `pgent::authentik`), resolved against
+    /// the database `c` is connected to.
+    pub fn authentik(c: &mut postgres::Client, schema: &Schema, tenant: &str) -> Result<Mapping, StoreError> {
+        super::authentik::mapping(c, schema, tenant)
     }
 
     pub fn ent(&self, id: EntityId) -> Option<&PgEntity> {

@@ -20,6 +20,7 @@
 //! NUL character, so writing one is R0005 (a key or filter value with one
 //! finds nothing, as no stored text has one).
 
+pub mod authentik;
 pub mod filter;
 pub mod load;
 pub mod map;
@@ -256,7 +257,15 @@ impl PgEntities {
         c: &mut Client,
         f: impl FnOnce(&mut Client) -> Result<T, RuntimeError>,
     ) -> Result<T, RuntimeError> {
-        c.batch_execute("SAVEPOINT herald_write").map_err(pg_err)?;
+        // A foreign mapping's foreign keys are DEFERRABLE INITIALLY DEFERRED
+        // (Django's): checked at commit, a violation would fail the whole
+        // batch. Checked at each statement, it is this write's error.
+        let begin = if self.map.ddl.is_none() {
+            "SAVEPOINT herald_write; SET CONSTRAINTS ALL IMMEDIATE"
+        } else {
+            "SAVEPOINT herald_write"
+        };
+        c.batch_execute(begin).map_err(pg_err)?;
         match f(c) {
             Ok(v) => {
                 c.batch_execute("RELEASE herald_write").map_err(pg_err)?;
@@ -712,7 +721,25 @@ impl PgEntities {
             });
         }
         let v = self.column_value(f, value, &at)?;
-        self.write_col(c, e, f, &k, key, v)
+        self.write_col_alone(c, e, f, &k, key, v)
+    }
+
+    /// [`PgEntities::write_col`] as a write of its own (in a savepoint on
+    /// a foreign mapping, whose constraints are then checked at once).
+    fn write_col_alone(
+        &self,
+        c: &mut Client,
+        e: &PgEntity,
+        f: &PgField,
+        k: &str,
+        key: &Value,
+        v: Option<String>,
+    ) -> Result<Value, RuntimeError> {
+        if self.map.ddl.is_none() {
+            self.atomically(c, |c| self.write_col(c, e, f, k, key, v))
+        } else {
+            self.write_col(c, e, f, k, key, v)
+        }
     }
 
     /// `append value to row.field[.path]` (see `Store::append`).
@@ -812,7 +839,7 @@ impl PgEntities {
                     format!("`{at}` is required; it cannot be removed"),
                 ));
             }
-            return self.write_col(c, e, f, &k, key, None);
+            return self.write_col_alone(c, e, f, &k, key, None);
         }
         if f.kind != ColKind::Any {
             return Err(dyn_err(format!("`{}.{}` is not an `any` field; it has no fields inside", e.name, f.name)));
@@ -914,6 +941,11 @@ impl PgEntities {
                     if !names.contains(col) {
                         names.push(col.clone());
                         marks.push(v.clone());
+                    }
+                }
+                for (pe, parent) in &self.map.parents {
+                    if *pe == entity {
+                        self.exec(c, parent, &[Some(k.clone())])?;
                     }
                 }
                 let sql = format!("INSERT INTO {} ({}) VALUES ({})", e.table, names.join(", "), marks.join(", "));
