@@ -4,7 +4,7 @@ use super::state::StateCache;
 use crate::diag::RuntimeError;
 use crate::interp::{Db, WindowAnswer};
 use crate::ir::{Expr, QueryKind, StateSlot};
-use crate::store::{PendingAppend, Store};
+use crate::store::{Backend, PendingAppend, Store};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
 use std::cell::{Cell, RefCell};
@@ -69,7 +69,7 @@ impl Db for Store {
 /// statement each; a rule that wrote is rolled back to (or released from)
 /// its savepoint exactly as before.
 pub(super) struct RuleStore<'a> {
-    store: &'a Store,
+    store: &'a dyn Backend,
     /// The savepoint of the current rule is open.
     open: Cell<bool>,
     /// Opening the savepoint failed: a store failure, which ends the run
@@ -90,7 +90,7 @@ pub(super) struct RuleStore<'a> {
 const SAVEPOINT: &str = "herald_rule";
 
 impl<'a> RuleStore<'a> {
-    pub(super) fn new(store: &'a Store, state: &'a RefCell<StateCache>) -> RuleStore<'a> {
+    pub(super) fn new(store: &'a dyn Backend, state: &'a RefCell<StateCache>) -> RuleStore<'a> {
         RuleStore {
             store,
             open: Cell::new(false),

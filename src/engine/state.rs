@@ -18,7 +18,7 @@
 
 use crate::diag::RuntimeError;
 use crate::interp::WindowAnswer;
-use crate::store::{EntryKind, StateEntry, Store};
+use crate::store::{Backend, EntryKind, StateEntry};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Default)]
@@ -38,7 +38,7 @@ struct ClauseState {
 /// Write `entry` through to the store and into the key's cached entries,
 /// after every entry with the same time (input order among equals).
 fn add_entry(
-    store: &Store,
+    store: &dyn Backend,
     rule: &str,
     clause: u32,
     key: &str,
@@ -62,7 +62,7 @@ impl StateCache {
         self.clauses.retain(|(r, _), _| r != rule);
     }
 
-    fn clause(&mut self, store: &Store, rule: &str, clause: u32) -> Result<&mut ClauseState, RuntimeError> {
+    fn clause(&mut self, store: &dyn Backend, rule: &str, clause: u32) -> Result<&mut ClauseState, RuntimeError> {
         let k = (rule.to_string(), clause);
         if !self.clauses.contains_key(&k) {
             let watermark = store.state_mark(rule, clause)?;
@@ -76,7 +76,7 @@ impl StateCache {
     /// returns the key's live entries.
     fn place<'c>(
         &'c mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -113,7 +113,7 @@ impl StateCache {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn window(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -143,7 +143,7 @@ impl StateCache {
     /// `Some(suppressed)` when the throttle passes.
     pub(super) fn throttle(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -166,7 +166,7 @@ impl StateCache {
     /// count starts again.
     pub(super) fn fired(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -185,7 +185,7 @@ impl StateCache {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn after_record(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -207,7 +207,7 @@ impl StateCache {
     /// it advances the watermark, and a too-late event finds nothing.
     pub(super) fn after(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,

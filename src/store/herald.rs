@@ -81,17 +81,17 @@ fn parse_list(s: &str) -> Vec<String> {
 }
 
 /// Columns holding times, shown as `<time>` by `dump`.
-const TIME_COLUMNS: &[&str] =
+pub(super) const TIME_COLUMNS: &[&str] =
     &["created", "fired_at", "sent_at", "updated", "processed_at", "next_attempt_at", "resolved", "given_up_at"];
 
 /// Outbox columns only webhooks use, left out of an email row's dump so
 /// that it reads as it did before webhooks existed.
-const WEBHOOK_COLUMNS: &[&str] =
+pub(super) const WEBHOOK_COLUMNS: &[&str] =
     &["kind", "url", "method", "headers", "response_status", "response_excerpt", "given_up_at"];
 
 /// Columns left out of the dump: an outbox lease names a sender process
 /// and lapses by itself; it is not part of what a store holds.
-const TRANSIENT_COLUMNS: &[&str] = &["lease_owner", "lease_until"];
+pub(super) const TRANSIENT_COLUMNS: &[&str] = &["lease_owner", "lease_until"];
 
 /// Herald's tables in dump order, with their ORDER BY.
 const HERALD_DUMP: &[(&str, &str)] = &[

@@ -42,6 +42,11 @@ pub struct LoadError {
 }
 
 impl LoadError {
+    /// A problem with no place in the file.
+    pub(crate) fn message(message: impl Into<String>) -> LoadError {
+        LoadError::new(message)
+    }
+
     pub(in crate::store) fn new(message: impl Into<String>) -> LoadError {
         LoadError { entity: None, row: None, key: None, field: None, message: message.into(), line: None, column: None }
     }

@@ -309,9 +309,11 @@ pub fn mapping(c: &mut Client, schema: &Schema, tenant: &str) -> Result<Mapping,
                 ("PolicyBinding", "policy") => "policy_id",
                 ("PolicyBinding", "group") => "group_id",
                 ("PolicyBinding", "user") => "user_id",
-                (en, fname) => return Err(StoreError::Schema(format!(
+                (en, fname) => {
+                    return Err(StoreError::Schema(format!(
                     "--mapping authentik has no column for `{en}.{fname}`; it maps the built-in schema's fields only"
-                ))),
+                )))
+                }
             };
             let _ = s;
             e.fields.push(field(&f.name, col, kind, required));

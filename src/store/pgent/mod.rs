@@ -1017,6 +1017,55 @@ impl PgEntities {
         })
     }
 
+    /// `notify` into Herald's own `herald.herald_notification`, only when
+    /// the recipient row exists (checked in the same statement, as on
+    /// SQLite); the new row's id, or `None` when nobody has that key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_herald_notification(
+        &self,
+        c: &mut Client,
+        recipient: EntityId,
+        rule: &str,
+        event_key: &str,
+        key: &Value,
+        severity: &str,
+        body: &str,
+        created: &str,
+    ) -> Result<Option<i64>, RuntimeError> {
+        let e = self.ent(recipient)?;
+        let Some(k) = self.key_text(e, key)? else {
+            if key.is_nullish() {
+                return Err(RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key"));
+            }
+            return Ok(None);
+        };
+        if body.contains('\0') {
+            return Err(nul_err("notify"));
+        }
+        let pk = match e.key {
+            Scalar::Int | Scalar::Float => k.clone(),
+            _ => J::String(k.clone()).to_string(),
+        };
+        let sql = format!(
+            "INSERT INTO herald.herald_notification (rule, event_uuid, user_pk, severity, body, created) \
+             SELECT $1::text, $2::text, ($3::text)::jsonb, $4::text, $5::text, $6::text \
+             WHERE EXISTS (SELECT 1 FROM {} AS t WHERE {}) RETURNING id",
+            e.table,
+            e.key_eq(7)
+        );
+        let params = [
+            Some(rule.to_string()),
+            Some(event_key.to_string()),
+            Some(pk),
+            Some(severity.to_string()),
+            Some(body.to_string()),
+            Some(created.to_string()),
+            Some(k),
+        ];
+        let rows = self.rows(c, &sql, &params)?;
+        Ok(rows.first().and_then(|r| r.try_get::<_, i64>(0).ok()))
+    }
+
     // ---- DDL and dumps -------------------------------------------------
 
     /// Create the mapping's tables (Herald's own mapping; a foreign one
