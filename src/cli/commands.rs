@@ -63,8 +63,8 @@ fn schema_only(schema: Option<&str>) -> Result<Arc<Schema>, i32> {
 }
 
 /// The store `--db` names: a SQLite file, or a `postgres://` URL.
-fn open_store(path: &Path, schema: Arc<Schema>, wait: std::time::Duration) -> Result<Box<dyn Backend>, i32> {
-    crate::store::open(path, schema, crate::store::OpenOptions { wait }).map_err(fail)
+fn open_store(path: &Path, schema: Arc<Schema>, options: crate::store::OpenOptions) -> Result<Box<dyn Backend>, i32> {
+    crate::store::open(path, schema, options).map_err(fail)
 }
 
 /// A SQLite store for the commands that do not work on PostgreSQL yet.
@@ -555,7 +555,7 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let mut store = match open_store(&args.db, program.schema.clone(), args.wait.duration()) {
+    let mut store = match open_store(&args.db, program.schema.clone(), args.mapping.options(args.wait.duration())) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -617,12 +617,12 @@ pub fn run(args: &RunArgs) -> i32 {
 
 pub fn db(command: DbCommand) -> i32 {
     match command {
-        DbCommand::Init { schema, db, wait, files } => {
+        DbCommand::Init { schema, db, wait, mapping, files } => {
             let schema = match schema_for(schema.as_deref(), &files) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match open_store(&db, schema.clone(), wait.duration()) {
+            match open_store(&db, schema.clone(), mapping.options(wait.duration())) {
                 Ok(_) => {
                     eprintln!(
                         "herald: {} is ready ({} entity tables and Herald's tables)",
@@ -634,12 +634,12 @@ pub fn db(command: DbCommand) -> i32 {
                 Err(code) => code,
             }
         }
-        DbCommand::Load { schema, db, wait, replace, fixtures, files } => {
+        DbCommand::Load { schema, db, wait, mapping, replace, fixtures, files } => {
             let schema = match schema_for(schema.as_deref(), &files) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let mut store = match open_store(&db, schema, wait.duration()) {
+            let mut store = match open_store(&db, schema, mapping.options(wait.duration())) {
                 Ok(s) => s,
                 Err(code) => return code,
             };

@@ -216,16 +216,26 @@ pub fn is_postgres(db: &Path) -> bool {
 }
 
 /// How to open a store (beyond its location and schema).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// SQLite: how long to wait for another process's lock. PostgreSQL:
     /// the connect timeout and the statement timeout.
     pub wait: Duration,
+    /// PostgreSQL: where the entities live (`None`: Herald's own tables in
+    /// the schema `herald`). A SQLite store refuses a mapping.
+    pub mapping: Option<EntityMapping>,
+}
+
+/// A foreign home for the schema's entities (`--mapping`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntityMapping {
+    /// authentik's own tables in the tenant schema `tenant`.
+    Authentik { tenant: String },
 }
 
 impl Default for OpenOptions {
     fn default() -> OpenOptions {
-        OpenOptions { wait: super::DEFAULT_WAIT }
+        OpenOptions { wait: super::DEFAULT_WAIT, mapping: None }
     }
 }
 
@@ -235,6 +245,11 @@ pub fn open(db: &Path, schema: Arc<Schema>, options: OpenOptions) -> Result<Box<
     if is_postgres(db) {
         let url = db.to_str().unwrap_or_default();
         Ok(Box::new(super::pg::PgStore::open(url, schema, options)?))
+    } else if options.mapping.is_some() {
+        Err(StoreError::Schema(
+            "`--mapping authentik` needs a PostgreSQL database (`--db postgres://…`): authentik keeps its data there"
+                .into(),
+        ))
     } else {
         Ok(Box::new(Store::open_waiting(db, schema, options.wait)?))
     }

@@ -32,7 +32,7 @@ mod scratch;
 mod state;
 mod write;
 
-pub use backend::{is_postgres, open, Backend, OpenOptions};
+pub use backend::{is_postgres, open, Backend, EntityMapping, OpenOptions};
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};

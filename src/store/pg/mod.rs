@@ -222,8 +222,16 @@ impl PgStore {
     /// missing, the entity tables through [`entity::create_tables`], and
     /// record the schema fingerprint; all in one transaction.
     pub fn open(url: &str, schema: Arc<Schema>, options: OpenOptions) -> Result<PgStore, StoreError> {
-        let client = connect(url, options.wait)?;
-        let mapping = Mapping::herald(schema.clone())?;
+        let mut client = connect(url, options.wait)?;
+        let mapping = match &options.mapping {
+            None => Mapping::herald(schema.clone())?,
+            Some(super::backend::EntityMapping::Authentik { tenant }) => {
+                Mapping::authentik(&mut client, schema.clone(), tenant).map_err(|e| match e {
+                    StoreError::Sql(message) => StoreError::Open { path: redact(url), message },
+                    e => e,
+                })?
+            }
+        };
         let fingerprint = format!("{:016x}", super::fnv1a(&mapping.fingerprint_text()));
         let store =
             PgStore { conn: RefCell::new(Conn::new(client)), schema, mapping, fingerprint, in_txn: Cell::new(false) };
