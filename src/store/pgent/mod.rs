@@ -220,7 +220,7 @@ impl PgEntities {
         self.map.ent(id).ok_or_else(|| RuntimeError::new(Code::StoreFailure, format!("no entity number {}", id.0)))
     }
 
-    fn field<'m>(e: &'m PgEntity, i: usize) -> Result<&'m PgField, RuntimeError> {
+    fn field(e: &PgEntity, i: usize) -> Result<&PgField, RuntimeError> {
         e.fields
             .get(i)
             .ok_or_else(|| RuntimeError::new(Code::StoreFailure, format!("`{}` has no field number {i}", e.name)))
@@ -1181,7 +1181,7 @@ impl PgEntities {
                         j.source,
                         map::param_cast(1, e.key)
                     );
-                    let targets = self.rows(c, &sql, &[ktext.clone()])?;
+                    let targets = self.rows(c, &sql, std::slice::from_ref(&ktext))?;
                     let mut arr = Vec::new();
                     for t in &targets {
                         arr.push(dump_value(
