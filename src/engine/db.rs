@@ -135,6 +135,17 @@ impl<'a> RuleStore<'a> {
         Ok(())
     }
 
+    /// Before a read: buffered appends are written; on a store where a
+    /// failed statement aborts the transaction (PostgreSQL), the savepoint
+    /// is opened first, so that a failed read rolls back to it like a
+    /// failed write and stays the rule's error.
+    fn before_read(&self) -> Result<(), RuntimeError> {
+        if self.store.failed_read_aborts_transaction() {
+            self.before_write()?;
+        }
+        self.flush_appends()
+    }
+
     /// Write the buffered appends, if any.
     fn flush_appends(&self) -> Result<(), RuntimeError> {
         self.store.flush_append(&mut self.appends.borrow_mut())
@@ -165,15 +176,15 @@ impl<'a> RuleStore<'a> {
 
 impl Db for RuleStore<'_> {
     fn lookup(&self, entity: EntityId, key: &Value) -> Result<Option<Arc<Row>>, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.lookup(entity, key)
     }
     fn lookup_many(&self, entity: EntityId, keys: &[Value]) -> Result<Vec<Arc<Row>>, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.lookup_many(entity, keys)
     }
     fn related(&self, entity: EntityId, key: &Value, field: usize) -> Result<Vec<Arc<Row>>, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.related(entity, key, field)
     }
     fn query(
@@ -183,7 +194,7 @@ impl Db for RuleStore<'_> {
         filter: Option<&Expr>,
         eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.query(kind, entity, filter, eval)
     }
     fn set_field(

@@ -37,6 +37,15 @@ pub trait Backend {
 
     // ---- transactions ---------------------------------------------------
 
+    /// Whether a failed statement, a read included, leaves the open
+    /// transaction unusable until a rollback to a savepoint (PostgreSQL),
+    /// rather than failing alone (SQLite). The engine then opens a rule's
+    /// savepoint before the rule's first store access, not its first write,
+    /// so a rule whose read fails is still only that rule's error.
+    fn failed_read_aborts_transaction(&self) -> bool {
+        false
+    }
+
     fn begin(&self) -> Result<(), RuntimeError>;
     fn commit(&self) -> Result<(), RuntimeError>;
     fn rollback(&self) -> Result<(), RuntimeError>;

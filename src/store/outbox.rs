@@ -237,7 +237,8 @@ pub struct OutboxStore {
 /// The store behind an [`OutboxStore`].
 enum Backend {
     Sqlite(SqliteOutbox),
-    Pg(PgOutbox),
+    // Boxed: a PostgreSQL client is several times a SQLite connection.
+    Pg(Box<PgOutbox>),
 }
 
 impl std::fmt::Debug for OutboxStore {
@@ -627,7 +628,7 @@ impl OutboxStore {
     /// URL, a PostgreSQL store made by `db init`/`run`.
     pub fn open(path: &Path) -> Result<OutboxStore, StoreError> {
         let backend = match postgres_url(path) {
-            Some(url) => Backend::Pg(PgOutbox::open(url, super::DEFAULT_WAIT)?),
+            Some(url) => Backend::Pg(Box::new(PgOutbox::open(url, super::DEFAULT_WAIT)?)),
             None => Backend::Sqlite(SqliteOutbox::open(path)?),
         };
         Ok(OutboxStore { backend })
@@ -638,7 +639,7 @@ impl OutboxStore {
     /// PostgreSQL the listing is one read-only statement.)
     pub fn open_read_only(path: &Path) -> Result<OutboxStore, StoreError> {
         let backend = match postgres_url(path) {
-            Some(url) => Backend::Pg(PgOutbox::open(url, super::DEFAULT_WAIT)?),
+            Some(url) => Backend::Pg(Box::new(PgOutbox::open(url, super::DEFAULT_WAIT)?)),
             None => Backend::Sqlite(SqliteOutbox::open_read_only(path)?),
         };
         Ok(OutboxStore { backend })

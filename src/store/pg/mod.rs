@@ -189,6 +189,17 @@ impl Conn {
     }
 }
 
+/// Text for a PostgreSQL `text` column, which cannot hold U+0000 (SQLite's
+/// can): a NUL from event data (a dead letter's line, an email body) becomes
+/// U+FFFD instead of failing the statement, and with it the run.
+pub(crate) fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 fn now() -> String {
     format_timestamp_store(now_nanos())
 }
@@ -310,6 +321,10 @@ impl Backend for PgStore {
         &self.fingerprint
     }
 
+    fn failed_read_aborts_transaction(&self) -> bool {
+        true
+    }
+
     fn begin(&self) -> Result<(), RuntimeError> {
         self.client().batch("BEGIN")?;
         self.in_txn.set(true);
@@ -371,7 +386,16 @@ impl Backend for PgStore {
         self.insert_id(
             "INSERT INTO herald.herald_outbox (rule, event_uuid, to_addrs, cc, bcc, subject, body, created) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            &[&rule, &event_key, &json_list(to), &json_list(cc), &json_list(bcc), &subject, &body, &now()],
+            &[
+                &rule,
+                &text(event_key),
+                &json_list(to),
+                &json_list(cc),
+                &json_list(bcc),
+                &text(subject),
+                &text(body),
+                &now(),
+            ],
         )
     }
     fn insert_webhook(
@@ -386,13 +410,13 @@ impl Backend for PgStore {
         self.insert_id(
             "INSERT INTO herald.herald_outbox (kind, rule, event_uuid, to_addrs, subject, url, method, headers, body, created) \
              VALUES ('webhook', $1, $2, '[]', '', $3, $4, $5, $6, $7) RETURNING id",
-            &[&rule, &event_key, &url, &method, &headers, &body, &now()],
+            &[&rule, &text(event_key), &text(url), &text(method), &text(headers), &text(body), &now()],
         )
     }
     fn insert_firing(&self, rule: &str, event_key: &str, line: u64) -> Result<(), RuntimeError> {
         self.exec(
             "INSERT INTO herald.herald_firing (rule, event_uuid, fired_at, line) VALUES ($1, $2, $3, $4)",
-            &[&rule, &event_key, &now(), &big(line)],
+            &[&rule, &text(event_key), &now(), &big(line)],
         )?;
         Ok(())
     }
@@ -404,21 +428,21 @@ impl Backend for PgStore {
              SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS \
              (SELECT 1 FROM herald.herald_dead_letter WHERE source = $1 AND line = $2 \
               AND (raw_hash = $7 OR (raw_hash IS NULL AND raw = $3)))",
-            &[&d.source, &big(d.line), &d.raw, &d.error, &now(), &big(d.length), &d.hash],
+            &[&text(d.source), &big(d.line), &text(d.raw), &text(d.error), &now(), &big(d.length), &d.hash],
         )?;
         Ok(())
     }
     fn unresolved_dead_letters(&self, source: &str) -> Result<Vec<u64>, RuntimeError> {
         let rows = self.client().query(
             "SELECT DISTINCT line FROM herald.herald_dead_letter WHERE source = $1 AND resolved IS NULL ORDER BY line",
-            &[&source],
+            &[&text(source)],
         )?;
         Ok(rows.iter().map(|r| r.get::<_, i64>(0).max(0) as u64).collect())
     }
     fn resolve_dead_letters(&self, source: &str, line: u64) -> Result<u64, RuntimeError> {
         self.exec(
             "UPDATE herald.herald_dead_letter SET resolved = $3 WHERE source = $1 AND line = $2 AND resolved IS NULL",
-            &[&source, &big(line), &now()],
+            &[&text(source), &big(line), &now()],
         )
     }
     fn insert_rule_error(
@@ -432,21 +456,21 @@ impl Backend for PgStore {
         self.exec(
             "INSERT INTO herald.herald_rule_error (rule, event_uuid, code, message, created, line) \
              VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&rule, &event_key, &code, &message, &now(), &big(line)],
+            &[&rule, &text(event_key), &code, &text(message), &now(), &big(line)],
         )?;
         Ok(())
     }
     fn processed_rule_set(&self, event_key: &str) -> Result<Option<Option<i64>>, RuntimeError> {
         let row = self
             .client()
-            .query_opt("SELECT rule_set FROM herald.herald_processed WHERE event_key = $1", &[&event_key])?;
+            .query_opt("SELECT rule_set FROM herald.herald_processed WHERE event_key = $1", &[&text(event_key)])?;
         Ok(row.map(|r| r.get::<_, Option<i64>>(0)))
     }
     fn mark_processed(&self, event_key: &str, line: u64, rule_set: i64) -> Result<(), RuntimeError> {
         self.exec(
             "INSERT INTO herald.herald_processed (event_key, line, processed_at, rule_set) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (event_key) DO UPDATE SET rule_set = excluded.rule_set",
-            &[&event_key, &big(line), &now(), &rule_set],
+            &[&text(event_key), &big(line), &now(), &rule_set],
         )?;
         Ok(())
     }
@@ -511,7 +535,7 @@ impl Backend for PgStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source_key) DO UPDATE SET source = excluded.source, \
              line = excluded.line, \"offset\" = excluded.\"offset\", last_hash = excluded.last_hash, \
              updated = excluded.updated, prefix_hash = excluded.prefix_hash",
-            &[&source_key, &source, &big(line), &big(offset), &last_hash, &now(), &prefix_hash],
+            &[&source_key, &text(source), &big(line), &big(offset), &last_hash, &now(), &prefix_hash],
         )?;
         Ok(())
     }
@@ -547,7 +571,7 @@ impl Backend for PgStore {
         let rows = self.client().query(
             "SELECT kind, time, value FROM herald.herald_state_entry \
              WHERE rule = $1 AND clause = $2 AND key = $3 AND time COLLATE \"C\" > $4 ORDER BY time COLLATE \"C\", seq",
-            &[&rule, &i64::from(clause), &key, &super::state::time_text(after)],
+            &[&rule, &i64::from(clause), &text(key), &super::state::time_text(after)],
         )?;
         Ok(rows
             .iter()
@@ -561,14 +585,14 @@ impl Backend for PgStore {
     fn insert_state_entry(&self, rule: &str, clause: u32, key: &str, entry: &StateEntry) -> Result<(), RuntimeError> {
         self.exec(
             "INSERT INTO herald.herald_state_entry (rule, clause, key, kind, time, value) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&rule, &i64::from(clause), &key, &entry.kind.as_str(), &super::state::time_text(entry.time), &entry.value],
+            &[&rule, &i64::from(clause), &text(key), &entry.kind.as_str(), &super::state::time_text(entry.time), &entry.value.as_deref().map(text)],
         )?;
         Ok(())
     }
     fn delete_state_kind(&self, rule: &str, clause: u32, key: &str, kind: EntryKind) -> Result<(), RuntimeError> {
         self.exec(
             "DELETE FROM herald.herald_state_entry WHERE rule = $1 AND clause = $2 AND key = $3 AND kind = $4",
-            &[&rule, &i64::from(clause), &key, &kind.as_str()],
+            &[&rule, &i64::from(clause), &text(key), &kind.as_str()],
         )?;
         Ok(())
     }
