@@ -122,6 +122,10 @@ fn authentik_db(tag: &str, layout: Option<&str>) -> pg_support::TestDb {
     db
 }
 
+/// User attributes by pk; group attributes and sorted members by pk;
+/// notifications as sorted (user, severity, body).
+type Effects = (BTreeMap<i64, J>, BTreeMap<String, (J, Vec<i64>)>, Vec<(i64, String, String)>);
+
 fn sorted(v: &J) -> J {
     match v {
         J::Object(m) => {
@@ -137,10 +141,7 @@ fn sorted(v: &J) -> J {
 /// What the run wrote, as seen in authentik's tables: user attributes by
 /// pk, group attributes and sorted members by pk, notifications as
 /// (user, severity, body) sorted.
-fn effects_in_authentik(
-    db: &pg_support::TestDb,
-    layout: Option<&str>,
-) -> (BTreeMap<i64, J>, BTreeMap<String, (J, Vec<i64>)>, Vec<(i64, String, String)>) {
+fn effects_in_authentik(db: &pg_support::TestDb, layout: Option<&str>) -> Effects {
     let mut c = db.client();
     let users = c
         .query("SELECT id::bigint, attributes::text FROM authentik_core_user", &[])
@@ -178,7 +179,7 @@ fn effects_in_authentik(
 }
 
 /// The same effects from a SQLite store's dump.
-fn effects_in_sqlite(dump: &str) -> (BTreeMap<i64, J>, BTreeMap<String, (J, Vec<i64>)>, Vec<(i64, String, String)>) {
+fn effects_in_sqlite(dump: &str) -> Effects {
     let parse = |l: &J, k: &str| sorted(&serde_json::from_str(l[k].as_str().unwrap_or("{}")).unwrap_or(json!({})));
     let users = table(dump, "User").iter().map(|u| (u["pk"].as_i64().unwrap(), parse(u, "attributes"))).collect();
     let groups = table(dump, "Group")
@@ -332,7 +333,7 @@ fn upsert_fills_authentik_defaults() {
     // Without the bad link the rule writes authentik rows with its defaults.
     let policy = tmp.write(
         "q.herald",
-        &std::fs::read_to_string(&policy)
+        std::fs::read_to_string(&policy)
             .unwrap()
             .replace("    add 999 to g.users\n", "")
             .replace("rule make", "rule make2"),

@@ -502,9 +502,9 @@ fn open_err(url: &str, program: &Program, options: OpenOptions) -> String {
 #[test]
 fn unreachable_silent_and_foreign_servers_are_clear_errors() {
     let program = compile(POLICY);
-    let quick = OpenOptions { wait: Duration::from_secs(2) };
+    let quick = OpenOptions { wait: Duration::from_secs(2), mapping: None };
     // Nothing listens.
-    let e = open_err("postgres://postgres@127.0.0.1:1/x", &program, quick);
+    let e = open_err("postgres://postgres@127.0.0.1:1/x", &program, quick.clone());
     assert!(e.contains("cannot open the database"), "{e}");
     // Something accepts and never answers: bounded by the timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -516,7 +516,7 @@ fn unreachable_silent_and_foreign_servers_are_clear_errors() {
     });
     let started = Instant::now();
     let url = format!("postgres://postgres@127.0.0.1:{port}/x");
-    let e = open_err(&url, &program, quick);
+    let e = open_err(&url, &program, quick.clone());
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert!(e.contains("did not complete the connection"), "{e}");
     keep.join().unwrap();
@@ -530,12 +530,12 @@ fn unreachable_silent_and_foreign_servers_are_clear_errors() {
         }
     });
     let url = format!("postgres://postgres@127.0.0.1:{port}/x");
-    let e = open_err(&url, &program, quick);
+    let e = open_err(&url, &program, quick.clone());
     assert!(e.contains("cannot open the database"), "{e}");
     // A database that does not exist: the server's own words.
     let db = TestDb::new("pgcore_nodb");
     let url = db.url.replace(&db.name, "herald_no_such_database");
-    let e = open_err(&url, &program, quick);
+    let e = open_err(&url, &program, quick.clone());
     assert!(e.contains("herald_no_such_database"), "{e}");
 }
 

@@ -16,7 +16,6 @@ use pg_support::TestDb;
 use runtime_support::*;
 use std::path::Path;
 
-
 /// Exit code, stdout, stderr and the dump of one scenario on `db` (a path or
 /// a URL); `dump` reads the store afterwards.
 fn scenario(db: &str, policies: &[&str], dump: impl Fn() -> String) -> String {
