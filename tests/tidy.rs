@@ -107,6 +107,15 @@ fn sqlite_only_in_store() {
 }
 
 #[test]
+fn postgres_only_in_store() {
+    // The PostgreSQL backend (`store::pg`) is the only user of the crate.
+    let mut bad = offenders("postgres::", &["src/store/"]);
+    bad.extend(offenders("use postgres", &["src/store/"]));
+    bad.extend(offenders("tokio_postgres", &["src/store/"]));
+    assert!(bad.is_empty(), "`postgres` outside `store` (only the store issues SQL):\n{}", bad.join("\n"));
+}
+
+#[test]
 fn compiler_core_is_pure() {
     // The compiler core does no IO and never sees the store, the engine or mail.
     let core = [
@@ -127,6 +136,7 @@ fn compiler_core_is_pure() {
         "UdpSocket",
         "std::process",
         "rusqlite",
+        "postgres::",
         "crate::store",
         "crate::engine",
         "crate::mail",

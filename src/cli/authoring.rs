@@ -40,6 +40,11 @@ fn compile_files(schema: Option<&str>, files: &[PathBuf]) -> Result<Arc<Program>
 
 /// The scratch copy of `--db` (or an empty store without it).
 fn scratch(db: Option<&Path>, program: &Program) -> Result<ScratchStore, i32> {
+    if db.is_some_and(crate::store::is_postgres) {
+        // The scratch copy is a SQLite file copy; a PostgreSQL store would
+        // need a copy inside the server (a transaction rolled back at exit).
+        return Err(fail("`trace` and `diff` need a SQLite store for now (`--db PATH`), not a PostgreSQL URL"));
+    }
     let s = match db {
         Some(p) => ScratchStore::copy_of(p, program.schema.clone()),
         None => ScratchStore::empty(program.schema.clone()),
@@ -104,7 +109,7 @@ pub fn trace(a: &TraceArgs<'_>) -> i32 {
         Err(c) => return c,
     };
     let opts = TraceOptions { lines: a.lines.to_vec(), rules: a.rules.to_vec(), limit: a.limit, now };
-    let report = match replay::trace(&program, &store, input, &opts) {
+    let report = match replay::trace(&program, &*store, input, &opts) {
         Ok(r) => r,
         Err(e) => return run_error(e),
     };
@@ -421,8 +426,8 @@ pub fn diff(a: &DiffArgs<'_>) -> i32 {
         (Ok(x), Ok(y)) => (x, y),
         (Err(c), _) | (_, Err(c)) => return c,
     };
-    let old = DiffSide { program: old_p, matcher: om, store: &old_s };
-    let new = DiffSide { program: new_p, matcher: nm, store: &new_s };
+    let old = DiffSide { program: old_p, matcher: om, store: &*old_s };
+    let new = DiffSide { program: new_p, matcher: nm, store: &*new_s };
     let input = match open_events(a.events) {
         Ok(i) => i,
         Err(c) => return c,

@@ -13,7 +13,7 @@ use crate::logfmt::{LogFormat, Record};
 use crate::mail::{self, Mailer, Mode};
 use crate::schema::Schema;
 use crate::span::{FileId, SourceMap};
-use crate::store::{Kind, LoadMode, OutboxStore, Store};
+use crate::store::{Backend, Kind, LoadMode, OutboxStore, Store};
 use crate::webhook;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -62,16 +62,22 @@ fn schema_only(schema: Option<&str>) -> Result<Arc<Schema>, i32> {
     Ok(schema)
 }
 
-fn open_store(path: &Path, schema: Arc<Schema>, wait: std::time::Duration) -> Result<Store, i32> {
+/// The store `--db` names: a SQLite file, or a `postgres://` URL.
+fn open_store(path: &Path, schema: Arc<Schema>, options: crate::store::OpenOptions) -> Result<Box<dyn Backend>, i32> {
+    crate::store::open(path, schema, options).map_err(fail)
+}
+
+/// A SQLite store for the commands that do not work on PostgreSQL yet.
+fn open_sqlite_store(path: &Path, schema: Arc<Schema>, wait: std::time::Duration) -> Result<Store, i32> {
     Store::open_waiting(path, schema, wait).map_err(fail)
 }
 
-fn load_fixture_file(store: &mut Store, path: &Path, mode: LoadMode) -> Result<(), i32> {
+fn load_fixture_file(store: &mut dyn Backend, path: &Path, mode: LoadMode) -> Result<(), i32> {
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read `{}`: {e}", path.display())))?;
     load_fixture_text(store, &text, &path.display().to_string(), mode)
 }
 
-fn load_fixture_text(store: &mut Store, text: &str, name: &str, mode: LoadMode) -> Result<(), i32> {
+fn load_fixture_text(store: &mut dyn Backend, text: &str, name: &str, mode: LoadMode) -> Result<(), i32> {
     match store.load_fixtures_with(text, mode) {
         Ok(stats) => {
             let parts: Vec<String> = stats.rows.iter().map(|(e, n)| format!("{n} {e}")).collect();
@@ -239,7 +245,7 @@ impl<T> DeliveryThread<T> {
 struct RunSetup<'a> {
     program: Arc<Program>,
     matcher: Arc<dyn Matcher>,
-    store: &'a Store,
+    store: &'a dyn Backend,
     db_path: PathBuf,
     source: String,
     input: Box<dyn std::io::Read + Send>,
@@ -528,7 +534,7 @@ fn plural(n: u64) -> &'static str {
 
 /// Whether a run needs a webhook sender: some rule can queue a webhook, or
 /// the outbox holds undelivered ones from an earlier run.
-fn needs_webhooks(program: &Program, store: &Store) -> bool {
+fn needs_webhooks(program: &Program, store: &dyn Backend) -> bool {
     fn any(stmts: &[crate::ir::Stmt]) -> bool {
         stmts.iter().any(|s| matches!(s, crate::ir::Stmt::Webhook { .. }) || s.blocks().into_iter().any(any))
     }
@@ -549,12 +555,12 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let mut store = match open_store(&args.db, program.schema.clone(), args.wait.duration()) {
+    let mut store = match open_store(&args.db, program.schema.clone(), args.mapping.options(args.wait.duration())) {
         Ok(s) => s,
         Err(code) => return code,
     };
     if let Some(f) = &args.fixtures {
-        if let Err(code) = load_fixture_file(&mut store, f, LoadMode::Merge) {
+        if let Err(code) = load_fixture_file(&mut *store, f, LoadMode::Merge) {
             return code;
         }
     }
@@ -572,7 +578,7 @@ pub fn run(args: &RunArgs) -> i32 {
         },
         None => None,
     };
-    let webhooks = needs_webhooks(&program, &store);
+    let webhooks = needs_webhooks(&program, &*store);
     let (input, input_len): (Box<dyn std::io::Read + Send>, Option<u64>) = if args.events.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -587,7 +593,7 @@ pub fn run(args: &RunArgs) -> i32 {
     let setup = RunSetup {
         program,
         matcher,
-        store: &store,
+        store: &*store,
         db_path: args.db.clone(),
         // A name that is not UTF-8 is recorded lossily in dead letters.
         source: args.events.to_string_lossy().into_owned(),
@@ -611,12 +617,12 @@ pub fn run(args: &RunArgs) -> i32 {
 
 pub fn db(command: DbCommand) -> i32 {
     match command {
-        DbCommand::Init { schema, db, wait, files } => {
+        DbCommand::Init { schema, db, wait, mapping, files } => {
             let schema = match schema_for(schema.as_deref(), &files) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match open_store(&db, schema.clone(), wait.duration()) {
+            match open_store(&db, schema.clone(), mapping.options(wait.duration())) {
                 Ok(_) => {
                     eprintln!(
                         "herald: {} is ready ({} entity tables and Herald's tables)",
@@ -628,17 +634,17 @@ pub fn db(command: DbCommand) -> i32 {
                 Err(code) => code,
             }
         }
-        DbCommand::Load { schema, db, wait, replace, fixtures, files } => {
+        DbCommand::Load { schema, db, wait, mapping, replace, fixtures, files } => {
             let schema = match schema_for(schema.as_deref(), &files) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let mut store = match open_store(&db, schema, wait.duration()) {
+            let mut store = match open_store(&db, schema, mapping.options(wait.duration())) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             let mode = if replace { LoadMode::Replace } else { LoadMode::Merge };
-            match load_fixture_file(&mut store, &fixtures, mode) {
+            match load_fixture_file(&mut *store, &fixtures, mode) {
                 Ok(()) => EXIT_OK,
                 Err(code) => code,
             }
@@ -784,7 +790,7 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         "herald demo: {} policies from examples/authentik/ checked against the built-in authentik schema",
         program.rules.len()
     );
-    let mut store = match open_store(db, program.schema.clone(), crate::store::DEFAULT_WAIT) {
+    let mut store = match open_sqlite_store(db, program.schema.clone(), crate::store::DEFAULT_WAIT) {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -215,6 +215,8 @@ pub struct RunArgs {
     pub max_line_bytes: u64,
     #[command(flatten)]
     pub wait: WaitArg,
+    #[command(flatten)]
+    pub mapping: MappingArg,
     /// Apply rules new to already-processed events (a rule name never
     /// applied to them); reads the input from its first line.
     #[arg(long)]
@@ -265,6 +267,32 @@ impl WaitArg {
     }
 }
 
+/// `--mapping` and `--authentik-schema`: where a PostgreSQL store's
+/// entities live (docs/deploy-authentik.md).
+#[derive(clap::Args, Debug, Clone)]
+pub struct MappingArg {
+    /// `authentik`: the built-in schema's entities are authentik's own
+    /// tables (PostgreSQL only); without it Herald keeps its own entity
+    /// tables in the schema `herald`.
+    #[arg(long = "mapping", value_name = "NAME", value_parser = ["authentik"])]
+    pub mapping: Option<String>,
+    /// authentik's tenant schema (with `--mapping authentik`).
+    #[arg(long = "authentik-schema", value_name = "SCHEMA", default_value = "public", requires = "mapping")]
+    pub authentik_schema: String,
+}
+
+impl MappingArg {
+    pub fn options(&self, wait: std::time::Duration) -> crate::store::OpenOptions {
+        crate::store::OpenOptions {
+            wait,
+            mapping: self
+                .mapping
+                .as_ref()
+                .map(|_| crate::store::EntityMapping::Authentik { tenant: self.authentik_schema.clone() }),
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum DbCommand {
     /// Create the store's tables from the schema (and the entities the
@@ -277,6 +305,8 @@ pub enum DbCommand {
         db: PathBuf,
         #[command(flatten)]
         wait: WaitArg,
+        #[command(flatten)]
+        mapping: MappingArg,
         /// Policy files, or directories of `.herald` files, whose schema
         /// items extend the schema (as for `run`).
         files: Vec<PathBuf>,
@@ -291,6 +321,8 @@ pub enum DbCommand {
         db: PathBuf,
         #[command(flatten)]
         wait: WaitArg,
+        #[command(flatten)]
+        mapping: MappingArg,
         /// Replace whole rows: fields the file omits become empty.
         #[arg(long)]
         replace: bool,

@@ -107,6 +107,11 @@ fn is_loopback(listen: &str) -> bool {
 }
 
 pub fn serve(args: &ServeArgs) -> i32 {
+    if crate::store::is_postgres(std::path::Path::new(&args.db)) {
+        // The intake is a table in the SQLite store, in the engine's
+        // transactions (ARCHITECTURE.md); it has no PostgreSQL form yet.
+        return fail("`herald serve` needs a SQLite store for now (`--db PATH`), not a PostgreSQL URL");
+    }
     let db = match db_path(&args.db) {
         Ok(p) => p,
         Err(m) => return fail(m),

@@ -29,7 +29,7 @@
 //! `MAX_BUFFERED` rows, so memory stays bounded whatever `--batch` is.
 
 use crate::diag::RuntimeError;
-use crate::store::{FiringRow, NotificationRow, ProcessedRow, Store};
+use crate::store::{Backend, FiringRow, NotificationRow, ProcessedRow};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -82,7 +82,7 @@ impl Batch {
     }
 
     /// Insert the buffered notifications (before any entity write).
-    pub(super) fn flush_notifications(&mut self, store: &Store) -> Result<(), RuntimeError> {
+    pub(super) fn flush_notifications(&mut self, store: &dyn Backend) -> Result<(), RuntimeError> {
         if !self.notifications.is_empty() {
             self.dropped += store.insert_notifications(&self.notifications)?;
             self.notifications.clear();
@@ -91,7 +91,7 @@ impl Batch {
     }
 
     /// Insert every buffered row (outside any rule's savepoint).
-    pub(super) fn flush(&mut self, store: &Store) -> Result<(), RuntimeError> {
+    pub(super) fn flush(&mut self, store: &dyn Backend) -> Result<(), RuntimeError> {
         self.flush_notifications(store)?;
         if !self.firings.is_empty() {
             store.insert_firings(&self.firings)?;

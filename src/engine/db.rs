@@ -7,7 +7,7 @@ use crate::diag::RuntimeError;
 use crate::interp::{self, Db, Env, WindowAnswer};
 use crate::ir::{Expr, QueryKind, StateSlot};
 use crate::ir::{Program, Rule};
-use crate::store::{NotificationRow, PendingAppend, Store};
+use crate::store::{Backend, NotificationRow, PendingAppend, Store};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
 use std::cell::{Cell, RefCell};
@@ -72,7 +72,7 @@ impl Db for Store {
 /// statement each; a rule that wrote is rolled back to (or released from)
 /// its savepoint exactly as before.
 pub(super) struct RuleStore<'a> {
-    store: &'a Store,
+    store: &'a dyn Backend,
     /// The savepoint of the current rule is open.
     open: Cell<bool>,
     /// Opening the savepoint failed: a store failure, which ends the run
@@ -98,7 +98,11 @@ pub(super) struct RuleStore<'a> {
 const SAVEPOINT: &str = "herald_rule";
 
 impl<'a> RuleStore<'a> {
-    pub(super) fn new(store: &'a Store, state: &'a RefCell<StateCache>, batch: &'a RefCell<Batch>) -> RuleStore<'a> {
+    pub(super) fn new(
+        store: &'a dyn Backend,
+        state: &'a RefCell<StateCache>,
+        batch: &'a RefCell<Batch>,
+    ) -> RuleStore<'a> {
         RuleStore {
             store,
             open: Cell::new(false),
@@ -147,6 +151,17 @@ impl<'a> RuleStore<'a> {
             self.open.set(true);
         }
         Ok(())
+    }
+
+    /// Before a read: buffered appends are written; on a store where a
+    /// failed statement aborts the transaction (PostgreSQL), the savepoint
+    /// is opened first, so that a failed read rolls back to it like a
+    /// failed write and stays the rule's error.
+    fn before_read(&self) -> Result<(), RuntimeError> {
+        if self.store.failed_read_aborts_transaction() {
+            self.before_write()?;
+        }
+        self.flush_appends()
     }
 
     /// Write the buffered appends, if any.
@@ -219,15 +234,15 @@ impl RuleStore<'_> {
 
 impl Db for RuleStore<'_> {
     fn lookup(&self, entity: EntityId, key: &Value) -> Result<Option<Arc<Row>>, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.lookup(entity, key)
     }
     fn lookup_many(&self, entity: EntityId, keys: &[Value]) -> Result<Vec<Arc<Row>>, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.lookup_many(entity, keys)
     }
     fn related(&self, entity: EntityId, key: &Value, field: usize) -> Result<Vec<Arc<Row>>, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.related(entity, key, field)
     }
     fn query(
@@ -237,7 +252,7 @@ impl Db for RuleStore<'_> {
         filter: Option<&Expr>,
         eval: &mut dyn FnMut(&Expr) -> Result<Value, RuntimeError>,
     ) -> Result<Value, RuntimeError> {
-        self.flush_appends()?;
+        self.before_read()?;
         self.store.query(kind, entity, filter, eval)
     }
     fn set_field(

@@ -45,7 +45,7 @@ use crate::effect::{EffectCounts, RuleEffects};
 use crate::interp::{self, Env, Interp, Outcome};
 use crate::ir::{Program, RuleId};
 use crate::logfmt::Record;
-use crate::store::Store;
+use crate::store::Backend;
 use crate::value::now_nanos;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 const IDLE_COMMIT: Duration = Duration::from_millis(500);
 
 /// See [`RunOptions::in_commit`].
-pub type InCommit = Box<dyn FnMut(&Store, u64) -> Result<(), RuntimeError> + Send>;
+pub type InCommit = Box<dyn FnMut(&dyn Backend, u64) -> Result<(), RuntimeError> + Send>;
 
 /// Options of one run.
 pub struct RunOptions {
@@ -392,7 +392,7 @@ struct KnownSet {
 /// The single writer: applies matched events to the store in input order.
 struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     program: &'a Program,
-    store: &'a Store,
+    store: &'a dyn Backend,
     /// Taken out while an event borrows it (see `apply`).
     decoder: Option<Decoder>,
     env: Env,
@@ -753,6 +753,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         }
         let mut names = self.store.rule_set(set)?;
         names.extend(self.program.rules.iter().map(|r| r.name.clone()));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let id = self.store.rule_set_id(&names)?;
         if let Some(k) = self.known.get_mut(&set) {
             k.union = Some(id);
@@ -871,7 +872,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
 pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     program: Arc<Program>,
     matcher: Arc<dyn Matcher>,
-    store: &Store,
+    store: &dyn Backend,
     input: R,
     mut opts: RunOptions,
     stdout: &mut W,

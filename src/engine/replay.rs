@@ -19,7 +19,7 @@ use crate::interp::{self, Env, Interp, Outcome};
 use crate::ir::{Program, RuleId};
 use crate::matcher::{MatchScratch, Matcher, RuleIndex};
 use crate::schema::Schema;
-use crate::store::Store;
+use crate::store::Backend;
 use crate::value::{now_nanos, Value};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
@@ -94,7 +94,7 @@ pub struct TraceReport {
 /// event id repeated in the input is skipped as `run` skips it.
 pub fn trace(
     program: &Program,
-    store: &Store,
+    store: &dyn Backend,
     mut input: impl BufRead,
     opts: &TraceOptions,
 ) -> Result<TraceReport, RunError> {
@@ -375,7 +375,7 @@ pub fn write_json(w: &Write, schema: &Schema) -> serde_json::Value {
 pub struct DiffSide<'a> {
     pub program: Arc<Program>,
     pub matcher: Arc<dyn Matcher>,
-    pub store: &'a Store,
+    pub store: &'a dyn Backend,
 }
 
 /// How a rule ended on an event, as compared by `diff`.

@@ -18,7 +18,7 @@
 
 use crate::diag::RuntimeError;
 use crate::interp::WindowAnswer;
-use crate::store::{EntryKind, StateEntry, Store};
+use crate::store::{Backend, EntryKind, StateEntry};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Default)]
@@ -49,7 +49,7 @@ struct ClauseState {
 /// Write `entry` through to the store and into the key's cached entries,
 /// after every entry with the same time (input order among equals).
 fn add_entry(
-    store: &Store,
+    store: &dyn Backend,
     rule: &str,
     clause: u32,
     key: &str,
@@ -73,7 +73,7 @@ impl StateCache {
     /// never written: each returns to its value before the rule, which is
     /// written now (outside the savepoint, so the reload reads it back and
     /// a store that has no mark yet is not taken for an empty clause).
-    pub(super) fn invalidate(&mut self, store: &Store, rule: &str) -> Result<(), RuntimeError> {
+    pub(super) fn invalidate(&mut self, store: &dyn Backend, rule: &str) -> Result<(), RuntimeError> {
         self.touched.clear();
         for ((r, clause), cs) in &mut self.clauses {
             if let Some(before) = cs.before_rule.take() {
@@ -102,7 +102,7 @@ impl StateCache {
 
     /// Write the watermarks advanced since the last call (before a commit,
     /// outside any rule's savepoint).
-    pub(super) fn flush_marks(&mut self, store: &Store) -> Result<(), RuntimeError> {
+    pub(super) fn flush_marks(&mut self, store: &dyn Backend) -> Result<(), RuntimeError> {
         for ((rule, clause), cs) in &mut self.clauses {
             if let Some(w) = cs.watermark.filter(|w| cs.stored != Some(*w)) {
                 store.set_state_mark(rule, *clause, w)?;
@@ -112,7 +112,7 @@ impl StateCache {
         Ok(())
     }
 
-    fn clause(&mut self, store: &Store, rule: &str, clause: u32) -> Result<&mut ClauseState, RuntimeError> {
+    fn clause(&mut self, store: &dyn Backend, rule: &str, clause: u32) -> Result<&mut ClauseState, RuntimeError> {
         let k = (rule.to_string(), clause);
         if !self.clauses.contains_key(&k) {
             let watermark = store.state_mark(rule, clause)?;
@@ -134,7 +134,7 @@ impl StateCache {
     /// returns the key's live entries.
     fn place<'c>(
         &'c mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -177,7 +177,7 @@ impl StateCache {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn window(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -207,7 +207,7 @@ impl StateCache {
     /// `Some(suppressed)` when the throttle passes.
     pub(super) fn throttle(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -230,7 +230,7 @@ impl StateCache {
     /// count starts again.
     pub(super) fn fired(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -249,7 +249,7 @@ impl StateCache {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn after_record(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,
@@ -271,7 +271,7 @@ impl StateCache {
     /// it advances the watermark, and a too-late event finds nothing.
     pub(super) fn after(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         rule: &str,
         clause: u32,
         key: &str,

@@ -199,7 +199,7 @@ fn process(sh: Arc<Shared>, initial: Swap, batch: usize, workers: usize, wake: m
         let committed: Arc<Mutex<Vec<i64>>> = Arc::default();
         let in_commit = {
             let (fed, committed) = (fed.clone(), committed.clone());
-            move |store: &Store, line: u64| {
+            move |store: &dyn crate::store::Backend, line: u64| {
                 let mut fed = fed.lock().unwrap_or_else(|e| e.into_inner());
                 let mut last = None;
                 let mut done = committed.lock().unwrap_or_else(|e| e.into_inner());

@@ -81,17 +81,17 @@ fn parse_list(s: &str) -> Vec<String> {
 }
 
 /// Columns holding times, shown as `<time>` by `dump`.
-const TIME_COLUMNS: &[&str] =
+pub(super) const TIME_COLUMNS: &[&str] =
     &["created", "fired_at", "sent_at", "updated", "processed_at", "next_attempt_at", "resolved", "given_up_at"];
 
 /// Outbox columns only webhooks use, left out of an email row's dump so
 /// that it reads as it did before webhooks existed.
-const WEBHOOK_COLUMNS: &[&str] =
+pub(super) const WEBHOOK_COLUMNS: &[&str] =
     &["kind", "url", "method", "headers", "response_status", "response_excerpt", "given_up_at"];
 
 /// Columns left out of the dump: an outbox lease names a sender process
 /// and lapses by itself; it is not part of what a store holds.
-const TRANSIENT_COLUMNS: &[&str] = &["lease_owner", "lease_until"];
+pub(super) const TRANSIENT_COLUMNS: &[&str] = &["lease_owner", "lease_until"];
 
 /// Herald's tables in dump order, with their ORDER BY.
 const HERALD_DUMP: &[(&str, &str)] = &[
@@ -573,7 +573,37 @@ pub(super) fn totals(
 /// A recipient key converted to the recipient entity's key type (see
 /// [`Store::notification_key`]), ready to be bound.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RecipientKey(Sql);
+pub struct RecipientKey(KeyRepr);
+
+/// SQLite binds the converted key; other backends keep the run-time value
+/// and convert it in their own `insert_notification`.
+#[derive(Debug, Clone, PartialEq)]
+enum KeyRepr {
+    Sqlite(Sql),
+    Value(Value),
+}
+
+impl RecipientKey {
+    /// A key kept as a run-time value (the default of
+    /// [`super::Backend::notification_key`]): an entity row stands for its key.
+    pub fn of_value(user_pk: &Value) -> RecipientKey {
+        RecipientKey(KeyRepr::Value(match user_pk {
+            Value::Entity(row) => row.key.clone(),
+            v => v.clone(),
+        }))
+    }
+
+    /// The key as a run-time value, for backends that bind values themselves.
+    pub fn value(&self) -> Value {
+        match &self.0 {
+            KeyRepr::Value(v) => v.clone(),
+            KeyRepr::Sqlite(Sql::Integer(i)) => Value::Int(*i),
+            KeyRepr::Sqlite(Sql::Real(f)) => Value::Float(*f),
+            KeyRepr::Sqlite(Sql::Text(t)) => Value::Str(t.as_str().into()),
+            KeyRepr::Sqlite(Sql::Null) | KeyRepr::Sqlite(Sql::Blob(_)) => Value::Null,
+        }
+    }
+}
 
 /// A `notify` row waiting for its batch's insert.
 #[derive(Debug, Clone, PartialEq)]
@@ -674,7 +704,7 @@ impl Store {
             v => v.clone(),
         };
         match self.key_sql(info, &key)? {
-            Some(pk) => Ok(RecipientKey(pk)),
+            Some(pk) => Ok(RecipientKey(KeyRepr::Sqlite(pk))),
             None => Err(RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key")),
         }
     }
@@ -710,7 +740,13 @@ impl Store {
                 let p = i * 6;
                 st.raw_bind_parameter(p + 1, &*r.rule).map_err(sql_err)?;
                 st.raw_bind_parameter(p + 2, &*r.event_key).map_err(sql_err)?;
-                st.raw_bind_parameter(p + 3, &r.user_pk.0).map_err(sql_err)?;
+                match &r.user_pk.0 {
+                    KeyRepr::Sqlite(k) => st.raw_bind_parameter(p + 3, k).map_err(sql_err)?,
+                    // A key kept as a value (made by `RecipientKey::of_value`).
+                    KeyRepr::Value(v) => {
+                        st.raw_bind_parameter(p + 3, self.key_sql(info, v)?.unwrap_or(Sql::Null)).map_err(sql_err)?
+                    }
+                }
                 st.raw_bind_parameter(p + 4, r.severity).map_err(sql_err)?;
                 st.raw_bind_parameter(p + 5, r.body.as_str()).map_err(sql_err)?;
                 st.raw_bind_parameter(p + 6, stamp.at(r.created)).map_err(sql_err)?;

@@ -42,11 +42,16 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    fn new(message: impl Into<String>) -> LoadError {
+    /// A problem with no place in the file.
+    pub(crate) fn message(message: impl Into<String>) -> LoadError {
+        LoadError::new(message)
+    }
+
+    pub(in crate::store) fn new(message: impl Into<String>) -> LoadError {
         LoadError { entity: None, row: None, key: None, field: None, message: message.into(), line: None, column: None }
     }
 
-    fn at(
+    pub(in crate::store) fn at(
         entity: &str,
         row: Option<usize>,
         key: Option<&str>,
@@ -129,7 +134,7 @@ impl fmt::Display for LoadStats {
 
 /// A JSON fixture value as the SQL of a scalar column. `label` names the
 /// expected type in messages (`int`, `int (User key)`).
-fn scalar(j: &J, s: Scalar, label: &str) -> Result<Sql, String> {
+pub(in crate::store) fn scalar(j: &J, s: Scalar, label: &str) -> Result<Sql, String> {
     let wrong = || format!("expected {label}, found {}", describe_json(j));
     match (s, j) {
         (Scalar::Int, J::Number(n)) => n
@@ -152,7 +157,7 @@ fn scalar(j: &J, s: Scalar, label: &str) -> Result<Sql, String> {
     }
 }
 
-fn sql_to_json_elem(v: Sql, s: Scalar) -> J {
+pub(in crate::store) fn sql_to_json_elem(v: Sql, s: Scalar) -> J {
     match v {
         Sql::Integer(i) if s == Scalar::Bool => J::Bool(i != 0),
         Sql::Integer(i) => J::from(i),
@@ -174,7 +179,7 @@ pub enum LoadMode {
 
 /// `new` deep-merged into `old`: objects merge key by key (the keys of
 /// `new` win, recursively); anything else is replaced by `new`.
-fn deep_merge(old: &mut J, new: &J) {
+pub(in crate::store) fn deep_merge(old: &mut J, new: &J) {
     match (old, new) {
         (J::Object(o), J::Object(n)) => {
             for (k, v) in n {
@@ -576,7 +581,7 @@ impl Store {
 }
 
 /// An SQL key as text for messages: `12`, `"abc"`.
-fn sql_text(v: &Sql) -> String {
+pub(in crate::store) fn sql_text(v: &Sql) -> String {
     match v {
         Sql::Integer(i) => i.to_string(),
         Sql::Real(f) => f.to_string(),

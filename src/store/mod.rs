@@ -17,6 +17,7 @@
 //! Query filters are compiled by [`filter`] from what the shared, pure
 //! `crate::filter::classify` admits (the checker reports the rest).
 
+pub mod backend;
 mod convert;
 pub mod filter;
 mod functions;
@@ -24,14 +25,18 @@ mod herald;
 pub mod intake;
 mod load;
 pub mod outbox;
+pub mod pg;
+pub mod pgent;
 mod report;
 mod scratch;
 mod state;
 mod write;
 
+pub use backend::{is_postgres, open, Backend, EntityMapping, OpenOptions};
 pub use herald::{Checkpoint, DeadLetter, FiringRow, NotificationRow, OutboxEntry, ProcessedRow, RecipientKey};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
+pub use pg::PgStore;
 pub use report::DemoReport;
 pub use scratch::ScratchStore;
 pub use state::{EntryKind, StateEntry};

@@ -29,6 +29,7 @@ use std::time::Duration;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::pg::outbox::PgOutbox;
 use super::StoreError;
 
 /// One outbox row, as a sender needs it.
@@ -230,22 +231,37 @@ fn plain(e: StoreError) -> String {
 /// outbox list|flush` need no policies, and `herald run` delivers on its own
 /// connection so that a slow server never holds the writer's transaction.
 pub struct OutboxStore {
-    conn: Connection,
+    backend: Backend,
+}
+
+/// The store behind an [`OutboxStore`].
+enum Backend {
+    Sqlite(SqliteOutbox),
+    // Boxed: a PostgreSQL client is several times a SQLite connection.
+    Pg(Box<PgOutbox>),
 }
 
 impl std::fmt::Debug for OutboxStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboxStore").field("path", &self.conn.path()).finish()
+        match &self.backend {
+            Backend::Sqlite(s) => f.debug_struct("OutboxStore").field("path", &s.conn.path()).finish(),
+            Backend::Pg(p) => f.debug_struct("OutboxStore").field("postgres", p).finish(),
+        }
     }
+}
+
+/// The outbox of a SQLite store.
+struct SqliteOutbox {
+    conn: Connection,
 }
 
 /// How long a sender waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl OutboxStore {
+impl SqliteOutbox {
     /// Opens an existing store for delivery, adding the lease columns when
     /// the store predates them.
-    pub fn open(path: &Path) -> Result<OutboxStore, StoreError> {
+    fn open(path: &Path) -> Result<SqliteOutbox, StoreError> {
         let open_err = |m: String| StoreError::Open { path: path.display().to_string(), message: m };
         if !path.exists() {
             return Err(open_err("there is no such file".into()));
@@ -253,7 +269,7 @@ impl OutboxStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_err(e.to_string()))?;
-        let store = OutboxStore { conn };
+        let store = SqliteOutbox { conn };
         store.check_table().map_err(|e| open_err(plain(e)))?;
         migrate(&store.conn).map_err(|e| open_err(plain(sql(e))))?;
         Ok(store)
@@ -261,7 +277,7 @@ impl OutboxStore {
 
     /// Opens an existing store only to read it: no migration, no write, no
     /// lock beyond a reader's. Works on a read-only file or directory.
-    pub fn open_read_only(path: &Path) -> Result<OutboxStore, StoreError> {
+    fn open_read_only(path: &Path) -> Result<SqliteOutbox, StoreError> {
         let open_err = |m: String| StoreError::Open { path: path.display().to_string(), message: m };
         if !path.exists() {
             return Err(open_err("there is no such file".into()));
@@ -292,7 +308,7 @@ impl OutboxStore {
             }
             _ => conn,
         };
-        let store = OutboxStore { conn };
+        let store = SqliteOutbox { conn };
         store.check_table().map_err(|e| open_err(plain(e)))?;
         Ok(store)
     }
@@ -317,23 +333,6 @@ impl OutboxStore {
     /// older Herald has not).
     fn has_leases(&self) -> Result<bool, StoreError> {
         self.has_column("lease_until")
-    }
-
-    /// Claims up to `limit` unsent rows with `id > after` that are `due` and
-    /// not leased by another sender (or whose lease expired before `now`):
-    /// they are leased to `owner` until `until`. Returns them in id order.
-    /// One `BEGIN IMMEDIATE` transaction, so two senders never claim the
-    /// same row. Only emails are claimed; see [`claim_of`](Self::claim_of).
-    pub fn claim(
-        &self,
-        owner: &str,
-        due: Due<'_>,
-        now: &str,
-        until: &str,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        self.claim_of(Kind::Email, owner, due, now, until, after, limit)
     }
 
     /// [`claim`](Self::claim) for rows of `kind` (each sender delivers one
@@ -438,12 +437,6 @@ impl OutboxStore {
             .map_err(sql)
     }
 
-    /// How many rows a claim with `due` at `now` would consider, leased or
-    /// not (a read: nothing is claimed).
-    pub fn count_due(&self, due: Due<'_>) -> Result<usize, StoreError> {
-        self.count_due_of(Kind::Email, due)
-    }
-
     /// [`count_due`](Self::count_due) for rows of `kind` (rows given up
     /// left out).
     pub fn count_due_of(&self, kind: Kind, due: Due<'_>) -> Result<usize, StoreError> {
@@ -460,11 +453,6 @@ impl OutboxStore {
             .and_then(|mut st| st.query_row(params![due_only, due_at, kind.as_str()], |r| r.get::<_, i64>(0)))
             .map(|n| n.max(0) as usize)
             .map_err(sql)
-    }
-
-    /// Unsent emails another sender holds a live lease on at `now`.
-    pub fn leased_elsewhere(&self, owner: &str, now: &str) -> Result<usize, StoreError> {
-        self.leased_elsewhere_of(Kind::Email, owner, now)
     }
 
     /// Unsent rows of `kind` another sender holds a live lease on at `now`.
@@ -550,7 +538,7 @@ impl OutboxStore {
     }
 
     /// Every row in id order, for listing.
-    pub fn for_each(&self, mut f: impl FnMut(OutboxListRow) -> std::io::Result<()>) -> Result<(), ListError> {
+    fn for_each(&self, f: &mut dyn FnMut(OutboxListRow) -> std::io::Result<()>) -> Result<(), ListError> {
         let leases = self.has_leases()?;
         let lease_cols = if leases { "lease_owner, lease_until" } else { "NULL, NULL" };
         // A read-only store made before webhooks has only emails.
@@ -631,6 +619,205 @@ impl OutboxStore {
                 Err(sql(e))
             }
         }
+    }
+}
+
+impl OutboxStore {
+    /// Opens an existing store for delivery: a SQLite file (adding the
+    /// lease columns when the store predates them) or, for a `postgres://`
+    /// URL, a PostgreSQL store made by `db init`/`run`.
+    pub fn open(path: &Path) -> Result<OutboxStore, StoreError> {
+        let backend = match postgres_url(path) {
+            Some(url) => Backend::Pg(Box::new(PgOutbox::open(url, super::DEFAULT_WAIT)?)),
+            None => Backend::Sqlite(SqliteOutbox::open(path)?),
+        };
+        Ok(OutboxStore { backend })
+    }
+
+    /// Opens an existing store only to read it: no migration, no write, no
+    /// lock beyond a reader's. Works on a read-only file or directory. (On
+    /// PostgreSQL the listing is one read-only statement.)
+    pub fn open_read_only(path: &Path) -> Result<OutboxStore, StoreError> {
+        let backend = match postgres_url(path) {
+            Some(url) => Backend::Pg(Box::new(PgOutbox::open(url, super::DEFAULT_WAIT)?)),
+            None => Backend::Sqlite(SqliteOutbox::open_read_only(path)?),
+        };
+        Ok(OutboxStore { backend })
+    }
+
+    /// Claims up to `limit` unsent emails with `id > after` that are `due`
+    /// and not leased by another sender (or whose lease expired before
+    /// `now`): they are leased to `owner` until `until`. Returns them in id
+    /// order. Two senders never claim the same row.
+    pub fn claim(
+        &self,
+        owner: &str,
+        due: Due<'_>,
+        now: &str,
+        until: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.claim_of(Kind::Email, owner, due, now, until, after, limit)
+    }
+
+    /// [`claim`](Self::claim) for rows of `kind` (each sender delivers one
+    /// kind); a row whose delivery was given up is never claimed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_of(
+        &self,
+        kind: Kind,
+        owner: &str,
+        due: Due<'_>,
+        now: &str,
+        until: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.claim_of(kind, owner, due, now, until, after, limit),
+            Backend::Pg(p) => p.claim_of(kind, owner, due, now, until, after, limit),
+        }
+    }
+
+    /// Extends `owner`'s lease on row `id` to `until` and reads the row
+    /// again, right before an attempt. `None` when the row is no longer
+    /// `owner`'s (another sender took over an expired lease) or was sent.
+    pub fn renew(&self, id: i64, owner: &str, until: &str) -> Result<Option<OutboxRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.renew(id, owner, until),
+            Backend::Pg(p) => p.renew(id, owner, until),
+        }
+    }
+
+    /// Records the server's acceptance of `owner`'s row and ends the lease
+    /// (committed when this returns). `false` when `owner` no longer holds
+    /// the row.
+    pub fn mark_sent(&self, id: i64, owner: &str, now: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.mark_sent(id, owner, now),
+            Backend::Pg(p) => p.mark_sent(id, owner, now),
+        }
+    }
+
+    /// Records a failed attempt of `owner`'s row, when to try again, and
+    /// ends the lease. `false` when `owner` no longer holds the row.
+    pub fn mark_failed(&self, id: i64, owner: &str, error: &str, next_attempt_at: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.mark_failed(id, owner, error, next_attempt_at),
+            Backend::Pg(p) => p.mark_failed(id, owner, error, next_attempt_at),
+        }
+    }
+
+    /// [`mark_failed`](Self::mark_failed) for many `(id, error, next
+    /// attempt)` in one transaction. Returns how many rows were recorded;
+    /// on an error none is.
+    pub fn mark_failed_all(&self, owner: &str, failures: &[(i64, String, String)]) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.mark_failed_all(owner, failures),
+            Backend::Pg(p) => p.mark_failed_all(owner, failures),
+        }
+    }
+
+    /// Gives back every lease `owner` holds on unsent rows.
+    pub fn release(&self, owner: &str) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.release(owner),
+            Backend::Pg(p) => p.release(owner),
+        }
+    }
+
+    /// How many emails a claim with `due` would consider, leased or not.
+    pub fn count_due(&self, due: Due<'_>) -> Result<usize, StoreError> {
+        self.count_due_of(Kind::Email, due)
+    }
+
+    /// [`count_due`](Self::count_due) for rows of `kind` (rows given up
+    /// left out).
+    pub fn count_due_of(&self, kind: Kind, due: Due<'_>) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.count_due_of(kind, due),
+            Backend::Pg(p) => p.count_due_of(kind, due),
+        }
+    }
+
+    /// Unsent emails another sender holds a live lease on at `now`.
+    pub fn leased_elsewhere(&self, owner: &str, now: &str) -> Result<usize, StoreError> {
+        self.leased_elsewhere_of(Kind::Email, owner, now)
+    }
+
+    /// Unsent rows of `kind` another sender holds a live lease on at `now`.
+    pub fn leased_elsewhere_of(&self, kind: Kind, owner: &str, now: &str) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.leased_elsewhere_of(kind, owner, now),
+            Backend::Pg(p) => p.leased_elsewhere_of(kind, owner, now),
+        }
+    }
+
+    /// Row counts by status.
+    pub fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.counts(),
+            Backend::Pg(p) => p.counts(None, false),
+        }
+    }
+
+    /// Row counts by status of one kind; rows given up are left out (they
+    /// are counted by [`given_up`](Self::given_up)).
+    pub fn counts_of(&self, kind: Kind) -> Result<OutboxCounts, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.counts_of(kind),
+            Backend::Pg(p) => p.counts(Some(kind), false),
+        }
+    }
+
+    /// Rows of `kind` whose delivery was given up.
+    pub fn given_up(&self, kind: Kind) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.given_up(kind),
+            Backend::Pg(p) => p.given_up(kind),
+        }
+    }
+
+    /// Records the server's acceptance of `owner`'s webhook row with the
+    /// answer's status, and ends the lease.
+    pub fn mark_delivered(&self, id: i64, owner: &str, now: &str, status: u16) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.mark_delivered(id, owner, now, status),
+            Backend::Pg(p) => p.mark_delivered(id, owner, now, status),
+        }
+    }
+
+    /// Records a failed attempt of `owner`'s webhook row; without a retry
+    /// time the row is given up.
+    pub fn mark_attempt_failed(
+        &self,
+        id: i64,
+        owner: &str,
+        failure: &AttemptFailure<'_>,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.mark_attempt_failed(id, owner, failure, now),
+            Backend::Pg(p) => p.mark_attempt_failed(id, owner, failure, now),
+        }
+    }
+
+    /// Every row in id order, for listing.
+    pub fn for_each(&self, mut f: impl FnMut(OutboxListRow) -> std::io::Result<()>) -> Result<(), ListError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.for_each(&mut f),
+            Backend::Pg(p) => p.for_each(&mut f),
+        }
+    }
+}
+
+/// The URL when `path` names a PostgreSQL server.
+fn postgres_url(path: &Path) -> Option<&str> {
+    if super::backend::is_postgres(path) {
+        path.to_str()
+    } else {
+        None
     }
 }
 

@@ -34,11 +34,11 @@ CREATE INDEX IF NOT EXISTS herald_state_entry_time ON herald_state_entry (rule, 
 /// Offset that makes every event time (years 1 to 9999) positive.
 const OFFSET: i128 = 1_000_000_000_000_000_000_000;
 
-fn time_text(t: i128) -> String {
+pub(super) fn time_text(t: i128) -> String {
     format!("{:023}", t + OFFSET)
 }
 
-fn parse_time(s: &str) -> i128 {
+pub(super) fn parse_time(s: &str) -> i128 {
     s.parse::<i128>().map(|t| t - OFFSET).unwrap_or(i128::MIN)
 }
 
@@ -54,14 +54,14 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             EntryKind::Event => "event",
             EntryKind::Fired => "fired",
             EntryKind::Suppressed => "suppressed",
         }
     }
-    fn parse(s: &str) -> EntryKind {
+    pub(super) fn parse(s: &str) -> EntryKind {
         match s {
             "fired" => EntryKind::Fired,
             "suppressed" => EntryKind::Suppressed,

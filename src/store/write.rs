@@ -30,7 +30,7 @@ fn dyn_err(msg: String) -> RuntimeError {
     RuntimeError::new(Code::DynamicType, msg)
 }
 
-fn json_kind(j: &J) -> &'static str {
+pub(in crate::store) fn json_kind(j: &J) -> &'static str {
     match j {
         J::Null => "null",
         J::Bool(_) => "a bool",
@@ -44,7 +44,7 @@ fn json_kind(j: &J) -> &'static str {
 /// Walk `path` from `root`, creating missing (or null) intermediate
 /// objects, and return the slot's parent object and the last key.
 /// `Err(i)`: segment `i` is neither absent, null nor an object.
-fn walk_create<'j>(
+pub(in crate::store) fn walk_create<'j>(
     root: &'j mut J,
     path: &[String],
 ) -> Result<&'j mut serde_json::Map<String, J>, (usize, &'static str)> {
