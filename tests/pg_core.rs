@@ -624,3 +624,28 @@ fn killed_runs_on_postgres_resume_to_the_uninterrupted_result() {
     let lite = Store::open(&tmp.path("h.db"), program.schema.clone()).unwrap();
     assert_same(&herald_part(&lite.dump()), &expected);
 }
+
+#[test]
+fn a_lock_held_elsewhere_ends_the_run_with_a_timeout_not_a_hang() {
+    let tmp = Tmp::new();
+    let db = TestDb::new("pgcore_lock");
+    let policy = tmp.write("p.herald", POLICY);
+    let events = tmp.write("events.ndjson", input(1));
+    herald(&["db", "init", "--db", &db.url, &policy], None).ok();
+    // Another session holds the firings table; the URL's own `options`
+    // shorten the lock timeout (they are kept beside Herald's).
+    let mut holder = db.client();
+    holder.batch_execute("BEGIN; LOCK TABLE herald.herald_firing IN ACCESS EXCLUSIVE MODE").unwrap();
+    let url = format!("{}?options=-c%20lock_timeout%3D300", db.url);
+    let started = Instant::now();
+    let out = herald(&["run", "--quiet", "--db", &url, "--events", &events, &policy], None);
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("lock timeout"), "{}", out.stderr);
+    holder.batch_execute("ROLLBACK").unwrap();
+    // Nothing of the failed batch was kept: the next run does it all.
+    let n: i64 = db.client().query_one("SELECT count(*) FROM herald.herald_processed", &[]).unwrap().get(0);
+    assert_eq!(n, 0);
+    let again = herald(&["run", "--quiet", "--db", &url, "--events", &events, &policy], None).ok();
+    assert!(again.stdout.lines().count() > 5);
+}

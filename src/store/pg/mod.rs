@@ -105,11 +105,13 @@ pub(crate) fn connect(url: &str, timeout: Duration) -> Result<Client, StoreError
     if config.get_application_name().is_none() {
         config.application_name("herald");
     }
-    config.options(&format!(
-        "-c statement_timeout={} -c lock_timeout={}",
-        STATEMENT_TIMEOUT.as_millis(),
-        STATEMENT_TIMEOUT.as_millis()
-    ));
+    // Ours first: a `-c` the URL's own `options` repeats wins.
+    let ms = STATEMENT_TIMEOUT.as_millis();
+    let options = match config.get_options() {
+        Some(theirs) => format!("-c statement_timeout={ms} -c lock_timeout={ms} {theirs}"),
+        None => format!("-c statement_timeout={ms} -c lock_timeout={ms}"),
+    };
+    config.options(&options);
     // `connect_timeout` bounds the TCP connect only: a server (or anything
     // else) that accepts and then never answers the start-up would hang
     // `connect`. Connecting on a thread of its own bounds the whole of it;
