@@ -18,17 +18,20 @@
 //! `crate::filter::classify` admits (the checker reports the rest).
 
 mod convert;
+mod cursor;
 pub mod filter;
 mod functions;
 mod herald;
 pub mod intake;
 mod load;
 pub mod outbox;
+pub mod pg_source;
 mod report;
 mod scratch;
 mod state;
 mod write;
 
+pub use cursor::{SourceCursor, SourceEvent};
 pub use herald::{Checkpoint, DeadLetter, OutboxEntry};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
@@ -402,6 +405,7 @@ impl Store {
         herald::add_missing_columns(&self.conn)?;
         self.conn.execute_batch(HERALD_EXTRA)?;
         self.conn.execute_batch(state::STATE_TABLES)?;
+        self.conn.execute_batch(cursor::CURSOR_TABLES)?;
         outbox::migrate(&self.conn)?;
         self.upgrade_herald_tables()?;
         for e in &self.ents {
