@@ -107,6 +107,16 @@ fn sqlite_only_in_store() {
 }
 
 #[test]
+fn postgres_only_in_store() {
+    // The PostgreSQL driver: the event source (`store::pg_source`) and any
+    // PostgreSQL backend. `postgres::` is a path into the crate; a
+    // `postgres://` URL in a message is not.
+    let bad: Vec<String> =
+        ["postgres::", "use postgres", "tokio_postgres"].iter().flat_map(|t| offenders(t, &["src/store/"])).collect();
+    assert!(bad.is_empty(), "`postgres` outside `store` (only the store issues SQL):\n{}", bad.join("\n"));
+}
+
+#[test]
 fn compiler_core_is_pure() {
     // The compiler core does no IO and never sees the store, the engine or mail.
     let core = [
@@ -127,6 +137,7 @@ fn compiler_core_is_pure() {
         "UdpSocket",
         "std::process",
         "rusqlite",
+        "postgres::",
         "crate::store",
         "crate::engine",
         "crate::mail",
