@@ -42,7 +42,13 @@ pub(super) fn open(args: &RunArgs, url: &str, store: &Store) -> Result<SourceInp
     let mut newest = cursor.last.as_ref().map(|l| l.0);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("cannot handle signals: {e}"))?;
+        // The first signal asks for a clean stop; a second one, while the
+        // run is still finishing, ends the process at once (exit 1), as an
+        // impatient Ctrl-C expects. Nothing is lost either way: the cursor
+        // only moves with the commits.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
     }
     let reader = SourceReader::open(spec, cursor, stop)?;
     let fed = reader.fed();

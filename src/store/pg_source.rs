@@ -164,19 +164,85 @@ fn pg_message(e: &postgres::Error) -> String {
     }
 }
 
-/// The JSON of a row, as an NDJSON export of authentik's events has it:
-/// the dashed uuid, RFC 3339 times in UTC with microseconds, the jsonb
-/// columns as JSON, the address without a prefix length.
-const ROW_JSON: &str = "json_build_object(\
-    'event_uuid', e.event_uuid::text, \
-    'user', e.\"user\", \
-    'action', e.action, \
-    'app', e.app, \
-    'context', e.context, \
-    'client_ip', host(e.client_ip), \
-    'created', to_char(e.created AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-    'expires', to_char(e.expires AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-    'brand', e.brand)::text";
+/// The columns a row's JSON is built from (see [`row_json`]).
+const ROW_COLUMNS: &str =
+    "e.event_uuid::text, e.created, e.\"user\", e.action, e.app, e.context, e.client_ip, e.expires, e.brand";
+
+/// A `json` or `jsonb` value as the server's JSON text, unparsed: jsonb's
+/// binary form is a version byte and the text.
+struct RawJson(String);
+
+impl<'a> postgres::types::FromSql<'a> for RawJson {
+    fn from_sql(
+        ty: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<RawJson, Box<dyn std::error::Error + Sync + Send>> {
+        let text = if *ty == postgres::types::Type::JSONB {
+            match raw.split_first() {
+                Some((1, rest)) => rest,
+                _ => return Err("unsupported jsonb encoding version".into()),
+            }
+        } else {
+            raw
+        };
+        Ok(RawJson(std::str::from_utf8(text)?.to_string()))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        *ty == postgres::types::Type::JSON || *ty == postgres::types::Type::JSONB
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, as authentik's export writes times
+/// (`2026-04-14T08:02:07.556423Z`).
+fn rfc3339_micros(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// The JSON of a row ([`ROW_COLUMNS`]), as an NDJSON export of authentik's
+/// events has it: the dashed uuid, the jsonb columns as JSON, the address
+/// without a prefix length, RFC 3339 times. Built here rather than with
+/// `json_build_object` in the query: the server then only sends columns
+/// (measured: the query cost a third as much), and the text of the jsonb
+/// columns is copied, not parsed.
+fn row_json(r: &postgres::Row) -> Result<(String, i64, String), String> {
+    let err = |what: &str, e: postgres::Error| format!("unreadable `{what}`: {}", pg_message(&e));
+    let uuid: String = r.try_get(0).map_err(|e| err("event_uuid", e))?;
+    let at = |e: String| format!("event {uuid}: {e}");
+    let created: time::OffsetDateTime = r.try_get(1).map_err(|e| at(err("created", e)))?;
+    let user: RawJson = r.try_get(2).map_err(|e| at(err("user", e)))?;
+    let action: String = r.try_get(3).map_err(|e| at(err("action", e)))?;
+    let app: String = r.try_get(4).map_err(|e| at(err("app", e)))?;
+    let context: RawJson = r.try_get(5).map_err(|e| at(err("context", e)))?;
+    let client_ip: Option<std::net::IpAddr> = r.try_get(6).map_err(|e| at(err("client_ip", e)))?;
+    let expires: time::OffsetDateTime = r.try_get(7).map_err(|e| at(err("expires", e)))?;
+    let brand: RawJson = r.try_get(8).map_err(|e| at(err("brand", e)))?;
+    let string = |s: &str| serde_json::Value::from(s).to_string();
+    let ip = client_ip.map_or("null".to_string(), |ip| string(&ip.to_string()));
+    let json = format!(
+        "{{\"event_uuid\":{},\"user\":{},\"action\":{},\"app\":{},\"context\":{},\"client_ip\":{ip},\
+         \"created\":\"{}\",\"expires\":\"{}\",\"brand\":{}}}",
+        string(&uuid),
+        user.0,
+        string(&action),
+        string(&app),
+        context.0,
+        rfc3339_micros(created),
+        rfc3339_micros(expires),
+        brand.0
+    );
+    Ok((uuid, micros(created), json))
+}
 
 struct Conn {
     client: Client,
@@ -238,7 +304,7 @@ impl Conn {
         let after = prepare(
             &mut client,
             &format!(
-                "SELECT e.event_uuid::text, e.created, {ROW_JSON} FROM {table} e \
+                "SELECT {ROW_COLUMNS} FROM {table} e \
                  WHERE e.created >= $1 AND (e.created, e.event_uuid) > ($1, ($2::text)::uuid) \
                  ORDER BY e.created, e.event_uuid LIMIT $3"
             ),
@@ -246,7 +312,7 @@ impl Conn {
         let first = prepare(
             &mut client,
             &format!(
-                "SELECT e.event_uuid::text, e.created, {ROW_JSON} FROM {table} e \
+                "SELECT {ROW_COLUMNS} FROM {table} e \
                  ORDER BY e.created, e.event_uuid LIMIT $1"
             ),
         )?;
@@ -261,7 +327,7 @@ impl Conn {
         let by_uuid = prepare(
             &mut client,
             &format!(
-                "SELECT e.event_uuid::text, e.created, {ROW_JSON} FROM {table} e \
+                "SELECT {ROW_COLUMNS} FROM {table} e \
                  WHERE e.event_uuid = ANY(($1::text[])::uuid[]) ORDER BY e.created, e.event_uuid"
             ),
         )?;
@@ -269,15 +335,7 @@ impl Conn {
     }
 
     fn rows(rows: Vec<postgres::Row>) -> Result<Vec<(String, i64, String)>, String> {
-        rows.into_iter()
-            .map(|r| {
-                let uuid: String = r.try_get(0).map_err(|e| pg_message(&e))?;
-                let created: time::OffsetDateTime =
-                    r.try_get(1).map_err(|e| format!("event {uuid}: unreadable `created`: {}", pg_message(&e)))?;
-                let json: String = r.try_get(2).map_err(|e| pg_message(&e))?;
-                Ok((uuid, micros(created), json))
-            })
-            .collect()
+        rows.iter().map(row_json).collect()
     }
 
     /// Up to `limit` rows after `cursor` (or from the start).
@@ -372,6 +430,7 @@ fn fetch(spec: SourceSpec, cursor: SourceCursor, tx: SyncSender<Msg>, stop: Arc<
     let result = (|| -> Result<(), String> {
         loop {
             if stop.load(Ordering::Relaxed) {
+                let _ = tx.send(Msg::End);
                 return Ok(());
             }
             let sweep_due = last_sweep.is_none_or(|t| t.elapsed() >= spec.sweep);
@@ -539,6 +598,12 @@ impl Read for SourceReader {
                             let e = format!("no answer for {} s", SILENCE_LIMIT.as_secs());
                             return Err(self.failed(&e));
                         }
+                    }
+                    // The fetcher also stops on the signal, and may be gone
+                    // before this loop sees the flag: a clean end then.
+                    Err(RecvTimeoutError::Disconnected) if self.stop.load(Ordering::Relaxed) => {
+                        self.ended = true;
+                        return Ok(0);
                     }
                     Err(RecvTimeoutError::Disconnected) => return Err(self.failed("its thread ended")),
                 }
