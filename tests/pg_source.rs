@@ -431,41 +431,46 @@ fn a_server_that_goes_away_mid_follow_is_a_clear_error() {
     assert_eq!(out.iter().map(|v| v["line"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 5]);
 }
 
+/// Exit code 2 with `needle` in the message, and no panic.
+fn usage_error(out: Out, needle: &str) -> Out {
+    let out = out.expect_code(2);
+    assert!(out.stderr.contains(needle), "{needle:?} in: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out
+}
+
 #[test]
 fn a_missing_table_or_a_bad_source_is_a_usage_error() {
     let empty = TestDb::new("source_empty");
     let tmp = Tmp::new();
     let db = tmp.p("x.db");
     let p = AUTHENTIK_POLICIES[0];
-    let out = source_run(&db, &empty.url, &[], &[p]).expect_code(2);
-    assert!(out.stderr.contains("has no table public.authentik_events_event"), "{}", out.stderr);
+    usage_error(source_run(&db, &empty.url, &[], &[p]), "has no table public.authentik_events_event");
     // Another schema than authentik's.
     let ak = authentik_db("source_schema");
-    let out = source_run(&db, &ak.url, &["--authentik-schema", "ak"], &[p]).expect_code(2);
-    assert!(out.stderr.contains("has no table ak.authentik_events_event"), "{}", out.stderr);
-    let out = source_run(&db, &ak.url, &["--authentik-schema", "x\"; DROP TABLE y; --"], &[p]).expect_code(2);
-    assert!(out.stderr.contains("not a plain schema name"), "{}", out.stderr);
+    usage_error(
+        source_run(&db, &ak.url, &["--authentik-schema", "ak"], &[p]),
+        "has no table ak.authentik_events_event",
+    );
+    usage_error(
+        source_run(&db, &ak.url, &["--authentik-schema", "x\"; DROP TABLE y; --"], &[p]),
+        "not a plain schema name",
+    );
     // A table without authentik's columns.
     let odd = TestDb::new("source_odd");
     odd.client().batch_execute("CREATE TABLE authentik_events_event (event_uuid uuid PRIMARY KEY)").unwrap();
-    let out = source_run(&db, &odd.url, &[], &[p]).expect_code(2);
-    assert!(out.stderr.contains("does not have the columns authentik's has"), "{}", out.stderr);
+    usage_error(source_run(&db, &odd.url, &[], &[p]), "does not have the columns authentik's has");
     // Nothing listens.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let out = source_run(&db, &format!("postgres://u:secret@127.0.0.1:{port}/db"), &[], &[p]).expect_code(2);
-    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    let out =
+        usage_error(source_run(&db, &format!("postgres://u:secret@127.0.0.1:{port}/db"), &[], &[p]), "cannot connect");
     assert!(!out.stderr.contains("secret"), "the password is not printed: {}", out.stderr);
     // `--follow` needs a database source; `--backfill` does not apply to one.
-    let out = herald(&["run", "--db", &db, "--follow", p], None).expect_code(2);
-    assert!(out.stderr.contains("--follow"), "{}", out.stderr);
-    let out = source_run(&db, &ak.url, &["--backfill"], &[p]).expect_code(2);
-    assert!(out.stderr.contains("--backfill"), "{}", out.stderr);
-    for out in [&out] {
-        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    }
+    usage_error(herald(&["run", "--db", &db, "--follow", p], None), "--follow");
+    usage_error(source_run(&db, &ak.url, &["--backfill"], &[p]), "--backfill");
 }
 
 #[test]
