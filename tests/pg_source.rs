@@ -186,6 +186,35 @@ fn each_row_becomes_the_json_of_the_exported_event() {
 }
 
 #[test]
+fn odd_values_keep_their_json_form() {
+    let pg = authentik_db("source_odd_values");
+    // Quotes, a backslash, a control character and non-ASCII text in the
+    // text columns; an IPv6 address and a NULL one; a time zone other than UTC
+    // and a time with no fraction.
+    pg.client()
+        .batch_execute(
+            "INSERT INTO authentik_events_event VALUES              ('0b0e0000-0000-4000-8000-000000000001', 'custom_\"quoted\" \\ ✓', E'app\tx',               '{\"k\": [1, 2.50, null, \"é\"]}', '2001:db8::1', '2026-04-14 10:00:00.5+02', '{}',               '2027-04-14 08:00:00+00', true, '{\"pk\": \"b\"}'),              ('0b0e0000-0000-4000-8000-000000000002', 'login', 'a', '{}', NULL, '2026-04-14 09:00:01+00',               '{\"pk\": 4}', '2027-04-14 08:00:00+00', true, '{}')",
+        )
+        .unwrap();
+    let spec = SourceSpec::new(&pg.url, "public", false).unwrap();
+    let mut reader = SourceReader::open(spec, SourceCursor::default(), Arc::new(AtomicBool::new(false))).unwrap();
+    let mut text = String::new();
+    reader.read_to_string(&mut text).unwrap();
+    let got: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(
+        got[0],
+        serde_json::json!({
+            "event_uuid": "0b0e0000-0000-4000-8000-000000000001", "user": {}, "action": "custom_\"quoted\" \\ ✓",
+            "app": "app\tx", "context": {"k": [1, 2.50, null, "é"]}, "client_ip": "2001:db8::1",
+            "created": "2026-04-14T08:00:00.500000Z", "expires": "2027-04-14T08:00:00.000000Z", "brand": {"pk": "b"},
+        })
+    );
+    assert_eq!(got[1]["client_ip"], serde_json::Value::Null);
+    assert_eq!(got[1]["created"], "2026-04-14T09:00:01.000000Z");
+    assert_eq!(got.len(), 2);
+}
+
+#[test]
 fn a_source_run_equals_the_ndjson_run_on_the_same_events() {
     let pg = authentik_db("source_same");
     insert_events(&mut pg.client(), &example_events());
