@@ -262,6 +262,17 @@ struct RunSetup<'a> {
     /// holds some from an earlier run.
     webhooks: bool,
     log_format: LogFormat,
+    /// A database source: its own resume point instead of a checkpoint.
+    stream: Option<StreamInput>,
+}
+
+/// How a run over a database source differs from one over a file: lines
+/// are numbered from the source's cursor, the cursor is recorded in each
+/// batch transaction (`in_commit`), and each chunk commits at once, so an
+/// event's firing is printed as soon as it is applied.
+struct StreamInput {
+    first_line: u64,
+    in_commit: engine::InCommit,
 }
 
 fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
@@ -293,6 +304,14 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
     };
     if let Some(t) = setup.threads {
         opts.workers = t.max(1);
+    }
+    if let Some(stream) = setup.stream {
+        opts.first_line = stream.first_line;
+        opts.in_commit = Some(stream.in_commit);
+        opts.checkpoints = false;
+        // No file checkpoint applies: skip looking one up by first line.
+        opts.from_start = true;
+        opts.idle_commit = std::time::Duration::ZERO;
     }
     let wakes: Vec<mpsc::Sender<()>> =
         mail.iter().map(|m| m.wake.clone()).chain(hooks.iter().map(|h| h.wake.clone())).collect();
@@ -579,26 +598,71 @@ pub fn run(args: &RunArgs) -> i32 {
         None => None,
     };
     let webhooks = needs_webhooks(&program, &*store);
-    let (input, input_len): (Box<dyn std::io::Read + Send>, Option<u64>) = if args.events.as_os_str() == "-" {
+    // `--source PATH|-` is `--events`; a `postgres://` source is read by
+    // `cli::source`, and the engine sees only a `Read`.
+    let events = match &args.source {
+        Some(s) if super::source::is_postgres(s) => {
+            let input = match super::source::open(args, s, &*store) {
+                Ok(i) => i,
+                Err(e) => return fail_as(log, e),
+            };
+            let setup = RunSetup {
+                source: input.name.clone(),
+                input: Box::new(input.reader),
+                input_len: None,
+                from_start: false,
+                stream: Some(StreamInput { first_line: input.first_line, in_commit: input.in_commit }),
+                ..base_setup(args, program, matcher, &*store, mailer, webhooks, log)
+            };
+            let mut stdout = std::io::stdout().lock();
+            return execute(setup, &mut stdout);
+        }
+        Some(s) => PathBuf::from(s),
+        None => args.events.clone(),
+    };
+    if args.follow {
+        return fail_as(log, "`--follow` needs a `postgres://` source (`--source postgres://USER@HOST:PORT/DB`)");
+    }
+    let (input, input_len): (Box<dyn std::io::Read + Send>, Option<u64>) = if events.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
-        match std::fs::File::open(&args.events) {
+        match std::fs::File::open(&events) {
             Ok(f) => {
                 let len = f.metadata().ok().map(|m| m.len());
                 (Box::new(f), len)
             }
-            Err(e) => return fail_as(log, format!("cannot read `{}`: {e}", args.events.display())),
+            Err(e) => return fail_as(log, format!("cannot read `{}`: {e}", events.display())),
         }
     };
     let setup = RunSetup {
-        program,
-        matcher,
-        store: &*store,
-        db_path: args.db.clone(),
         // A name that is not UTF-8 is recorded lossily in dead letters.
-        source: args.events.to_string_lossy().into_owned(),
+        source: events.to_string_lossy().into_owned(),
         input,
         input_len,
+        ..base_setup(args, program, matcher, &*store, mailer, webhooks, log)
+    };
+    let mut stdout = std::io::stdout().lock();
+    execute(setup, &mut stdout)
+}
+
+/// The parts of a run's setup that do not depend on where events come from.
+fn base_setup<'a>(
+    args: &RunArgs,
+    program: Arc<Program>,
+    matcher: Arc<dyn Matcher>,
+    store: &'a dyn Backend,
+    mailer: Option<Mailer>,
+    webhooks: bool,
+    log: LogFormat,
+) -> RunSetup<'a> {
+    RunSetup {
+        program,
+        matcher,
+        store,
+        db_path: args.db.clone(),
+        source: String::new(),
+        input: Box::new(std::io::empty()),
+        input_len: None,
         // Both within the ranges the flags accept (`cli::MAX_BATCH`, ...).
         batch: args.batch as usize,
         threads: args.threads.map(|t| t as usize),
@@ -610,9 +674,8 @@ pub fn run(args: &RunArgs) -> i32 {
         mailer,
         webhooks,
         log_format: log,
-    };
-    let mut stdout = std::io::stdout().lock();
-    execute(setup, &mut stdout)
+        stream: None,
+    }
 }
 
 pub fn db(command: DbCommand) -> i32 {
@@ -834,6 +897,7 @@ pub fn demo(db: &Path, engine: Engine, smtp: Option<&str>, mail_from: &str) -> i
         webhooks,
         mailer,
         log_format: LogFormat::Human,
+        stream: None,
     };
     let mut stdout = std::io::stdout().lock();
     let code = execute(setup, &mut stdout);

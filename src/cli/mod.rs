@@ -5,6 +5,7 @@ mod commands;
 mod fmt;
 pub mod render;
 mod serve;
+mod source;
 mod test;
 
 use crate::compile::{self, SchemaChoice};
@@ -187,6 +188,20 @@ pub struct RunArgs {
     /// NDJSON events: a file, or `-` for standard input.
     #[arg(long, default_value = "-")]
     pub events: PathBuf,
+    /// Where events come from: `postgres://USER@HOST:PORT/DB` reads
+    /// authentik's `authentik_events_event` table from Herald's durable
+    /// cursor (docs/postgres-source.md); a file or `-` is `--events`.
+    #[arg(long, value_name = "URL|PATH|-", conflicts_with = "events")]
+    pub source: Option<String>,
+    /// With a `postgres://` source: keep following new events until
+    /// SIGTERM or SIGINT (then finish the batch, commit, exit 0).
+    #[arg(long)]
+    pub follow: bool,
+    /// With a `postgres://` source: how far (seconds) behind the newest
+    /// event a row that commits late is still picked up (0 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, allow_negative_numbers = true,
+          value_parser = ranged(0, 86_400))]
+    pub source_lookback: u64,
     #[arg(long, value_enum, default_value = "jit")]
     pub engine: Engine,
     /// Deliver email through this server: `smtp://host:port`, `smtps://host`.
@@ -276,8 +291,10 @@ pub struct MappingArg {
     /// tables in the schema `herald`.
     #[arg(long = "mapping", value_name = "NAME", value_parser = ["authentik"])]
     pub mapping: Option<String>,
-    /// authentik's tenant schema (with `--mapping authentik`).
-    #[arg(long = "authentik-schema", value_name = "SCHEMA", default_value = "public", requires = "mapping")]
+    /// The schema holding authentik's tables (authentik's tenant schema):
+    /// where `--mapping authentik` finds its entities and a `postgres://`
+    /// `--source` its events.
+    #[arg(long = "authentik-schema", value_name = "SCHEMA", default_value = "public")]
     pub authentik_schema: String,
 }
 

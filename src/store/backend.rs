@@ -15,7 +15,7 @@
 
 use super::{
     Checkpoint, DeadLetter, EntryKind, FiringRow, Kind, LoadError, LoadMode, LoadStats, NotificationRow, OutboxCounts,
-    OutboxEntry, PendingAppend, ProcessedRow, RecipientKey, StateEntry, Store, StoreError,
+    OutboxEntry, PendingAppend, ProcessedRow, RecipientKey, SourceCursor, SourceEvent, StateEntry, Store, StoreError,
 };
 use crate::diag::RuntimeError;
 use crate::ir::{self, Expr, QueryKind};
@@ -168,6 +168,14 @@ pub trait Backend {
     fn insert_state_entry(&self, rule: &str, clause: u32, key: &str, entry: &StateEntry) -> Result<(), RuntimeError>;
     fn delete_state_kind(&self, rule: &str, clause: u32, key: &str, kind: EntryKind) -> Result<(), RuntimeError>;
     fn sweep_state(&self, rule: &str, clause: u32, upto: i128) -> Result<(), RuntimeError>;
+
+    // ---- a database event source's cursor (`store::cursor`) ---------------
+
+    /// The recorded cursor of a `--source postgres://…` source.
+    fn source_cursor(&self, source_key: &str) -> Result<SourceCursor, RuntimeError>;
+    /// Record `events` as taken and forget those older than `forget_before`
+    /// (Unix microseconds), inside the batch transaction.
+    fn source_advance(&self, source_key: &str, events: &[SourceEvent], forget_before: i64) -> Result<(), RuntimeError>;
 
     // ---- entities --------------------------------------------------------
 
@@ -371,6 +379,12 @@ impl Backend for Store {
     }
     fn mark_processed_many(&self, rows: &[ProcessedRow]) -> Result<(), RuntimeError> {
         Store::mark_processed_many(self, rows)
+    }
+    fn source_cursor(&self, source_key: &str) -> Result<SourceCursor, RuntimeError> {
+        Store::source_cursor(self, source_key)
+    }
+    fn source_advance(&self, source_key: &str, events: &[SourceEvent], forget_before: i64) -> Result<(), RuntimeError> {
+        Store::source_advance(self, source_key, events, forget_before)
     }
     fn insert_firing(&self, rule: &str, event_key: &str, line: u64) -> Result<(), RuntimeError> {
         Store::insert_firing(self, rule, event_key, line)

@@ -19,6 +19,7 @@
 
 pub mod backend;
 mod convert;
+mod cursor;
 pub mod filter;
 mod functions;
 mod herald;
@@ -26,6 +27,7 @@ pub mod intake;
 mod load;
 pub mod outbox;
 pub mod pg;
+pub mod pg_source;
 pub mod pgent;
 mod report;
 mod scratch;
@@ -33,6 +35,7 @@ mod state;
 mod write;
 
 pub use backend::{is_postgres, open, Backend, EntityMapping, OpenOptions};
+pub use cursor::{SourceCursor, SourceEvent};
 pub use herald::{Checkpoint, DeadLetter, FiringRow, NotificationRow, OutboxEntry, ProcessedRow, RecipientKey};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};
@@ -426,6 +429,7 @@ impl Store {
         herald::add_missing_columns(&self.conn)?;
         self.conn.execute_batch(HERALD_EXTRA)?;
         self.conn.execute_batch(state::STATE_TABLES)?;
+        self.conn.execute_batch(cursor::CURSOR_TABLES)?;
         outbox::migrate(&self.conn)?;
         self.upgrade_herald_tables()?;
         for e in &self.ents {

@@ -22,8 +22,8 @@ mod tables;
 
 use super::backend::{Backend, OpenOptions};
 use super::{
-    Checkpoint, DeadLetter, EntryKind, Kind, LoadError, LoadMode, LoadStats, OutboxCounts, OutboxEntry, StateEntry,
-    StoreError,
+    Checkpoint, DeadLetter, EntryKind, Kind, LoadError, LoadMode, LoadStats, OutboxCounts, OutboxEntry, SourceCursor,
+    SourceEvent, StateEntry, StoreError,
 };
 use crate::decode::fnv1a_128;
 use crate::diag::{Code, RuntimeError};
@@ -602,6 +602,38 @@ impl Backend for PgStore {
         self.exec(
             "DELETE FROM herald.herald_state_entry WHERE rule = $1 AND clause = $2 AND time COLLATE \"C\" <= $3",
             &[&rule, &i64::from(clause), &super::state::time_text(upto)],
+        )?;
+        Ok(())
+    }
+
+    fn source_cursor(&self, source_key: &str) -> Result<SourceCursor, RuntimeError> {
+        let rows = self.client().query(
+            "SELECT created_us, event_uuid, line FROM herald.herald_source_event WHERE source_key = $1 \
+             ORDER BY created_us, event_uuid COLLATE \"C\"",
+            &[&source_key],
+        )?;
+        let mut cursor = SourceCursor::default();
+        for r in &rows {
+            let (created, uuid, line): (i64, String, i64) = (r.get(0), r.get(1), r.get(2));
+            cursor.last_line = cursor.last_line.max(line.max(0) as u64);
+            cursor.last = Some((created, uuid.clone()));
+            cursor.seen.push((created, uuid));
+        }
+        Ok(cursor)
+    }
+    fn source_advance(&self, source_key: &str, events: &[SourceEvent], forget_before: i64) -> Result<(), RuntimeError> {
+        for e in events {
+            self.exec(
+                "INSERT INTO herald.herald_source_event (source_key, event_uuid, created_us, line) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (source_key, event_uuid) DO NOTHING",
+                &[&source_key, &e.event_uuid, &e.created_us, &(e.line as i64)],
+            )?;
+        }
+        // The newest row is never older than `forget_before`, so the cursor
+        // survives the prune (see `store::cursor`).
+        self.exec(
+            "DELETE FROM herald.herald_source_event WHERE source_key = $1 AND created_us < $2",
+            &[&source_key, &forget_before],
         )?;
         Ok(())
     }

@@ -127,3 +127,13 @@ CREATE TABLE IF NOT EXISTS herald.herald_state_entry (
 );
 CREATE INDEX IF NOT EXISTS herald_state_entry_key ON herald.herald_state_entry (rule, clause, key);
 CREATE INDEX IF NOT EXISTS herald_state_entry_time ON herald.herald_state_entry (rule, clause, time);
+
+-- The durable cursor of `run --source postgres://…` (see store::cursor).
+CREATE TABLE IF NOT EXISTS herald.herald_source_event (
+    source_key  text   NOT NULL,
+    event_uuid  text   NOT NULL,
+    created_us  bigint NOT NULL,
+    line        bigint NOT NULL,
+    PRIMARY KEY (source_key, event_uuid)
+);
+CREATE INDEX IF NOT EXISTS herald_source_event_created ON herald.herald_source_event (source_key, created_us);
