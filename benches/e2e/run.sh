@@ -18,7 +18,7 @@
 # events per rule, and that both engines fire the same rules.
 #
 # Environment: SEED (42), WORK (/tmp/herald-bench), THREADS (herald --threads; default
-# one per core), RUNNERS ("wc jit interp jaq python"), SKIP_BUILD=1, REPEAT (1: runs of
+# one per core), POLICY_FILES (default: every examples/authentik policy), RUNNERS ("wc jit interp jaq python"), SKIP_BUILD=1, REPEAT (1: runs of
 # each runner, the best wall time is reported), JAQ (path of jaq).
 set -euo pipefail
 
@@ -39,7 +39,13 @@ MATCH_COUNT=$ROOT/target/release/examples/match_count
 if [ -z "${JAQ:-}" ]; then
     if [ -x "$HOME/.cargo/bin/jaq" ]; then JAQ=$HOME/.cargo/bin/jaq; else JAQ=$(command -v jaq || true); fi
 fi
-POLICIES=("$ROOT"/examples/authentik/*.herald)
+# POLICY_FILES (space-separated paths) narrows the policies, e.g. to the five
+# reference rules the jq and Python baselines implement.
+if [ -n "${POLICY_FILES:-}" ]; then
+    read -ra POLICIES <<< "$POLICY_FILES"
+else
+    POLICIES=("$ROOT"/examples/authentik/*.herald)
+fi
 
 EVENTS=$WORK/events-$N-$SEED.ndjson
 FIXTURES=$WORK/fixtures-$SEED.json
