@@ -273,6 +273,8 @@ struct RunSetup<'a> {
 struct StreamInput {
     first_line: u64,
     in_commit: engine::InCommit,
+    /// A partitioned source: each line's partition (shared state).
+    scope_of: Option<engine::ScopeOf>,
 }
 
 fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
@@ -308,6 +310,7 @@ fn execute(setup: RunSetup<'_>, stdout: &mut dyn Write) -> i32 {
     if let Some(stream) = setup.stream {
         opts.first_line = stream.first_line;
         opts.in_commit = Some(stream.in_commit);
+        opts.shared_state = stream.scope_of;
         opts.checkpoints = false;
         // No file checkpoint applies: skip looking one up by first line.
         opts.from_start = true;
@@ -611,11 +614,20 @@ pub fn run(args: &RunArgs) -> i32 {
                 input: Box::new(input.reader),
                 input_len: None,
                 from_start: false,
-                stream: Some(StreamInput { first_line: input.first_line, in_commit: input.in_commit }),
+                stream: Some(StreamInput {
+                    first_line: input.first_line,
+                    in_commit: input.in_commit,
+                    scope_of: input.scope_of,
+                }),
                 ..base_setup(args, program, matcher, &*store, mailer, webhooks, log)
             };
             let mut stdout = std::io::stdout().lock();
-            return execute(setup, &mut stdout);
+            let code = execute(setup, &mut stdout);
+            // After the last commit: the partitions go back to the others.
+            if let Some(leases) = input.leases {
+                leases.finish();
+            }
+            return code;
         }
         Some(s) => PathBuf::from(s),
         None => args.events.clone(),

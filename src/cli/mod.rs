@@ -202,6 +202,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 300, allow_negative_numbers = true,
           value_parser = ranged(0, 86_400))]
     pub source_lookback: u64,
+    /// With a `postgres://` source and a `postgres://` store, following:
+    /// share the source with other workers. Its events are split into N
+    /// partitions (1 to 4096) by account; each worker holds some by a lease
+    /// and every worker of one source gives the same N (docs/postgres-source.md).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = ranged(1, 4096))]
+    pub partitions: Option<u64>,
+    /// With `--partitions`: how long (seconds, 1 to 3600) a worker's leases
+    /// last unrenewed, so how soon the partitions of a worker that died are
+    /// taken over.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, allow_negative_numbers = true,
+          value_parser = ranged(1, 3600))]
+    pub lease_seconds: u64,
+    /// With `--partitions`: this worker's name in `herald.herald_partition`
+    /// (default: the host name; the process id and start time are added).
+    #[arg(long, value_name = "NAME")]
+    pub worker_id: Option<String>,
     #[arg(long, value_enum, default_value = "jit")]
     pub engine: Engine,
     /// Deliver email through this server: `smtp://host:port`, `smtps://host`.

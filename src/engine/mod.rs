@@ -109,7 +109,14 @@ pub struct RunOptions {
     /// Count each matched rule's clause verdicts and queries here (`herald
     /// test --coverage`); `None` in every other run.
     pub coverage: Option<Arc<Mutex<coverage::Coverage>>>,
+    /// Several workers share the store's window, throttle and `after` state
+    /// (`run --partitions`): the function gives the partition of the event
+    /// on a line, whose own watermarks judge it (`state::StateCache::shared`).
+    pub shared_state: Option<ScopeOf>,
 }
+
+/// See [`RunOptions::shared_state`].
+pub type ScopeOf = Box<dyn Fn(u64) -> Option<u32> + Send>;
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
@@ -132,6 +139,7 @@ impl Default for RunOptions {
             checkpoints: true,
             first_line: 1,
             idle_commit: IDLE_COMMIT,
+            shared_state: None,
             on_progress: None,
             log_format: crate::logfmt::LogFormat::Human,
             coverage: None,
@@ -478,6 +486,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             f(self.store, p.line)?;
         }
         self.store.commit()?;
+        self.state.get_mut().transaction_ended();
         self.in_txn = false;
         self.txn_events = 0;
         let _ = self.stdout.write_all(&self.pending.stdout);
@@ -536,6 +545,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     }
 
     fn apply(&mut self, line_no: u64, line: &[u8], matched: &[(RuleId, Option<RuntimeError>)]) -> Result<(), RunError> {
+        if let Some(scope_of) = &self.opts.shared_state {
+            self.state.get_mut().set_scope(scope_of(line_no));
+        }
         let mut decoder = self.decoder.take().expect("the writer's decoder is in place");
         // Taken out, like the decoder, while the event borrows it.
         let state = std::mem::take(&mut self.state);
@@ -1009,6 +1021,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
         }
         drop(res_tx);
 
+        let state = if opts.shared_state.is_some() { state::StateCache::shared() } else { Default::default() };
         let mut w = Writer {
             program: &writer_program,
             store,
@@ -1028,7 +1041,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             chunk_dead: Vec::new(),
             rule_set: None,
             known: HashMap::new(),
-            state: Default::default(),
+            state: std::cell::RefCell::new(state),
             batch: Default::default(),
             rule_names: writer_program.rules.iter().map(|r| Arc::from(r.name.as_str())).collect(),
         };

@@ -168,6 +168,22 @@ pub trait Backend {
     fn insert_state_entry(&self, rule: &str, clause: u32, key: &str, entry: &StateEntry) -> Result<(), RuntimeError>;
     fn delete_state_kind(&self, rule: &str, clause: u32, key: &str, kind: EntryKind) -> Result<(), RuntimeError>;
     fn sweep_state(&self, rule: &str, clause: u32, upto: i128) -> Result<(), RuntimeError>;
+    /// Several workers share the state (`run --partitions`): take the
+    /// state's lock for the rest of the transaction, so one transaction at a
+    /// time reads and changes it (store::workers). A store that cannot be
+    /// shared refuses.
+    fn lock_shared_state(&self) -> Result<(), RuntimeError> {
+        Err(RuntimeError::new(
+            crate::diag::Code::StoreFailure,
+            format!("a {} store cannot share window and throttle state between workers", self.kind()),
+        ))
+    }
+    /// The lowest watermark of a clause over every `mark_names` row of it
+    /// (the partitions' watermarks of a shared clause): what a sweep of
+    /// entries several partitions read may go by.
+    fn state_mark_floor(&self, mark_prefix: &str, clause: u32) -> Result<Option<i128>, RuntimeError> {
+        self.state_mark(mark_prefix, clause)
+    }
 
     // ---- a database event source's cursor (`store::cursor`) ---------------
 
@@ -176,6 +192,22 @@ pub trait Backend {
     /// Record `events` as taken and forget those older than `forget_before`
     /// (Unix microseconds), inside the batch transaction.
     fn source_advance(&self, source_key: &str, events: &[SourceEvent], forget_before: i64) -> Result<(), RuntimeError>;
+    /// The partition count of a source several workers share, if it is
+    /// partitioned (`run --partitions`, store::workers).
+    fn source_partitions(&self, _source_key: &str) -> Result<Option<u32>, RuntimeError> {
+        Ok(None)
+    }
+    /// Inside the batch transaction, before its commit: fail unless
+    /// `worker` still holds each partition's lease with the epoch it
+    /// claimed it with, and keep the rows locked until the commit, so no
+    /// other worker can take one over while this transaction records its
+    /// events (store::workers).
+    fn fence_partitions(&self, _source_key: &str, _worker: &str, _parts: &[(u32, i64)]) -> Result<(), RuntimeError> {
+        Err(RuntimeError::new(
+            crate::diag::Code::StoreFailure,
+            format!("a {} store cannot hold partition leases", self.kind()),
+        ))
+    }
 
     // ---- entities --------------------------------------------------------
 

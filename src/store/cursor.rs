@@ -30,6 +30,8 @@ pub struct SourceEvent {
     pub event_uuid: String,
     pub created_us: i64,
     pub line: u64,
+    /// Its partition, when several workers share the source (store::workers).
+    pub part: Option<u32>,
 }
 
 /// What a source's table says when a run starts.

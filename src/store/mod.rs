@@ -32,6 +32,7 @@ pub mod pgent;
 mod report;
 mod scratch;
 mod state;
+pub mod workers;
 mod write;
 
 pub use backend::{is_postgres, open, Backend, EntityMapping, OpenOptions};

@@ -21,7 +21,7 @@
 //! statement timeouts; the reader gives up on a server silent for longer.
 
 use postgres::{Client, Config, NoTls, Statement};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cursor::{SourceCursor, SourceEvent};
+use super::workers::{self, SharedBoard};
 
 /// authentik's event table (its name is fixed by authentik's migrations).
 pub const EVENT_TABLE: &str = "authentik_events_event";
@@ -62,6 +63,9 @@ pub struct SourceSpec {
     pub lookback: Duration,
     /// Rows per query, at most.
     pub fetch: i64,
+    /// Several workers share the source: the partition count, and the
+    /// board of the partitions this worker holds (store::workers).
+    pub partitions: Option<(u32, SharedBoard)>,
 }
 
 impl SourceSpec {
@@ -87,6 +91,7 @@ impl SourceSpec {
             sweep: Duration::from_secs(1),
             lookback: Duration::from_secs(300),
             fetch: 1000,
+            partitions: None,
         })
     }
 
@@ -131,10 +136,30 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// The partition of an event (`e`, a row of the event table), as SQL: a
+/// hash of its account modulo `parts`. The account is the user's username,
+/// or for an anonymous user (authentik's `AnonymousUser`, or no username)
+/// the username the event's context names (a failed sign-in's), else the
+/// client's address. So an account's events, signed in or not, share a
+/// partition and stay in order. MD5 rather than PostgreSQL's internal
+/// hash functions: its value is fixed forever, whatever the server's
+/// version, and so is every event's partition.
+pub fn partition_sql(parts: u32) -> String {
+    format!(
+        "((('x' || substr(md5(CASE \
+           WHEN e.\"user\"->>'username' IS NULL OR e.\"user\"->>'username' = 'AnonymousUser' \
+             OR e.\"user\"->'is_anonymous' = 'true'::jsonb \
+           THEN coalesce(e.context->>'username', host(e.client_ip), '') \
+           ELSE e.\"user\"->>'username' END), 1, 8))::bit(32)::int & 2147483647) % {parts})"
+    )
+}
+
 /// One event read from the table.
 #[derive(Debug, Clone)]
 pub struct SourceRow {
     pub line: u64,
+    /// Its partition (a partitioned source).
+    pub part: Option<u32>,
     pub event_uuid: String,
     pub created_us: i64,
     /// The event as one line of JSON (no newline).
@@ -254,6 +279,10 @@ struct Conn {
     window: Statement,
     /// Rows by uuid.
     by_uuid: Statement,
+    /// `after`, `first` and `window` within one partition ($4, $2, $4).
+    part_after: Option<Statement>,
+    part_first: Option<Statement>,
+    part_window: Option<Statement>,
 }
 
 fn micros(t: time::OffsetDateTime) -> i64 {
@@ -331,7 +360,69 @@ impl Conn {
                  WHERE e.event_uuid = ANY(($1::text[])::uuid[]) ORDER BY e.created, e.event_uuid"
             ),
         )?;
-        Ok(Conn { client, after, first, window, by_uuid })
+        let (part_after, part_first, part_window) = match &spec.partitions {
+            None => (None, None, None),
+            Some((parts, _)) => {
+                let expr = partition_sql(*parts);
+                let a = prepare(
+                    &mut client,
+                    &format!(
+                        "SELECT {ROW_COLUMNS} FROM {table} e \
+                         WHERE e.created >= $1 AND (e.created, e.event_uuid) > ($1, ($2::text)::uuid) \
+                         AND {expr} = $4 ORDER BY e.created, e.event_uuid LIMIT $3"
+                    ),
+                )?;
+                let f = prepare(
+                    &mut client,
+                    &format!("SELECT {ROW_COLUMNS} FROM {table} e WHERE {expr} = $2 ORDER BY e.created, e.event_uuid LIMIT $1"),
+                )?;
+                let w = prepare(
+                    &mut client,
+                    &format!(
+                        "SELECT e.event_uuid::text, e.created FROM {table} e \
+                         WHERE e.created >= $1 AND e.created <= $2 AND (e.created, e.event_uuid) <= ($2, ($3::text)::uuid) \
+                         AND {expr} = $4 ORDER BY e.created, e.event_uuid"
+                    ),
+                )?;
+                (Some(a), Some(f), Some(w))
+            }
+        };
+        Ok(Conn { client, after, first, window, by_uuid, part_after, part_first, part_window })
+    }
+
+    /// Up to `limit` rows of partition `part` after `cursor`.
+    fn part_rows(
+        &mut self,
+        part: i32,
+        cursor: Option<&(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<(String, i64, String)>, String> {
+        let (Some(after), Some(first)) = (&self.part_after, &self.part_first) else {
+            return Err("the source is not partitioned".into());
+        };
+        let rows = match cursor {
+            None => self.client.query(first, &[&limit, &part]),
+            Some((us, uuid)) => {
+                let t = at_micros(*us)?;
+                self.client.query(after, &[&t, uuid, &limit, &part])
+            }
+        }
+        .map_err(|e| pg_message(&e))?;
+        Conn::rows(rows)
+    }
+
+    /// The keys of partition `part`'s rows from `from_us` up to `cursor`.
+    fn part_window(&mut self, part: i32, from_us: i64, cursor: &(i64, String)) -> Result<Vec<(i64, String)>, String> {
+        let Some(window) = &self.part_window else { return Err("the source is not partitioned".into()) };
+        let (from, to) = (at_micros(from_us)?, at_micros(cursor.0)?);
+        let rows = self.client.query(window, &[&from, &to, &cursor.1, &part]).map_err(|e| pg_message(&e))?;
+        rows.into_iter()
+            .map(|r| {
+                let uuid: String = r.try_get(0).map_err(|e| pg_message(&e))?;
+                let created: time::OffsetDateTime = r.try_get(1).map_err(|e| pg_message(&e))?;
+                Ok((micros(created), uuid))
+            })
+            .collect()
     }
 
     fn rows(rows: Vec<postgres::Row>) -> Result<Vec<(String, i64, String)>, String> {
@@ -390,7 +481,7 @@ impl Taken {
             if self.last.as_ref().is_none_or(|l| key > *l) {
                 self.last = Some(key);
             }
-            out.push(SourceRow { line: self.next_line, event_uuid: uuid, created_us, json });
+            out.push(SourceRow { line: self.next_line, part: None, event_uuid: uuid, created_us, json });
             self.next_line += 1;
         }
         // Forget what fell out of the window (never the newest).
@@ -401,6 +492,122 @@ impl Taken {
             }
         }
         out
+    }
+}
+
+/// One partition being read by [`fetch_partitioned`].
+struct Feed {
+    taken: Taken,
+    last_sweep: Option<Instant>,
+}
+
+/// The fetcher of a partitioned source: reads each partition this worker
+/// holds after its own cursor, as [`fetch`] reads the whole table, and
+/// follows the board as partitions come and go. Lines are numbered across
+/// partitions in the order rows are handed over.
+fn fetch_partitioned(spec: SourceSpec, first_line: u64, tx: SyncSender<Msg>, stop: Arc<AtomicBool>) {
+    let Some((_, board)) = spec.partitions.clone() else {
+        let _ = tx.send(Msg::Failed("the source is not partitioned".into()));
+        return;
+    };
+    let mut conn = match Conn::open(&spec) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tx.send(Msg::Failed(e));
+            return;
+        }
+    };
+    if tx.send(Msg::Ready).is_err() {
+        return;
+    }
+    let lookback_us = spec.lookback.as_micros().min(i64::MAX as u128) as i64;
+    let mut feeds: BTreeMap<u32, Feed> = BTreeMap::new();
+    let mut next_line = first_line;
+    let result = (|| -> Result<(), String> {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                let _ = tx.send(Msg::End);
+                return Ok(());
+            }
+            // Follow the board: start reading partitions newly held, stop
+            // reading those given back or lost.
+            {
+                let mut b = workers::lock(&board);
+                if let Some(lost) = b.lost.clone() {
+                    return Err(lost);
+                }
+                feeds.retain(|p, _| b.held.get(p).is_some_and(|h| !h.releasing));
+                for (p, h) in b.held.iter_mut() {
+                    if h.releasing {
+                        h.stopped = true;
+                        continue;
+                    }
+                    if let Some(cursor) = h.cursor.take() {
+                        let taken = Taken {
+                            last: cursor.last,
+                            seen: cursor.seen.into_iter().collect(),
+                            next_line: 0,
+                            lookback_us,
+                        };
+                        feeds.insert(*p, Feed { taken, last_sweep: None });
+                    }
+                }
+            }
+            let mut sent_any = false;
+            let parts: Vec<u32> = feeds.keys().copied().collect();
+            for part in parts {
+                let feed = feeds.get_mut(&part).expect("listed above");
+                let mut rows = Vec::new();
+                let sweep_due = feed.last_sweep.is_none_or(|t| t.elapsed() >= spec.sweep);
+                if sweep_due {
+                    feed.last_sweep = Some(Instant::now());
+                    if let Some(last) = feed.taken.last.clone() {
+                        let keys = conn.part_window(part as i32, last.0.saturating_sub(lookback_us), &last)?;
+                        let missing: Vec<String> =
+                            keys.into_iter().filter(|k| !feed.taken.seen.contains(k)).map(|(_, u)| u).collect();
+                        if !missing.is_empty() {
+                            rows.extend(conn.by_uuid(&missing)?);
+                        }
+                    }
+                }
+                let after = conn.part_rows(part as i32, feed.taken.last.as_ref(), spec.fetch)?;
+                rows.extend(after);
+                feed.taken.next_line = next_line;
+                let mut rows = feed.taken.take(rows);
+                if rows.is_empty() {
+                    continue;
+                }
+                {
+                    let mut b = workers::lock(&board);
+                    match b.held.get_mut(&part) {
+                        Some(h) if !h.releasing => h.sent += rows.len() as u64,
+                        // Given back meanwhile: the rows are left to the
+                        // next holder (nothing of them was handed over).
+                        _ => {
+                            feeds.remove(&part);
+                            continue;
+                        }
+                    }
+                }
+                next_line = feed.taken.next_line;
+                for r in &mut rows {
+                    r.part = Some(part);
+                }
+                sent_any = true;
+                if tx.send(Msg::Rows(rows)).is_err() {
+                    return Ok(());
+                }
+            }
+            if !sent_any {
+                if tx.send(Msg::Idle).is_err() {
+                    return Ok(());
+                }
+                std::thread::sleep(spec.poll);
+            }
+        }
+    })();
+    if let Err(e) = result {
+        let _ = tx.send(Msg::Failed(e));
     }
 }
 
@@ -503,9 +710,16 @@ impl SourceReader {
         // Room for a few batches: the fetcher reads ahead while the engine works.
         let (tx, rx) = mpsc::sync_channel(4);
         let fetch_stop = stop.clone();
+        let partitioned = spec.partitions.is_some();
         std::thread::Builder::new()
             .name("herald-source".into())
-            .spawn(move || fetch(spec, cursor, tx, fetch_stop))
+            .spawn(move || {
+                if partitioned {
+                    fetch_partitioned(spec, cursor.last_line + 1, tx, fetch_stop)
+                } else {
+                    fetch(spec, cursor, tx, fetch_stop)
+                }
+            })
             .map_err(|e| format!("cannot start the source thread: {e}"))?;
         match rx.recv_timeout(START_LIMIT) {
             Ok(Msg::Ready) => {}
@@ -573,6 +787,7 @@ impl Read for SourceReader {
                     event_uuid: row.event_uuid,
                     created_us: row.created_us,
                     line: row.line,
+                    part: row.part,
                 });
                 continue;
             }

@@ -483,6 +483,10 @@ impl Backend for PgStore {
         let rules = serde_json::to_string(&sorted).unwrap_or_else(|_| "[]".into());
         let hash = format!("{:032x}", fnv1a_128(rules.as_bytes()));
         let select = "SELECT id, rules FROM herald.herald_rule_set WHERE hash = $1";
+        // Several workers may meet a new rule set at once: one at a time
+        // looks it up and gives it the next id (the lock lasts to the
+        // commit of the transaction that inserted it).
+        self.client().query_opt("SELECT pg_advisory_xact_lock(7250845912374012400)", &[])?;
         let found = self.client().query_opt(select, &[&hash])?;
         let (id, stored): (i64, String) = match found {
             Some(r) => (r.get(0), r.get(1)),
@@ -570,11 +574,22 @@ impl Backend for PgStore {
     fn state_entries(&self, rule: &str, clause: u32, key: &str, after: i128) -> Result<Vec<StateEntry>, RuntimeError> {
         // `time` is fixed-width digits: "C" collation keeps it in time order
         // whatever the database's collation.
-        let rows = self.client().query(
-            "SELECT kind, time, value FROM herald.herald_state_entry \
-             WHERE rule = $1 AND clause = $2 AND key = $3 AND time COLLATE \"C\" > $4 ORDER BY time COLLATE \"C\", seq",
-            &[&rule, &i64::from(clause), &text(key), &super::state::time_text(after)],
-        )?;
+        let rows = if after == i128::MIN {
+            // Every entry of the key (a shared clause, engine::state): no
+            // bound on `time`, which could lead the planner to the time
+            // index and a scan of the whole clause.
+            self.client().query(
+                "SELECT kind, time, value FROM herald.herald_state_entry \
+                 WHERE rule = $1 AND clause = $2 AND key = $3 ORDER BY time COLLATE \"C\", seq",
+                &[&rule, &i64::from(clause), &text(key)],
+            )?
+        } else {
+            self.client().query(
+                "SELECT kind, time, value FROM herald.herald_state_entry \
+                 WHERE rule = $1 AND clause = $2 AND key = $3 AND time COLLATE \"C\" > $4 ORDER BY time COLLATE \"C\", seq",
+                &[&rule, &i64::from(clause), &text(key), &super::state::time_text(after)],
+            )?
+        };
         Ok(rows
             .iter()
             .map(|r| StateEntry {
@@ -603,6 +618,60 @@ impl Backend for PgStore {
             "DELETE FROM herald.herald_state_entry WHERE rule = $1 AND clause = $2 AND time COLLATE \"C\" <= $3",
             &[&rule, &i64::from(clause), &super::state::time_text(upto)],
         )?;
+        Ok(())
+    }
+
+    fn lock_shared_state(&self) -> Result<(), RuntimeError> {
+        // One row: transactions that touch state take it lazily, at their
+        // first stateful clause, and hold it to their commit. One lock for
+        // all clauses is what makes a lazily taken lock free of deadlocks
+        // between workers (two locks taken in different orders could wait
+        // on each other); transactions that touch no state never wait.
+        self.client().query_opt("SELECT name FROM herald.herald_state_lock WHERE name = 'state' FOR UPDATE", &[])?;
+        Ok(())
+    }
+    fn state_mark_floor(&self, mark_prefix: &str, clause: u32) -> Result<Option<i128>, RuntimeError> {
+        // `left(…) =` rather than LIKE: rule names may hold `_`, a LIKE
+        // wildcard.
+        let row = self.client().query_opt(
+            "SELECT min(watermark COLLATE \"C\") FROM herald.herald_state_mark \
+             WHERE clause = $2 AND (rule = $1 OR left(rule, length($1) + 2) = $1 || '@p')",
+            &[&mark_prefix, &i64::from(clause)],
+        )?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)).map(|w| super::state::parse_time(&w)))
+    }
+    fn source_partitions(&self, source_key: &str) -> Result<Option<u32>, RuntimeError> {
+        let row = self
+            .client()
+            .query_opt("SELECT max(parts) FROM herald.herald_partition WHERE source_key = $1", &[&source_key])?;
+        Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)).map(|n| n.clamp(0, i64::from(u32::MAX)) as u32))
+    }
+    fn fence_partitions(&self, source_key: &str, worker: &str, parts: &[(u32, i64)]) -> Result<(), RuntimeError> {
+        let ids: Vec<i64> = parts.iter().map(|(p, _)| i64::from(*p)).collect();
+        // FOR UPDATE: a worker claiming one of these rows waits for this
+        // transaction's end, and then reads the cursor it recorded.
+        let rows = self.client().query(
+            "SELECT part, owner, epoch FROM herald.herald_partition WHERE source_key = $1 AND part = ANY($2) \
+             ORDER BY part FOR UPDATE",
+            &[&source_key, &ids],
+        )?;
+        for (part, epoch) in parts {
+            let row = rows.iter().find(|r| r.get::<_, i64>(0) == i64::from(*part));
+            let (owner, now): (Option<String>, i64) = match row {
+                Some(r) => (r.get(1), r.get(2)),
+                None => (None, -1),
+            };
+            if owner.as_deref() != Some(worker) || now != *epoch {
+                return Err(RuntimeError::new(
+                    Code::StoreFailure,
+                    format!(
+                        "this worker ({worker}) lost partition {part} of the source (its lease is now held by {}); \
+                         the batch is not committed, and the partition's events are left to its new holder",
+                        owner.as_deref().unwrap_or("nobody")
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -127,6 +127,10 @@ CREATE TABLE IF NOT EXISTS herald.herald_state_entry (
 );
 CREATE INDEX IF NOT EXISTS herald_state_entry_key ON herald.herald_state_entry (rule, clause, key);
 CREATE INDEX IF NOT EXISTS herald_state_entry_time ON herald.herald_state_entry (rule, clause, time);
+-- The sweep compares times in the "C" collation (see `sweep_state`), which
+-- the index above, in the database's collation, cannot serve: without this
+-- one each sweep read every entry of its clause.
+CREATE INDEX IF NOT EXISTS herald_state_entry_time_c ON herald.herald_state_entry (rule, clause, time COLLATE "C");
 
 -- The durable cursor of `run --source postgres://…` (see store::cursor).
 CREATE TABLE IF NOT EXISTS herald.herald_source_event (
@@ -137,3 +141,36 @@ CREATE TABLE IF NOT EXISTS herald.herald_source_event (
     PRIMARY KEY (source_key, event_uuid)
 );
 CREATE INDEX IF NOT EXISTS herald_source_event_created ON herald.herald_source_event (source_key, created_us);
+
+-- Many workers on one source (`run --partitions N`, store::workers). One row
+-- per partition of a source: who holds its lease, until when (the server's
+-- clock), and the lease's epoch (raised at every claim, so a worker that
+-- lost a partition can tell). The count is on every row; a source is
+-- partitioned once, with one count. PostgreSQL only: a SQLite store has
+-- one writer by construction.
+CREATE TABLE IF NOT EXISTS herald.herald_partition (
+    source_key  text        NOT NULL,
+    part        bigint      NOT NULL,
+    parts       bigint      NOT NULL,
+    owner       text,
+    lease_until timestamptz,
+    epoch       bigint      NOT NULL DEFAULT 0,
+    PRIMARY KEY (source_key, part)
+);
+
+-- The live workers of a partitioned source: each renews its row with its
+-- leases; a partition's fair share is the count divided among them.
+CREATE TABLE IF NOT EXISTS herald.herald_worker (
+    source_key  text        NOT NULL,
+    worker      text        NOT NULL,
+    seen_until  timestamptz NOT NULL,
+    PRIMARY KEY (source_key, worker)
+);
+
+-- The row whose lock a transaction of a partitioned run takes before it
+-- reads or writes window, throttle or `after` state (engine::state): state
+-- shared by several workers is changed by one transaction at a time.
+CREATE TABLE IF NOT EXISTS herald.herald_state_lock (
+    name  text PRIMARY KEY
+);
+INSERT INTO herald.herald_state_lock (name) VALUES ('state') ON CONFLICT (name) DO NOTHING;
