@@ -39,7 +39,7 @@ use db::RuleStore;
 use hash::{hex64, Xxh64};
 use reader::{Chunk, ChunkReader, RAW_PREFIX};
 
-use crate::decode::{fnv1a_128, DecodePlan, Decoder, PlanSpec};
+use crate::decode::{fnv1a_128, DecodePlan, Decoder, FullEvent, PlanSpec};
 use crate::diag::RuntimeError;
 use crate::effect::{EffectCounts, RuleEffects};
 use crate::interp::{self, Env, Interp, Outcome};
@@ -219,7 +219,10 @@ enum ItemKind {
     /// The reason, and the line's length and hash when it was too long to
     /// be in the chunk whole.
     Dead(String, Option<reader::Oversized>),
-    Matched(Vec<(RuleId, Option<RuntimeError>)>),
+    /// The rules that matched (with their match errors), and the event
+    /// decoded in full by the worker, or why it could not be (the line is
+    /// then the dead letter the writer records, as if it had decoded it).
+    Matched(Vec<(RuleId, Option<RuntimeError>)>, Result<Box<FullEvent>, String>),
 }
 
 struct Item {
@@ -302,8 +305,11 @@ fn process(
             items.push(Item { line: line_no, start, end, kind });
             continue;
         }
-        match decoder.decode_match(line) {
-            Err(e) => items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string(), None) }),
+        let keep = match decoder.decode_match(line) {
+            Err(e) => {
+                items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string(), None) });
+                false
+            }
             Ok(ev) => {
                 matcher.matches(&ev, scratch);
                 // An event an `after` clause records goes to the writer even
@@ -318,15 +324,16 @@ fn process(
                     }
                     None => false,
                 };
-                if !scratch.matched.is_empty() || record {
-                    items.push(Item {
-                        line: line_no,
-                        start,
-                        end,
-                        kind: ItemKind::Matched(std::mem::take(&mut scratch.matched)),
-                    });
-                }
+                !scratch.matched.is_empty() || record
             }
+        };
+        if keep {
+            // The writer needs the event decoded in full, and its identity:
+            // done here, in parallel, rather than on the single writer
+            // thread (BENCHMARKS.md, "Issue 12: where each target stands").
+            let full = decoder.decode_full_owned(line).map(Box::new).map_err(|e| e.to_string());
+            let kind = ItemKind::Matched(std::mem::take(&mut scratch.matched), full);
+            items.push(Item { line: line_no, start, end, kind });
         }
     }
     ChunkResult { chunk, items, events, lines: count }
@@ -535,12 +542,24 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         Ok(())
     }
 
-    fn apply(&mut self, line_no: u64, line: &[u8], matched: &[(RuleId, Option<RuntimeError>)]) -> Result<(), RunError> {
+    fn apply(
+        &mut self,
+        line_no: u64,
+        line: &[u8],
+        matched: &[(RuleId, Option<RuntimeError>)],
+        full: &Result<Box<FullEvent>, String>,
+    ) -> Result<(), RunError> {
+        let full = match full {
+            Ok(f) => f,
+            // The line fails full decoding (or has no valid identity): the
+            // same dead letter, with the same reason, as before the rules.
+            Err(reason) => return self.dead_letter(line_no, line, reason, None),
+        };
         let mut decoder = self.decoder.take().expect("the writer's decoder is in place");
         // Taken out, like the decoder, while the event borrows it.
         let state = std::mem::take(&mut self.state);
         let batch = std::mem::take(&mut self.batch);
-        let r = self.apply_with(&mut decoder, &state, &batch, line_no, line, matched);
+        let r = self.apply_with(&mut decoder, &state, &batch, line_no, line, matched, full);
         self.state = state;
         self.batch = batch;
         self.decoder = Some(decoder);
@@ -550,6 +569,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         r
     }
 
+    // The event, the batch and the state come in separately because each is
+    // borrowed from a different owner for the event's duration.
+    #[allow(clippy::too_many_arguments)]
     fn apply_with(
         &mut self,
         decoder: &mut Decoder,
@@ -558,18 +580,11 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         line_no: u64,
         line: &[u8],
         matched: &[(RuleId, Option<RuntimeError>)],
+        full: &FullEvent,
     ) -> Result<(), RunError> {
-        let ev = match decoder.decode_full(line) {
-            Ok(ev) => ev,
-            Err(e) => return self.dead_letter(line_no, line, &e.to_string(), None),
-        };
-        let key = match ev.identity() {
-            Ok(k) => k,
-            Err(e) => {
-                let msg = e.to_string();
-                return self.dead_letter(line_no, line, &msg, None);
-            }
-        };
+        // Decoded by the worker; installed, not scanned again.
+        let ev = decoder.install(full, line);
+        let key = full.identity().to_string();
         self.ensure_txn()?;
         let current = self.current_rule_set()?;
         // Exactly once per (event, rule): an event processed under this very
@@ -813,7 +828,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
             let line = &data[item.start..item.end];
             match &item.kind {
                 ItemKind::Dead(reason, whole) => self.dead_letter(item.line, line, reason, *whole)?,
-                ItemKind::Matched(m) => self.apply(item.line, line, m)?,
+                ItemKind::Matched(m, full) => self.apply(item.line, line, m, full)?,
             }
             if self.txn_events >= self.opts.batch {
                 // The checkpoint is this line only when a commit records it
