@@ -226,6 +226,8 @@ enum ItemKind {
 }
 
 struct Item {
+    /// The line's number: from 0 within its chunk as a worker gives it,
+    /// in the input once the writer has numbered it (`Writer::chunk`).
     line: u64,
     start: usize,
     end: usize,
@@ -281,7 +283,7 @@ fn process(
     let mut after = after;
     if let Some(o) = chunk.oversized {
         let item = Item {
-            line: chunk.first_line,
+            line: 0,
             start: 0,
             end: chunk.data.len(),
             kind: ItemKind::Dead(too_long(o.length, max_line), Some(o)),
@@ -291,7 +293,8 @@ fn process(
     let mut items = Vec::new();
     let mut events = 0;
     let mut count = 0;
-    for (line_no, start, end) in lines(&chunk.data, chunk.first_line) {
+    // Numbered from 0 here: the writer adds the chunk's first line number.
+    for (line_no, start, end) in lines(&chunk.data, 0) {
         count += 1;
         let line = &chunk.data[start..end];
         if is_blank(line) {
@@ -414,6 +417,8 @@ struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     pending: Pending,
     /// The last line whose processing is reflected in the store.
     position: Position,
+    /// The number of the next chunk's first line.
+    next_line: u64,
     /// Lines of this source with an unresolved dead letter from an earlier
     /// run: one that is processed now without a dead letter resolves it.
     unresolved: BTreeSet<u64>,
@@ -816,12 +821,18 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     }
 
     /// Apply one chunk's results; gives back the chunk's buffer for reuse.
-    fn chunk(&mut self, r: ChunkResult) -> Result<Vec<u8>, RunError> {
+    fn chunk(&mut self, mut r: ChunkResult) -> Result<Vec<u8>, RunError> {
+        // Chunks come in input order here: number their lines.
+        let first_line = self.next_line;
+        self.next_line += r.lines;
+        for item in &mut r.items {
+            item.line += first_line;
+        }
         let c = &r.chunk;
         let data = &c.data;
-        let last_line_no = c.first_line + r.lines.max(1) - 1;
+        let last_line_no = first_line + r.lines.max(1) - 1;
         // Usually none: only lines that were dead letters before.
-        let candidates: Vec<u64> = self.unresolved.range(c.first_line..=last_line_no).copied().collect();
+        let candidates: Vec<u64> = self.unresolved.range(first_line..=last_line_no).copied().collect();
         let mut resolved = 0;
         self.chunk_dead.clear();
         for item in &r.items {
@@ -975,6 +986,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(workers * 4 + 2);
     reader.spare = Some(spare_rx);
 
+    let next_line = reader.line;
     let writer_program = program.clone();
     std::thread::scope(|scope| -> Result<RunStats, RunError> {
         {
@@ -1039,6 +1051,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             txn_started: Instant::now(),
             pending: Pending::default(),
             position,
+            next_line,
             unresolved,
             chunk_dead: Vec::new(),
             rule_set: None,
