@@ -359,9 +359,10 @@ fn every_checkpoint_describes_the_bytes_before_it() {
             }
             2 => input.extend_from_slice(b"{not json"),
             3 => input.extend_from_slice(b"   "),
-            _ => input.extend(format!("{{\"action\":\"login\",\"n\":{i},\"pad\":\"{}\"}}", "p".repeat(i % 700)).as_bytes()),
+            _ => input
+                .extend(format!("{{\"action\":\"login\",\"n\":{i},\"pad\":\"{}\"}}", "p".repeat(i % 700)).as_bytes()),
         }
-        input.extend_from_slice(if i % 3 == 0 { b"\r\n" } else { b"\n" });
+        input.extend_from_slice(if i.is_multiple_of(3) { b"\r\n" } else { b"\n" });
         i += 1;
     }
     input.extend_from_slice(b"{\"the\":\"end\"}");
@@ -387,7 +388,8 @@ fn every_checkpoint_describes_the_bytes_before_it() {
     for (line, cp) in seen.iter() {
         let offset = cp.offset as usize;
         assert_eq!(cp.line, *line, "the hook is told the checkpoint's line");
-        let n = if offset == input.len() { ends.len() + 1 } else { ends.binary_search(&offset).expect("ends a line") + 1 };
+        let n =
+            if offset == input.len() { ends.len() + 1 } else { ends.binary_search(&offset).expect("ends a line") + 1 };
         assert_eq!(cp.line, n as u64, "line at offset {offset}");
         assert_eq!(cp.prefix_hash.as_deref(), Some(format!("{:016x}", Xxh64::of(&input[..offset])).as_str()));
         let start = if n == 1 { 0 } else { ends[n - 2] };
