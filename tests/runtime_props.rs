@@ -328,3 +328,79 @@ fn the_harness_reaches_the_interpreter() {
     assert!(evaluate(&program, &store, &mut decoder, generated.as_bytes()) >= 2);
     store.rollback().unwrap();
 }
+
+/// Every checkpoint a run writes (read back inside each batch transaction,
+/// through `RunOptions::in_commit`) describes the input's bytes exactly:
+/// its offset ends a line (or the input), its line is the number of lines
+/// up to there, its prefix hash is XXH64 of those bytes and its last hash
+/// XXH64 of that line without its terminator. The input spans several
+/// 1 MiB chunks, with CRLF and blank lines, dead letters (which count
+/// towards the batch, so commits fall inside chunks) and a last line
+/// without a line end. Stored checkpoints compare against these values, so
+/// they must not change when the reader's work moves between threads
+/// (issue 12: line counting moved from the reader to the workers).
+#[test]
+fn every_checkpoint_describes_the_bytes_before_it() {
+    use herald::engine::hash::Xxh64;
+    let program = program();
+    let store = store(&program);
+    let events = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/authentik/events.ndjson"))
+        .expect("events");
+    let events: Vec<&str> = events.lines().collect();
+    let mut input = Vec::new();
+    let mut i = 0usize;
+    while input.len() < 3 << 20 {
+        match i % 5 {
+            // Fresh ids, so no event is a duplicate of an earlier one.
+            0 | 1 => {
+                let e = events[i % events.len()];
+                let at = e.find("\"event_uuid\":\"").expect("an id") + 14;
+                input.extend(format!("{}{i:08x}{}", &e[..at], &e[at + 8..]).as_bytes());
+            }
+            2 => input.extend_from_slice(b"{not json"),
+            3 => input.extend_from_slice(b"   "),
+            _ => input
+                .extend(format!("{{\"action\":\"login\",\"n\":{i},\"pad\":\"{}\"}}", "p".repeat(i % 700)).as_bytes()),
+        }
+        input.extend_from_slice(if i.is_multiple_of(3) { b"\r\n" } else { b"\n" });
+        i += 1;
+    }
+    input.extend_from_slice(b"{\"the\":\"end\"}");
+    let first = input.split(|&b| b == b'\n').next().unwrap();
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let key = format!("{:032x}", herald::decode::fnv1a_128(first));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let hook: herald::engine::InCommit = Box::new(move |store, line| {
+        let cp = store.checkpoint(&key)?.expect("a checkpoint in the batch transaction");
+        record.lock().unwrap().push((line, cp));
+        Ok(())
+    });
+    let matcher: Arc<dyn Matcher> = Arc::new(InterpMatcher::new(program.clone()));
+    let opts = RunOptions { batch: 97, workers: 2, in_commit: Some(hook), ..RunOptions::default() };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    engine::run(program.clone(), matcher, &store, std::io::Cursor::new(input.clone()), opts, &mut out, &mut err)
+        .expect("runs");
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() > 20, "{} commits", seen.len());
+    let ends: Vec<usize> = input.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1).collect();
+    let mut inside = 0;
+    for (line, cp) in seen.iter() {
+        let offset = cp.offset as usize;
+        assert_eq!(cp.line, *line, "the hook is told the checkpoint's line");
+        let n =
+            if offset == input.len() { ends.len() + 1 } else { ends.binary_search(&offset).expect("ends a line") + 1 };
+        assert_eq!(cp.line, n as u64, "line at offset {offset}");
+        assert_eq!(cp.prefix_hash.as_deref(), Some(format!("{:016x}", Xxh64::of(&input[..offset])).as_str()));
+        let start = if n == 1 { 0 } else { ends[n - 2] };
+        let mut text = &input[start..offset];
+        text = text.strip_suffix(b"\n").unwrap_or(text);
+        text = text.strip_suffix(b"\r").unwrap_or(text);
+        assert_eq!(cp.last_hash, format!("{:016x}", Xxh64::of(text)), "line {n}");
+        if offset % (1 << 20) > 4096 && offset != input.len() {
+            inside += 1;
+        }
+    }
+    assert!(inside > 5, "commits inside chunks: {inside}");
+    assert_eq!(seen.last().unwrap().1.offset, input.len() as u64);
+}

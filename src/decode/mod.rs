@@ -183,6 +183,34 @@ pub struct Decoder {
     contras: Vec<DecodeError>,
     /// The current event was skimmed (see [`skim`]): nothing was recorded.
     skimmed: bool,
+    /// The identity of an event put in place by [`Decoder::install`] (its
+    /// scan records are another decoder's, so it cannot be resolved here).
+    installed_identity: Option<String>,
+}
+
+/// An event decoded in full by one decoder, with its identity, taken out so
+/// that another decoder (on another thread) can [`install`](Decoder::install)
+/// it without scanning the line again: the engine's workers decode the
+/// events that matched, and the single writer only installs them.
+#[derive(Debug, Clone)]
+pub struct FullEvent {
+    type_index: usize,
+    event_type: Option<EventTypeId>,
+    type_name: (u64, u64),
+    /// The slots of the type's `decode_full` paths, in the plan's order.
+    slots: Vec<Slot>,
+    /// The decoder's scratch bytes (strings that had escapes); the slots'
+    /// [`SCRATCH`] offsets point into it.
+    scratch: Vec<u8>,
+    contras: Vec<DecodeError>,
+    identity: String,
+}
+
+impl FullEvent {
+    /// The event's identity, as [`Decoded::identity`] gave it.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
 }
 
 impl Decoder {
@@ -201,7 +229,64 @@ impl Decoder {
             type_name: (0, 0),
             contras: Vec::new(),
             skimmed: false,
+            installed_identity: None,
         }
+    }
+
+    /// [`decode_full`](Self::decode_full) and [`Decoded::identity`], in that
+    /// order (so the first error is the one the line fails with), with the
+    /// result taken out of this decoder: what the engine's writer needs of
+    /// a matched line. Allocates (the slots and the identity): for matched
+    /// events only.
+    pub fn decode_full_owned(&mut self, line: &[u8]) -> Result<FullEvent, DecodeError> {
+        let identity = self.decode_full(line)?.identity()?;
+        let tp = &self.plan.per_type[self.type_index];
+        Ok(FullEvent {
+            type_index: self.type_index,
+            event_type: self.event_type,
+            type_name: self.type_name,
+            slots: tp.full.iter().map(|pp| self.slots[pp.path.0 as usize]).collect(),
+            scratch: self.scratch.clone(),
+            contras: self.contras.clone(),
+            identity,
+        })
+    }
+
+    /// Put in place an event another decoder of the same plan decoded from
+    /// `line` ([`decode_full_owned`](Self::decode_full_owned)): the result
+    /// is what `decode_full(line)` would have given here, without reading
+    /// the line again.
+    pub fn install<'a>(&'a mut self, ev: &FullEvent, line: &'a [u8]) -> Decoded<'a> {
+        self.reset();
+        let tp = &self.plan.per_type[ev.type_index];
+        for (pp, slot) in tp.full.iter().zip(&ev.slots) {
+            self.slots[pp.path.0 as usize] = *slot;
+        }
+        self.scratch.extend_from_slice(&ev.scratch);
+        self.contras.extend_from_slice(&ev.contras);
+        self.event_type = ev.event_type;
+        self.type_name = ev.type_name;
+        self.type_index = ev.type_index;
+        self.filled = Some((ev.type_index, MODE_FULL));
+        self.installed_identity = Some(ev.identity.clone());
+        Decoded { event_type: self.event_type, dec: self, line }
+    }
+
+    /// Clear what the last decode filled in.
+    fn reset(&mut self) {
+        if let Some((t, m)) = self.filled.take() {
+            let tp = &self.plan.per_type[t];
+            for pp in if m == MODE_MATCH { &tp.match_ } else { &tp.full } {
+                self.slots[pp.path.0 as usize] = Slot::ABSENT;
+            }
+        }
+        self.scratch.clear();
+        self.contras.clear();
+        self.event_type = None;
+        self.type_name = (0, 0);
+        self.root_inst = 0;
+        self.skimmed = false;
+        self.installed_identity = None;
     }
 
     pub fn plan(&self) -> &Arc<DecodePlan> {
@@ -223,19 +308,8 @@ impl Decoder {
     }
 
     fn decode(&mut self, line: &[u8], mode: usize) -> Result<(), DecodeError> {
+        self.reset();
         let plan = &*self.plan;
-        if let Some((t, m)) = self.filled.take() {
-            let tp = &plan.per_type[t];
-            for pp in if m == MODE_MATCH { &tp.match_ } else { &tp.full } {
-                self.slots[pp.path.0 as usize] = Slot::ABSENT;
-            }
-        }
-        self.scratch.clear();
-        self.contras.clear();
-        self.event_type = None;
-        self.type_name = (0, 0);
-        self.root_inst = 0;
-        self.skimmed = false;
         if mode == MODE_MATCH {
             if let Some((t, vs, ve)) = skim(plan, &mut self.st.keybuf, line) {
                 self.type_name = ((vs + 1) as u64, (ve - vs - 2) as u64);
@@ -466,6 +540,9 @@ impl<'a> Decoded<'a> {
     /// type is an error.
     pub fn identity(&self) -> Result<String, DecodeError> {
         let dec = self.dec;
+        if let Some(id) = &dec.installed_identity {
+            return Ok(id.clone());
+        }
         if dec.skimmed && dec.plan.identity_path.is_some() {
             // Nothing was recorded: decode the line again, in full. The
             // engine asks for identities only after `decode_full`, so this

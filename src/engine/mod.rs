@@ -39,7 +39,7 @@ use db::RuleStore;
 use hash::{hex64, Xxh64};
 use reader::{Chunk, ChunkReader, RAW_PREFIX};
 
-use crate::decode::{fnv1a_128, DecodePlan, Decoder, PlanSpec};
+use crate::decode::{fnv1a_128, DecodePlan, Decoder, FullEvent, PlanSpec};
 use crate::diag::RuntimeError;
 use crate::effect::{EffectCounts, RuleEffects};
 use crate::interp::{self, Env, Interp, Outcome};
@@ -227,10 +227,15 @@ enum ItemKind {
     /// The reason, and the line's length and hash when it was too long to
     /// be in the chunk whole.
     Dead(String, Option<reader::Oversized>),
-    Matched(Vec<(RuleId, Option<RuntimeError>)>),
+    /// The rules that matched (with their match errors), and the event
+    /// decoded in full by the worker, or why it could not be (the line is
+    /// then the dead letter the writer records, as if it had decoded it).
+    Matched(Vec<(RuleId, Option<RuntimeError>)>, Result<Box<FullEvent>, String>),
 }
 
 struct Item {
+    /// The line's number: from 0 within its chunk as a worker gives it,
+    /// in the input once the writer has numbered it (`Writer::chunk`).
     line: u64,
     start: usize,
     end: usize,
@@ -286,7 +291,7 @@ fn process(
     let mut after = after;
     if let Some(o) = chunk.oversized {
         let item = Item {
-            line: chunk.first_line,
+            line: 0,
             start: 0,
             end: chunk.data.len(),
             kind: ItemKind::Dead(too_long(o.length, max_line), Some(o)),
@@ -296,7 +301,8 @@ fn process(
     let mut items = Vec::new();
     let mut events = 0;
     let mut count = 0;
-    for (line_no, start, end) in lines(&chunk.data, chunk.first_line) {
+    // Numbered from 0 here: the writer adds the chunk's first line number.
+    for (line_no, start, end) in lines(&chunk.data, 0) {
         count += 1;
         let line = &chunk.data[start..end];
         if is_blank(line) {
@@ -310,8 +316,11 @@ fn process(
             items.push(Item { line: line_no, start, end, kind });
             continue;
         }
-        match decoder.decode_match(line) {
-            Err(e) => items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string(), None) }),
+        let keep = match decoder.decode_match(line) {
+            Err(e) => {
+                items.push(Item { line: line_no, start, end, kind: ItemKind::Dead(e.to_string(), None) });
+                false
+            }
             Ok(ev) => {
                 matcher.matches(&ev, scratch);
                 // An event an `after` clause records goes to the writer even
@@ -326,15 +335,16 @@ fn process(
                     }
                     None => false,
                 };
-                if !scratch.matched.is_empty() || record {
-                    items.push(Item {
-                        line: line_no,
-                        start,
-                        end,
-                        kind: ItemKind::Matched(std::mem::take(&mut scratch.matched)),
-                    });
-                }
+                !scratch.matched.is_empty() || record
             }
+        };
+        if keep {
+            // The writer needs the event decoded in full, and its identity:
+            // done here, in parallel, rather than on the single writer
+            // thread (BENCHMARKS.md, "Issue 12: where each target stands").
+            let full = decoder.decode_full_owned(line).map(Box::new).map_err(|e| e.to_string());
+            let kind = ItemKind::Matched(std::mem::take(&mut scratch.matched), full);
+            items.push(Item { line: line_no, start, end, kind });
         }
     }
     ChunkResult { chunk, items, events, lines: count }
@@ -415,6 +425,8 @@ struct Writer<'a, W: Write + ?Sized, E: Write + ?Sized> {
     pending: Pending,
     /// The last line whose processing is reflected in the store.
     position: Position,
+    /// The number of the next chunk's first line.
+    next_line: u64,
     /// Lines of this source with an unresolved dead letter from an earlier
     /// run: one that is processed now without a dead letter resolves it.
     unresolved: BTreeSet<u64>,
@@ -544,7 +556,19 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         Ok(())
     }
 
-    fn apply(&mut self, line_no: u64, line: &[u8], matched: &[(RuleId, Option<RuntimeError>)]) -> Result<(), RunError> {
+    fn apply(
+        &mut self,
+        line_no: u64,
+        line: &[u8],
+        matched: &[(RuleId, Option<RuntimeError>)],
+        full: &Result<Box<FullEvent>, String>,
+    ) -> Result<(), RunError> {
+        let full = match full {
+            Ok(f) => f,
+            // The line fails full decoding (or has no valid identity): the
+            // same dead letter, with the same reason, as before the rules.
+            Err(reason) => return self.dead_letter(line_no, line, reason, None),
+        };
         if let Some(scope_of) = &self.opts.shared_state {
             self.state.get_mut().set_scope(scope_of(line_no));
         }
@@ -552,7 +576,7 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         // Taken out, like the decoder, while the event borrows it.
         let state = std::mem::take(&mut self.state);
         let batch = std::mem::take(&mut self.batch);
-        let r = self.apply_with(&mut decoder, &state, &batch, line_no, line, matched);
+        let r = self.apply_with(&mut decoder, &state, &batch, line_no, line, matched, full);
         self.state = state;
         self.batch = batch;
         self.decoder = Some(decoder);
@@ -562,6 +586,9 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         r
     }
 
+    // The event, the batch and the state come in separately because each is
+    // borrowed from a different owner for the event's duration.
+    #[allow(clippy::too_many_arguments)]
     fn apply_with(
         &mut self,
         decoder: &mut Decoder,
@@ -570,18 +597,11 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
         line_no: u64,
         line: &[u8],
         matched: &[(RuleId, Option<RuntimeError>)],
+        full: &FullEvent,
     ) -> Result<(), RunError> {
-        let ev = match decoder.decode_full(line) {
-            Ok(ev) => ev,
-            Err(e) => return self.dead_letter(line_no, line, &e.to_string(), None),
-        };
-        let key = match ev.identity() {
-            Ok(k) => k,
-            Err(e) => {
-                let msg = e.to_string();
-                return self.dead_letter(line_no, line, &msg, None);
-            }
-        };
+        // Decoded by the worker; installed, not scanned again.
+        let ev = decoder.install(full, line);
+        let key = full.identity().to_string();
         self.ensure_txn()?;
         let current = self.current_rule_set()?;
         // Exactly once per (event, rule): an event processed under this very
@@ -813,19 +833,25 @@ impl<W: Write + ?Sized, E: Write + ?Sized> Writer<'_, W, E> {
     }
 
     /// Apply one chunk's results; gives back the chunk's buffer for reuse.
-    fn chunk(&mut self, r: ChunkResult) -> Result<Vec<u8>, RunError> {
+    fn chunk(&mut self, mut r: ChunkResult) -> Result<Vec<u8>, RunError> {
+        // Chunks come in input order here: number their lines.
+        let first_line = self.next_line;
+        self.next_line += r.lines;
+        for item in &mut r.items {
+            item.line += first_line;
+        }
         let c = &r.chunk;
         let data = &c.data;
-        let last_line_no = c.first_line + r.lines.max(1) - 1;
+        let last_line_no = first_line + r.lines.max(1) - 1;
         // Usually none: only lines that were dead letters before.
-        let candidates: Vec<u64> = self.unresolved.range(c.first_line..=last_line_no).copied().collect();
+        let candidates: Vec<u64> = self.unresolved.range(first_line..=last_line_no).copied().collect();
         let mut resolved = 0;
         self.chunk_dead.clear();
         for item in &r.items {
             let line = &data[item.start..item.end];
             match &item.kind {
                 ItemKind::Dead(reason, whole) => self.dead_letter(item.line, line, reason, *whole)?,
-                ItemKind::Matched(m) => self.apply(item.line, line, m)?,
+                ItemKind::Matched(m, full) => self.apply(item.line, line, m, full)?,
             }
             if self.txn_events >= self.opts.batch {
                 // The checkpoint is this line only when a commit records it
@@ -972,6 +998,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
     let (spare_tx, spare_rx) = mpsc::sync_channel::<Vec<u8>>(workers * 4 + 2);
     reader.spare = Some(spare_rx);
 
+    let next_line = reader.line;
     let writer_program = program.clone();
     std::thread::scope(|scope| -> Result<RunStats, RunError> {
         {
@@ -1037,6 +1064,7 @@ pub fn run<R: Read + Send, W: Write + ?Sized, E: Write + ?Sized>(
             txn_started: Instant::now(),
             pending: Pending::default(),
             position,
+            next_line,
             unresolved,
             chunk_dead: Vec::new(),
             rule_set: None,

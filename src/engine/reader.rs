@@ -38,8 +38,6 @@ pub(super) struct Chunk {
     /// The chunk's bytes; for an oversized line, the start of it (at most
     /// [`RAW_PREFIX`] bytes).
     pub data: Vec<u8>,
-    /// Line number of the first line in `data` (1-based).
-    pub first_line: u64,
     /// Byte offset of `data` in the input.
     pub offset: u64,
     /// Byte offset in the input after the chunk (`offset + data.len()`
@@ -66,6 +64,11 @@ pub(super) struct ChunkReader<R: Read> {
     /// megabyte per chunk.
     pub(super) spare: Option<Receiver<Vec<u8>>>,
     seq: u64,
+    /// The number of the first line the reader hands over (1 for a file;
+    /// after a checkpoint, the line after it). Chunks carry no line
+    /// numbers: counting lines was a pass over every byte on this serial
+    /// thread, so the workers count each chunk's lines (they split it into
+    /// lines anyway) and the writer numbers them in input order.
     pub(super) line: u64,
     pub(super) offset: u64,
     /// XXH64 of the input before `offset`.
@@ -314,14 +317,12 @@ impl<R: Read> ChunkReader<R> {
         let data = std::mem::replace(&mut self.buf, next);
         // The rest holds no newline.
         self.scanned = self.buf.len();
-        let lines = memchr::memchr_iter(b'\n', &data).count() as u64 + u64::from(data.last() != Some(&b'\n'));
         let hash_before = self.hash.clone();
         self.hash.update(&data);
         let start = self.offset;
         self.offset += data.len() as u64;
         let chunk = Chunk {
             seq: self.seq,
-            first_line: self.line,
             offset: start,
             end: self.offset,
             hash_before,
@@ -330,7 +331,6 @@ impl<R: Read> ChunkReader<R> {
             data,
         };
         self.seq += 1;
-        self.line += lines;
         Ok(Some(chunk))
     }
 
@@ -369,7 +369,6 @@ impl<R: Read> ChunkReader<R> {
         }
         let chunk = Chunk {
             seq: self.seq,
-            first_line: self.line,
             offset: start,
             end: self.offset,
             hash_before,
@@ -378,7 +377,6 @@ impl<R: Read> ChunkReader<R> {
             data: prefix,
         };
         self.seq += 1;
-        self.line += 1;
         Ok(chunk)
     }
 }

@@ -2,7 +2,7 @@
 //! buffers, and the last-line helper the checkpoint hashes.
 
 use super::hash::Xxh64;
-use super::reader::{ChunkReader, CHUNK};
+use super::reader::{Chunk, ChunkReader, CHUNK};
 use super::{last_line, lines};
 use std::io::Read;
 use std::sync::mpsc;
@@ -22,10 +22,25 @@ impl Read for Trickle<'_> {
     }
 }
 
+/// The number of lines (blank included) in a chunk, as the workers count
+/// them: the writer numbers the chunks' lines with these counts.
+fn chunk_lines(c: &Chunk) -> u64 {
+    if c.oversized.is_some() {
+        1
+    } else {
+        lines(&c.data, 0).count() as u64
+    }
+}
+
+/// Each chunk with the number of its first line (as the writer numbers
+/// them, from the reader's first line), its offset and its bytes.
 fn all_chunks<R: Read>(reader: &mut ChunkReader<R>) -> Vec<(u64, u64, Vec<u8>)> {
     let mut out = Vec::new();
+    let mut line = reader.line;
     while let Some(c) = reader.next_chunk().expect("reads") {
-        out.push((c.first_line, c.offset, c.data));
+        let n = chunk_lines(&c);
+        out.push((line, c.offset, c.data));
+        line += n;
     }
     out
 }
@@ -114,8 +129,10 @@ fn reused_buffers_give_the_same_chunks() {
     let mut r = ChunkReader::new(text.as_bytes());
     r.spare = Some(rx);
     let mut reused = Vec::new();
+    let mut line = r.line;
     while let Some(c) = r.next_chunk().expect("reads") {
-        reused.push((c.first_line, c.offset, c.data.clone()));
+        reused.push((line, c.offset, c.data.clone()));
+        line += chunk_lines(&c);
         // A spent buffer still holding old bytes: the reader must clear it.
         let mut spent = c.data;
         spent.extend_from_slice(b"garbage");
@@ -197,20 +214,23 @@ fn a_line_over_the_limit_is_streamed_past_with_its_length_and_hash() {
     for step in [4096, 1 << 20, usize::MAX] {
         let mut r = ChunkReader::with_max_line(Trickle { data: &text, step }, limit);
         let mut chunks = Vec::new();
+        let mut line = r.line;
         while let Some(c) = r.next_chunk().expect("reads") {
-            chunks.push(c);
+            let n = chunk_lines(&c);
+            chunks.push((line, c));
+            line += n;
         }
-        let over: Vec<_> = chunks.iter().filter(|c| c.oversized.is_some()).collect();
+        let over: Vec<_> = chunks.iter().filter(|(_, c)| c.oversized.is_some()).collect();
         assert_eq!(over.len(), 1, "step {step}");
-        let c = over[0];
+        let (first_line, c) = over[0];
         let o = c.oversized.expect("oversized");
-        assert_eq!((c.first_line, o.length, o.hash), (2, big.len() as u64, Xxh64::of(&big)));
+        assert_eq!((*first_line, o.length, o.hash), (2, big.len() as u64, Xxh64::of(&big)));
         assert!(c.data.len() <= super::RAW_PREFIX && big.starts_with(&c.data));
         assert_eq!(c.hash_after, Xxh64::of(&text[..c.end as usize]));
         // Never held whole: the buffer stays within the limit and a read.
         assert!(r.peak <= limit + 2 * CHUNK, "peak buffer {} bytes", r.peak);
-        let last = chunks.last().expect("chunks");
-        assert_eq!(last.first_line, 3, "step {step}");
+        let (last_first_line, last) = chunks.last().expect("chunks");
+        assert_eq!(*last_first_line, 3, "step {step}");
         assert!(last.data.ends_with(b"{\"n\":3}\n"));
         assert_eq!(last.hash_after, Xxh64::of(&text));
     }
