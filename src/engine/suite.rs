@@ -354,7 +354,8 @@ fn check(
             let actual = if fired.is_empty() {
                 format!("`{rule}` never fired{}", why_not(seen, rule))
             } else {
-                format!("`{rule}` fired {} ({})", times(fired.len()), lines(&fired))
+                // Fewer firings than expected may be events it failed on.
+                format!("`{rule}` fired {} ({}){}", times(fired.len()), lines(&fired), why_not(seen, rule))
             };
             Err((expected, actual))
         }
@@ -460,7 +461,8 @@ fn why_false(interp: &Interp<'_>, e: &crate::ir::Expr, v: &Value) -> String {
     format!("it is {}", v.to_json(schema))
 }
 
-/// A rule that never fired may have failed or stopped; say which.
+/// A rule that did not fire on some events may have failed there, or the
+/// events may have become dead letters; say so.
 fn why_not(seen: &[Observed], rule: &str) -> String {
     let errors: Vec<String> = seen
         .iter()
