@@ -204,7 +204,12 @@ const GUARD: &str = "  guard not empty(user.email)  # service accounts have no a
 /// `herald test` in `dir`, on a file named relative to it (so the paths in
 /// the output do not depend on where the temporary directory is).
 fn herald_in(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_herald")).args(args).current_dir(dir).env_remove("NO_COLOR").output().expect("run herald")
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run herald")
 }
 
 #[test]
@@ -295,8 +300,10 @@ fn coverage_counts_the_rule_errors_the_tests_report() {
     for suite in [RULE_ERRORS, UNMET] {
         let out = herald(&["test", "--coverage", "--format", "json", suite]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let in_tests: usize = v["tests"].as_array().unwrap().iter().map(|t| t["rule_errors"].as_array().unwrap().len()).sum();
-        let in_coverage: u64 = v["coverage"]["rules"].as_array().unwrap().iter().map(|r| r["errors"].as_u64().unwrap()).sum();
+        let in_tests: usize =
+            v["tests"].as_array().unwrap().iter().map(|t| t["rule_errors"].as_array().unwrap().len()).sum();
+        let in_coverage: u64 =
+            v["coverage"]["rules"].as_array().unwrap().iter().map(|r| r["errors"].as_u64().unwrap()).sum();
         assert!(in_tests > 0);
         assert_eq!(in_tests as u64, in_coverage, "{suite}");
     }

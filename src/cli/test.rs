@@ -183,12 +183,8 @@ pub fn junit_xml(sources: &SourceMap, results: &[TestResult], failed: usize) -> 
         for f in &r.failures {
             let (file, line, col) = place(sources, f.span);
             let message = format!("expected {}, but {}", f.expected, f.actual);
-            let body = format!(
-                "{file}:{line}:{col}: {}\nexpected: {}\nbut:      {}",
-                step(sources, f),
-                f.expected,
-                f.actual
-            );
+            let body =
+                format!("{file}:{line}:{col}: {}\nexpected: {}\nbut:      {}", step(sources, f), f.expected, f.actual);
             s.push_str(&format!(
                 "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
                 xml_escape(&message),

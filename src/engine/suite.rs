@@ -295,7 +295,10 @@ fn unexpected(t: &Test, e: &TestRuleError) -> Failure {
         })
         .collect();
     let expected = if codes.is_empty() {
-        format!("no rule error in `{}` (if it is meant to fail: `expect rule_error({}, \"{}\")`)", e.rule, e.rule, e.code)
+        format!(
+            "no rule error in `{}` (if it is meant to fail: `expect rule_error({}, \"{}\")`)",
+            e.rule, e.rule, e.code
+        )
     } else {
         format!("only rule error{} {} in `{}`", if codes.len() == 1 { "" } else { "s" }, codes.join(", "), e.rule)
     };
