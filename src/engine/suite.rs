@@ -6,7 +6,9 @@
 //! checks and store writes as `herald run` — with `now()` pinned. Effects are
 //! captured through [`RunOptions::on_observe`]; nothing is delivered (there is
 //! no mail sender; emails stay queued in the throwaway store). Then every
-//! expectation is evaluated against what was observed and the final store.
+//! expectation is evaluated against what was observed and the final store,
+//! and every rule error that no `expect rule_error(...)` of the test allows
+//! is a failure of its own: a rule that fails has not merely "not fired".
 //!
 //! The program and its matcher are built once and shared by every test.
 
