@@ -275,7 +275,7 @@ fn unmet_and_unexpected_rule_errors_fail() {
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!("rule_errors_unmet_human", stdout(&out));
     let v: Value = serde_json::from_slice(&herald(&["test", "--format", "json", UNMET]).stdout).unwrap();
-    assert_eq!((v["passed"].as_u64(), v["failed"].as_u64()), (Some(0), Some(3)));
+    assert_eq!((v["passed"].as_u64(), v["failed"].as_u64()), (Some(0), Some(4)));
     let kinds = |i: usize| -> Vec<String> {
         v["tests"][i]["failures"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
     };
@@ -291,7 +291,10 @@ fn unmet_and_unexpected_rule_errors_fail() {
         (e["rule"].as_str(), e["event"].as_u64(), e["id"].as_str(), e["code"].as_str(), e["expected"].as_bool()),
         (Some("welcome"), Some(2), Some("0f000000-0000-4000-8000-000000000004"), Some("R0003"), Some(false))
     );
-    assert_eq!(e["at"], format!("{UNMET}:26:3"));
+    assert_eq!(e["at"], format!("{UNMET}:27:3"));
+    // Expected codes are compared without case and listed once each.
+    assert_eq!(kinds(3), ["rule_error", "expectation", "expectation", "expectation"]);
+    assert_eq!(v["tests"][3]["failures"][0]["expected"], "only rule errors R0003, R0005 in `welcome`");
     insta::assert_snapshot!("rule_errors_unmet_json", serde_json::to_string_pretty(&v).unwrap());
 }
 

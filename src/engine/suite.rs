@@ -277,7 +277,7 @@ fn event_id(program: &Program, body: &J) -> Option<String> {
 }
 
 /// How an event is named in reports: its position, and its id if it has one.
-pub fn event_label(event: usize, id: Option<&str>) -> String {
+fn event_label(event: usize, id: Option<&str>) -> String {
     match id {
         Some(id) => format!("event {event} ({id})"),
         None => format!("event {event}"),
@@ -288,14 +288,16 @@ pub fn event_label(event: usize, id: Option<&str>) -> String {
 /// expected side says what would allow it: the codes the test does expect
 /// of that rule, or the `expect` to write if the error is intended.
 fn unexpected(t: &Test, e: &TestRuleError) -> Failure {
-    let codes: Vec<&str> = t
+    let mut codes: Vec<String> = t
         .expects
         .iter()
         .filter_map(|x| match &x.kind {
-            ExpectKind::RuleError { rule, code: Some(c) } if *rule == e.rule => Some(c.as_str()),
+            ExpectKind::RuleError { rule, code: Some(c) } if *rule == e.rule => Some(c.to_ascii_uppercase()),
             _ => None,
         })
         .collect();
+    codes.sort();
+    codes.dedup();
     let expected = if codes.is_empty() {
         format!(
             "no rule error in `{}` (if it is meant to fail: `expect rule_error({}, \"{}\")`)",
