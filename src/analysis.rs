@@ -170,10 +170,31 @@ pub fn builtin_doc(name: &str) -> Option<String> {
     actions::action(name).map(|a| format!("```herald\n{}\n```\n{}", builtins::signature(a.name, a.params), a.doc))
 }
 
+/// The documentation of a test's expectation word (`expect rule_error(...)`,
+/// `expect dead_letter`): these are not built-ins, but read like calls.
+fn expect_doc(word: &str) -> Option<&'static str> {
+    match word {
+        "rule_error" => Some(concat!(
+            "```herald\nexpect rule_error(RULE[, \"CODE\"])\n```\n",
+            "The rule failed at run time on some event of the test (with that `R` code). ",
+            "It also allows those errors: any other rule error during the test's events fails the test."
+        )),
+        "dead_letter" => Some("```herald\nexpect dead_letter\n```\nSome event of the test became a dead letter."),
+        _ => None,
+    }
+}
+
 /// Hover text at `offset`: a built-in's documentation, an entity's fields,
 /// or the type of the expression there.
 pub fn hover(program: Option<&Program>, text: &str, file: FileId, offset: usize) -> Option<(Span, String)> {
     let word = word_at(text, offset);
+    if let Some((s, _, w)) = word {
+        if text[..s].trim_end().ends_with("expect") {
+            if let Some(doc) = expect_doc(w) {
+                return Some((Span::new(file, s, s + w.len()), doc.to_string()));
+            }
+        }
+    }
     if let Some((s, e, w)) = word {
         let called = text[e..].trim_start().starts_with('(');
         if called {
@@ -310,6 +331,21 @@ pub fn complete(schema: &Schema, file_ast: Option<&ast::File>, text: &str, offse
     if path.len() == 1 {
         let prefix_end = start;
         let prev = before[..prefix_end].trim_end();
+        // `expect rule_error(` in a test takes a rule's name.
+        if prev.ends_with("rule_error(") {
+            if let Some(f) = file_ast {
+                for item in &f.items {
+                    if let ast::Item::Rule(r) = item {
+                        out.push(Completion {
+                            label: r.name.name.clone(),
+                            kind: CompletionKind::Rule,
+                            detail: "rule".into(),
+                        });
+                    }
+                }
+            }
+            return out;
+        }
         // In a query filter: the innermost open `(` follows `exists|count|first|all Entity`.
         if let Some(entity) = open_query(before) {
             if let Some(id) = schema.entity_by_name(&entity) {

@@ -880,7 +880,9 @@ pub struct Test {
     /// `now "..."`, in nanoseconds since the epoch.
     pub now: Option<i128>,
     /// `event { ... }` bodies, in order, as literals (encoded as one JSON
-    /// line each at test time and decoded exactly as `run` decodes input).
+    /// line each at test time and decoded exactly as `run` decodes input),
+    /// each with the span of its `event` step (a rule error's failure
+    /// points there).
     pub events: Vec<(serde_json::Value, Span)>,
     pub expects: Vec<Expectation>,
 }

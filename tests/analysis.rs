@@ -132,3 +132,30 @@ fn queries_answer_at_every_offset_of_every_fixture() {
     }
     assert!(answered > 1000, "hover answered only {answered} times");
 }
+
+#[test]
+fn expect_rule_error_has_hover_and_completes_rules() {
+    let text = "rule welcome { match login  action log(\"hi\") }\n\ntest \"t\" {\n  expect rule_error(welcome, \"R0003\")\n  expect dead_letter\n}\n";
+    let mut sources = SourceMap::new();
+    let f = sources.add("t.herald", text);
+    let compiled = compile::compile(&mut sources, SchemaChoice::Auto, &[f]);
+    assert_eq!(compiled.errors(), 0, "{:?}", compiled.diagnostics);
+    let program = compiled.program.as_ref();
+    let (span, doc) = analysis::hover(program, text, f, at(text, "rule_error(") + 3).unwrap();
+    assert_eq!(&text[span.range()], "rule_error");
+    assert!(doc.contains("expect rule_error(RULE") && doc.contains("fails the test"), "{doc}");
+    let (_, doc) = analysis::hover(program, text, f, at(text, "dead_letter") + 1).unwrap();
+    assert!(doc.contains("expect dead_letter"), "{doc}");
+    // A rule named `rule_error` elsewhere is not an expectation: no test doc.
+    let other = "rule r { match login  guard let rule_error = 1  action log(\"{rule_error}\") }\n";
+    let hover = analysis::hover(None, other, f, at(other, "rule_error") + 1);
+    assert!(hover.as_ref().is_none_or(|(_, d)| !d.contains("expect rule_error")), "{hover:?}");
+
+    // Inside `rule_error(`: the file's rules, nothing else.
+    let typing = "rule welcome { match login  action log(\"hi\") }\nrule bye { match logout  action log(\"bye\") }\n\ntest \"t\" {\n  expect rule_error(we\n}\n";
+    let ast = syntax::parse(f, typing).ast;
+    let (schema, _) = compile::compile_schema(&mut SourceMap::new(), SchemaChoice::Builtin);
+    let c = analysis::complete(&schema, Some(&ast), typing, at(typing, "(we") + 3);
+    assert_eq!(labels(&c), ["welcome", "bye"]);
+    assert!(c.iter().all(|c| c.kind == CompletionKind::Rule));
+}

@@ -46,8 +46,13 @@ fn json_has_the_contract_shape() {
     for t in v["tests"].as_array().unwrap() {
         let mut keys: Vec<&str> = t.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         keys.sort();
-        assert_eq!(keys, ["failures", "file", "line", "name", "passed"]);
+        assert_eq!(keys, ["failures", "file", "line", "name", "passed", "rule_errors"]);
         assert_eq!(t["passed"].as_bool().unwrap(), t["failures"].as_array().unwrap().is_empty());
+        for f in t["failures"].as_array().unwrap() {
+            let mut keys: Vec<&str> = f.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            keys.sort();
+            assert_eq!(keys, ["actual", "column", "expect", "expected", "file", "kind", "line"]);
+        }
     }
     insta::assert_snapshot!("failing_json", serde_json::to_string_pretty(&v).unwrap());
 }
@@ -174,7 +179,7 @@ fn coverage_names_unreached_rules_and_one_sided_guards() {
 
 #[test]
 fn coverage_changes_neither_results_nor_exit_codes() {
-    for (suite, code) in [(PASSING, 0), (FAILING, 1), (GAPS, 0)] {
+    for (suite, code) in [(PASSING, 0), (FAILING, 1), (GAPS, 0), (RULE_ERRORS, 0), (UNMET, 1)] {
         let plain = herald(&["test", suite]);
         let covered = herald(&["test", "--coverage", suite]);
         assert_eq!(plain.status.code(), Some(code));
@@ -189,4 +194,135 @@ fn coverage_changes_neither_results_nor_exit_codes() {
             serde_json::from_slice(&herald(&["test", "--coverage", "--format", "json", suite]).stdout).unwrap();
         assert_eq!(v["tests"], w["tests"]);
     }
+}
+
+const RULE_ERRORS: &str = "tests/fixtures/suites/rule_errors.herald";
+const UNMET: &str = "tests/fixtures/suites/rule_errors_unmet.herald";
+/// The guard of `RULE_ERRORS` that keeps service accounts out.
+const GUARD: &str = "  guard not empty(user.email)  # service accounts have no address\n";
+
+/// `herald test` in `dir`, on a file named relative to it (so the paths in
+/// the output do not depend on where the temporary directory is).
+fn herald_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run herald")
+}
+
+#[test]
+fn expected_rule_errors_pass() {
+    let out = herald(&["test", RULE_ERRORS]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    insta::assert_snapshot!("rule_errors_passing_human", stdout(&out));
+    // The JSON still lists the errors the test expected, marked so.
+    let v: Value = serde_json::from_slice(&herald(&["test", "--format", "json", RULE_ERRORS]).stdout).unwrap();
+    let errors: Vec<(u64, &str, bool)> = v["tests"][2]["rule_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"].as_u64().unwrap(), e["code"].as_str().unwrap(), e["expected"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(errors, [(1, "R0001", true), (2, "R0001", true)]);
+    assert_eq!(v["tests"][1]["rule_errors"], serde_json::json!([]));
+}
+
+#[test]
+fn deleting_a_guard_fails_the_test_through_its_rule_error() {
+    // The same suite without the guard: the rule no longer stops on the
+    // service account, it fails on its empty address instead. The test's
+    // own expectations (`does not fire`, `no send_email`) still hold, so
+    // only the rule error can tell.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(RULE_ERRORS).unwrap();
+    assert!(text.contains(GUARD), "the guard the test deletes is in {RULE_ERRORS}");
+    std::fs::write(dir.path().join("rule_errors.herald"), text.replace(GUARD, "")).unwrap();
+
+    let out = herald_in(dir.path(), &["test", "rule_errors.herald"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    // The failure names the event (position and id), the rule, the code and
+    // the message.
+    assert!(text.contains("FAIL a service account gets no email"), "{text}");
+    assert!(text.contains("event 1 (0e000000-0000-4000-8000-000000000002)"), "{text}");
+    assert!(text.contains("`welcome` failed with R0003: empty email address"), "{text}");
+    insta::assert_snapshot!("rule_errors_guard_deleted_human", text);
+
+    let out = herald_in(dir.path(), &["test", "--format", "json", "rule_errors.herald"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["passed"].as_u64(), v["failed"].as_u64()), (Some(2), Some(1)));
+    let t = &v["tests"][1];
+    assert_eq!(t["failures"].as_array().unwrap().len(), 1);
+    assert_eq!(t["failures"][0]["kind"], "rule_error");
+    assert_eq!(t["rule_errors"][0]["expected"], false);
+    insta::assert_snapshot!("rule_errors_guard_deleted_json", serde_json::to_string_pretty(&v).unwrap());
+
+    // JUnit reports it as a failure of its own type.
+    let junit = dir.path().join("junit.xml");
+    let out = herald_in(dir.path(), &["test", "--junit", junit.to_str().unwrap(), "rule_errors.herald"]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    assert!(xml.contains("type=\"rule_error\""), "{xml}");
+}
+
+#[test]
+fn unmet_and_unexpected_rule_errors_fail() {
+    let out = herald(&["test", UNMET]);
+    assert_eq!(out.status.code(), Some(1));
+    insta::assert_snapshot!("rule_errors_unmet_human", stdout(&out));
+    let v: Value = serde_json::from_slice(&herald(&["test", "--format", "json", UNMET]).stdout).unwrap();
+    assert_eq!((v["passed"].as_u64(), v["failed"].as_u64()), (Some(0), Some(4)));
+    let kinds = |i: usize| -> Vec<String> {
+        v["tests"][i]["failures"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
+    };
+    // The error that did not happen: the expectation alone.
+    assert_eq!(kinds(0), ["expectation"]);
+    assert_eq!(v["tests"][0]["rule_errors"], serde_json::json!([]));
+    // Another code: the error is unexpected and the expectation unmet.
+    assert_eq!(kinds(1), ["rule_error", "expectation"]);
+    // Unexpected errors come first, then the expectations they broke.
+    assert_eq!(kinds(2), ["rule_error", "expectation"]);
+    let e = &v["tests"][2]["rule_errors"][0];
+    assert_eq!(
+        (e["rule"].as_str(), e["event"].as_u64(), e["id"].as_str(), e["code"].as_str(), e["expected"].as_bool()),
+        (Some("welcome"), Some(2), Some("0f000000-0000-4000-8000-000000000004"), Some("R0003"), Some(false))
+    );
+    assert_eq!(e["at"], format!("{UNMET}:27:3"));
+    // Expected codes are compared without case and listed once each.
+    assert_eq!(kinds(3), ["rule_error", "expectation", "expectation", "expectation"]);
+    assert_eq!(v["tests"][3]["failures"][0]["expected"], "only rule errors R0003, R0005 in `welcome`");
+    insta::assert_snapshot!("rule_errors_unmet_json", serde_json::to_string_pretty(&v).unwrap());
+}
+
+#[test]
+fn coverage_counts_the_rule_errors_the_tests_report() {
+    for suite in [RULE_ERRORS, UNMET] {
+        let out = herald(&["test", "--coverage", "--format", "json", suite]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let in_tests: usize =
+            v["tests"].as_array().unwrap().iter().map(|t| t["rule_errors"].as_array().unwrap().len()).sum();
+        let in_coverage: u64 =
+            v["coverage"]["rules"].as_array().unwrap().iter().map(|r| r["errors"].as_u64().unwrap()).sum();
+        assert!(in_tests > 0);
+        assert_eq!(in_tests as u64, in_coverage, "{suite}");
+    }
+}
+
+#[test]
+fn an_expected_rule_error_of_an_unknown_rule_is_e0701() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.herald"),
+        "rule welcome { match login  action log(\"hello\") }\ntest \"t\" {\n  expect rule_error(welcom, \"R0001\")\n}\n",
+    )
+    .unwrap();
+    let out = herald_in(dir.path(), &["test", "t.herald"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("E0701") && err.contains("welcome"), "{err}");
+    assert!(out.stdout.is_empty());
 }

@@ -71,8 +71,9 @@ fn the_authoring_loop_in_the_readme_is_true() {
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let got: Vec<&str> = stdout.lines().chain(stderr.lines()).collect();
         assert!(matches(want, &got), "`{cmd}` printed\n{}\n\nthe README shows\n{}", got.join("\n"), want.join("\n"));
-        // `diff` exits 1 when the versions differ, as the README says.
-        let code = if cmd.starts_with("herald diff") { 1 } else { 0 };
+        // `diff` exits 1 when the versions differ, and `test` when a test
+        // fails (the deleted guard's rule error), as the README says.
+        let code = if cmd.starts_with("herald diff") || cmd.starts_with("herald test") { 1 } else { 0 };
         assert_eq!(out.status.code(), Some(code), "`{cmd}`: {stderr}");
 
         if cmd.starts_with("cp ") {

@@ -118,9 +118,9 @@ impl Checker<'_> {
                     Some(ns) => test.now = Some(ns),
                     None => self.errors.push(CheckError::InvalidTimestamp { span: *text_span, found: text.clone() }),
                 },
-                ast::TestStep::Event { body, .. } => {
+                ast::TestStep::Event { body, span } => {
                     if let Some(j) = self.test_literal(body, "an `event` body") {
-                        test.events.push((j, body.span));
+                        test.events.push((j, *span));
                     }
                 }
                 ast::TestStep::Expect { expect, span } => {

@@ -5,7 +5,7 @@
 use super::{load_sources, render, Format, UsageError, EXIT_COMPILE, EXIT_OK, EXIT_USAGE};
 use crate::compile;
 use crate::engine::coverage::{ClauseCoverage, CoverageReport, RuleCoverage, RuleStatus};
-use crate::engine::suite::{self, TestResult};
+use crate::engine::suite::{self, Failure, TestResult};
 use crate::engine::{InterpMatcher, Matcher};
 use crate::ir::Program;
 use crate::span::{SourceMap, Span};
@@ -25,6 +25,12 @@ fn place(sources: &SourceMap, span: Span) -> (String, usize, usize) {
 fn snippet(sources: &SourceMap, span: Span) -> String {
     let text = &sources.text(span.file)[span.start as usize..span.end as usize];
     text.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// The step a failure names: the `expect` as written, or what the suite
+/// says instead (`event 2 (ID)` for a rule error).
+fn step(sources: &SourceMap, f: &Failure) -> String {
+    f.step.clone().unwrap_or_else(|| snippet(sources, f.span))
 }
 
 pub fn test(schema: Option<&str>, format: Format, junit: Option<&Path>, coverage: bool, files: &[PathBuf]) -> i32 {
@@ -99,7 +105,7 @@ pub fn human(sources: &SourceMap, results: &[TestResult], passed: usize, failed:
         s.push_str(&format!("{verdict} {} ({file}:{line})\n", r.name));
         for f in &r.failures {
             let (file, line, col) = place(sources, f.span);
-            s.push_str(&format!("     {file}:{line}:{col}: {}\n", snippet(sources, f.span)));
+            s.push_str(&format!("     {file}:{line}:{col}: {}\n", step(sources, f)));
             s.push_str(&format!("       expected: {}\n", f.expected));
             s.push_str(&format!("       but:      {}\n", f.actual));
         }
@@ -118,11 +124,20 @@ pub fn to_json(sources: &SourceMap, results: &[TestResult], passed: usize, faile
                 .iter()
                 .map(|f| {
                     let (file, line, column) = place(sources, f.span);
-                    json!({"file": file, "line": line, "column": column, "expect": snippet(sources, f.span),
-                           "expected": f.expected, "actual": f.actual})
+                    json!({"kind": f.kind.as_str(), "file": file, "line": line, "column": column,
+                           "expect": step(sources, f), "expected": f.expected, "actual": f.actual})
                 })
                 .collect();
-            json!({"name": r.name, "file": file, "line": line, "passed": r.passed(), "failures": failures})
+            let rule_errors: Vec<serde_json::Value> = r
+                .rule_errors
+                .iter()
+                .map(|e| {
+                    json!({"rule": e.rule, "event": e.event, "id": e.id, "at": at(sources, e.span),
+                           "code": e.code, "message": e.message, "expected": e.expected})
+                })
+                .collect();
+            json!({"name": r.name, "file": file, "line": line, "passed": r.passed(), "failures": failures,
+                   "rule_errors": rule_errors})
         })
         .collect();
     json!({"tests": tests, "passed": passed, "failed": failed})
@@ -168,15 +183,12 @@ pub fn junit_xml(sources: &SourceMap, results: &[TestResult], failed: usize) -> 
         for f in &r.failures {
             let (file, line, col) = place(sources, f.span);
             let message = format!("expected {}, but {}", f.expected, f.actual);
-            let body = format!(
-                "{file}:{line}:{col}: {}\nexpected: {}\nbut:      {}",
-                snippet(sources, f.span),
-                f.expected,
-                f.actual
-            );
+            let body =
+                format!("{file}:{line}:{col}: {}\nexpected: {}\nbut:      {}", step(sources, f), f.expected, f.actual);
             s.push_str(&format!(
-                "      <failure message=\"{}\" type=\"expectation\">{}</failure>\n",
+                "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
                 xml_escape(&message),
+                f.kind.as_str(),
                 xml_escape(&body)
             ));
         }

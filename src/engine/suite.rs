@@ -6,7 +6,9 @@
 //! checks and store writes as `herald run` — with `now()` pinned. Effects are
 //! captured through [`RunOptions::on_observe`]; nothing is delivered (there is
 //! no mail sender; emails stay queued in the throwaway store). Then every
-//! expectation is evaluated against what was observed and the final store.
+//! expectation is evaluated against what was observed and the final store,
+//! and every rule error that no `expect rule_error(...)` of the test allows
+//! is a failure of its own: a rule that fails has not merely "not fired".
 //!
 //! The program and its matcher are built once and shared by every test.
 
@@ -22,13 +24,59 @@ use crate::value::{now_nanos, Value};
 use serde_json::Value as J;
 use std::sync::{Arc, Mutex};
 
-/// One expectation that did not hold.
+/// What failed in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The test could not run: the store, its `given` rows, the run itself.
+    Setup,
+    /// An `expect` step did not hold.
+    Expectation,
+    /// A rule failed on one of the test's events and no `expect
+    /// rule_error(...)` of the test allows it.
+    RuleError,
+}
+
+impl FailureKind {
+    /// The name in `--format json` (`kind`) and JUnit (`type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Setup => "setup",
+            FailureKind::Expectation => "expectation",
+            FailureKind::RuleError => "rule_error",
+        }
+    }
+}
+
+/// One expectation that did not hold, or an unexpected rule error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    /// The `expect` step (or the test, for a failure before expectations).
+    pub kind: FailureKind,
+    /// The `expect` step; the `event` step, for an unexpected rule error;
+    /// the test, for a failure before expectations.
     pub span: Span,
+    /// The step as reports show it, when that is not the source text at
+    /// `span` (an event is shown as `event N (ID)`, not as its first line
+    /// of JSON).
+    pub step: Option<String>,
     pub expected: String,
     pub actual: String,
+}
+
+/// A rule error one of a test's events caused, expected or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRuleError {
+    pub rule: String,
+    /// The event's position among the test's events, from 1.
+    pub event: usize,
+    /// The event's identity (the schema's `identity` field, `event_uuid`
+    /// for authentik), when it has one.
+    pub id: Option<String>,
+    /// The `event` step.
+    pub span: Span,
+    pub code: String,
+    pub message: String,
+    /// Whether an `expect rule_error(...)` of the test allows it.
+    pub expected: bool,
 }
 
 /// The outcome of one test.
@@ -37,6 +85,8 @@ pub struct TestResult {
     pub name: String,
     pub span: Span,
     pub failures: Vec<Failure>,
+    /// Every rule error the test's events caused, in event order.
+    pub rule_errors: Vec<TestRuleError>,
 }
 
 impl TestResult {
@@ -78,7 +128,14 @@ fn setup_failure(t: &Test, expected: &str, actual: String) -> TestResult {
     TestResult {
         name: t.name.clone(),
         span: t.span,
-        failures: vec![Failure { span: t.span, expected: expected.into(), actual }],
+        failures: vec![Failure {
+            kind: FailureKind::Setup,
+            span: t.span,
+            step: None,
+            expected: expected.into(),
+            actual,
+        }],
+        rule_errors: Vec::new(),
     }
 }
 
@@ -155,18 +212,107 @@ pub fn run_test(
             }
         }
     }
-    let failures = t
+    let rule_errors = rule_errors(program, t, &seen);
+    // Unexpected rule errors come first: they happened during the events,
+    // before any `expect` was evaluated, and are usually why one fails.
+    let mut failures: Vec<Failure> = rule_errors.iter().filter(|e| !e.expected).map(|e| unexpected(t, e)).collect();
+    failures.extend(t.expects.iter().filter_map(|x| {
+        check(program, &store, now, &seen, x).err().map(|(expected, actual)| Failure {
+            kind: FailureKind::Expectation,
+            span: x.span,
+            step: None,
+            expected,
+            actual,
+        })
+    }));
+    TestResult { name: t.name.clone(), span: t.span, failures, rule_errors }
+}
+
+/// Whether `expect rule_error(rule[, code])` allows an error `code` of `rule`.
+fn allows(rule: &str, code: Option<&str>, err_rule: &str, err_code: &str) -> bool {
+    rule == err_rule && code.is_none_or(|want| want.eq_ignore_ascii_case(err_code))
+}
+
+/// The rule errors of a test's run, each tied to its event and marked
+/// expected when some `expect rule_error(...)` of the test allows it.
+fn rule_errors(program: &Program, t: &Test, seen: &[Observed]) -> Vec<TestRuleError> {
+    let expected = |rule: &str, code: &str| {
+        t.expects.iter().any(|x| match &x.kind {
+            ExpectKind::RuleError { rule: r, code: c } => allows(r, c.as_deref(), rule, code),
+            _ => false,
+        })
+    };
+    seen.iter()
+        .filter_map(|o| match o {
+            Observed::RuleError { line, rule, code, message } => {
+                // Each event is one line of the test's input, so the line
+                // number is the event's position.
+                let index = usize::try_from(*line).unwrap_or(usize::MAX);
+                let step = index.checked_sub(1).and_then(|i| t.events.get(i));
+                Some(TestRuleError {
+                    rule: rule.clone(),
+                    event: index,
+                    id: step.and_then(|(body, _)| event_id(program, body)),
+                    span: step.map_or(t.span, |(_, span)| *span),
+                    code: code.clone(),
+                    message: message.clone(),
+                    expected: expected(rule, code),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The event's identity as text, read off its body by the schema's
+/// `identity` path (absent, or not a scalar: none).
+fn event_id(program: &Program, body: &J) -> Option<String> {
+    let path = program.schema.identity.as_ref()?;
+    let v = path.iter().try_fold(body, |v, seg| v.get(seg))?;
+    match v {
+        J::String(s) => Some(s.clone()),
+        J::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// How an event is named in reports: its position, and its id if it has one.
+fn event_label(event: usize, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("event {event} ({id})"),
+        None => format!("event {event}"),
+    }
+}
+
+/// The failure for a rule error no `expect rule_error` allows. The
+/// expected side says what would allow it: the codes the test does expect
+/// of that rule, or the `expect` to write if the error is intended.
+fn unexpected(t: &Test, e: &TestRuleError) -> Failure {
+    let mut codes: Vec<String> = t
         .expects
         .iter()
-        .filter_map(|x| {
-            check(program, &store, now, &seen, x).err().map(|(expected, actual)| Failure {
-                span: x.span,
-                expected,
-                actual,
-            })
+        .filter_map(|x| match &x.kind {
+            ExpectKind::RuleError { rule, code: Some(c) } if *rule == e.rule => Some(c.to_ascii_uppercase()),
+            _ => None,
         })
         .collect();
-    TestResult { name: t.name.clone(), span: t.span, failures }
+    codes.sort();
+    codes.dedup();
+    let expected = if codes.is_empty() {
+        format!(
+            "no rule error in `{}` (if it is meant to fail: `expect rule_error({}, \"{}\")`)",
+            e.rule, e.rule, e.code
+        )
+    } else {
+        format!("only rule error{} {} in `{}`", if codes.len() == 1 { "" } else { "s" }, codes.join(", "), e.rule)
+    };
+    Failure {
+        kind: FailureKind::RuleError,
+        span: e.span,
+        step: Some(event_label(e.event, e.id.as_deref())),
+        expected,
+        actual: format!("`{}` failed with {}: {}", e.rule, e.code, e.message),
+    }
 }
 
 fn times(n: usize) -> String {
@@ -215,7 +361,8 @@ fn check(
             let actual = if fired.is_empty() {
                 format!("`{rule}` never fired{}", why_not(seen, rule))
             } else {
-                format!("`{rule}` fired {} ({})", times(fired.len()), lines(&fired))
+                // Fewer firings than expected may be events it failed on.
+                format!("`{rule}` fired {} ({}){}", times(fired.len()), lines(&fired), why_not(seen, rule))
             };
             Err((expected, actual))
         }
@@ -230,19 +377,16 @@ fn check(
             ))
         }
         ExpectKind::RuleError { rule, code } => {
-            let errors: Vec<(&str, &str, &str)> = seen
+            let errors: Vec<(&str, &str, &str, u64)> = seen
                 .iter()
                 .filter_map(|o| match o {
-                    Observed::RuleError { rule, code, message, .. } => {
-                        Some((rule.as_str(), code.as_str(), message.as_str()))
+                    Observed::RuleError { rule, code, message, line } => {
+                        Some((rule.as_str(), code.as_str(), message.as_str(), *line))
                     }
                     _ => None,
                 })
                 .collect();
-            if errors
-                .iter()
-                .any(|(r, c, _)| r == rule && code.as_deref().is_none_or(|want| want.eq_ignore_ascii_case(c)))
-            {
+            if errors.iter().any(|(r, c, _, _)| allows(rule, code.as_deref(), r, c)) {
                 return Ok(());
             }
             let expected = match code {
@@ -252,7 +396,8 @@ fn check(
             let actual = if errors.is_empty() {
                 "no rule failed".to_string()
             } else {
-                let e: Vec<String> = errors.iter().map(|(r, c, m)| format!("`{r}` failed with {c}: {m}")).collect();
+                let e: Vec<String> =
+                    errors.iter().map(|(r, c, m, l)| format!("`{r}` failed with {c} (event {l}): {m}")).collect();
                 e.join("; ")
             };
             Err((expected, actual))
@@ -323,7 +468,8 @@ fn why_false(interp: &Interp<'_>, e: &crate::ir::Expr, v: &Value) -> String {
     format!("it is {}", v.to_json(schema))
 }
 
-/// A rule that never fired may have failed or stopped; say which.
+/// A rule that did not fire on some events may have failed there, or the
+/// events may have become dead letters; say so.
 fn why_not(seen: &[Observed], rule: &str) -> String {
     let errors: Vec<String> = seen
         .iter()
