@@ -16,7 +16,8 @@
 # private cluster with fsync on, started here through scripts/postgres.sh in
 # /tmp/herald-pg-bench on port 54343 and left running), HERALD (the binary;
 # default this tree's release build), HERALD_BEFORE (another binary, e.g. a
-# build of main, measured in the same session), REPEAT (runs per store and
+# build of main, measured in the same session), COMPARE (more binaries, as
+# space-separated LABEL:PATH pairs), REPEAT (runs per store and
 # binary, default 1; each is printed), SKIP_BUILD=1, WORK (/tmp/herald-pg-bench-work).
 #
 # Each PostgreSQL run gets a database of its own (dropped afterwards); the
@@ -80,7 +81,8 @@ base=${PG_URL%/*}
 for ((i = 1; i <= REPEAT; i++)); do
     rm -f "$WORK"/run.db*
     run "sqlite" "$HERALD" "$WORK/run.db"
-    for pair in ${HERALD_BEFORE:+"before:$HERALD_BEFORE"} "this:$HERALD"; do
+    # shellcheck disable=SC2086 # COMPARE is a list
+    for pair in ${HERALD_BEFORE:+"before:$HERALD_BEFORE"} ${COMPARE:-} "this:$HERALD"; do
         label=${pair%%:*} bin=${pair#*:}
         name="herald_bench_$$_${i}_$label"
         psql_admin -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name"
