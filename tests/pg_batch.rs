@@ -126,7 +126,12 @@ fn write_batches(s: &dyn Backend) -> u64 {
         })
         .collect();
     let firings: Vec<FiringRow> = (0..150)
-        .map(|i| FiringRow { rule: Arc::from(format!("r{}", i % 5)), event_key: key(i), line: i as u64 + 1, fired_at: t })
+        .map(|i| FiringRow {
+            rule: Arc::from(format!("r{}", i % 5)),
+            event_key: key(i),
+            line: i as u64 + 1,
+            fired_at: t,
+        })
         .collect();
     let first: Vec<ProcessedRow> = (0..141)
         .map(|i| ProcessedRow { event_key: key(i), line: i as u64 + 1, processed_at: t, rule_set: 1 })
@@ -294,7 +299,8 @@ fn authentik_notes(db: &pg_support::TestDb) -> Vec<(i64, String, String, Option<
 #[test]
 fn authentik_mapping_batches_record_what_rows_one_by_one_record() {
     let program = compile(POLICY);
-    let options = || OpenOptions { mapping: Some(EntityMapping::Authentik { tenant: "public".into() }), ..Default::default() };
+    let options =
+        || OpenOptions { mapping: Some(EntityMapping::Authentik { tenant: "public".into() }), ..Default::default() };
     let expected_dropped = (0..203).filter(|&i| !has_row(&recipient(i))).count() as u64;
 
     let batched_db = authentik_db("batch_ak_many");
@@ -407,10 +413,16 @@ fn measure_batch_shapes() {
             c.batch_execute("COMMIT").unwrap();
         }
         let s = t.elapsed().as_secs_f64();
-        println!("{name}: {:.0} rows/s ({:.1} ms per {rows}-row batch)", (rows * rounds) as f64 / s, s * 1e3 / rounds as f64);
+        println!(
+            "{name}: {:.0} rows/s ({:.1} ms per {rows}-row batch)",
+            (rows * rounds) as f64 / s,
+            s * 1e3 / rounds as f64
+        );
     };
     time(&mut c, "one row per statement", &|c| {
-        let st = c.prepare("INSERT INTO herald.herald_firing (rule, event_uuid, fired_at, line) VALUES ($1, $2, $3, $4)").unwrap();
+        let st = c
+            .prepare("INSERT INTO herald.herald_firing (rule, event_uuid, fired_at, line) VALUES ($1, $2, $3, $4)")
+            .unwrap();
         for i in 0..rows {
             c.execute(&st, &[&rule[i], &ev[i], &at[i], &line[i]]).unwrap();
         }
