@@ -400,7 +400,8 @@ fn a_mixed_batch_runs_the_same_on_both_backends() {
     same("herald run: PostgreSQL vs SQLite", &pg, &sqlite);
     assert_eq!(one.stdout, lite_runs.0.stdout, "firing lines of the first run, --batch 1");
     assert_eq!(one_again.stdout, lite_runs.1.stdout, "firing lines of the backfill, --batch 1");
-    let one_store = store::open(Path::new(&single.url), compile(POLICY).schema.clone(), OpenOptions::default()).unwrap();
+    let one_store =
+        store::open(Path::new(&single.url), compile(POLICY).schema.clone(), OpenOptions::default()).unwrap();
     same("--batch 1 vs default batch", &comparable(&tmp.normalise(&one_store.try_dump().unwrap())), &pg);
     // What the comparison covers: dropped and stored notifications, rule
     // errors, replay records rewritten by the backfill.
