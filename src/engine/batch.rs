@@ -1,7 +1,8 @@
 //! The writer's batch buffers (issue 12): the rows every firing writes —
 //! its `herald_firing` row, its notifications, its event's replay record —
-//! are kept in memory and inserted with multi-row INSERTs (`store::herald`)
-//! inside the batch transaction, before its checkpoint and commit. A firing
+//! are kept in memory and inserted with multi-row INSERTs (`store::herald`;
+//! on PostgreSQL one `unnest` INSERT per table, `store::pg`) inside the batch
+//! transaction, before its checkpoint and commit. A firing
 //! thus costs no statement of its own, and a rule whose only effects are
 //! notifications opens no savepoint at all (it writes nothing to the store
 //! while it runs).

@@ -137,6 +137,18 @@ pub trait Backend {
     ) -> Result<(), RuntimeError>;
     /// The replay record: `None` never processed, `Some(set)` processed.
     fn processed_rule_set(&self, event_key: &str) -> Result<Option<Option<i64>>, RuntimeError>;
+    /// Whether every call is a round trip to a server (PostgreSQL), so that
+    /// the writer should ask [`Backend::processed_rule_sets`] for a chunk's
+    /// events at once rather than one event at a time (SQLite: a function
+    /// call each, and looking up events in advance would cost a decode).
+    fn prefers_bulk_lookups(&self) -> bool {
+        false
+    }
+    /// [`Backend::processed_rule_set`] of many keys, in their order (the
+    /// default: one by one).
+    fn processed_rule_sets(&self, event_keys: &[&str]) -> Result<Vec<Option<Option<i64>>>, RuntimeError> {
+        event_keys.iter().map(|k| self.processed_rule_set(k)).collect()
+    }
     fn mark_processed(&self, event_key: &str, line: u64, rule_set: i64) -> Result<(), RuntimeError>;
     /// The id of the set of these rule names (order and repeats ignored).
     fn rule_set_id(&self, names: &[&str]) -> Result<i64, RuntimeError>;

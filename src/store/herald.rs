@@ -645,14 +645,15 @@ const CHUNKS: [usize; 3] = [64, 8, 1];
 /// Store times (`2026-04-14T08:02:07.556423Z`) for many rows: the text up to
 /// the second is formatted once per second, so a row costs its six digits
 /// of microseconds, where `format_timestamp_store` cost a `format!` per row.
+/// PostgreSQL's batched inserts (`store::pg`, `store::pgent`) use it too.
 #[derive(Default)]
-struct Stamp {
+pub(crate) struct Stamp {
     second: Option<i128>,
     text: String,
 }
 
 impl Stamp {
-    fn at(&mut self, nanos: i128) -> &str {
+    pub(crate) fn at(&mut self, nanos: i128) -> &str {
         let second = nanos.div_euclid(1_000_000_000);
         if self.second != Some(second) {
             self.text = format_timestamp_store(second * 1_000_000_000);

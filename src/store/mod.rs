@@ -37,6 +37,7 @@ mod write;
 
 pub use backend::{is_postgres, open, Backend, EntityMapping, OpenOptions};
 pub use cursor::{SourceCursor, SourceEvent};
+pub(crate) use herald::Stamp;
 pub use herald::{Checkpoint, DeadLetter, FiringRow, NotificationRow, OutboxEntry, ProcessedRow, RecipientKey};
 pub use load::{LoadError, LoadMode, LoadStats};
 pub use outbox::{AttemptFailure, Due, Kind, OutboxCounts, OutboxListRow, OutboxRow, OutboxStore};

@@ -26,7 +26,7 @@ use crate::diag::{Code, RuntimeError};
 use crate::ir::{self, Expr, QueryKind};
 use crate::schema::Schema;
 use crate::store::pgent::{self, PgEntities};
-use crate::store::{LoadError, LoadMode, LoadStats, StoreError};
+use crate::store::{LoadError, LoadMode, LoadStats, NotificationRow, StoreError};
 use crate::types::EntityId;
 use crate::value::{Row, Value};
 use std::sync::Arc;
@@ -232,6 +232,20 @@ pub(crate) fn insert_notification(
         v => v.clone(),
     };
     m.ents.insert_herald_notification(c.client(), recipient, rule, event_key, &key, severity, body, &super::now())
+}
+
+/// `notify`'s recipient key, checked when the rule fires (see
+/// [`PgEntities::check_notification_key`]).
+pub(crate) fn check_notification_key(m: &Mapping, user_pk: &Value) -> Result<(), RuntimeError> {
+    m.ents.check_notification_key(user_pk)
+}
+
+/// A batch's `notify` rows in one statement, each only when its recipient
+/// row exists; returns how many were dropped (see
+/// [`PgEntities::insert_notifications`]).
+pub(crate) fn insert_notifications(c: &mut Conn, m: &Mapping, rows: &[NotificationRow]) -> Result<u64, RuntimeError> {
+    let stored = m.ents.insert_notifications(c.client(), rows)?;
+    Ok((rows.len() as u64).saturating_sub(stored))
 }
 
 /// The entity part of the dump, in the same form as SQLite's

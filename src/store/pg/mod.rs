@@ -22,8 +22,8 @@ mod tables;
 
 use super::backend::{Backend, OpenOptions};
 use super::{
-    Checkpoint, DeadLetter, EntryKind, Kind, LoadError, LoadMode, LoadStats, OutboxCounts, OutboxEntry, SourceCursor,
-    SourceEvent, StateEntry, StoreError,
+    Checkpoint, DeadLetter, EntryKind, FiringRow, Kind, LoadError, LoadMode, LoadStats, NotificationRow, OutboxCounts,
+    OutboxEntry, ProcessedRow, RecipientKey, SourceCursor, SourceEvent, Stamp, StateEntry, StoreError,
 };
 use crate::decode::fnv1a_128;
 use crate::diag::{Code, RuntimeError};
@@ -422,6 +422,69 @@ impl Backend for PgStore {
         )?;
         Ok(())
     }
+    fn notification_key(&self, user_pk: &Value) -> Result<RecipientKey, RuntimeError> {
+        // Checked now, so a bad key is the rule's error as on SQLite, not a
+        // failure of the batch's insert (which would end the run).
+        entity::check_notification_key(&self.mapping, user_pk)?;
+        Ok(RecipientKey::of_value(user_pk))
+    }
+    fn insert_notifications(&self, rows: &[NotificationRow]) -> Result<u64, RuntimeError> {
+        entity::insert_notifications(&mut self.client(), &self.mapping, rows)
+    }
+    fn insert_firings(&self, rows: &[FiringRow]) -> Result<(), RuntimeError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // One statement for the batch (a round trip per row was most of a
+        // firing's cost); `ORDER BY n` keeps the ids in buffer order.
+        let mut stamp = Stamp::default();
+        let events: Vec<std::borrow::Cow<'_, str>> = rows.iter().map(|r| text(&r.event_key)).collect();
+        let rules: Vec<&str> = rows.iter().map(|r| &*r.rule).collect();
+        let events: Vec<&str> = events.iter().map(|e| &**e).collect();
+        let times: Vec<String> = rows.iter().map(|r| stamp.at(r.fired_at).to_string()).collect();
+        let lines: Vec<i64> = rows.iter().map(|r| big(r.line)).collect();
+        self.exec(
+            "INSERT INTO herald.herald_firing (rule, event_uuid, fired_at, line) \
+             SELECT r.rule, r.ev, r.at, r.line FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+             WITH ORDINALITY AS r(rule, ev, at, line, n) ORDER BY r.n",
+            &[&rules, &events, &times, &lines],
+        )?;
+        Ok(())
+    }
+    fn mark_processed_many(&self, rows: &[ProcessedRow]) -> Result<(), RuntimeError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // The batch's keys are distinct, but two may become one here (NUL
+        // is stored as U+FFFD), and one INSERT … ON CONFLICT may not touch a
+        // row twice: merge them as two `mark_processed` calls would (the
+        // first row's line and time, the last rule set).
+        let mut stamp = Stamp::default();
+        let mut at: HashMap<std::borrow::Cow<'_, str>, usize> = HashMap::with_capacity(rows.len());
+        let (mut keys, mut lines, mut times, mut sets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for r in rows {
+            let key = text(&r.event_key);
+            match at.get(&key) {
+                Some(&i) => sets[i] = r.rule_set,
+                None => {
+                    at.insert(key.clone(), keys.len());
+                    keys.push(key);
+                    lines.push(big(r.line));
+                    times.push(stamp.at(r.processed_at).to_string());
+                    sets.push(r.rule_set);
+                }
+            }
+        }
+        let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
+        self.exec(
+            "INSERT INTO herald.herald_processed (event_key, line, processed_at, rule_set) \
+             SELECT r.k, r.line, r.at, r.rs FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) \
+             WITH ORDINALITY AS r(k, line, at, rs, n) ORDER BY r.n \
+             ON CONFLICT (event_key) DO UPDATE SET rule_set = excluded.rule_set",
+            &[&keys, &lines, &times, &sets],
+        )?;
+        Ok(())
+    }
     fn insert_dead_letter(&self, d: &DeadLetter<'_>) -> Result<(), RuntimeError> {
         // As on SQLite: the same line of the same input again is not
         // recorded twice.
@@ -467,6 +530,29 @@ impl Backend for PgStore {
             .client()
             .query_opt("SELECT rule_set FROM herald.herald_processed WHERE event_key = $1", &[&text(event_key)])?;
         Ok(row.map(|r| r.get::<_, Option<i64>>(0)))
+    }
+    fn prefers_bulk_lookups(&self) -> bool {
+        true
+    }
+    fn processed_rule_sets(&self, event_keys: &[&str]) -> Result<Vec<Option<Option<i64>>>, RuntimeError> {
+        let mut found = vec![None; event_keys.len()];
+        if event_keys.is_empty() {
+            return Ok(found);
+        }
+        let keys: Vec<std::borrow::Cow<'_, str>> = event_keys.iter().map(|k| text(k)).collect();
+        let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
+        let rows = self.client().query(
+            "SELECT k.n, p.rule_set FROM unnest($1::text[]) WITH ORDINALITY AS k(key, n) \
+             JOIN herald.herald_processed AS p ON p.event_key = k.key",
+            &[&keys],
+        )?;
+        for r in &rows {
+            let n: i64 = r.get(0);
+            if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| found.get_mut(i)) {
+                *slot = Some(r.get::<_, Option<i64>>(1));
+            }
+        }
+        Ok(found)
     }
     fn mark_processed(&self, event_key: &str, line: u64, rule_set: i64) -> Result<(), RuntimeError> {
         self.exec(

@@ -366,12 +366,7 @@ impl PgEntities {
         event_uuid: Option<u128>,
     ) -> Result<Option<bool>, RuntimeError> {
         let Some(n) = &self.mapping().notification else { return Ok(None) };
-        let user = self
-            .mapping()
-            .ents
-            .iter()
-            .find(|e| e.table == n.users)
-            .ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the authentik mapping has no user table"))?;
+        let user = self.authentik_user(n)?;
         let key = match user_pk {
             Value::Entity(row) => row.key.clone(),
             v => v.clone(),
@@ -395,5 +390,59 @@ impl PgEntities {
         let ev = event_uuid.map(crate::value::format_uuid);
         let params = [Some(severity.to_string()), Some(body.to_string()), ev, Some(k)];
         Ok(Some(self.exec(c, &sql, &params)? == 1))
+    }
+
+    /// The entity of authentik's user table (the recipients of `notify`).
+    pub(super) fn authentik_user(&self, n: &NotificationTarget) -> Result<&PgEntity, RuntimeError> {
+        self.mapping()
+            .ents
+            .iter()
+            .find(|e| e.table == n.users)
+            .ok_or_else(|| RuntimeError::new(Code::StoreFailure, "the authentik mapping has no user table"))
+    }
+
+    /// A batch's `notify` rows on the authentik mapping in one statement:
+    /// [`PgEntities::notify_authentik`]'s row and checks for each, in
+    /// order, a row only for a user that exists; returns how many were
+    /// stored.
+    pub(super) fn notify_authentik_many(
+        &self,
+        c: &mut Client,
+        n: &NotificationTarget,
+        rows: &[crate::store::NotificationRow],
+    ) -> Result<u64, RuntimeError> {
+        let user = self.authentik_user(n)?;
+        let mut cols: [Vec<Option<String>>; 4] = Default::default();
+        for r in rows {
+            let Some(k) = self.key_text(user, &r.user_pk.value())? else {
+                return Err(RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key"));
+            };
+            if r.body.contains('\0') {
+                return Err(RuntimeError::new(
+                    Code::StoreFailure,
+                    "`notify`: PostgreSQL cannot store text with the NUL character (\\u0000)",
+                ));
+            }
+            // The event's identity is its uuid for authentik's events.
+            let ev = crate::value::parse_uuid(&r.event_key).map(crate::value::format_uuid);
+            for (col, v) in cols.iter_mut().zip([Some(r.severity.to_string()), Some(r.body.clone()), ev, Some(k)]) {
+                col.push(v);
+            }
+        }
+        // The single-row statement's `FROM users WHERE id = key` as a join:
+        // a row whose user does not exist yields nothing. `created` is
+        // `now()`, the transaction's time, for every row either way.
+        let sql = format!(
+            "INSERT INTO {} (\"uuid\", \"severity\", \"body\", \"created\", \"seen\", \"event_id\", \"user_id\") \
+             SELECT gen_random_uuid(), r.sev, r.body, now(), false, \
+             (SELECT e.\"event_uuid\" FROM {} AS e WHERE e.\"event_uuid\" = (r.ev)::uuid), u.\"id\" \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(sev, body, ev, k, n) \
+             JOIN {} AS u ON u.\"id\" = (r.k)::bigint ORDER BY r.n",
+            n.table, n.events, n.users
+        );
+        let st = self.prepare(c, &sql)?;
+        let p: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            cols.iter().map(|v| v as &(dyn postgres::types::ToSql + Sync)).collect();
+        c.execute(&st, &p).map_err(pg_err)
     }
 }

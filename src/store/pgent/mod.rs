@@ -33,6 +33,7 @@ use crate::store::convert::{
 };
 use crate::store::filter::{ColKind, ColRef, Columns, Scalar};
 use crate::store::write::{json_kind, walk_create};
+use crate::store::{NotificationRow, Stamp};
 use crate::types::{EntityId, Ty};
 use crate::value::{format_timestamp, format_uuid, Row, Value};
 use filter::PgBind;
@@ -57,6 +58,14 @@ pub(crate) fn pg_err(e: postgres::Error) -> RuntimeError {
 
 fn dyn_err(msg: String) -> RuntimeError {
     RuntimeError::new(Code::DynamicType, msg)
+}
+
+fn no_recipient() -> RuntimeError {
+    RuntimeError::new(Code::StoreFailure, "the schema has no recipient entity for `notify`")
+}
+
+fn no_recipient_key() -> RuntimeError {
+    RuntimeError::new(Code::RequiredAbsent, "`notify` was given no recipient key")
 }
 
 fn nul_err(at: &str) -> RuntimeError {
@@ -1064,6 +1073,100 @@ impl PgEntities {
         ];
         let rows = self.rows(c, &sql, &params)?;
         Ok(rows.first().and_then(|r| r.try_get::<_, i64>(0).ok()))
+    }
+
+    /// `notify`'s recipient key, checked when the rule fires rather than
+    /// when the batch's rows are inserted (as SQLite's
+    /// `Store::notification_key`): no key is R0002 and a key of the wrong
+    /// kind R0001, both the rule's errors. A key that cannot be stored
+    /// (text with NUL) passes: no row has it, so the row is dropped.
+    pub fn check_notification_key(&self, key: &Value) -> Result<(), RuntimeError> {
+        let key = match key {
+            Value::Entity(row) => &row.key,
+            v => v,
+        };
+        let e = match &self.map.notification {
+            Some(n) => self.authentik_user(n)?,
+            None => self.ent(self.schema.recipient.ok_or_else(no_recipient)?)?,
+        };
+        match self.key_text(e, key)? {
+            None if key.is_nullish() => Err(no_recipient_key()),
+            // The authentik mapping's single-row path calls a key it cannot
+            // store missing too.
+            None if self.map.notification.is_some() => Err(no_recipient_key()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A batch's `notify` rows in one statement, each only when its
+    /// recipient row exists (tested by the statement, so against the rows
+    /// as they are now), in order; returns how many were stored. The rows
+    /// and errors are [`PgEntities::insert_herald_notification`]'s (or, on
+    /// the authentik mapping, [`PgEntities::notify_authentik`]'s) one row
+    /// at a time: every row is checked before anything is sent, and the
+    /// first error is the batch's.
+    pub fn insert_notifications(&self, c: &mut Client, rows: &[NotificationRow]) -> Result<u64, RuntimeError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        if let Some(n) = &self.map.notification {
+            return self.notify_authentik_many(c, n, rows);
+        }
+        let e = self.ent(self.schema.recipient.ok_or_else(no_recipient)?)?;
+        let mut stamp = Stamp::default();
+        let mut cols: [Vec<String>; 7] = Default::default();
+        for r in rows {
+            let key = r.user_pk.value();
+            let Some(k) = self.key_text(e, &key)? else {
+                if key.is_nullish() {
+                    return Err(no_recipient_key());
+                }
+                // Dropped: no stored key has a NUL.
+                continue;
+            };
+            if r.body.contains('\0') {
+                return Err(nul_err("notify"));
+            }
+            let pk = match e.key {
+                Scalar::Int | Scalar::Float => k.clone(),
+                _ => J::String(k.clone()).to_string(),
+            };
+            for (col, v) in cols.iter_mut().zip([
+                r.rule.to_string(),
+                r.event_key.to_string(),
+                pk,
+                r.severity.to_string(),
+                r.body.clone(),
+                stamp.at(r.created).to_string(),
+                k,
+            ]) {
+                col.push(v);
+            }
+        }
+        if cols[0].is_empty() {
+            return Ok(0);
+        }
+        // One statement for the whole batch: the arrays are read in order
+        // (`ORDER BY n`), so the identity ids follow the buffer's order, and
+        // the existence test is per row, as in the single-row statement.
+        let sql = format!(
+            "INSERT INTO herald.herald_notification (rule, event_uuid, user_pk, severity, body, created) \
+             SELECT r.rule, r.ev, (r.pk)::jsonb, r.sev, r.body, r.created \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+             WITH ORDINALITY AS r(rule, ev, pk, sev, body, created, k, n) \
+             WHERE EXISTS (SELECT 1 FROM {} AS t WHERE t.{} = (r.k)::{}) ORDER BY r.n",
+            e.table,
+            e.key_col,
+            map::scalar_type(e.key)
+        );
+        self.exec_arrays(c, &sql, &cols)
+    }
+
+    /// Execute `sql` with one `text[]` parameter per column.
+    fn exec_arrays(&self, c: &mut Client, sql: &str, cols: &[Vec<String>]) -> Result<u64, RuntimeError> {
+        let st = self.prepare(c, sql)?;
+        let p: Vec<&(dyn ToSql + Sync)> = cols.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        c.execute(&st, &p).map_err(pg_err)
     }
 
     // ---- DDL and dumps -------------------------------------------------
