@@ -364,17 +364,23 @@ impl Conn {
             None => (None, None, None),
             Some((parts, _)) => {
                 let expr = partition_sql(*parts);
+                // One scan for all the partitions a worker holds (their
+                // rows at or before a partition's own cursor are dropped):
+                // a scan per partition read the whole table once for each.
                 let a = prepare(
                     &mut client,
                     &format!(
-                        "SELECT {ROW_COLUMNS} FROM {table} e \
+                        "SELECT {ROW_COLUMNS}, {expr} FROM {table} e \
                          WHERE e.created >= $1 AND (e.created, e.event_uuid) > ($1, ($2::text)::uuid) \
-                         AND {expr} = $4 ORDER BY e.created, e.event_uuid LIMIT $3"
+                         AND {expr} = ANY($4::int[]) ORDER BY e.created, e.event_uuid LIMIT $3"
                     ),
                 )?;
                 let f = prepare(
                     &mut client,
-                    &format!("SELECT {ROW_COLUMNS} FROM {table} e WHERE {expr} = $2 ORDER BY e.created, e.event_uuid LIMIT $1"),
+                    &format!(
+                        "SELECT {ROW_COLUMNS}, {expr} FROM {table} e WHERE {expr} = ANY($2::int[]) \
+                         ORDER BY e.created, e.event_uuid LIMIT $1"
+                    ),
                 )?;
                 let w = prepare(
                     &mut client,
@@ -390,25 +396,32 @@ impl Conn {
         Ok(Conn { client, after, first, window, by_uuid, part_after, part_first, part_window })
     }
 
-    /// Up to `limit` rows of partition `part` after `cursor`.
+    /// Up to `limit` rows of the partitions `parts` after `cursor`, each
+    /// with its partition.
     fn part_rows(
         &mut self,
-        part: i32,
+        parts: &[i32],
         cursor: Option<&(i64, String)>,
         limit: i64,
-    ) -> Result<Vec<(String, i64, String)>, String> {
+    ) -> Result<Vec<(i32, (String, i64, String))>, String> {
         let (Some(after), Some(first)) = (&self.part_after, &self.part_first) else {
             return Err("the source is not partitioned".into());
         };
+        let parts = parts.to_vec();
         let rows = match cursor {
-            None => self.client.query(first, &[&limit, &part]),
+            None => self.client.query(first, &[&limit, &parts]),
             Some((us, uuid)) => {
                 let t = at_micros(*us)?;
-                self.client.query(after, &[&t, uuid, &limit, &part])
+                self.client.query(after, &[&t, uuid, &limit, &parts])
             }
         }
         .map_err(|e| pg_message(&e))?;
-        Conn::rows(rows)
+        rows.iter()
+            .map(|r| {
+                let part: i32 = r.try_get(9).map_err(|e| format!("unreadable partition: {}", pg_message(&e)))?;
+                Ok((part, row_json(r)?))
+            })
+            .collect()
     }
 
     /// The keys of partition `part`'s rows from `from_us` up to `cursor`.
@@ -555,14 +568,15 @@ fn fetch_partitioned(spec: SourceSpec, first_line: u64, tx: SyncSender<Msg>, sto
             }
             let mut sent_any = false;
             let parts: Vec<u32> = feeds.keys().copied().collect();
-            for part in parts {
-                let feed = feeds.get_mut(&part).expect("listed above");
-                let mut rows = Vec::new();
+            let mut found: BTreeMap<u32, Vec<(String, i64, String)>> = BTreeMap::new();
+            for part in &parts {
+                let feed = feeds.get_mut(part).expect("listed above");
+                let rows = found.entry(*part).or_default();
                 let sweep_due = feed.last_sweep.is_none_or(|t| t.elapsed() >= spec.sweep);
                 if sweep_due {
                     feed.last_sweep = Some(Instant::now());
                     if let Some(last) = feed.taken.last.clone() {
-                        let keys = conn.part_window(part as i32, last.0.saturating_sub(lookback_us), &last)?;
+                        let keys = conn.part_window(*part as i32, last.0.saturating_sub(lookback_us), &last)?;
                         let missing: Vec<String> =
                             keys.into_iter().filter(|k| !feed.taken.seen.contains(k)).map(|(_, u)| u).collect();
                         if !missing.is_empty() {
@@ -570,8 +584,28 @@ fn fetch_partitioned(spec: SourceSpec, first_line: u64, tx: SyncSender<Msg>, sto
                         }
                     }
                 }
-                let after = conn.part_rows(part as i32, feed.taken.last.as_ref(), spec.fetch)?;
-                rows.extend(after);
+            }
+            // One read after the earliest cursor; each row goes to its
+            // partition unless that partition's cursor is past it (late
+            // rows behind a cursor are the sweep's).
+            if !parts.is_empty() {
+                let earliest = if feeds.values().any(|f| f.taken.last.is_none()) {
+                    None
+                } else {
+                    feeds.values().filter_map(|f| f.taken.last.clone()).min()
+                };
+                let ids: Vec<i32> = parts.iter().map(|p| *p as i32).collect();
+                for (part, row) in conn.part_rows(&ids, earliest.as_ref(), spec.fetch * 4)? {
+                    let part = part as u32;
+                    let Some(feed) = feeds.get(&part) else { continue };
+                    if feed.taken.last.as_ref().is_some_and(|l| (row.1, &row.0) <= (l.0, &l.1)) {
+                        continue;
+                    }
+                    found.entry(part).or_default().push(row);
+                }
+            }
+            for (part, rows) in found {
+                let Some(feed) = feeds.get_mut(&part) else { continue };
                 feed.taken.next_line = next_line;
                 let mut rows = feed.taken.take(rows);
                 if rows.is_empty() {
