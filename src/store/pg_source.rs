@@ -193,6 +193,9 @@ fn pg_message(e: &postgres::Error) -> String {
 const ROW_COLUMNS: &str =
     "e.event_uuid::text, e.created, e.\"user\", e.action, e.app, e.context, e.client_ip, e.expires, e.brand";
 
+/// A row as fetched: its uuid, its `created` in Unix microseconds, its JSON.
+type FetchedRow = (String, i64, String);
+
 /// A `json` or `jsonb` value as the server's JSON text, unparsed: jsonb's
 /// binary form is a version byte and the text.
 struct RawJson(String);
@@ -403,7 +406,7 @@ impl Conn {
         parts: &[i32],
         cursor: Option<&(i64, String)>,
         limit: i64,
-    ) -> Result<Vec<(i32, (String, i64, String))>, String> {
+    ) -> Result<Vec<(i32, FetchedRow)>, String> {
         let (Some(after), Some(first)) = (&self.part_after, &self.part_first) else {
             return Err("the source is not partitioned".into());
         };
