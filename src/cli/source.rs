@@ -34,6 +34,14 @@ pub(super) struct SourceInput {
     pub leases: Option<Leases>,
 }
 
+/// The events handed over up to `last_line`, out of the queue: those the
+/// committing transaction covers.
+fn take_committed(fed: &Mutex<VecDeque<SourceEvent>>, last_line: u64) -> Vec<SourceEvent> {
+    let mut q = fed.lock().unwrap_or_else(|e| e.into_inner());
+    let n = q.iter().take_while(|e| e.line <= last_line).count();
+    q.drain(..n).collect()
+}
+
 /// The partition of the event on `line`, among those handed over and not
 /// yet committed (in line order).
 fn part_of(fed: &Mutex<VecDeque<SourceEvent>>, line: u64) -> Option<u32> {
@@ -72,11 +80,7 @@ pub(super) fn open(args: &RunArgs, url: &str, store: &dyn Backend) -> Result<Sou
     let fed = reader.fed();
     let lookback_us = (args.source_lookback as i64).saturating_mul(1_000_000);
     let in_commit: InCommit = Box::new(move |store: &dyn Backend, last_line: u64| {
-        let batch: Vec<_> = {
-            let mut q = fed.lock().unwrap_or_else(|e| e.into_inner());
-            let n = q.iter().take_while(|e| e.line <= last_line).count();
-            q.drain(..n).collect()
-        };
+        let batch = take_committed(&fed, last_line);
         if batch.is_empty() {
             return Ok(());
         }
@@ -152,11 +156,7 @@ fn open_partitioned(
     let lookback_us = (args.source_lookback as i64).saturating_mul(1_000_000);
     let mut newest: HashMap<u32, i64> = HashMap::new();
     let in_commit: InCommit = Box::new(move |store: &dyn Backend, last_line: u64| {
-        let batch: Vec<SourceEvent> = {
-            let mut q = fed.lock().unwrap_or_else(|e| e.into_inner());
-            let n = q.iter().take_while(|e| e.line <= last_line).count();
-            q.drain(..n).collect()
-        };
+        let batch = take_committed(&fed, last_line);
         if batch.is_empty() {
             return Ok(());
         }

@@ -45,6 +45,21 @@ pub struct SourceCursor {
     pub seen: Vec<(i64, String)>,
 }
 
+impl SourceCursor {
+    /// The cursor a source's recorded events make: `(created_us,
+    /// event_uuid, line)` rows in `(created_us, event_uuid)` order (both
+    /// backends and the lease thread read them so).
+    pub(crate) fn from_rows(rows: impl IntoIterator<Item = (i64, String, i64)>) -> SourceCursor {
+        let mut cursor = SourceCursor::default();
+        for (created, uuid, line) in rows {
+            cursor.last_line = cursor.last_line.max(line.max(0) as u64);
+            cursor.last = Some((created, uuid.clone()));
+            cursor.seen.push((created, uuid));
+        }
+        cursor
+    }
+}
+
 impl Store {
     /// The recorded cursor of a source.
     pub fn source_cursor(&self, source_key: &str) -> Result<SourceCursor, RuntimeError> {
@@ -58,14 +73,8 @@ impl Store {
         let rows = st
             .query_map([source_key], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
             .map_err(sql_err)?;
-        let mut cursor = SourceCursor::default();
-        for r in rows {
-            let (created, uuid, line) = r.map_err(sql_err)?;
-            cursor.last_line = cursor.last_line.max(line.max(0) as u64);
-            cursor.last = Some((created, uuid.clone()));
-            cursor.seen.push((created, uuid));
-        }
-        Ok(cursor)
+        let rows = rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)?;
+        Ok(SourceCursor::from_rows(rows))
     }
 
     /// Records `events` as taken and forgets those older than

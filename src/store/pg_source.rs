@@ -95,6 +95,11 @@ impl SourceSpec {
         })
     }
 
+    /// `lookback` in microseconds.
+    fn lookback_us(&self) -> i64 {
+        self.lookback.as_micros().min(i64::MAX as u128) as i64
+    }
+
     /// The table, quoted: `"public".authentik_events_event`.
     fn table(&self) -> String {
         format!("\"{}\".{EVENT_TABLE}", self.schema)
@@ -511,6 +516,34 @@ impl Taken {
     }
 }
 
+/// Connects and reports `Ready`; `None` (the failure reported) when either fails.
+fn open_ready(spec: &SourceSpec, tx: &SyncSender<Msg>) -> Option<Conn> {
+    match Conn::open(spec) {
+        Ok(c) => tx.send(Msg::Ready).is_ok().then_some(c),
+        Err(e) => {
+            let _ = tx.send(Msg::Failed(e));
+            None
+        }
+    }
+}
+
+/// The rows of the lookback window behind `taken`'s newest event (of
+/// partition `part`, or of the whole table) that `taken` does not hold:
+/// rows that committed late.
+fn late_rows(conn: &mut Conn, taken: &Taken, part: Option<i32>) -> Result<Vec<FetchedRow>, String> {
+    let Some(last) = taken.last.clone() else { return Ok(Vec::new()) };
+    let from = last.0.saturating_sub(taken.lookback_us);
+    let keys = match part {
+        None => conn.window(from, &last)?,
+        Some(p) => conn.part_window(p, from, &last)?,
+    };
+    let missing: Vec<String> = keys.into_iter().filter(|k| !taken.seen.contains(k)).map(|(_, u)| u).collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    conn.by_uuid(&missing)
+}
+
 /// One partition being read by [`fetch_partitioned`].
 struct Feed {
     taken: Taken,
@@ -526,17 +559,8 @@ fn fetch_partitioned(spec: SourceSpec, first_line: u64, tx: SyncSender<Msg>, sto
         let _ = tx.send(Msg::Failed("the source is not partitioned".into()));
         return;
     };
-    let mut conn = match Conn::open(&spec) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = tx.send(Msg::Failed(e));
-            return;
-        }
-    };
-    if tx.send(Msg::Ready).is_err() {
-        return;
-    }
-    let lookback_us = spec.lookback.as_micros().min(i64::MAX as u128) as i64;
+    let Some(mut conn) = open_ready(&spec, &tx) else { return };
+    let lookback_us = spec.lookback_us();
     let mut feeds: BTreeMap<u32, Feed> = BTreeMap::new();
     let mut next_line = first_line;
     let result = (|| -> Result<(), String> {
@@ -578,14 +602,7 @@ fn fetch_partitioned(spec: SourceSpec, first_line: u64, tx: SyncSender<Msg>, sto
                 let sweep_due = feed.last_sweep.is_none_or(|t| t.elapsed() >= spec.sweep);
                 if sweep_due {
                     feed.last_sweep = Some(Instant::now());
-                    if let Some(last) = feed.taken.last.clone() {
-                        let keys = conn.part_window(*part as i32, last.0.saturating_sub(lookback_us), &last)?;
-                        let missing: Vec<String> =
-                            keys.into_iter().filter(|k| !feed.taken.seen.contains(k)).map(|(_, u)| u).collect();
-                        if !missing.is_empty() {
-                            rows.extend(conn.by_uuid(&missing)?);
-                        }
-                    }
+                    rows.extend(late_rows(&mut conn, &feed.taken, Some(*part as i32))?);
                 }
             }
             // One read after the earliest cursor; each row goes to its
@@ -651,17 +668,8 @@ fn fetch_partitioned(spec: SourceSpec, first_line: u64, tx: SyncSender<Msg>, sto
 /// The fetcher thread's loop; returns when the reader is gone, every event
 /// was read (not following), or the server failed.
 fn fetch(spec: SourceSpec, cursor: SourceCursor, tx: SyncSender<Msg>, stop: Arc<AtomicBool>) {
-    let mut conn = match Conn::open(&spec) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = tx.send(Msg::Failed(e));
-            return;
-        }
-    };
-    if tx.send(Msg::Ready).is_err() {
-        return;
-    }
-    let lookback_us = spec.lookback.as_micros().min(i64::MAX as u128) as i64;
+    let Some(mut conn) = open_ready(&spec, &tx) else { return };
+    let lookback_us = spec.lookback_us();
     let mut taken = Taken {
         last: cursor.last,
         seen: cursor.seen.into_iter().collect(),
@@ -680,15 +688,11 @@ fn fetch(spec: SourceSpec, cursor: SourceCursor, tx: SyncSender<Msg>, stop: Arc<
             let sweep_due = last_sweep.is_none_or(|t| t.elapsed() >= spec.sweep);
             if sweep_due {
                 last_sweep = Some(Instant::now());
-                if let Some(last) = taken.last.clone() {
-                    let keys = conn.window(last.0.saturating_sub(lookback_us), &last)?;
-                    let missing: Vec<String> =
-                        keys.into_iter().filter(|k| !taken.seen.contains(k)).map(|(_, u)| u).collect();
-                    if !missing.is_empty() {
-                        let rows = taken.take(conn.by_uuid(&missing)?);
-                        if !rows.is_empty() && tx.send(Msg::Rows(rows)).is_err() {
-                            return Ok(());
-                        }
+                let late = late_rows(&mut conn, &taken, None)?;
+                if !late.is_empty() {
+                    let rows = taken.take(late);
+                    if !rows.is_empty() && tx.send(Msg::Rows(rows)).is_err() {
+                        return Ok(());
                     }
                 }
             }

@@ -25,7 +25,7 @@
 //! row locks decide.
 
 use super::cursor::SourceCursor;
-use super::pg::{connect, describe_pg};
+use super::pg::{connect, describe_pg, CURSOR_SQL};
 use postgres::Client;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,23 +148,11 @@ fn init(client: &mut Client, spec: &WorkerSpec) -> PgResult<()> {
     tx.commit().map_err(pg)
 }
 
-/// The cursor of one partition, as `PgStore::source_cursor` reads it.
+/// The cursor of one partition, as `PgStore::source_cursor` reads it (on
+/// this thread's own connection).
 fn read_cursor(client: &mut Client, key: &str) -> PgResult<SourceCursor> {
-    let rows = client
-        .query(
-            "SELECT created_us, event_uuid, line FROM herald.herald_source_event WHERE source_key = $1 \
-             ORDER BY created_us, event_uuid COLLATE \"C\"",
-            &[&key],
-        )
-        .map_err(pg)?;
-    let mut cursor = SourceCursor::default();
-    for r in &rows {
-        let (created, uuid, line): (i64, String, i64) = (r.get(0), r.get(1), r.get(2));
-        cursor.last_line = cursor.last_line.max(line.max(0) as u64);
-        cursor.last = Some((created, uuid.clone()));
-        cursor.seen.push((created, uuid));
-    }
-    Ok(cursor)
+    let rows = client.query(CURSOR_SQL, &[&key]).map_err(pg)?;
+    Ok(SourceCursor::from_rows(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2)))))
 }
 
 fn lease_ms(spec: &WorkerSpec) -> f64 {

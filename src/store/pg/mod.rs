@@ -39,6 +39,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A source's recorded events, in cursor order (`SourceCursor::from_rows`).
+pub(crate) const CURSOR_SQL: &str = "SELECT created_us, event_uuid, line FROM herald.herald_source_event \
+     WHERE source_key = $1 ORDER BY created_us, event_uuid COLLATE \"C\"";
+
 /// The PostgreSQL schema holding Herald's tables.
 pub(crate) const NAMESPACE: &str = "herald";
 
@@ -762,19 +766,8 @@ impl Backend for PgStore {
     }
 
     fn source_cursor(&self, source_key: &str) -> Result<SourceCursor, RuntimeError> {
-        let rows = self.client().query(
-            "SELECT created_us, event_uuid, line FROM herald.herald_source_event WHERE source_key = $1 \
-             ORDER BY created_us, event_uuid COLLATE \"C\"",
-            &[&source_key],
-        )?;
-        let mut cursor = SourceCursor::default();
-        for r in &rows {
-            let (created, uuid, line): (i64, String, i64) = (r.get(0), r.get(1), r.get(2));
-            cursor.last_line = cursor.last_line.max(line.max(0) as u64);
-            cursor.last = Some((created, uuid.clone()));
-            cursor.seen.push((created, uuid));
-        }
-        Ok(cursor)
+        let rows = self.client().query(CURSOR_SQL, &[&source_key])?;
+        Ok(SourceCursor::from_rows(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2)))))
     }
     fn source_advance(&self, source_key: &str, events: &[SourceEvent], forget_before: i64) -> Result<(), RuntimeError> {
         for e in events {
