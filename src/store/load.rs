@@ -338,61 +338,13 @@ impl Store {
         let known: Vec<&str> =
             std::iter::once(info.key_name.as_str()).chain(info.fields.iter().map(|f| f.name.as_str())).collect();
         for (idx, row) in rows.iter().enumerate() {
-            let J::Object(obj) = row else {
-                errors.push(LoadError::at(
-                    name,
-                    Some(idx),
-                    None,
-                    None,
-                    format!("expected an object, found {}", describe_json(row)),
-                ));
+            let before = errors.len();
+            let Some(RowHead { obj, key, key_text }) =
+                check_row(name, &info.key_name, info.key, &known, idx, row, &mut seen, errors)
+            else {
                 continue;
             };
-            let before = errors.len();
-            let key_text = obj.get(&info.key_name).map(|k| match k {
-                J::String(s) => quote_short(s),
-                k => k.to_string(),
-            });
             let key_ref = key_text.as_deref();
-            for field in obj.keys() {
-                if !known.contains(&field.as_str()) {
-                    let hint = suggest(field, known.iter().copied())
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    errors.push(LoadError::at(
-                        name,
-                        Some(idx),
-                        key_ref,
-                        Some(field.clone()),
-                        format!("unknown field of `{name}`{hint}"),
-                    ));
-                }
-            }
-            let key = match obj.get(&info.key_name) {
-                None | Some(J::Null) => {
-                    errors.push(LoadError::at(name, Some(idx), None, Some(info.key_name.clone()), "missing key"));
-                    None
-                }
-                Some(k) => match scalar(k, info.key, &format!("{} (the key)", info.key.name())) {
-                    Ok(v) => Some(v),
-                    Err(m) => {
-                        errors.push(LoadError::at(name, Some(idx), None, Some(info.key_name.clone()), m));
-                        None
-                    }
-                },
-            };
-            if let Some(k) = &key {
-                let canon = sql_text(k);
-                if let Some(first) = seen.insert(canon.clone(), idx) {
-                    errors.push(LoadError::at(
-                        name,
-                        Some(idx),
-                        key_ref,
-                        None,
-                        format!("duplicate key {} {canon} (also row {first})", info.key_name),
-                    ));
-                }
-            }
             // The stored row's `any` values (by field index) when merging
             // into a row that exists.
             let mut stored: Option<HashMap<usize, Option<String>>> = None;
@@ -589,4 +541,84 @@ pub(in crate::store) fn sql_text(v: &Sql) -> String {
         Sql::Null => "null".into(),
         Sql::Blob(_) => "<blob>".into(),
     }
+}
+
+/// The checks every fixture row gets on either backend before its fields:
+/// it is an object, names only fields of the entity, has a key of the key's
+/// type, and that key was not in an earlier row (`seen`, by canonical
+/// text). Errors go to `errors`; `None` for a row that is not an object.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::store) fn check_row<'r>(
+    name: &str,
+    key_name: &str,
+    key_type: Scalar,
+    known: &[&str],
+    idx: usize,
+    row: &'r J,
+    seen: &mut HashMap<String, usize>,
+    errors: &mut Vec<LoadError>,
+) -> Option<RowHead<'r>> {
+    let J::Object(obj) = row else {
+        errors.push(LoadError::at(
+            name,
+            Some(idx),
+            None,
+            None,
+            format!("expected an object, found {}", describe_json(row)),
+        ));
+        return None;
+    };
+    let key_text = obj.get(key_name).map(|k| match k {
+        J::String(s) => quote_short(s),
+        k => k.to_string(),
+    });
+    let key_ref = key_text.as_deref();
+    for field in obj.keys() {
+        if !known.contains(&field.as_str()) {
+            let hint =
+                suggest(field, known.iter().copied()).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+            errors.push(LoadError::at(
+                name,
+                Some(idx),
+                key_ref,
+                Some(field.clone()),
+                format!("unknown field of `{name}`{hint}"),
+            ));
+        }
+    }
+    let key = match obj.get(key_name) {
+        None | Some(J::Null) => {
+            errors.push(LoadError::at(name, Some(idx), None, Some(key_name.to_string()), "missing key"));
+            None
+        }
+        Some(k) => match scalar(k, key_type, &format!("{} (the key)", key_type.name())) {
+            Ok(v) => Some(v),
+            Err(m) => {
+                errors.push(LoadError::at(name, Some(idx), None, Some(key_name.to_string()), m));
+                None
+            }
+        },
+    };
+    if let Some(k) = &key {
+        let canon = sql_text(k);
+        if let Some(first) = seen.insert(canon.clone(), idx) {
+            errors.push(LoadError::at(
+                name,
+                Some(idx),
+                key_ref,
+                None,
+                format!("duplicate key {key_name} {canon} (also row {first})"),
+            ));
+        }
+    }
+    Some(RowHead { obj, key, key_text })
+}
+
+/// What [`check_row`] found in a row.
+pub(in crate::store) struct RowHead<'r> {
+    pub obj: &'r serde_json::Map<String, J>,
+    /// The key, when present and of the key's type.
+    pub key: Option<Sql>,
+    /// The key as error messages show it.
+    pub key_text: Option<String>,
 }

@@ -5,9 +5,9 @@
 use super::map::{param_cast, pg_type};
 use super::{pg_err, sql_text as param_text, PgEntities, PgEntity};
 use crate::diag::suggest;
-use crate::store::convert::{describe_json, quote_short};
+use crate::store::convert::describe_json;
 use crate::store::filter::ColKind;
-use crate::store::load::{deep_merge, scalar, sql_text, sql_to_json_elem};
+use crate::store::load::{check_row, deep_merge, scalar, sql_text, sql_to_json_elem, RowHead};
 use crate::store::{LoadError, LoadMode, LoadStats};
 use postgres::types::ToSql;
 use postgres::Client;
@@ -136,61 +136,13 @@ impl PgEntities {
         let known: Vec<&str> =
             std::iter::once(e.key_name.as_str()).chain(e.fields.iter().map(|f| f.name.as_str())).collect();
         for (idx, row) in rows.iter().enumerate() {
-            let J::Object(obj) = row else {
-                errors.push(LoadError::at(
-                    name,
-                    Some(idx),
-                    None,
-                    None,
-                    format!("expected an object, found {}", describe_json(row)),
-                ));
+            let before = errors.len();
+            let Some(RowHead { obj, key, key_text }) =
+                check_row(name, &e.key_name, e.key, &known, idx, row, &mut seen, errors)
+            else {
                 continue;
             };
-            let before = errors.len();
-            let key_text = obj.get(&e.key_name).map(|k| match k {
-                J::String(s) => quote_short(s),
-                k => k.to_string(),
-            });
             let key_ref = key_text.as_deref();
-            for field in obj.keys() {
-                if !known.contains(&field.as_str()) {
-                    let hint = suggest(field, known.iter().copied())
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    errors.push(LoadError::at(
-                        name,
-                        Some(idx),
-                        key_ref,
-                        Some(field.clone()),
-                        format!("unknown field of `{name}`{hint}"),
-                    ));
-                }
-            }
-            let key = match obj.get(&e.key_name) {
-                None | Some(J::Null) => {
-                    errors.push(LoadError::at(name, Some(idx), None, Some(e.key_name.clone()), "missing key"));
-                    None
-                }
-                Some(k) => match scalar(k, e.key, &format!("{} (the key)", e.key.name())) {
-                    Ok(v) => Some(v),
-                    Err(m) => {
-                        errors.push(LoadError::at(name, Some(idx), None, Some(e.key_name.clone()), m));
-                        None
-                    }
-                },
-            };
-            if let Some(k) = &key {
-                let canon = sql_text(k);
-                if let Some(first) = seen.insert(canon.clone(), idx) {
-                    errors.push(LoadError::at(
-                        name,
-                        Some(idx),
-                        key_ref,
-                        None,
-                        format!("duplicate key {} {canon} (also row {first})", e.key_name),
-                    ));
-                }
-            }
             let kparam = key.as_ref().and_then(|k| param_text(k, e.key));
             let mut stored: Option<HashMap<usize, Option<String>>> = None;
             let mut exists = false;
